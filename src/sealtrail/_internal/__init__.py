@@ -1,0 +1,1 @@
+"""Internal helpers. No stability promise: import from here only inside sealtrail."""

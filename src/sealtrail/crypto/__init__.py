@@ -1,0 +1,1 @@
+"""Cryptographic primitives (L1): public keys, signature checks, hashing. No I/O."""

@@ -1,0 +1,254 @@
+"""The one exception tree of sealtrail.
+
+Every exception that sealtrail raises on purpose derives from :class:`Error`, and every
+name ends in ``Error``. Each class carries a stable, machine-readable ``code`` that the CLI
+prints in ``--json`` output; codes never change meaning once released.
+
+::
+
+    Error
+    ├── UsageError                      USAGE               (bad flags or option values)
+    ├── InputError                      INPUT_INVALID       (a file that cannot be read or parsed)
+    │   ├── BundleMalformedError        BUNDLE_MALFORMED
+    │   ├── TrustRootMalformedError     TRUST_ROOT_MALFORMED
+    │   └── KeyMalformedError           KEY_MALFORMED
+    └── VerificationError               VERIFICATION_FAILED (the input is well-formed but untrusted)
+        ├── SignatureInvalidError       SIGNATURE_INVALID
+        ├── DigestMismatchError         DIGEST_MISMATCH
+        ├── CertChainInvalidError       CERT_CHAIN_INVALID
+        ├── CertProfileInvalidError     CERT_PROFILE_INVALID
+        ├── SCTInvalidError             SCT_INVALID
+        ├── TlogInclusionInvalidError   TLOG_INCLUSION_INVALID
+        ├── CheckpointInvalidError      CHECKPOINT_INVALID
+        ├── SETInvalidError             SET_INVALID
+        ├── TlogEntryMismatchError      TLOG_ENTRY_MISMATCH
+        ├── TlogKeyUnknownError         TLOG_KEY_UNKNOWN
+        ├── TimestampInvalidError       TIMESTAMP_INVALID
+        ├── NoVerifiedTimeError         NO_VERIFIED_TIME
+        ├── IdentityMismatchError       IDENTITY_MISMATCH
+        ├── IssuerMismatchError         ISSUER_MISMATCH
+        ├── ExtensionMismatchError      EXTENSION_MISMATCH
+        ├── KeyMismatchError            KEY_MISMATCH
+        └── SubjectMismatchError        SUBJECT_MISMATCH
+
+Only the CLI turns errors into text, through :meth:`Error.diagnostics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BundleMalformedError",
+    "CertChainInvalidError",
+    "CertProfileInvalidError",
+    "CheckpointInvalidError",
+    "DigestMismatchError",
+    "Error",
+    "ExtensionMismatchError",
+    "IdentityMismatchError",
+    "InputError",
+    "IssuerMismatchError",
+    "KeyMalformedError",
+    "KeyMismatchError",
+    "NoVerifiedTimeError",
+    "SCTInvalidError",
+    "SETInvalidError",
+    "SignatureInvalidError",
+    "SubjectMismatchError",
+    "TimestampInvalidError",
+    "TlogEntryMismatchError",
+    "TlogInclusionInvalidError",
+    "TlogKeyUnknownError",
+    "TrustRootMalformedError",
+    "UsageError",
+    "VerificationError",
+]
+
+# The longest value we echo back in a message: inputs are untrusted and may be huge.
+_MAX_VALUE_CHARS = 200
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = text.replace("\n", "\\n")
+    if len(text) > _MAX_VALUE_CHARS:
+        text = text[: _MAX_VALUE_CHARS - 3] + "..."
+    return text
+
+
+class Error(Exception):
+    """Root of every sealtrail error.
+
+    ``message`` says what went wrong; ``expected`` and ``actual``, when given, are the
+    evidence (got/expected) that the message is about.
+    """
+
+    code: str = "ERROR"
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, expected: Any = None, actual: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+
+    def diagnostics(self) -> str:
+        """One line of human text: the message plus got/expected evidence."""
+        text = self.message.replace("\n", " ")
+        parts = []
+        if self.actual is not None:
+            parts.append(f"got {_short(self.actual)}")
+        if self.expected is not None:
+            parts.append(f"expected {_short(self.expected)}")
+        if parts:
+            text += f" ({', '.join(parts)})"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description: code, message and evidence."""
+        out: dict[str, Any] = {"code": self.code, "message": self.diagnostics()}
+        if self.expected is not None:
+            out["expected"] = _short(self.expected)
+        if self.actual is not None:
+            out["actual"] = _short(self.actual)
+        return out
+
+
+class UsageError(Error):
+    """The command line or API was called with invalid options."""
+
+    code = "USAGE"
+
+
+class InputError(Error):
+    """An input could not be read or parsed."""
+
+    code = "INPUT_INVALID"
+
+
+class BundleMalformedError(InputError):
+    """A Sigstore bundle is not well-formed (JSON, schema, media type, encodings)."""
+
+    code = "BUNDLE_MALFORMED"
+
+
+class TrustRootMalformedError(InputError):
+    """A trusted_root.json is not well-formed."""
+
+    code = "TRUST_ROOT_MALFORMED"
+
+
+class KeyMalformedError(InputError):
+    """A public key could not be parsed or is of an unsupported type."""
+
+    code = "KEY_MALFORMED"
+
+
+class VerificationError(Error):
+    """Well-formed input that failed a verification check."""
+
+    code = "VERIFICATION_FAILED"
+    exit_code = 1
+
+
+class SignatureInvalidError(VerificationError):
+    """The artifact or envelope signature does not verify."""
+
+    code = "SIGNATURE_INVALID"
+
+
+class DigestMismatchError(VerificationError):
+    """The artifact's digest differs from the digest that was signed."""
+
+    code = "DIGEST_MISMATCH"
+
+
+class CertChainInvalidError(VerificationError):
+    """The signing certificate does not chain to a trusted CA at the verified time."""
+
+    code = "CERT_CHAIN_INVALID"
+
+
+class CertProfileInvalidError(VerificationError):
+    """The signing certificate lacks a required property (key usage, EKU, SAN)."""
+
+    code = "CERT_PROFILE_INVALID"
+
+
+class SCTInvalidError(VerificationError):
+    """The embedded signed certificate timestamp is missing or does not verify."""
+
+    code = "SCT_INVALID"
+
+
+class TlogInclusionInvalidError(VerificationError):
+    """The Merkle inclusion proof does not lead to the checkpoint's root."""
+
+    code = "TLOG_INCLUSION_INVALID"
+
+
+class CheckpointInvalidError(VerificationError):
+    """The checkpoint (signed note) is malformed or not signed by the log."""
+
+    code = "CHECKPOINT_INVALID"
+
+
+class SETInvalidError(VerificationError):
+    """The signed entry timestamp (inclusion promise) does not verify."""
+
+    code = "SET_INVALID"
+
+
+class TlogEntryMismatchError(VerificationError):
+    """The transparency log entry describes a different signature, key or artifact."""
+
+    code = "TLOG_ENTRY_MISMATCH"
+
+
+class TlogKeyUnknownError(VerificationError):
+    """The log entry names a log that is not in the trusted root (or not valid then)."""
+
+    code = "TLOG_KEY_UNKNOWN"
+
+
+class TimestampInvalidError(VerificationError):
+    """A timestamp (RFC 3161 or integrated time) is not acceptable."""
+
+    code = "TIMESTAMP_INVALID"
+
+
+class NoVerifiedTimeError(VerificationError):
+    """No trustworthy time could be established for the signature."""
+
+    code = "NO_VERIFIED_TIME"
+
+
+class IdentityMismatchError(VerificationError):
+    """The certificate's subject alternative name is not the expected identity."""
+
+    code = "IDENTITY_MISMATCH"
+
+
+class IssuerMismatchError(VerificationError):
+    """The certificate's OIDC issuer is not the expected issuer."""
+
+    code = "ISSUER_MISMATCH"
+
+
+class ExtensionMismatchError(VerificationError):
+    """A Fulcio certificate extension (repository, ref, sha...) is not the expected value."""
+
+    code = "EXTENSION_MISMATCH"
+
+
+class KeyMismatchError(VerificationError):
+    """The bundle was not signed by the expected public key."""
+
+    code = "KEY_MISMATCH"
+
+
+class SubjectMismatchError(VerificationError):
+    """No in-toto statement subject carries the artifact's digest."""
+
+    code = "SUBJECT_MISMATCH"

@@ -1,0 +1,1 @@
+"""Verification (L2): checks only, no I/O. Bytes and parsed models in, results or errors out."""
