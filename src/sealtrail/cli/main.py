@@ -1,0 +1,166 @@
+"""``sealtrail``: the command line.
+
+Exit codes: 0 verified / ok, 1 verification failed, 2 usage or input error.
+Heavy modules are imported inside the command functions, so ``sealtrail --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from sealtrail.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ArgumentParser
+
+# cosign's flag names for the GitHub workflow claims, mapped to Fulcio extension names.
+GITHUB_EXTENSION_FLAGS = {
+    "cert_github_workflow_repository": "github_workflow_repository",
+    "cert_github_workflow_ref": "github_workflow_ref",
+    "cert_github_workflow_sha": "github_workflow_sha",
+    "cert_github_workflow_trigger": "github_workflow_trigger",
+    "cert_github_workflow_name": "github_workflow_name",
+}
+DIGEST_PREFIXES = ("sha256:", "sha384:", "sha512:")
+
+
+def _build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="sealtrail", description="Sign releases and verify them, offline.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    verify = commands.add_parser(
+        "verify", help="verify artifacts against their Sigstore bundles (never uses the network)",
+        description="Verify each ARTIFACT against its bundle (default ARTIFACT.sigstore.json) "
+                    "and an identity policy or a public key. Works offline.")
+    verify.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
+                        help="file to verify, or sha256:HEX (then --bundle is required)")
+    verify.add_argument("--bundle", help="bundle path (only with a single artifact)")
+    identity = verify.add_mutually_exclusive_group()
+    identity.add_argument("--certificate-identity", metavar="ID",
+                          help="expected certificate identity (SAN), exact")
+    identity.add_argument("--certificate-identity-regexp", metavar="RE",
+                          help="expected certificate identity, as a regular expression "
+                               "matched against the whole value")
+    issuer = verify.add_mutually_exclusive_group()
+    issuer.add_argument("--certificate-oidc-issuer", metavar="URL",
+                        help="expected OIDC issuer, exact")
+    issuer.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
+                        help="expected OIDC issuer, as a whole-value regular expression")
+    for flag in GITHUB_EXTENSION_FLAGS:
+        verify.add_argument("--" + flag.replace("_", "-"), metavar="VALUE",
+                            help=f"expected {GITHUB_EXTENSION_FLAGS[flag]} certificate claim")
+    verify.add_argument("--key", metavar="PUB.pem", help="verify with this public key instead "
+                        "of a certificate identity")
+    root = verify.add_mutually_exclusive_group()
+    root.add_argument("--trusted-root", metavar="FILE", help="trusted_root.json to verify against "
+                      "(default: the public-good production root shipped with sealtrail)")
+    root.add_argument("--staging", action="store_true",
+                      help="use the public-good staging trust root")
+    verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
+    verify.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="worker processes for many artifacts (default: all cores)")
+    return parser
+
+
+def _policy_from_args(args: Any) -> Any:
+    from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
+
+    identity_given = args.certificate_identity or args.certificate_identity_regexp
+    issuer_given = args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp
+    extensions = {name: getattr(args, flag) for flag, name in GITHUB_EXTENSION_FLAGS.items()
+                  if getattr(args, flag) is not None}
+    if args.key:
+        if identity_given or issuer_given or extensions:
+            raise _usage("--key cannot be combined with certificate identity flags")
+        try:
+            with open(args.key, "rb") as handle:
+                pem = handle.read(1024 * 1024)
+        except OSError as exc:
+            raise _usage(f"cannot read key {args.key}: {exc.strerror}") from exc
+        return KeyPolicy(pem)
+    if not identity_given or not issuer_given:
+        raise _usage("give --certificate-identity (or -regexp) and --certificate-oidc-issuer "
+                     "(or -regexp), or --key")
+    return IdentityPolicy(identity=args.certificate_identity,
+                          identity_regexp=args.certificate_identity_regexp,
+                          issuer=args.certificate_oidc_issuer,
+                          issuer_regexp=args.certificate_oidc_issuer_regexp,
+                          extensions=extensions)
+
+
+def _usage(message: str) -> Exception:
+    from sealtrail.errors import UsageError
+
+    return UsageError(message)
+
+
+def _verify(args: Any) -> int:
+    from sealtrail.batch import Pair, verify_many
+    from sealtrail.trust import read_trusted_root_bytes
+
+    policy = _policy_from_args(args)
+    if args.bundle and len(args.artifacts) != 1:
+        raise _usage("--bundle can be used with a single artifact only")
+    pairs = []
+    for artifact in args.artifacts:
+        is_digest = artifact.startswith(DIGEST_PREFIXES) and not os.path.exists(artifact)
+        if is_digest and not args.bundle:
+            raise _usage(f"{artifact}: a digest needs --bundle")
+        pairs.append(Pair(artifact, args.bundle or artifact + ".sigstore.json"))
+    root_json = read_trusted_root_bytes(args.trusted_root,
+                                        instance="staging" if args.staging else "production")
+    # Parse once here so a broken trust root is one usage error, not one error per artifact.
+    from sealtrail.models.trusted_root import TrustedRoot
+
+    TrustedRoot.from_json(root_json)
+    outcomes = verify_many(pairs, root_json, policy, workers=args.jobs or None)
+
+    for outcome in outcomes:
+        if args.json:
+            print(json.dumps(outcome.to_json(), sort_keys=True))
+        elif outcome.ok:
+            who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
+                   else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
+            print(f"OK: {outcome.artifact}: signed by {who}, logged at index {outcome.log_index}, "
+                  f"verified time {outcome.verified_time}")
+        else:
+            print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}", file=sys.stderr)
+    return max((o.exit_code if not o.ok else EXIT_OK) for o in outcomes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sealtrail``; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from sealtrail import __version__
+
+        print(f"sealtrail {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from sealtrail.errors import Error
+
+    try:
+        if args.command == "verify":
+            return _verify(args)
+    except Error as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, **exc.to_json()}, sort_keys=True))
+        print(f"sealtrail: error: {exc.code}: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

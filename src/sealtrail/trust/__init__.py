@@ -1,0 +1,37 @@
+"""Trust roots (L3): load a trusted_root.json from a file or from the copies shipped in the package.
+
+Loading never touches the network. Refreshing a root (TUF) is a separate, explicit step.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from sealtrail.errors import InputError
+from sealtrail.models.trusted_root import MAX_TRUSTED_ROOT_BYTES, TrustedRoot
+
+__all__ = ["INSTANCES", "load_trusted_root", "read_trusted_root_bytes"]
+
+# Instances whose trust roots ship inside the package (data/public-good/<name>/).
+INSTANCES = ("production", "staging")
+
+
+def read_trusted_root_bytes(path: str | Path | None = None, *, instance: str = "production") -> bytes:
+    """The raw trusted_root.json: from ``path`` if given, else the packaged ``instance`` copy."""
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read trusted root {path}: {exc.strerror}") from exc
+        return data
+    if instance not in INSTANCES:
+        raise InputError("unknown trust instance", actual=instance, expected=" or ".join(INSTANCES))
+    ref = resources.files("sealtrail") / "data" / "public-good" / instance / "trusted_root.json"
+    return ref.read_bytes()
+
+
+def load_trusted_root(path: str | Path | None = None, *, instance: str = "production") -> TrustedRoot:
+    """Parse the trusted root from ``path`` or from the packaged ``instance`` copy."""
+    return TrustedRoot.from_json(read_trusted_root_bytes(path, instance=instance))

@@ -1,0 +1,408 @@
+"""The Sigstore bundle verifier: pure checks, in a fixed and documented order.
+
+``Verifier(trusted_root).verify_artifact(artifact, bundle, policy)`` runs these steps; the
+first failing step raises a :class:`sealtrail.errors.VerificationError` subclass with a
+stable code (docs/verification.md lists them):
+
+1. Verified times. Every RFC 3161 timestamp must verify against a TSA of the trusted root
+   (its time is then a verified time). Every Rekor v1 entry's inclusion promise (SET) must
+   verify with its log's key; its integrated time is then a verified time, and must not lie
+   in the future. At least one verified time is required (a Rekor v2 entry has no SET and so
+   needs a timestamp).
+2. Signer. Keyless: the leaf certificate must satisfy the Fulcio profile, chain to a CA of
+   the trusted root valid at *every* verified time, and carry exactly one valid SCT from a
+   trusted CT log. Managed key: the bundle must name a public key, and the policy's key
+   is used.
+3. Policy. The certificate identity (SAN) and OIDC issuer (and optional extensions) match.
+4. Artifact. The artifact digest equals the signed digest and the signature verifies
+   (hashedrekord); or the DSSE signature over PAE verifies and an in-toto subject carries
+   the artifact's digest.
+5. Log entries. Each entry's log is in the trusted root; its checkpoint is signed by the
+   log; the inclusion proof leads from the entry's leaf hash to the checkpoint's root; and
+   the entry body records this bundle's signature, signer and content.
+
+No step does I/O: the caller supplies parsed inputs and the current time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from cryptography import x509
+
+from sealtrail._internal.clock import utcnow
+from sealtrail.crypto.keys import PublicKey, hash_by_name
+from sealtrail.errors import (
+    BundleMalformedError,
+    CertChainInvalidError,
+    CheckpointInvalidError,
+    DigestMismatchError,
+    Error,
+    KeyMismatchError,
+    NoVerifiedTimeError,
+    SignatureInvalidError,
+    SubjectMismatchError,
+    TimestampInvalidError,
+    TlogKeyUnknownError,
+    UsageError,
+)
+from sealtrail.merkle import leaf_hash, verify_inclusion
+from sealtrail.models.bundle import Bundle, TlogEntry
+from sealtrail.models.certificate import FulcioIdentity
+from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement
+from sealtrail.models.rekor import parse_entry_body
+from sealtrail.models.trusted_root import TransparencyLog, TrustedRoot
+from sealtrail.verify._certificate import verify_certificate
+from sealtrail.verify._checkpoint import verify_checkpoint
+from sealtrail.verify._timestamp import verify_timestamps
+from sealtrail.verify._tlog import match_entry_body, verify_set
+from sealtrail.verify.policy import IdentityPolicy, KeyPolicy, Policy
+
+__all__ = ["Artifact", "VerificationResult", "Verifier"]
+
+# How far an integrated time may run ahead of our clock before we call it "in the future".
+DEFAULT_CLOCK_SKEW = timedelta(minutes=1)
+_DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The artifact being verified: its digests (hashlib name -> raw bytes).
+
+    Build it with :meth:`from_bytes` or :meth:`from_digest`; the CLI streams large files
+    through :func:`sealtrail.verify.hashing.digest_file` instead of loading them.
+    """
+
+    digests: Mapping[str, bytes]
+
+    @classmethod
+    def from_bytes(cls, data: bytes, algorithms: tuple[str, ...] = _DIGEST_ALGORITHMS) -> "Artifact":
+        """Hash in-memory bytes with each of ``algorithms``."""
+        return cls({name: hashlib.new(name, data).digest() for name in algorithms})
+
+    @classmethod
+    def from_digest(cls, text: str) -> "Artifact":
+        """Parse ``sha256:HEX`` (also sha384 / sha512)."""
+        algorithm, _, value = text.partition(":")
+        algorithm = algorithm.lower()
+        if algorithm not in _DIGEST_ALGORITHMS:
+            raise UsageError("unsupported digest algorithm", actual=algorithm,
+                             expected="sha256, sha384 or sha512")
+        size = hashlib.new(algorithm).digest_size
+        try:
+            digest = bytes.fromhex(value)
+        except ValueError:
+            raise UsageError(f"{algorithm} digest is not hex", actual=value) from None
+        if len(digest) != size:
+            raise UsageError(f"{algorithm} digest has the wrong length", actual=len(value),
+                             expected=2 * size)
+        return cls({algorithm: digest})
+
+    def digest(self, algorithm: str) -> bytes:
+        """The digest with ``algorithm``, or a DigestMismatchError if it is not known."""
+        try:
+            return self.digests[algorithm]
+        except KeyError:
+            raise DigestMismatchError(
+                f"the bundle signs a {algorithm} digest but only "
+                f"{', '.join(sorted(self.digests))} of the artifact is known") from None
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What a successful verification established."""
+
+    identity: str | None
+    issuer: str | None
+    extensions: Mapping[str, str]
+    key_id: str | None
+    log_index: int
+    log_url: str
+    verified_times: tuple[datetime, ...]
+    payload_type: str | None = None
+    payload: bytes | None = field(default=None, repr=False)
+    statement: Statement | None = field(default=None, repr=False)
+
+    @property
+    def verified_time(self) -> datetime:
+        """The earliest verified time (when the signature is known to have existed)."""
+        return min(self.verified_times)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "log_index": self.log_index,
+            "verified_time": self.verified_time.isoformat().replace("+00:00", "Z"),
+        }
+
+
+class Verifier:
+    """Verifies Sigstore bundles against one trusted root. Thread-safe and reusable."""
+
+    def __init__(self, trusted_root: TrustedRoot, *, now: datetime | None = None,
+                 clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> None:
+        if now is not None and now.tzinfo is None:
+            raise UsageError("now must be timezone-aware")
+        self._trusted_root = trusted_root
+        self._fixed_now = now
+        self._clock_skew = clock_skew
+
+    @property
+    def trusted_root(self) -> TrustedRoot:
+        """The trust root this verifier checks against."""
+        return self._trusted_root
+
+    # -- public API -----------------------------------------------------------------
+    def verify_artifact(self, artifact: Artifact | bytes, bundle: Bundle | str | bytes,
+                        policy: Policy) -> VerificationResult:
+        """Verify that ``bundle`` signs ``artifact`` under ``policy``.
+
+        For a DSSE bundle, the artifact must be a subject of the in-toto statement.
+        Raises a :class:`VerificationError` subclass, or :class:`BundleMalformedError`.
+        """
+        if isinstance(artifact, (bytes, bytearray)):
+            artifact = Artifact.from_bytes(bytes(artifact))
+        return self._verify(_as_bundle(bundle), policy, artifact)
+
+    def verify_dsse(self, bundle: Bundle | str | bytes, policy: Policy) -> VerificationResult:
+        """Verify a DSSE bundle and return its verified payload (and in-toto statement)."""
+        parsed = _as_bundle(bundle)
+        if parsed.dsse_envelope is None:
+            raise BundleMalformedError("bundle holds a message signature, not a DSSE envelope")
+        return self._verify(parsed, policy, None)
+
+    @staticmethod
+    def required_digests(bundle: Bundle) -> tuple[str, ...]:
+        """The artifact digests (hashlib names) needed to verify ``bundle``.
+
+        Lets callers hash a large artifact once, with only the algorithms that matter.
+        """
+        if bundle.message_signature is not None:
+            declared = bundle.message_signature.digest_algorithm
+            if declared is not None:
+                return (hash_by_name(declared, BundleMalformedError),)
+            return (_body_digest_algorithm(bundle) or "sha256",)
+        envelope = bundle.dsse_envelope
+        assert envelope is not None
+        if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
+            try:
+                statement = Statement.from_payload(envelope.payload)
+            except Error:
+                return ("sha256",)
+            found = {name for s in statement.subjects for name in s.digest}
+            wanted = tuple(name for name in _DIGEST_ALGORITHMS if name in found)
+            return wanted or ("sha256",)
+        return ("sha256",)
+
+    # -- the steps --------------------------------------------------------------------
+    def _verify(self, bundle: Bundle, policy: Policy, artifact: Artifact | None) -> VerificationResult:
+        now = self._fixed_now or utcnow()
+        if not bundle.tlog_entries:
+            raise BundleMalformedError("bundle has no transparency log entry")
+        entries = [(entry, self._log_for(entry)) for entry in bundle.tlog_entries]
+
+        # 1. Verified times.
+        verified_times = self._verified_times(bundle, entries, now)
+
+        # 2. Signer.
+        certificate = bundle.certificate
+        key: PublicKey
+        identity: FulcioIdentity | None = None
+        if isinstance(policy, KeyPolicy):
+            key = policy.key()
+            if certificate is not None:
+                raise KeyMismatchError("bundle is signed with a certificate, not with a managed key",
+                                       expected=f"public key {key.key_id.hex()[:16]}")
+            _check_logged_key(bundle, key)
+        elif isinstance(policy, IdentityPolicy):
+            if certificate is None:
+                raise CertChainInvalidError("bundle carries no certificate; verify it with --key")
+            self._verify_certificate(certificate, verified_times)
+            identity = FulcioIdentity.from_certificate(certificate)
+            key = PublicKey.from_key(certificate.public_key(), None, CertChainInvalidError)
+            # 3. Policy.
+            policy.check(identity)
+        else:  # pragma: no cover - typing guard
+            raise UsageError("unknown policy type")
+
+        # 4. Artifact and signature.
+        statement = None
+        if bundle.message_signature is not None:
+            if artifact is None:
+                raise UsageError("a message-signature bundle needs the artifact to verify")
+            self._check_message_signature(bundle, artifact, key)
+        else:
+            statement = self._check_dsse(bundle, key, artifact)
+
+        # 5. Log entries.
+        for entry, log in entries:
+            self._check_log_entry(entry, log, bundle, certificate, key, artifact)
+
+        envelope = bundle.dsse_envelope
+        first_entry, first_log = entries[0]
+        return VerificationResult(
+            identity=identity.san if identity else None,
+            issuer=identity.issuer if identity else None,
+            extensions=dict(identity.extensions) if identity else {},
+            key_id=None if identity else key.key_id.hex(),
+            log_index=first_entry.log_index,
+            log_url=first_log.base_url,
+            verified_times=tuple(verified_times),
+            payload_type=envelope.payload_type if envelope else None,
+            payload=envelope.payload if envelope else None,
+            statement=statement,
+        )
+
+    def _log_for(self, entry: TlogEntry) -> TransparencyLog:
+        log = self._trusted_root.tlog_by_id(entry.log_id)
+        if log is None:
+            raise TlogKeyUnknownError("log entry comes from a log that is not in the trusted root",
+                                      actual=entry.log_id.hex())
+        return log
+
+    def _verified_times(self, bundle: Bundle, entries: list[tuple[TlogEntry, TransparencyLog]],
+                        now: datetime) -> list[datetime]:
+        times: list[datetime] = []
+        # 1a. RFC 3161 timestamps over the signature, from TSAs of the trusted root.
+        if bundle.rfc3161_timestamps:
+            times.extend(verify_timestamps(bundle.rfc3161_timestamps, bundle.signature,
+                                           self._trusted_root.timestamp_authorities))
+        for when in times:
+            if when > now + self._clock_skew:
+                raise TimestampInvalidError("timestamp lies in the future", actual=when.isoformat(),
+                                            expected=f"<= {now.isoformat()}")
+        # 1b. Integrated times backed by a valid inclusion promise (Rekor v1).
+        for entry, log in entries:
+            if entry.signed_entry_timestamp is None:
+                continue
+            verify_set(entry, log)
+            integrated = datetime.fromtimestamp(entry.integrated_time, timezone.utc)
+            if integrated > now + self._clock_skew:
+                raise TimestampInvalidError("log entry's integrated time lies in the future",
+                                            actual=integrated.isoformat(),
+                                            expected=f"<= {now.isoformat()}")
+            if not log.validity.contains(integrated):
+                raise TlogKeyUnknownError(f"log key of {log.base_url} was not valid at the "
+                                          "integrated time", actual=integrated.isoformat())
+            times.append(integrated)
+        # 1c. At least one verified time. SPEC: Rekor v2 entries carry no SET, so a bundle
+        # with only v2 entries must carry an RFC 3161 timestamp.
+        if not times:
+            raise NoVerifiedTimeError(
+                "no verified time: the bundle has neither an RFC 3161 timestamp nor a "
+                "transparency log inclusion promise")
+        return times
+
+    def _verify_certificate(self, certificate: x509.Certificate, times: list[datetime]) -> None:
+        # SPEC: the leaf must be valid, and chain to a valid CA, at every verified time.
+        for when in sorted(set(times)):
+            verify_certificate(certificate, self._trusted_root.certificate_authorities,
+                               self._trusted_root.ctlogs, when)
+
+    def _check_message_signature(self, bundle: Bundle, artifact: Artifact, key: PublicKey) -> None:
+        message = bundle.message_signature
+        assert message is not None
+        algorithm = hash_by_name(message.digest_algorithm or "SHA2_256", BundleMalformedError)
+        if message.digest is None:
+            # No declared digest: the log entry body will supply the algorithm; assume SHA-256
+            # here, and step 5 checks the body's digest against the artifact as well.
+            algorithm = _body_digest_algorithm(bundle) or algorithm
+        digest = artifact.digest(algorithm)
+        if message.digest is not None and message.digest != digest:
+            raise DigestMismatchError("artifact digest does not match the signed digest",
+                                      actual=f"{algorithm}:{digest.hex()}",
+                                      expected=f"{algorithm}:{message.digest.hex()}")
+        if not key.verify_digest(message.signature, digest, algorithm):
+            raise SignatureInvalidError("signature does not verify over the artifact digest "
+                                        "with the signer's key")
+
+    def _check_dsse(self, bundle: Bundle, key: PublicKey, artifact: Artifact | None) -> Statement | None:
+        envelope = bundle.dsse_envelope
+        assert envelope is not None
+        # SPEC: DSSE v1: the signature covers PAE(payloadType, payload).
+        if not key.verify(envelope.signatures[0].sig, envelope.pae()):
+            raise SignatureInvalidError("DSSE signature does not verify over the envelope "
+                                        "with the signer's key")
+        statement = None
+        if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
+            statement = Statement.from_payload(envelope.payload)
+        if artifact is not None:
+            if statement is None:
+                raise SubjectMismatchError("DSSE payload is not an in-toto statement, so it names "
+                                           "no artifact", actual=envelope.payload_type,
+                                           expected=INTOTO_PAYLOAD_TYPE)
+            if statement.subject_matching(dict(artifact.digests)) is None:
+                found = ", ".join(f"{s.name}" for s in statement.subjects[:5]) or "none"
+                raise SubjectMismatchError(
+                    "no in-toto subject carries the artifact's digest",
+                    actual=f"subjects {found}",
+                    expected=", ".join(f"{a}:{d.hex()}" for a, d in sorted(artifact.digests.items())))
+        return statement
+
+    def _check_log_entry(self, entry: TlogEntry, log: TransparencyLog, bundle: Bundle,
+                         certificate: x509.Certificate | None, key: PublicKey,
+                         artifact: Artifact | None) -> None:
+        # 5a. The inclusion proof leads from the entry's leaf hash to the proof's root, and a
+        # checkpoint signed by the log commits to that root and tree size.
+        proof = entry.inclusion_proof
+        if proof is not None:
+            verify_inclusion(leaf_hash(entry.canonicalized_body), proof.log_index, proof.tree_size,
+                             proof.hashes, proof.root_hash)
+            if proof.checkpoint is None:
+                # SPEC: bundle spec: InclusionProof.checkpoint is REQUIRED.
+                raise CheckpointInvalidError("inclusion proof has no checkpoint")
+            checkpoint = verify_checkpoint(proof.checkpoint, log)
+            if checkpoint.root_hash != proof.root_hash or checkpoint.size != proof.tree_size:
+                raise CheckpointInvalidError(
+                    "the log's checkpoint does not commit to the inclusion proof's tree",
+                    actual=f"size {proof.tree_size} root {proof.root_hash.hex()}",
+                    expected=f"size {checkpoint.size} root {checkpoint.root_hash.hex()}")
+        elif entry.signed_entry_timestamp is None:
+            raise BundleMalformedError("log entry has neither an inclusion proof nor a promise")
+        elif entry.version == "0.0.2":
+            raise BundleMalformedError("a Rekor v2 log entry needs an inclusion proof")
+        # 5b. The entry records this bundle.
+        body = parse_entry_body(entry.canonicalized_body, entry.kind, entry.version)
+        recorded_digest = match_entry_body(body, bundle, certificate,
+                                           None if certificate is not None else key)
+        if recorded_digest is not None and artifact is not None:
+            assert body.digest_algorithm is not None
+            digest = artifact.digest(body.digest_algorithm)
+            if recorded_digest != digest:
+                raise DigestMismatchError("artifact digest does not match the digest in the log",
+                                          actual=f"{body.digest_algorithm}:{digest.hex()}",
+                                          expected=f"{body.digest_algorithm}:{recorded_digest.hex()}")
+
+
+def _check_logged_key(bundle: Bundle, key: PublicKey) -> None:
+    """Managed keys: say plainly when the log names another key than the expected one."""
+    for entry in bundle.tlog_entries:
+        body = parse_entry_body(entry.canonicalized_body, entry.kind, entry.version)
+        for recorded in body.signatures:
+            if not recorded.verifier.matches_key(key):
+                raise KeyMismatchError("bundle was signed by another key than the expected one",
+                                       actual=recorded.verifier.describe(),
+                                       expected=f"public key {key.key_id.hex()[:16]}")
+
+
+def _body_digest_algorithm(bundle: Bundle) -> str | None:
+    for entry in bundle.tlog_entries:
+        try:
+            body = parse_entry_body(entry.canonicalized_body, entry.kind, entry.version)
+        except Error:
+            continue
+        if body.digest_algorithm:
+            return body.digest_algorithm
+    return None
+
+
+def _as_bundle(bundle: Bundle | str | bytes) -> Bundle:
+    if isinstance(bundle, Bundle):
+        return bundle
+    return Bundle.from_json(bundle)
+
