@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
-from sealtrail.errors import Error, InputError
+from sealtrail.errors import BundleMalformedError, Error, InputError
 from sealtrail.models.bundle import MAX_BUNDLE_BYTES, Bundle
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.verify.policy import Policy
@@ -77,6 +77,11 @@ def read_bundle(path: str) -> Bundle:
     """Read and parse a bundle file, refusing oversized files before reading them whole."""
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_BUNDLE_BYTES:
+                # Refuse before reading: memory stays flat whatever the file's size.
+                raise BundleMalformedError("bundle is too large", actual=f"{size} bytes",
+                                           expected=f"<= {MAX_BUNDLE_BYTES} bytes")
             data = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read bundle {path}: {exc.strerror}") from exc

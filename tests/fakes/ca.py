@@ -126,7 +126,8 @@ class FakeCA:
         *,
         ca_curve: ec.EllipticCurve | None = None,
         intermediate: bool = True,
-        intermediate_eku: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.CODE_SIGNING,),
+        intermediate_eku: Sequence[x509.ObjectIdentifier] | None = (
+            ExtendedKeyUsageOID.CODE_SIGNING,),
         not_before: datetime = _DEFAULT_CA_START,
         not_after: datetime = _DEFAULT_CA_END,
         name: str = "fake",
@@ -237,7 +238,8 @@ class FakeCA:
     def ctlog(self, validity: ValidityWindow | None = None,
               key: ec.EllipticCurvePrivateKey | None = None) -> TransparencyLog:
         """The parsed :class:`TransparencyLog` of :meth:`ctlog_trusted_root_entry`."""
-        return TransparencyLog.from_json(self.ctlog_trusted_root_entry(validity, key), "fake CT log")
+        return TransparencyLog.from_json(self.ctlog_trusted_root_entry(validity, key),
+                                         "fake CT log")
 
     def trusted_root(self, ca_validity: ValidityWindow | None = None,
                      ctlog_validity: ValidityWindow | None = None) -> dict[str, Any]:
@@ -305,8 +307,9 @@ class FakeCA:
         if transplant_sct_from is not None:
             value = transplant_sct_from.extensions.get_extension_for_oid(
                 CT_SCT_LIST_OID).value.public_bytes()
+            stolen = x509.UnrecognizedExtension(CT_SCT_LIST_OID, value)
             return self._sign_leaf(public_key, serial, not_before, not_after,
-                                   extensions + [(x509.UnrecognizedExtension(CT_SCT_LIST_OID, value), False)])
+                                   extensions + [(stolen, False)])
         if sct_count == 0:
             return precert
         signed_tbs = precert.tbs_certificate_bytes
@@ -318,9 +321,11 @@ class FakeCA:
         sct_list = b"".join(struct.pack(">H", len(s)) + s for s in scts)
         sct_list = struct.pack(">H", len(sct_list)) + sct_list
         value = core.OctetString(sct_list).dump()
+        sct_extension = x509.UnrecognizedExtension(CT_SCT_LIST_OID, value)
         final = self._sign_leaf(public_key, serial, not_before, not_after,
-                                extensions + [(x509.UnrecognizedExtension(CT_SCT_LIST_OID, value), False)])
-        assert final.tbs_precertificate_bytes == signed_tbs, "final TBS differs from the signed precert TBS"
+                                extensions + [(sct_extension, False)])
+        assert final.tbs_precertificate_bytes == signed_tbs, \
+            "final TBS differs from the signed precert TBS"
         return final
 
     def _leaf_extensions(self, public_key: Any, *, identity: str, san_kind: str,

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.models.checkpoint import Checkpoint, NoteSignature, note_key_id, sign_note
@@ -40,6 +40,7 @@ __all__ = [
     "checkpoint_body",
     "make_ecdsa_log",
     "make_ed25519_log",
+    "make_rsa_log",
     "make_witness_key",
 ]
 
@@ -117,6 +118,13 @@ def make_ed25519_log(base_url: str = "https://log2099-1.rekor.fake.test", *,
                      start: datetime = DEFAULT_START, end: datetime | None = None) -> FakeLog:
     """A Rekor v2 style log: Ed25519 key, origin = host, logId = note key id."""
     key = ed25519.Ed25519PrivateKey.generate()
+    return _make_log(key, base_url, None, None, start, end)
+
+
+def make_rsa_log(base_url: str = "https://rsa-log.fake.test", *,
+                 start: datetime = DEFAULT_START, end: datetime | None = None) -> FakeLog:
+    """A log with an RSA-2048 PKCS#1 v1.5 note key (bare origin); slow-ish to make."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return _make_log(key, base_url, None, None, start, end)
 
 

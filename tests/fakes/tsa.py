@@ -230,7 +230,7 @@ class FakeTSA:
         tst_info = tsp.TSTInfo(tst_fields)
         if mutate_tst is not None:
             mutate_tst(tst_info)
-        tst_der = tst_info.dump(force=True)
+        tst_der = tst_info.dump()
 
         message_digest = hashlib.new(digest_name, tst_der).digest()
         if wrong_message_digest:
@@ -292,13 +292,15 @@ class FakeTSA:
                                         "content": cms.SignedData(signed_data)})
         if mutate is not None:
             mutate(content_info)
-        return content_info.dump(force=True)
+        # force=True is slow (asn1crypto re-encodes every level), so only pay for it when a
+        # mutation may have left cached encodings stale.
+        return content_info.dump(force=mutate is not None)
 
     def response(self, message: bytes, *, status: str = "granted", **kwargs: Any) -> bytes:
         """A DER TimeStampResp (what a TSA returns and Sigstore bundles store)."""
         token = cms.ContentInfo.load(self.timestamp(message, **kwargs))
         return tsp.TimeStampResp({"status": {"status": status},
-                                  "time_stamp_token": token}).dump(force=True)
+                                  "time_stamp_token": token}).dump()
 
     # -- helpers --------------------------------------------------------------------
     def _sid(self, kind: str) -> cms.SignerIdentifier:

@@ -105,7 +105,8 @@ def test_empty_tree_root() -> None:
 
 def test_hash_prefixes() -> None:
     assert leaf_hash(b"abc") == hashlib.sha256(b"\x00abc").digest()
-    assert node_hash(b"L" * 32, b"R" * 32) == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
+    left, right = b"L" * 32, b"R" * 32
+    assert node_hash(left, right) == hashlib.sha256(b"\x01" + left + right).digest()
 
 
 # The classic RFC 6962 test leaves (certificate-transparency-go merkle tests) and the roots
@@ -132,7 +133,8 @@ def test_rfc6962_vectors(n: int) -> None:
     assert compute_root(hashes).hex() == CT_ROOTS[n - 1]
     assert oracle_root(hashes).hex() == CT_ROOTS[n - 1]
     for i in range(n):
-        verify_inclusion(hashes[i], i, n, inclusion_proof(hashes, i), bytes.fromhex(CT_ROOTS[n - 1]))
+        root = bytes.fromhex(CT_ROOTS[n - 1])
+        verify_inclusion(hashes[i], i, n, inclusion_proof(hashes, i), root)
     for m in range(1, n + 1):
         verify_consistency(m, n, consistency_proof(hashes, m), bytes.fromhex(CT_ROOTS[m - 1]),
                            bytes.fromhex(CT_ROOTS[n - 1]))
@@ -264,7 +266,8 @@ def test_inclusion_rejects_bad_hash_lengths() -> None:
     with pytest.raises(E, match=r"inclusion proof\[1\]"):
         verify_inclusion(LEAVES[2], 2, 5, [proof[0], proof[1][:16], proof[2]], ROOTS[5])
     with pytest.raises(E, match="must be bytes"):
-        verify_inclusion(LEAVES[2], 2, 5, [proof[0], proof[1].hex(), proof[2]], ROOTS[5])  # type: ignore[list-item]
+        not_bytes = [proof[0], proof[1].hex(), proof[2]]
+        verify_inclusion(LEAVES[2], 2, 5, not_bytes, ROOTS[5])  # type: ignore[arg-type]
     with pytest.raises(E, match="sequence"):
         verify_inclusion(LEAVES[2], 2, 5, b"".join(proof), ROOTS[5])  # type: ignore[arg-type]
 

@@ -105,8 +105,12 @@ def _verify(args: Any) -> int:
     pairs = []
     for artifact in args.artifacts:
         is_digest = artifact.startswith(DIGEST_PREFIXES) and not os.path.exists(artifact)
-        if is_digest and not args.bundle:
-            raise _usage(f"{artifact}: a digest needs --bundle")
+        if is_digest:
+            if not args.bundle:
+                raise _usage(f"{artifact}: a digest needs --bundle")
+            from sealtrail.verify.verifier import Artifact
+
+            Artifact.from_digest(artifact)  # a malformed digest is a usage error, said once
         pairs.append(Pair(artifact, args.bundle or artifact + ".sigstore.json"))
     root_json = read_trusted_root_bytes(args.trusted_root,
                                         instance="staging" if args.staging else "production")

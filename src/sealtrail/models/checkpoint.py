@@ -33,9 +33,9 @@ from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import CheckpointInvalidError, KeyMalformedError, UsageError
 
 __all__ = [
+    "Checkpoint",
     "MAX_NOTE_BYTES",
     "MAX_NOTE_SIGNATURES",
-    "Checkpoint",
     "NoteSignature",
     "SignedNote",
     "note_key_id",

@@ -74,7 +74,10 @@ class SignerIdentifier:
             return ski.value.digest == self.subject_key_identifier
         if self.issuer_der is None or self.serial_number != cert.serial_number:
             return False
-        cert_issuer = cert.issuer.public_bytes()
+        try:
+            cert_issuer = cert.issuer.public_bytes()
+        except ValueError:
+            return False
         if cert_issuer == self.issuer_der:
             return True
         # SPEC: RFC 5280 §7.1: names compare after normalisation, not byte for byte.
@@ -271,8 +274,17 @@ def _parse_certificates(signed_data: cms.SignedData) -> tuple[x509.Certificate, 
     for choice in choices:
         if choice.name != "certificate":
             raise E("timestamp token embeds a non-X.509 certificate", actual=choice.name)
+        # SPEC: RFC 5280 §4.1.2.2: serial numbers are positive (cryptography deprecates others).
+        if choice.chosen["tbs_certificate"]["serial_number"].native <= 0:
+            raise E("timestamp token embeds a certificate with a non-positive serial number")
         try:
-            certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+            cert = x509.load_der_x509_certificate(choice.chosen.dump())
+            # cryptography decodes names and extensions lazily: force them now so that a
+            # malformed embedded certificate fails here, not in the verifier.
+            cert.issuer.public_bytes()
+            cert.subject.rfc4514_string()
+            len(cert.extensions)
+            certs.append(cert)
         except ValueError as exc:
             raise E("timestamp token embeds a certificate that does not parse") from exc
     return tuple(certs)

@@ -108,7 +108,8 @@ def check_leaf_profile(leaf: x509.Certificate) -> None:
         eku = list(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         raise E("certificate has no ExtendedKeyUsage extension",
-                expected="ExtendedKeyUsage with codeSigning", actual="no ExtendedKeyUsage") from None
+                expected="ExtendedKeyUsage with codeSigning",
+                actual="no ExtendedKeyUsage") from None
     if _CODE_SIGNING not in eku:
         raise E("certificate ExtendedKeyUsage does not include codeSigning",
                 expected=_CODE_SIGNING.dotted_string, actual=[oid.dotted_string for oid in eku])
@@ -130,7 +131,8 @@ def _ca_eku(_policy: object, cert: x509.Certificate, eku: x509.ExtendedKeyUsage 
     # An EKU on a CA constrains what it may issue for (Go's verifier, used by sigstore-go and
     # cosign, enforces this nesting): it must then allow code signing.
     if eku is not None and _CODE_SIGNING not in eku and _ANY_EKU not in eku:
-        raise ValueError(f"CA certificate {_name(cert)} ExtendedKeyUsage does not allow codeSigning")
+        raise ValueError(
+            f"CA certificate {_name(cert)} ExtendedKeyUsage does not allow codeSigning")
 
 
 # Client verifiers want the clientAuth EKU by default; Fulcio certificates carry codeSigning.
@@ -142,7 +144,8 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
     x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _ca_eku)
 
 
-def _path_via(leaf: x509.Certificate, ca: CertificateAuthority, at: datetime) -> list[x509.Certificate]:
+def _path_via(leaf: x509.Certificate, ca: CertificateAuthority,
+              at: datetime) -> list[x509.Certificate]:
     """The validated path leaf -> ... -> ca root, or raise cryptography's error."""
     verifier = (
         PolicyBuilder()
@@ -195,9 +198,9 @@ def verify_chain(
     ``[leaf, intermediate..., root]``. Raises :class:`CertChainInvalidError`.
     """
     at = _utc(at)
-    # SPEC: protobuf-specs sigstore_bundle.proto: the x509CertificateChain of v0.1/v0.2
-    # bundles is informational; verifiers MUST use the trusted root to build the chain.
-    # Bundle-supplied certificates are therefore never used as intermediates.
+    # SPEC: protobuf-specs sigstore_bundle.proto, on the v0.1/v0.2 x509CertificateChain:
+    # "the chain is informational, verifiers MUST use the trusted root". Bundle-supplied
+    # certificates are therefore never used as intermediates: only the trusted root's are.
     del untrusted_intermediates
     if not authorities:
         raise CertChainInvalidError("the trusted root has no certificate authorities")
@@ -262,7 +265,8 @@ def _signed_data(sct: SignedCertificateTimestamp, leaf: x509.Certificate,
     return b"".join((
         # SPEC: RFC 6962 §3.2: sct_version, signature_type = certificate_timestamp(0),
         # uint64 timestamp, LogEntryType entry_type = precert_entry(1).
-        struct.pack(">BBQH", sct.version.value, 0, timestamp_ms, LogEntryType.PRE_CERTIFICATE.value),
+        struct.pack(">BBQH", sct.version.value, 0, timestamp_ms,
+                    LogEntryType.PRE_CERTIFICATE.value),
         # PreCert: opaque issuer_key_hash[32]; TBSCertificate tbs_certificate<1..2^24-1>.
         issuer_key_hash,
         len(tbs).to_bytes(3, "big"),

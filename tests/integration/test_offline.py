@@ -1,0 +1,99 @@
+"""Verification never opens a network connection.
+
+Two proofs: the CLI runs in-process with every socket operation made to fail, and the
+installed `sealtrail` command runs in a network namespace that has no network at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sealtrail.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = REPO / "examples" / "release"
+CASES = REPO / "tests" / "vectors" / "conformance"
+IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+class NetworkUsedError(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    attempts: list[str] = []
+
+    def forbidden(name: str):
+        def refuse(*args: object, **kwargs: object) -> None:
+            attempts.append(name)
+            raise NetworkUsedError(f"network use attempted: {name}")
+        return refuse
+
+    monkeypatch.setattr(socket, "socket", forbidden("socket.socket"))
+    monkeypatch.setattr(socket, "create_connection", forbidden("socket.create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", forbidden("socket.getaddrinfo"))
+    return attempts
+
+
+def test_the_guard_detects_network_use(no_sockets: list[str]) -> None:
+    # Mutation check for the fixture itself: any attempt is recorded and refused.
+    with pytest.raises(NetworkUsedError):
+        socket.create_connection(("127.0.0.1", 9))
+    assert no_sockets == ["socket.create_connection"]
+
+
+def test_verify_runs_with_sockets_forbidden(no_sockets: list[str], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Many artifacts so that the batch path (worker processes, forked with the guard) runs too.
+    artifacts = []
+    for i in range(10):
+        artifact = tmp_path / f"hello-{i}.txt"
+        shutil.copy(RELEASE / "hello.txt", artifact)
+        shutil.copy(RELEASE / "hello.txt.sigstore.json", str(artifact) + ".sigstore.json")
+        artifacts.append(str(artifact))
+    code = main(["verify", *artifacts, "--certificate-identity", IDENTITY,
+                 "--certificate-oidc-issuer", ISSUER, "--jobs", "2"])
+    assert code == 0, capsys.readouterr()
+    assert capsys.readouterr().out.count("OK: ") == 10
+    # The staging root and a custom root are offline too.
+    code = main(["verify", str(CASES / "a.txt"), "--bundle",
+                 str(CASES / "rekor2-happy-path" / "bundle.sigstore.json"),
+                 "--trusted-root", str(CASES / "rekor2-happy-path" / "trusted_root.json"),
+                 "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER])
+    assert code == 0
+    assert no_sockets == []
+
+
+def _unshare_works() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    return subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.integration
+def test_installed_command_verifies_in_a_namespace_without_network() -> None:
+    if not _unshare_works():
+        pytest.skip("unshare -rn (user + network namespace) is not available here")
+    command = str(Path(sys.executable).parent / "sealtrail")
+    done = subprocess.run(
+        ["unshare", "-rn", command, "verify", str(RELEASE / "hello.txt"),
+         "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "OK: " in done.stdout
+    # And the namespace really has no network: a connection attempt fails there.
+    probe = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-c",
+         "import socket; socket.create_connection(('1.1.1.1', 443), timeout=2)"],
+        capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0
