@@ -7,7 +7,6 @@ in input order as :class:`Outcome` records (plain data, so they cross process bo
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
@@ -127,6 +126,7 @@ def verify_many(pairs: Sequence[Pair], trusted_root_json: bytes, policy: Policy,
         verifier = Verifier(TrustedRoot.from_json(trusted_root_json))
         return [verify_pair(verifier, pair, policy) for pair in pairs]
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # fork: workers inherit the imported modules, so they start in milliseconds.
     methods = multiprocessing.get_all_start_methods()

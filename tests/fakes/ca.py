@@ -275,7 +275,7 @@ class FakeCA:
         eku: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.CODE_SIGNING,),
         eku_critical: bool = False,
         sct_count: int = 1,
-        sct_key: ec.EllipticCurvePrivateKey | None = None,
+        sct_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None,
         sct_time: datetime | None = None,
         sct_extensions: bytes = b"",
         sct_hash_code: int = _TLS_SHA256,

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
@@ -594,3 +596,28 @@ def test_conformance_checkpoint_against_the_wrong_log() -> None:
         verify_checkpoint(v1_env, v2_log)
     with pytest.raises(E, match="origin"):
         verify_checkpoint(v2_env, v1_log)
+
+
+# -- fuzz: any mutation either still verifies (only if unchanged) or is a CheckpointInvalidError
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_fuzzed_envelopes_fail_cleanly(data: st.DataObject) -> None:
+    log, envelope = FUZZ_CASES[data.draw(st.integers(0, 1), label="log")]
+    position = data.draw(st.integers(0, len(envelope)), label="position")
+    cut = data.draw(st.integers(0, 3), label="cut")
+    insert = data.draw(st.text(alphabet="\n \u2014-+/=0aZ\t\x00\ud800", max_size=3),
+                       label="insert")
+    mutated = envelope[:position] + insert + envelope[position + cut:]
+    try:
+        verify_checkpoint(mutated, log.log)
+    except E:
+        return
+    # Accepted: then the signed text must be exactly the original one.
+    assert SignedNote.from_text(mutated).body == SignedNote.from_text(envelope).body
+
+
+# Signed once: ECDSA signatures vary in length, and hypothesis needs stable inputs.
+FUZZ_CASES = tuple((log, log.checkpoint(10, ROOT)) for log in (make_ecdsa_log(),
+                                                               make_ed25519_log()))

@@ -182,6 +182,11 @@ def _parse(der: bytes) -> TimestampToken:
         raise E("timestamp token is not CMS SignedData",
                 actual=content_info["content_type"].dotted, expected="signed_data")
     signed_data = content_info["content"]
+    # SPEC: RFC 5652 §5.1: version is 3 when eContentType is not id-data and only X.509
+    # certificates are present (the only kind accepted below).
+    if signed_data["version"].native != "v3":
+        raise E("SignedData version is not 3", actual=signed_data["version"].native,
+                expected="v3")
 
     # SPEC: RFC 3161 §2.4.2: eContentType is id-ct-TSTInfo and eContent holds the DER TSTInfo.
     encap = signed_data["encap_content_info"]
@@ -204,6 +209,7 @@ def _parse(der: bytes) -> TimestampToken:
     if imprint_hash not in _DIGESTS:
         raise E("unsupported message imprint hash algorithm", actual=imprint_hash,
                 expected="sha256, sha384 or sha512")
+    _check_digest_params(tst_info["message_imprint"]["hash_algorithm"], "message imprint")
     hashed_message = tst["message_imprint"]["hashed_message"]
     if len(hashed_message) != _digest_size(imprint_hash):
         raise E("message imprint has the wrong length for its hash algorithm",
@@ -229,6 +235,12 @@ def _parse(der: bytes) -> TimestampToken:
     if digest_algorithm not in _DIGESTS:
         raise E("unsupported SignerInfo digest algorithm", actual=digest_algorithm,
                 expected="sha256, sha384 or sha512")
+    _check_digest_params(signer_info["digest_algorithm"], "SignerInfo digest algorithm")
+    # SPEC: RFC 5652 §5.1: digestAlgorithms lists the digest algorithms of the signers.
+    listed = {alg["algorithm"].native for alg in signed_data["digest_algorithms"]}
+    if digest_algorithm not in listed:
+        raise E("SignerInfo digest algorithm is not listed in SignedData digestAlgorithms",
+                actual=sorted(listed), expected=digest_algorithm)
     family, signature_hash, salt = _parse_signature_algorithm(signer_info["signature_algorithm"])
     signature = signer_info["signature"].native
     if not signature:
@@ -261,6 +273,13 @@ def _parse(der: bytes) -> TimestampToken:
 
 def _digest_size(name: str) -> int:
     return {"sha256": 32, "sha384": 48, "sha512": 64}[name]
+
+
+def _check_digest_params(alg: cms.DigestAlgorithm, what: str) -> None:
+    # SPEC: RFC 5754 §2: SHA-2 AlgorithmIdentifiers have absent (or, tolerated, NULL) params.
+    params = alg["parameters"]
+    if not isinstance(params, (core.Void, core.Null)):
+        raise E(f"{what} has unexpected parameters")
 
 
 def _parse_certificates(signed_data: cms.SignedData) -> tuple[x509.Certificate, ...]:

@@ -57,7 +57,6 @@ from sealtrail.models.rekor import parse_entry_body
 from sealtrail.models.trusted_root import TransparencyLog, TrustedRoot
 from sealtrail.verify._certificate import verify_certificate
 from sealtrail.verify._checkpoint import verify_checkpoint
-from sealtrail.verify._timestamp import verify_timestamps
 from sealtrail.verify._tlog import match_entry_body, verify_set
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy, Policy
 
@@ -270,6 +269,10 @@ class Verifier:
         times: list[datetime] = []
         # 1a. RFC 3161 timestamps over the signature, from TSAs of the trusted root.
         if bundle.rfc3161_timestamps:
+            # Imported here: the CMS machinery is only needed for bundles with timestamps,
+            # and the CLI should not pay for it at start-up otherwise.
+            from sealtrail.verify._timestamp import verify_timestamps
+
             times.extend(verify_timestamps(bundle.rfc3161_timestamps, bundle.signature,
                                            self._trusted_root.timestamp_authorities))
         for when in times:
