@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -45,16 +44,9 @@ PUBLIC_GOOD = REPO / "src" / "sealtrail" / "data" / "public-good"
 ROOT = hashlib.sha256(b"root").digest()
 
 
-def _conformance_dir() -> Path | None:
-    candidates = [
-        os.environ.get("SEALTRAIL_CONFORMANCE_SAMPLE", ""),
-        REPO / "tests" / "vectors" / "conformance-sample",
-        REPO.parent / "shared" / "testdata" / "conformance-sample",
-    ]
-    for c in candidates:
-        if c and Path(c).is_dir():
-            return Path(c)
-    return None
+def _conformance_dir() -> Path:
+    # The project keeps its own copy of the sigstore-conformance sample.
+    return REPO / "tests" / "vectors" / "conformance"
 
 
 @pytest.fixture(scope="module")
@@ -529,8 +521,6 @@ def _production_root() -> TrustedRoot:
 
 def _conformance_checkpoints() -> list[tuple[str, str, object]]:
     base = _conformance_dir()
-    if base is None:
-        return []
     production = _production_root()
     out = []
     for case in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -557,8 +547,6 @@ BAD_CHECKPOINTS = {"rekor2-checkpoint-missing-origin_fail"}
 
 
 def test_conformance_sample_was_found() -> None:
-    if _conformance_dir() is None:
-        pytest.skip("conformance sample not found (set SEALTRAIL_CONFORMANCE_SAMPLE)")
     names = {name for name, _, _ in CONFORMANCE}
     assert {"happy-path-v0.3", "happy-path-v0.1", "rekor2-happy-path",
             "rekor2-checkpoint-cosigned", "intoto-with-custom-trust-root"} <= names

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import rfc3161_client
-from asn1crypto import cms, core
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -448,6 +450,40 @@ def test_multi_valued_message_digest(ec_tsa):
             if attr["type"].native == "message_digest":
                 attr["values"] = [b"\x00" * 32, b"\x01" * 32]
     _parse_fails(ec_tsa.timestamp(SIG, mutate=two), "exactly one value")
+
+
+def test_signed_data_version(ec_tsa):
+    def v1(ci):
+        ci["content"]["version"] = "v1"
+    _parse_fails(ec_tsa.timestamp(SIG, mutate=v1), "SignedData version is not 3")
+
+
+def test_digest_algorithm_not_listed(ec_tsa):
+    def other(ci):
+        ci["content"]["digest_algorithms"] = [{"algorithm": "sha512"}]
+    _parse_fails(ec_tsa.timestamp(SIG, mutate=other), "not listed in SignedData digestAlgorithms")
+
+
+class _LooseAlgorithm(core.Sequence):
+    """An AlgorithmIdentifier whose parameters are an OCTET STRING (not NULL)."""
+
+    _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.OctetString)]
+
+
+def test_digest_algorithm_parameters(ec_tsa):
+    def params(ci):
+        odd = _LooseAlgorithm({"algorithm": "2.16.840.1.101.3.4.2.1", "parameters": b""})
+        _signer_info(ci)["digest_algorithm"] = algos.DigestAlgorithm.load(odd.dump())
+    with pytest.raises(TimestampInvalidError):
+        TimestampToken.from_der(ec_tsa.timestamp(SIG, mutate=params))
+
+
+def test_embedded_cert_with_non_positive_serial(ec_tsa):
+    def negative(ci):
+        cert = asn1_x509.Certificate.load(ec_tsa.root.public_bytes(Encoding.DER))
+        cert["tbs_certificate"]["serial_number"] = -5
+        ci["content"]["certificates"] = [cert]
+    _parse_fails(ec_tsa.timestamp(SIG, mutate=negative), "non-positive serial")
 
 
 def test_too_many_embedded_certs(ec_tsa):
