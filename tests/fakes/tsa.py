@@ -78,7 +78,9 @@ class FakeTSA:
         root_not_before: datetime = DEFAULT_NOT_BEFORE,
         root_not_after: datetime = DEFAULT_NOT_AFTER,
         root_is_ca: bool = True,
+        root_key_cert_sign: bool = True,
         intermediate: bool = False,
+        intermediate_eku: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.TIME_STAMPING,),
         uri: str = "https://tsa.example.test/api/v1/timestamp",
     ) -> None:
         self.uri = uri
@@ -96,7 +98,8 @@ class FakeTSA:
             .add_extension(x509.BasicConstraints(ca=root_is_ca, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(
                 digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=root_key_cert_sign,
+                crl_sign=True,
                 encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()),
                            critical=False)
@@ -115,8 +118,7 @@ class FakeTSA:
                 .not_valid_before(root_not_before)
                 .not_valid_after(root_not_after)
                 .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
-                               critical=False)
+                .add_extension(x509.ExtendedKeyUsage(list(intermediate_eku)), critical=False)
                 .sign(self.root_key, hashes.SHA256())
             )
             issuer_cert, issuer_key = self.intermediate, self.intermediate_key
@@ -283,7 +285,8 @@ class FakeTSA:
             "signer_infos": signer_infos,
         }
         if embed_certs:
-            certs = self.chain if embed_certs is True else tuple(embed_certs)  # type: ignore[arg-type]
+            certs = (self.chain if embed_certs is True
+                     else tuple(embed_certs))  # type: ignore[arg-type]
             signed_data["certificates"] = [
                 asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
                 for c in certs

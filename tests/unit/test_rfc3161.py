@@ -13,7 +13,7 @@ from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.errors import TimestampInvalidError
@@ -23,7 +23,7 @@ from sealtrail.verify._timestamp import MAX_TIMESTAMPS, verify_timestamp, verify
 from tests.fakes.tsa import DEFAULT_GEN_TIME, SIGSTORE_TSA_POLICY, FakeTSA
 
 SIG = b"the signature bytes of a bundle"
-CONFORMANCE = Path("/work/shared/testdata/conformance-sample")
+CONFORMANCE = Path(__file__).resolve().parents[1] / "vectors" / "conformance"
 UTC = timezone.utc
 
 
@@ -37,6 +37,11 @@ def ec_tsa() -> FakeTSA:
 @pytest.fixture(scope="module")
 def rsa_tsa() -> FakeTSA:
     return FakeTSA(key_type="rsa", name="fake-rsa-tsa")
+
+
+@pytest.fixture(scope="module")
+def ec_response(ec_tsa: FakeTSA) -> bytes:
+    return ec_tsa.response(SIG, embed_certs=True, nonce=5)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +189,8 @@ def test_no_authorities(ec_tsa):
 
 def test_embedded_signer_cert_must_be_the_trusted_one(ec_tsa):
     # A twin leaf: same issuer name and serial as the trusted leaf, another key.
-    twin = FakeTSA(name=ec_tsa.name, root_name="fake-tsa-root", leaf_serial=ec_tsa.leaf.serial_number)
+    twin = FakeTSA(name=ec_tsa.name, root_name="fake-tsa-root",
+                   leaf_serial=ec_tsa.leaf.serial_number)
     assert twin.leaf.issuer == ec_tsa.leaf.issuer and twin.leaf != ec_tsa.leaf
     der = ec_tsa.timestamp(SIG, embed_certs=[twin.leaf])
     _fails(ec_tsa, der, "embedded signer certificate differs")
@@ -217,6 +223,24 @@ def test_chain_signature_broken(ec_tsa):
 def test_chain_issuer_not_ca():
     tsa = FakeTSA(root_is_ca=False)
     _fails(tsa, tsa.timestamp(SIG), "[1] is not a CA")
+
+
+def test_chain_issuer_without_key_cert_sign():
+    tsa = FakeTSA(root_key_cert_sign=False)
+    _fails(tsa, tsa.timestamp(SIG), "[1] key usage does not allow certificate signing")
+
+
+def test_chain_intermediate_eku_excludes_timestamping():
+    tsa = FakeTSA(intermediate=True, intermediate_eku=[ExtendedKeyUsageOID.CODE_SIGNING])
+    _fails(tsa, tsa.timestamp(SIG), "[1] extended key usage excludes timeStamping")
+    tsa = FakeTSA(intermediate=True, intermediate_eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    assert _verify(tsa, tsa.timestamp(SIG)) == DEFAULT_GEN_TIME
+
+
+def test_chain_empty(ec_tsa):
+    authority = ec_tsa.to_authority(chain=[])
+    _fails(ec_tsa, ec_tsa.timestamp(SIG), "chain in the trusted root is empty",
+           authorities=[authority])
 
 
 def test_gen_time_outside_leaf_validity():
@@ -471,11 +495,13 @@ class _LooseAlgorithm(core.Sequence):
 
 
 def test_digest_algorithm_parameters(ec_tsa):
-    def params(ci):
-        odd = _LooseAlgorithm({"algorithm": "2.16.840.1.101.3.4.2.1", "parameters": b""})
-        _signer_info(ci)["digest_algorithm"] = algos.DigestAlgorithm.load(odd.dump())
+    # SHA-2 AlgorithmIdentifiers carry NULL or no parameters; swap in an OCTET STRING.
+    good = algos.DigestAlgorithm({"algorithm": "sha256", "parameters": core.Null()}).dump()
+    bad = _LooseAlgorithm({"algorithm": "2.16.840.1.101.3.4.2.1", "parameters": b""}).dump()
+    der = ec_tsa.timestamp(SIG)
+    assert good in der and len(good) == len(bad)
     with pytest.raises(TimestampInvalidError):
-        TimestampToken.from_der(ec_tsa.timestamp(SIG, mutate=params))
+        TimestampToken.from_der(der.replace(good, bad))
 
 
 def test_embedded_cert_with_non_positive_serial(ec_tsa):
@@ -495,11 +521,11 @@ def test_response_status_not_granted(ec_tsa):
     _parse_fails(ec_tsa.response(SIG, status="granted_with_mods"), "status is not granted")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_mutations_never_escape(ec_tsa, data):
+def test_mutations_never_escape(ec_tsa, ec_response, data):
     """Random byte edits of a valid token parse and verify or raise TimestampInvalidError."""
-    der = bytearray(_VALID_TOKEN(ec_tsa))
+    der = bytearray(ec_response)
     for _ in range(data.draw(st.integers(1, 3))):
         pos = data.draw(st.integers(0, len(der) - 1))
         der[pos] = data.draw(st.integers(0, 255))
@@ -517,16 +543,6 @@ def test_random_bytes_never_escape(der):
         TimestampToken.from_der(der)
     except TimestampInvalidError:
         pass
-
-
-_CACHE: dict[int, bytes] = {}
-
-
-def _VALID_TOKEN(tsa: FakeTSA) -> bytes:  # noqa: N802 - a cached constant
-    key = id(tsa)
-    if key not in _CACHE:
-        _CACHE[key] = tsa.response(SIG, embed_certs=True, nonce=5)
-    return _CACHE[key]
 
 
 # -- real data --------------------------------------------------------------------------

@@ -328,7 +328,8 @@ def _parse_sid(signer_info: cms.SignerInfo) -> SignerIdentifier:
     return SignerIdentifier(subject_key_identifier=ski)
 
 
-def _parse_signature_algorithm(alg: cms.SignedDigestAlgorithm) -> tuple[str, str | None, int | None]:
+def _parse_signature_algorithm(
+        alg: cms.SignedDigestAlgorithm) -> tuple[str, str | None, int | None]:
     name = alg["algorithm"].native
     if name in _SIGNATURE_ALGORITHMS:
         family, digest = _SIGNATURE_ALGORITHMS[name]
@@ -353,7 +354,8 @@ def _parse_signature_algorithm(alg: cms.SignedDigestAlgorithm) -> tuple[str, str
             expected="ECDSA with SHA-2, RSA PKCS#1 v1.5 or RSASSA-PSS")
 
 
-def _parse_signed_attrs(signer_info: cms.SignerInfo) -> tuple[bytes | None, bytes | None, str | None]:
+def _parse_signed_attrs(
+        signer_info: cms.SignerInfo) -> tuple[bytes | None, bytes | None, str | None]:
     attrs = signer_info["signed_attrs"]
     if isinstance(attrs, core.Void) or attrs.contents is None:
         return None, None, None

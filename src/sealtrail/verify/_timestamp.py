@@ -66,7 +66,7 @@ def verify_timestamp(token: TimestampToken, signature: bytes,
     first that passes every check. Raises :class:`~sealtrail.errors.TimestampInvalidError`
     naming the check that failed (the most specific failure over all authorities).
     """
-    # SPEC (1): RFC 3161 §2.4.2 / sigstore: messageImprint = hash(signature bytes), with
+    # SPEC: step 1 - RFC 3161 §2.4.2 / sigstore: messageImprint = hash(signature bytes), with
     # the hash algorithm the token declares.
     expected = hashlib.new(token.hash_algorithm, signature).digest()
     if expected != token.hashed_message:
@@ -120,9 +120,11 @@ def verify_timestamps(tokens_der: Sequence[bytes], signature: bytes,
 
 def _verify_with(token: TimestampToken, authority: CertificateAuthority) -> None:
     chain = authority.chain
+    if not chain:
+        raise _Failed(_RANK_UNTRUSTED, E("TSA certificate chain in the trusted root is empty"))
     leaf = chain[0]
 
-    # SPEC (2): RFC 5652 §5.3 sid names the signer certificate; it must be the trusted
+    # SPEC: step 2 - RFC 5652 §5.3 sid names the signer certificate; it must be the trusted
     # TSA leaf. Embedded certificates are untrusted input.
     if not token.signer.matches(leaf):
         raise _Failed(_RANK_UNTRUSTED, E(
@@ -134,10 +136,10 @@ def _verify_with(token: TimestampToken, authority: CertificateAuthority) -> None
                 "embedded signer certificate differs from the trusted TSA certificate",
                 actual=embedded.subject.rfc4514_string(), expected=leaf.subject.rfc4514_string()))
 
-    _check_chain(token.gen_time, chain)  # (3)
-    _check_leaf_profile(leaf)  # (4)
+    _check_chain(token.gen_time, chain)  # step 3
+    _check_leaf_profile(leaf)  # step 4
 
-    # SPEC (5): trusted root validFor of the TSA must contain genTime (inclusive end).
+    # SPEC: step 5 - trusted root validFor of the TSA must contain genTime (inclusive end).
     if not authority.validity.contains(token.gen_time):
         raise _Failed(_RANK_VALIDITY, E(
             "timestamp genTime is outside the TSA's validity in the trusted root",
@@ -145,16 +147,16 @@ def _verify_with(token: TimestampToken, authority: CertificateAuthority) -> None
             expected=f"{authority.validity.start.isoformat()} .. "
                      f"{authority.validity.end.isoformat() if authority.validity.end else ''}"))
 
-    _check_cms(token, leaf)  # (6)
+    _check_cms(token, leaf)  # step 6
 
 
 def _check_chain(gen_time: datetime, chain: Sequence[x509.Certificate]) -> None:
-    # SPEC (3): sigstore-python requires the TSA chain to hold at least leaf and root.
+    # SPEC: step 3 - sigstore-python requires the TSA chain to hold at least leaf and root.
     if len(chain) < 2:
         raise _Failed(_RANK_CHAIN, E("TSA certificate chain in the trusted root is incomplete",
                                      actual=len(chain), expected=">= 2 certificates"))
     for index, cert in enumerate(chain):
-        # SPEC (3): RFC 3161 §2.4.2 / RFC 5280 §6.1.3(a)(2): each certificate is valid at
+        # SPEC: step 3 - RFC 3161 §2.4.2 / RFC 5280 §6.1.3(a)(2): each certificate is valid at
         # genTime (the verification time of a timestamp is its own genTime).
         if not cert.not_valid_before_utc <= gen_time <= cert.not_valid_after_utc:
             raise _Failed(_RANK_CHAIN, E(
@@ -166,7 +168,7 @@ def _check_chain(gen_time: datetime, chain: Sequence[x509.Certificate]) -> None:
             continue
         issuer = cert
         subject = chain[index - 1]
-        # SPEC (3): RFC 5280 §6.1.4(k),(n): issuers must be CAs allowed to sign certificates.
+        # SPEC: step 3 - RFC 5280 §6.1.4(k),(n): issuers must be CAs allowed to sign certificates.
         basic = _extension(issuer, x509.BasicConstraints, _RANK_CHAIN)
         if basic is None or not basic.value.ca:
             raise _Failed(_RANK_CHAIN, E(f"TSA certificate [{index}] is not a CA"))
@@ -174,7 +176,7 @@ def _check_chain(gen_time: datetime, chain: Sequence[x509.Certificate]) -> None:
         if key_usage is not None and not key_usage.key_cert_sign:
             raise _Failed(_RANK_CHAIN, E(
                 f"TSA certificate [{index}] key usage does not allow certificate signing"))
-        # SPEC (3): Go x509 EKU nesting: a CA with an EKU must allow timeStamping.
+        # SPEC: step 3 - Go x509 EKU nesting: a CA with an EKU must allow timeStamping.
         eku = _eku(issuer, _RANK_CHAIN)
         if eku is not None and not ({ExtendedKeyUsageOID.TIME_STAMPING,
                                      ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(eku.value)):
@@ -189,7 +191,7 @@ def _check_chain(gen_time: datetime, chain: Sequence[x509.Certificate]) -> None:
 
 
 def _check_leaf_profile(leaf: x509.Certificate) -> None:
-    # SPEC (4): RFC 3161 §2.3: the TSA certificate has exactly one, critical, EKU:
+    # SPEC: step 4 - RFC 3161 §2.3: the TSA certificate has exactly one, critical, EKU:
     # id-kp-timeStamping. OpenSSL's TIMESTAMP_SIGN purpose rejects a non-critical EKU.
     eku = _eku(leaf, _RANK_PROFILE)
     if eku is None:
@@ -208,14 +210,14 @@ def _check_leaf_profile(leaf: x509.Certificate) -> None:
 
 
 def _check_cms(token: TimestampToken, leaf: x509.Certificate) -> None:
-    # SPEC (6): RFC 5652 §5.3: signedAttrs MUST be present when eContentType is not id-data.
+    # SPEC: step 6 - RFC 5652 §5.3: signedAttrs MUST be present when eContentType is not id-data.
     if token.signed_attrs_der is None:
         raise _Failed(_RANK_CMS, E("timestamp SignerInfo has no signed attributes"))
-    # SPEC (6): RFC 5652 §11.1: contentType attribute == eContentType (id-ct-TSTInfo).
+    # SPEC: step 6 - RFC 5652 §11.1: contentType attribute == eContentType (id-ct-TSTInfo).
     if token.content_type != TST_INFO_OID:
         raise _Failed(_RANK_CMS, E("timestamp contentType attribute is not id-ct-TSTInfo",
                                    actual=token.content_type, expected=TST_INFO_OID))
-    # SPEC (6): RFC 5652 §5.4/§11.2: messageDigest = digest of the eContent octets.
+    # SPEC: step 6 - RFC 5652 §5.4/§11.2: messageDigest = digest of the eContent octets.
     if token.message_digest is None:
         raise _Failed(_RANK_CMS, E("timestamp has no messageDigest attribute"))
     digest = hashlib.new(token.digest_algorithm, token.tst_info_der).digest()
@@ -230,7 +232,7 @@ def _check_cms(token: TimestampToken, leaf: x509.Certificate) -> None:
                                    actual=token.signature_hash, expected=token.digest_algorithm))
     key = leaf.public_key()
     algorithm = _HASHES[token.digest_algorithm]()
-    # SPEC (6): RFC 5652 §5.4: the signature is over the DER SET OF signed attributes.
+    # SPEC: step 6 - RFC 5652 §5.4: the signature is over the DER SET OF signed attributes.
     try:
         if token.signature_family == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(token.signature, token.signed_attrs_der, ec.ECDSA(algorithm))
