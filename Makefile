@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# An editable install compiles nothing; without bytecode every CLI start recompiles sources.
+	$(PY) -m compileall -q src/sealtrail
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,7 +23,7 @@ demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 bench: install
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m compileall -q src/sealtrail
 	$(PY) benchmarks/run_all.py
 
 conformance: install

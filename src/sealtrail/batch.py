@@ -7,8 +7,7 @@ in input order as :class:`Outcome` records (plain data, so they cross process bo
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from sealtrail.errors import BundleMalformedError, Error, InputError
 from sealtrail.models.bundle import MAX_BUNDLE_BYTES, Bundle
@@ -24,16 +23,14 @@ READ_CHUNK = 1024 * 1024
 MIN_PAIRS_FOR_PROCESSES = 8
 
 
-@dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
     """An artifact (a path, or ``sha256:HEX``) and the path of its bundle."""
 
     artifact: str
     bundle: str
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The result of verifying one pair."""
 
     artifact: str
@@ -49,7 +46,7 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return asdict(self)
+        return self._asdict()
 
 
 def digest_file(path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
@@ -57,10 +54,12 @@ def digest_file(path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
     import hashlib
 
     hashers = {name: hashlib.new(name) for name in algorithms}
-    buffer = bytearray(READ_CHUNK)
-    view = memoryview(buffer)
     try:
         with open(path, "rb", buffering=0) as handle:
+            # A small file needs no 1 MiB buffer; a large one is read in fixed chunks.
+            size = os.fstat(handle.fileno()).st_size
+            buffer = bytearray(max(1, min(READ_CHUNK, size)))
+            view = memoryview(buffer)
             while True:
                 count = handle.readinto(buffer)
                 if not count:
@@ -122,8 +121,11 @@ def verify_many(pairs: Sequence[Pair], trusted_root_json: bytes, policy: Policy,
                 *, workers: int | None = None) -> list[Outcome]:
     """Verify every pair under ``policy``, in parallel when it pays; results in input order."""
     workers = workers or os.cpu_count() or 1
+    # Parsed here even when workers parse their own copy: a broken trust root is then one
+    # error for the caller, not one per pair.
+    trusted_root = TrustedRoot.from_json(trusted_root_json)
     if workers <= 1 or len(pairs) < MIN_PAIRS_FOR_PROCESSES:
-        verifier = Verifier(TrustedRoot.from_json(trusted_root_json))
+        verifier = Verifier(trusted_root)
         return [verify_pair(verifier, pair, policy) for pair in pairs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

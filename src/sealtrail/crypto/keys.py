@@ -7,8 +7,9 @@ certificates have no details; their algorithm follows from the key type.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import hashlib
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -64,8 +65,7 @@ def hash_by_name(name: str, error: type[Error] = KeyMalformedError) -> str:
                     expected="one of SHA2_256, SHA2_384, SHA2_512") from None
 
 
-@dataclass(frozen=True, eq=False)
-class PublicKey:
+class PublicKey(NamedTuple):
     """A verification key with a fixed algorithm."""
 
     key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey

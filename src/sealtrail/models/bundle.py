@@ -9,8 +9,7 @@ it does not understand.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 
@@ -62,8 +61,7 @@ def _load_certificate(der: bytes, what: str) -> x509.Certificate:
         raise E(f"{what} is not a DER X.509 certificate") from exc
 
 
-@dataclass(frozen=True)
-class InclusionProof:
+class InclusionProof(NamedTuple):
     """A Merkle inclusion proof with the checkpoint it leads to."""
 
     log_index: int  # index within this log shard
@@ -99,8 +97,7 @@ class InclusionProof:
         )
 
 
-@dataclass(frozen=True)
-class TlogEntry:
+class TlogEntry(NamedTuple):
     """One transparency log entry as carried in a bundle."""
 
     log_index: int  # global index (Rekor v1) or the log's index (Rekor v2)
@@ -144,8 +141,7 @@ class TlogEntry:
         )
 
 
-@dataclass(frozen=True)
-class MessageSignature:
+class MessageSignature(NamedTuple):
     """``messageSignature``: a signature over an artifact's digest."""
 
     digest_algorithm: str | None  # "SHA2_256"... None when the bundle omits messageDigest
@@ -169,16 +165,14 @@ class MessageSignature:
         return cls(algorithm, digest, signature)
 
 
-@dataclass(frozen=True)
-class DSSESignature:
+class DSSESignature(NamedTuple):
     """One DSSE signature."""
 
     sig: bytes
     keyid: str
 
 
-@dataclass(frozen=True)
-class DSSEEnvelope:
+class DSSEEnvelope(NamedTuple):
     """A DSSE envelope (https://github.com/secure-systems-lab/dsse)."""
 
     payload: bytes
@@ -218,8 +212,7 @@ class DSSEEnvelope:
         )
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(NamedTuple):
     """A parsed Sigstore bundle."""
 
     version: tuple[int, int]
@@ -232,7 +225,6 @@ class Bundle:
     rfc3161_timestamps: tuple[bytes, ...]
     message_signature: MessageSignature | None
     dsse_envelope: DSSEEnvelope | None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def signature(self) -> bytes:
@@ -342,4 +334,4 @@ class Bundle:
         message = MessageSignature.from_json(data["messageSignature"]) if has_message else None
         envelope = DSSEEnvelope.from_json(data["dsseEnvelope"]) if has_dsse else None
         return cls(version, media_type, certificate, extras, hint, entries, tuple(timestamps),
-                   message, envelope, data)
+                   message, envelope)

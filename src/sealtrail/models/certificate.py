@@ -11,10 +11,12 @@ raw UTF-8 bytes with no DER wrapper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, NamedTuple
 
-from asn1crypto import core
+
 from cryptography import x509
+from cryptography.hazmat.asn1 import decode_der
 
 from sealtrail.errors import CertProfileInvalidError
 
@@ -70,7 +72,9 @@ def _decode(value: bytes, encoding: str) -> str | None:
     try:
         if encoding == _RAW:
             return value.decode("utf-8")
-        return core.UTF8String.load(value, strict=True).native
+        # cryptography's DER decoder maps ``str`` to UTF8String and rejects anything else
+        # (another tag, trailing bytes, bad lengths).
+        return decode_der(str, value)
     except (ValueError, TypeError, UnicodeDecodeError):
         return None
 
@@ -104,8 +108,7 @@ def _san(extensions: x509.Extensions) -> tuple[str, str]:
             expected="URI, email or OtherName", actual=type(name).__name__)
 
 
-@dataclass(frozen=True)
-class FulcioIdentity:
+class FulcioIdentity(NamedTuple):
     """Who a Fulcio certificate was issued to.
 
     ``san`` is the identity (``san_kind`` is ``"uri"``, ``"email"`` or ``"othername"``),
@@ -116,7 +119,7 @@ class FulcioIdentity:
     san: str
     san_kind: str
     issuer: str | None
-    extensions: dict[str, str] = field(default_factory=dict)
+    extensions: Mapping[str, str] = MappingProxyType({})
 
     @classmethod
     def from_certificate(cls, cert: x509.Certificate) -> "FulcioIdentity":

@@ -23,8 +23,7 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -105,8 +104,7 @@ def _check_text(text: str, what: str) -> None:
         raise E(f"{what} contains a control character", actual=repr(match.group()))
 
 
-@dataclass(frozen=True)
-class NoteSignature:
+class NoteSignature(NamedTuple):
     """One signature line of a signed note."""
 
     name: str
@@ -119,8 +117,7 @@ class NoteSignature:
         return f"\u2014 {self.name} {blob}\n"
 
 
-@dataclass(frozen=True)
-class SignedNote:
+class SignedNote(NamedTuple):
     """A C2SP signed note: the signed ``body`` text and its signature lines."""
 
     body: str  # the signed text, up to and including the newline before the blank line
@@ -193,8 +190,7 @@ def _parse_signature_line(line: str, number: int) -> NoteSignature:
     return NoteSignature(name, raw[:_HINT_SIZE], raw[_HINT_SIZE:])
 
 
-@dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(NamedTuple):
     """The text of a C2SP tlog-checkpoint: origin, tree size, root hash, extension lines."""
 
     origin: str

@@ -7,8 +7,7 @@ SPEC: in-toto attestation framework, Statement layer v0.1 and v1: ``_type``, ``s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sealtrail._internal.encoding import require_dict, require_list
 from sealtrail.errors import BundleMalformedError
@@ -22,22 +21,20 @@ MAX_SUBJECTS = 100_000
 E = BundleMalformedError
 
 
-@dataclass(frozen=True)
-class Subject:
+class Subject(NamedTuple):
     """A statement subject: a name and its digests by algorithm (lowercase hex)."""
 
     name: str
     digest: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):
     """A parsed in-toto Statement."""
 
     type: str
     subjects: tuple[Subject, ...]
     predicate_type: str
-    predicate: Any = field(default=None, compare=False)
+    predicate: Any = None
 
     @classmethod
     def from_payload(cls, payload: bytes) -> "Statement":

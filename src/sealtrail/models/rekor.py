@@ -12,8 +12,7 @@ api/proto/rekor/v2 (hashedrekord 0.0.2, dsse 0.0.2).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from cryptography import x509
 
@@ -26,8 +25,7 @@ __all__ = ["EntryBody", "EntrySignature", "Verifier", "parse_entry_body", "SUPPO
 E = BundleMalformedError
 
 
-@dataclass(frozen=True)
-class Verifier:
+class Verifier(NamedTuple):
     """The key material a log entry names: a certificate or a bare public key."""
 
     certificate: x509.Certificate | None = None
@@ -58,16 +56,14 @@ class Verifier:
         return f"public key {self.public_key.key_id.hex()[:16]}"
 
 
-@dataclass(frozen=True)
-class EntrySignature:
+class EntrySignature(NamedTuple):
     """A signature recorded in a log entry, with the verifier that made it."""
 
     signature: bytes
     verifier: Verifier
 
 
-@dataclass(frozen=True)
-class EntryBody:
+class EntryBody(NamedTuple):
     """A parsed, kind-independent view of a log entry body."""
 
     kind: str

@@ -13,7 +13,8 @@ trustworthy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
 from datetime import datetime, timezone
 
 from asn1crypto import cms, core, tsp
@@ -56,8 +57,7 @@ _SIGNATURE_ALGORITHMS: dict[str, tuple[str, str | None]] = {
 E = TimestampInvalidError
 
 
-@dataclass(frozen=True)
-class SignerIdentifier:
+class SignerIdentifier(NamedTuple):
     """The SignerInfo ``sid``: issuer and serial number, or a subject key identifier."""
 
     issuer_der: bytes | None = None
@@ -97,8 +97,7 @@ class SignerIdentifier:
         return f"issuer {issuer!r} serial {self.serial_number}"
 
 
-@dataclass(frozen=True, eq=False)
-class TimestampToken:
+class TimestampToken(NamedTuple):
     """A parsed TimeStampToken (CMS SignedData over a TSTInfo).
 
     ``signed_attrs_der`` is the DER of the signed attributes re-tagged as a SET OF, the

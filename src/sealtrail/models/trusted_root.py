@@ -7,9 +7,8 @@ SPEC: protobuf-specs sigstore_trustroot.proto, media type
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -37,8 +36,7 @@ MAX_TRUSTED_ROOT_BYTES = 16 * 1024 * 1024
 E = TrustRootMalformedError
 
 
-@dataclass(frozen=True)
-class ValidityWindow:
+class ValidityWindow(NamedTuple):
     """``validFor``: a start and an optional end, both inclusive."""
 
     start: datetime
@@ -58,8 +56,7 @@ class ValidityWindow:
         return cls(start, end)
 
 
-@dataclass(frozen=True)
-class TransparencyLog:
+class TransparencyLog(NamedTuple):
     """A transparency log (Rekor v1/v2) or CT log entry of the trusted root."""
 
     base_url: str
@@ -96,8 +93,7 @@ class TransparencyLog:
         return cls(base_url, key, validity, log_id, checkpoint_key_id)
 
 
-@dataclass(frozen=True)
-class CertificateAuthority:
+class CertificateAuthority(NamedTuple):
     """A CA (Fulcio) or TSA entry: a certificate chain and its validity window.
 
     For CAs the chain runs intermediates -> root; for TSAs leaf -> root. Either way
@@ -131,15 +127,13 @@ class CertificateAuthority:
         return cls(uri, tuple(chain), validity)
 
 
-@dataclass(frozen=True)
-class TrustedRoot:
+class TrustedRoot(NamedTuple):
     """A parsed trusted_root.json."""
 
     tlogs: tuple[TransparencyLog, ...]
     ctlogs: tuple[TransparencyLog, ...]
     certificate_authorities: tuple[CertificateAuthority, ...]
     timestamp_authorities: tuple[CertificateAuthority, ...]
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "TrustedRoot":
@@ -171,7 +165,6 @@ class TrustedRoot:
             ctlogs=many("ctlogs", TransparencyLog.from_json),
             certificate_authorities=many("certificateAuthorities", CertificateAuthority.from_json),
             timestamp_authorities=many("timestampAuthorities", CertificateAuthority.from_json),
-            raw=data,
         )
 
     def tlog_by_id(self, log_id: bytes) -> TransparencyLog | None:

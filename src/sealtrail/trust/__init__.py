@@ -5,8 +5,7 @@ Loading never touches the network. Refreshing a root (TUF) is a separate, explic
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+import os
 
 from sealtrail.errors import InputError
 from sealtrail.models.trusted_root import MAX_TRUSTED_ROOT_BYTES, TrustedRoot
@@ -17,7 +16,13 @@ __all__ = ["INSTANCES", "load_trusted_root", "read_trusted_root_bytes"]
 INSTANCES = ("production", "staging")
 
 
-def read_trusted_root_bytes(path: str | Path | None = None, *, instance: str = "production") -> bytes:
+# The package's own data folder. A plain path (not importlib.resources) keeps pathlib and
+# zipfile off the CLI's start-up path; sealtrail is never imported from a zip.
+_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+
+
+def read_trusted_root_bytes(path: str | os.PathLike[str] | None = None, *,
+                            instance: str = "production") -> bytes:
     """The raw trusted_root.json: from ``path`` if given, else the packaged ``instance`` copy."""
     if path is not None:
         try:
@@ -28,10 +33,11 @@ def read_trusted_root_bytes(path: str | Path | None = None, *, instance: str = "
         return data
     if instance not in INSTANCES:
         raise InputError("unknown trust instance", actual=instance, expected=" or ".join(INSTANCES))
-    ref = resources.files("sealtrail") / "data" / "public-good" / instance / "trusted_root.json"
-    return ref.read_bytes()
+    with open(os.path.join(_DATA, "public-good", instance, "trusted_root.json"), "rb") as handle:
+        return handle.read()
 
 
-def load_trusted_root(path: str | Path | None = None, *, instance: str = "production") -> TrustedRoot:
+def load_trusted_root(path: str | os.PathLike[str] | None = None, *,
+                      instance: str = "production") -> TrustedRoot:
     """Parse the trusted root from ``path`` or from the packaged ``instance`` copy."""
     return TrustedRoot.from_json(read_trusted_root_bytes(path, instance=instance))

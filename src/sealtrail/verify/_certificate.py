@@ -12,8 +12,10 @@ import hashlib
 import struct
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.certificate_transparency import (
@@ -144,19 +146,58 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
     x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _ca_eku)
 
 
+@lru_cache(maxsize=64)
+def _trusted_chain_problem(chain: tuple[x509.Certificate, ...]) -> str | None:
+    """Why a trusted-root CA chain is internally inconsistent, or None. Pure, so memoised.
+
+    Each certificate must be a CA (basicConstraints cA) allowed to sign certificates, and
+    each but the root must be issued by the next one.
+    """
+    for index, cert in enumerate(chain):
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        except (x509.ExtensionNotFound, *_PARSE_ERRORS):
+            return f"CA certificate {_name(cert)} lacks basicConstraints or keyUsage"
+        if not constraints.ca or not key_usage.key_cert_sign:
+            return f"certificate {_name(cert)} of the trusted root is not a CA"
+        if index + 1 == len(chain):
+            break  # the root: a trust anchor's self-signature proves nothing
+        issuer = chain[index + 1]
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            return f"CA certificate {_name(cert)} is not issued by {_name(issuer)}: {exc}"
+    return None
+
+
 def _path_via(leaf: x509.Certificate, ca: CertificateAuthority,
               at: datetime) -> list[x509.Certificate]:
-    """The validated path leaf -> ... -> ca root, or raise cryptography's error."""
+    """The validated path leaf -> ... -> ca root, or raise cryptography's error.
+
+    The trusted root vouches for the CA chain as a whole, so the chain's own links are
+    checked once (memoised) and the certificate nearest the leaf serves as the trust anchor
+    of cryptography's verifier. This spares one P-384 signature check (about 0.5 ms) per
+    verification; validity at ``at`` is still checked for every certificate of the chain.
+    """
+    problem = _trusted_chain_problem(tuple(ca.chain))
+    if problem is not None:
+        raise X509VerificationError(problem)
+    for cert in ca.chain:
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            raise X509VerificationError(f"CA certificate {_name(cert)} is not valid at "
+                                        f"{at.isoformat()}")
     verifier = (
         PolicyBuilder()
-        .store(Store([ca.chain[-1]]))
+        .store(Store([ca.chain[0]]))
         .time(at)
-        # The trusted chain fixes the longest legitimate path; nothing longer can be valid.
-        .max_chain_depth(len(ca.chain))
+        # A Fulcio leaf is issued directly by the trusted chain's first certificate.
+        .max_chain_depth(1)
         .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
         .build_client_verifier()
     )
-    return list(verifier.verify(leaf, list(ca.chain[:-1])).chain)
+    path = list(verifier.verify(leaf, []).chain)
+    return path + list(ca.chain[1:])
 
 
 def _explain(leaf: x509.Certificate, authorities: Sequence[CertificateAuthority],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 
-import rfc8785
 from cryptography import x509
 
 from sealtrail.crypto.keys import PublicKey, hash_by_name
@@ -27,6 +26,8 @@ def set_payload(entry: TlogEntry) -> bytes:
     SPEC: rekor pkg/api/entries.go: the SET signs the RFC 8785 canonical JSON of
     {"body": base64(canonicalized body), "integratedTime", "logID": hex, "logIndex"}.
     """
+    import rfc8785  # only Rekor v1 entries need it; keep it off the CLI's start-up path
+
     return rfc8785.dumps({
         "body": base64.b64encode(entry.canonicalized_body).decode(),
         "integratedTime": entry.integrated_time,

@@ -8,7 +8,6 @@ search would let ``https://github.com/org/repo`` match ``https://evil.example/?h
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Mapping
 
 from sealtrail.crypto.keys import PublicKey
@@ -32,27 +31,40 @@ def _compile(pattern: str | None, what: str) -> re.Pattern[str] | None:
         raise UsageError(f"{what} is not a valid regular expression: {exc}") from exc
 
 
-@dataclass(frozen=True)
 class IdentityPolicy:
     """Keyless policy: the certificate identity (SAN) and OIDC issuer, exact or by pattern.
 
     ``extensions`` maps Fulcio extension names (as in :class:`FulcioIdentity.extensions`, e.g.
     ``source_repository_uri``, ``source_repository_ref``, ``build_trigger``) to exact values.
+    Instances are immutable and picklable (batch verification ships them to workers).
     """
 
-    identity: str | None = None
-    identity_regexp: str | None = None
-    issuer: str | None = None
-    issuer_regexp: str | None = None
-    extensions: Mapping[str, str] = field(default_factory=dict)
+    __slots__ = ("identity", "identity_regexp", "issuer", "issuer_regexp", "extensions")
 
-    def __post_init__(self) -> None:
-        if (self.identity is None) == (self.identity_regexp is None):
+    def __init__(self, *, identity: str | None = None, identity_regexp: str | None = None,
+                 issuer: str | None = None, issuer_regexp: str | None = None,
+                 extensions: Mapping[str, str] | None = None) -> None:
+        if (identity is None) == (identity_regexp is None):
             raise UsageError("give exactly one of a certificate identity or an identity pattern")
-        if (self.issuer is None) == (self.issuer_regexp is None):
+        if (issuer is None) == (issuer_regexp is None):
             raise UsageError("give exactly one of an OIDC issuer or an issuer pattern")
-        _compile(self.identity_regexp, "the identity pattern")
-        _compile(self.issuer_regexp, "the issuer pattern")
+        _compile(identity_regexp, "the identity pattern")
+        _compile(issuer_regexp, "the issuer pattern")
+        for name, value in (("identity", identity), ("identity_regexp", identity_regexp),
+                            ("issuer", issuer), ("issuer_regexp", issuer_regexp),
+                            ("extensions", dict(extensions or {}))):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("policies are immutable")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_identity_policy, (self.identity, self.identity_regexp, self.issuer,
+                                   self.issuer_regexp, dict(self.extensions)))
+
+    def __repr__(self) -> str:
+        return (f"IdentityPolicy(identity={self.describe_identity()!r}, "
+                f"issuer={self.describe_issuer()!r}, extensions={dict(self.extensions)!r})")
 
     def describe_identity(self) -> str:
         """The expected identity, for messages."""
@@ -94,18 +106,30 @@ class IdentityPolicy:
                     f"certificate extension {name} does not match", actual=actual, expected=expected)
 
 
-@dataclass(frozen=True)
 class KeyPolicy:
     """Managed-key policy: the bundle must be signed by this public key (PEM)."""
 
-    public_key_pem: bytes
+    __slots__ = ("public_key_pem",)
 
-    def __post_init__(self) -> None:
-        self.key()  # fail early on a malformed key
+    def __init__(self, public_key_pem: bytes) -> None:
+        PublicKey.from_pem(public_key_pem)  # fail early on a malformed key
+        object.__setattr__(self, "public_key_pem", bytes(public_key_pem))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("policies are immutable")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (KeyPolicy, (self.public_key_pem,))
 
     def key(self) -> PublicKey:
         """The parsed key."""
         return PublicKey.from_pem(self.public_key_pem)
+
+
+def _identity_policy(identity: str | None, identity_regexp: str | None, issuer: str | None,
+                     issuer_regexp: str | None, extensions: dict[str, str]) -> IdentityPolicy:
+    return IdentityPolicy(identity=identity, identity_regexp=identity_regexp, issuer=issuer,
+                          issuer_regexp=issuer_regexp, extensions=extensions)
 
 
 Policy = IdentityPolicy | KeyPolicy

@@ -27,11 +27,11 @@ No step does I/O: the caller supplies parsed inputs and the current time.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealtrail._internal.clock import utcnow
 from sealtrail.crypto.keys import PublicKey, hash_by_name
@@ -40,6 +40,7 @@ from sealtrail.errors import (
     CertChainInvalidError,
     CheckpointInvalidError,
     DigestMismatchError,
+    IdentityMismatchError,
     Error,
     KeyMismatchError,
     NoVerifiedTimeError,
@@ -57,6 +58,7 @@ from sealtrail.models.rekor import parse_entry_body
 from sealtrail.models.trusted_root import TransparencyLog, TrustedRoot
 from sealtrail.verify._certificate import verify_certificate
 from sealtrail.verify._checkpoint import verify_checkpoint
+from sealtrail.verify._memo import DEFAULT_MAX_ENTRIES, SuccessMemo
 from sealtrail.verify._tlog import match_entry_body, verify_set
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy, Policy
 
@@ -67,8 +69,7 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=1)
 _DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(NamedTuple):
     """The artifact being verified: its digests (hashlib name -> raw bytes).
 
     Build it with :meth:`from_bytes` or :meth:`from_digest`; the CLI streams large files
@@ -110,8 +111,7 @@ class Artifact:
                 f"{', '.join(sorted(self.digests))} of the artifact is known") from None
 
 
-@dataclass(frozen=True)
-class VerificationResult:
+class VerificationResult(NamedTuple):
     """What a successful verification established."""
 
     identity: str | None
@@ -122,8 +122,8 @@ class VerificationResult:
     log_url: str
     verified_times: tuple[datetime, ...]
     payload_type: str | None = None
-    payload: bytes | None = field(default=None, repr=False)
-    statement: Statement | None = field(default=None, repr=False)
+    payload: bytes | None = None
+    statement: Statement | None = None
 
     @property
     def verified_time(self) -> datetime:
@@ -144,12 +144,15 @@ class Verifier:
     """Verifies Sigstore bundles against one trusted root. Thread-safe and reusable."""
 
     def __init__(self, trusted_root: TrustedRoot, *, now: datetime | None = None,
-                 clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> None:
+                 clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+                 memo_size: int = DEFAULT_MAX_ENTRIES) -> None:
+        """``memo_size`` bounds the memory of passed checks (0 turns it off); see ``_memo``."""
         if now is not None and now.tzinfo is None:
             raise UsageError("now must be timezone-aware")
         self._trusted_root = trusted_root
         self._fixed_now = now
         self._clock_skew = clock_skew
+        self._memo = SuccessMemo(memo_size)
 
     @property
     def trusted_root(self) -> TrustedRoot:
@@ -220,9 +223,13 @@ class Verifier:
             _check_logged_key(bundle, key)
         elif isinstance(policy, IdentityPolicy):
             if certificate is None:
-                raise CertChainInvalidError("bundle carries no certificate; verify it with --key")
+                raise IdentityMismatchError("bundle is signed with a managed key, so it names no "
+                                            "identity; verify it with --key",
+                                            expected=policy.describe_identity())
             self._verify_certificate(certificate, verified_times)
-            identity = FulcioIdentity.from_certificate(certificate)
+            leaf_der = certificate.public_bytes(Encoding.DER)
+            identity = self._memo.run(("identity", leaf_der),
+                                      lambda: FulcioIdentity.from_certificate(certificate))
             key = PublicKey.from_key(certificate.public_key(), None, CertChainInvalidError)
             # 3. Policy.
             policy.check(identity)
@@ -273,8 +280,10 @@ class Verifier:
             # and the CLI should not pay for it at start-up otherwise.
             from sealtrail.verify._timestamp import verify_timestamps
 
-            times.extend(verify_timestamps(bundle.rfc3161_timestamps, bundle.signature,
-                                           self._trusted_root.timestamp_authorities))
+            times.extend(self._memo.run(
+                ("timestamps", bundle.signature, *bundle.rfc3161_timestamps),
+                lambda: verify_timestamps(bundle.rfc3161_timestamps, bundle.signature,
+                                          self._trusted_root.timestamp_authorities)))
         for when in times:
             if when > now + self._clock_skew:
                 raise TimestampInvalidError("timestamp lies in the future", actual=when.isoformat(),
@@ -283,7 +292,9 @@ class Verifier:
         for entry, log in entries:
             if entry.signed_entry_timestamp is None:
                 continue
-            verify_set(entry, log)
+            self._memo.run(("set", entry.log_id, entry.log_index, entry.integrated_time,
+                            entry.canonicalized_body, entry.signed_entry_timestamp or b""),
+                           lambda: verify_set(entry, log))
             integrated = datetime.fromtimestamp(entry.integrated_time, timezone.utc)
             if integrated > now + self._clock_skew:
                 raise TimestampInvalidError("log entry's integrated time lies in the future",
@@ -293,7 +304,15 @@ class Verifier:
                 raise TlogKeyUnknownError(f"log key of {log.base_url} was not valid at the "
                                           "integrated time", actual=integrated.isoformat())
             times.append(integrated)
-        # 1c. At least one verified time. SPEC: Rekor v2 entries carry no SET, so a bundle
+        # 1c. Entries without a SET (Rekor v2) have no integrated time: their log key must be
+        # valid at the times the TSAs vouch for instead.
+        for entry, log in entries:
+            if entry.signed_entry_timestamp is None:
+                for when in times:
+                    if not log.validity.contains(when):
+                        raise TlogKeyUnknownError(f"log key of {log.base_url} was not valid at "
+                                                  "the timestamped time", actual=when.isoformat())
+        # 1d. At least one verified time. SPEC: Rekor v2 entries carry no SET, so a bundle
         # with only v2 entries must carry an RFC 3161 timestamp.
         if not times:
             raise NoVerifiedTimeError(
@@ -304,8 +323,10 @@ class Verifier:
     def _verify_certificate(self, certificate: x509.Certificate, times: list[datetime]) -> None:
         # SPEC: the leaf must be valid, and chain to a valid CA, at every verified time.
         for when in sorted(set(times)):
-            verify_certificate(certificate, self._trusted_root.certificate_authorities,
-                               self._trusted_root.ctlogs, when)
+            self._memo.run(("certificate", certificate.public_bytes(Encoding.DER), when.isoformat()),
+                           lambda: verify_certificate(certificate,
+                                                      self._trusted_root.certificate_authorities,
+                                                      self._trusted_root.ctlogs, when))
 
     def _check_message_signature(self, bundle: Bundle, artifact: Artifact, key: PublicKey) -> None:
         message = bundle.message_signature
@@ -320,7 +341,9 @@ class Verifier:
             raise DigestMismatchError("artifact digest does not match the signed digest",
                                       actual=f"{algorithm}:{digest.hex()}",
                                       expected=f"{algorithm}:{message.digest.hex()}")
-        if not key.verify_digest(message.signature, digest, algorithm):
+        if not self._memo.holds(("digest-signature", key.spki_der, algorithm, digest,
+                                 message.signature),
+                                lambda: key.verify_digest(message.signature, digest, algorithm)):
             raise SignatureInvalidError("signature does not verify over the artifact digest "
                                         "with the signer's key")
 
@@ -328,7 +351,9 @@ class Verifier:
         envelope = bundle.dsse_envelope
         assert envelope is not None
         # SPEC: DSSE v1: the signature covers PAE(payloadType, payload).
-        if not key.verify(envelope.signatures[0].sig, envelope.pae()):
+        pae = envelope.pae()
+        if not self._memo.holds(("dsse-signature", key.spki_der, envelope.signatures[0].sig, pae),
+                                lambda: key.verify(envelope.signatures[0].sig, pae)):
             raise SignatureInvalidError("DSSE signature does not verify over the envelope "
                                         "with the signer's key")
         statement = None
@@ -359,7 +384,9 @@ class Verifier:
             if proof.checkpoint is None:
                 # SPEC: bundle spec: InclusionProof.checkpoint is REQUIRED.
                 raise CheckpointInvalidError("inclusion proof has no checkpoint")
-            checkpoint = verify_checkpoint(proof.checkpoint, log)
+            envelope_text = proof.checkpoint
+            checkpoint = self._memo.run(("checkpoint", entry.log_id, envelope_text),
+                                        lambda: verify_checkpoint(envelope_text, log))
             if checkpoint.root_hash != proof.root_hash or checkpoint.size != proof.tree_size:
                 raise CheckpointInvalidError(
                     "the log's checkpoint does not commit to the inclusion proof's tree",
@@ -370,7 +397,9 @@ class Verifier:
         elif entry.version == "0.0.2":
             raise BundleMalformedError("a Rekor v2 log entry needs an inclusion proof")
         # 5b. The entry records this bundle.
-        body = parse_entry_body(entry.canonicalized_body, entry.kind, entry.version)
+        body = self._memo.run(("body", entry.kind, entry.version, entry.canonicalized_body),
+                              lambda: parse_entry_body(entry.canonicalized_body, entry.kind,
+                                                       entry.version))
         recorded_digest = match_entry_body(body, bundle, certificate,
                                            None if certificate is not None else key)
         if recorded_digest is not None and artifact is not None:
