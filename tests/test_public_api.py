@@ -1,0 +1,30 @@
+"""The curated public surface: `sealtrail.__all__` is sorted and every name resolves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import sealtrail
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert sealtrail.__all__ == sorted(sealtrail.__all__)
+    for name in sealtrail.__all__:
+        assert getattr(sealtrail, name) is not None, name
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    try:
+        sealtrail.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("expected AttributeError")
+
+
+def test_importing_the_package_stays_light() -> None:
+    # The CLI imports sealtrail first; cryptography must only load when needed.
+    code = "import sys, sealtrail; print('cryptography' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
