@@ -11,7 +11,13 @@ prints in ``--json`` output; codes never change meaning once released.
     ├── InputError                      INPUT_INVALID       (a file that cannot be read or parsed)
     │   ├── BundleMalformedError        BUNDLE_MALFORMED
     │   ├── TrustRootMalformedError     TRUST_ROOT_MALFORMED
-    │   └── KeyMalformedError           KEY_MALFORMED
+    │   ├── KeyMalformedError           KEY_MALFORMED
+    │   └── LogEntryInvalidError        LOG_ENTRY_INVALID   (a log entry request we refuse)
+    ├── LogError                        LOG_ERROR           (the transparency log service)
+    │   ├── LogFrozenError              LOG_FROZEN
+    │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
+    │   ├── LogOverloadedError          LOG_OVERLOADED
+    │   └── LogStorageError             LOG_STORAGE
     └── VerificationError               VERIFICATION_FAILED (the input is well-formed but untrusted)
         ├── SignatureInvalidError       SIGNATURE_INVALID
         ├── DigestMismatchError         DIGEST_MISMATCH
@@ -51,6 +57,12 @@ __all__ = [
     "IssuerMismatchError",
     "KeyMalformedError",
     "KeyMismatchError",
+    "LogEntryInvalidError",
+    "LogEntryNotFoundError",
+    "LogError",
+    "LogFrozenError",
+    "LogOverloadedError",
+    "LogStorageError",
     "NoVerifiedTimeError",
     "SCTInvalidError",
     "SETInvalidError",
@@ -143,6 +155,42 @@ class KeyMalformedError(InputError):
     """A public key could not be parsed or is of an unsupported type."""
 
     code = "KEY_MALFORMED"
+
+
+class LogEntryInvalidError(InputError):
+    """A request to add a log entry is malformed, unsupported, or its signature is invalid."""
+
+    code = "LOG_ENTRY_INVALID"
+
+
+class LogError(Error):
+    """The transparency log cannot do what was asked."""
+
+    code = "LOG_ERROR"
+
+
+class LogFrozenError(LogError):
+    """The log is frozen (read-only, e.g. after a shard rollover) and accepts no entries."""
+
+    code = "LOG_FROZEN"
+
+
+class LogEntryNotFoundError(LogError):
+    """No entry has the requested index, UUID or content."""
+
+    code = "LOG_ENTRY_NOT_FOUND"
+
+
+class LogOverloadedError(LogError):
+    """Too many entries are waiting to be sequenced; the client should retry later."""
+
+    code = "LOG_OVERLOADED"
+
+
+class LogStorageError(LogError):
+    """The log's storage failed (disk, database); nothing was acknowledged."""
+
+    code = "LOG_STORAGE"
 
 
 class VerificationError(Error):
