@@ -63,7 +63,47 @@ def _build_parser() -> ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
     verify.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="worker processes for many artifacts (default: all cores)")
+
+    log = commands.add_parser("log", help="run transparency logs (Rekor v1 and v2 APIs)")
+    log_commands = log.add_subparsers(dest="log_command", metavar="COMMAND", prog="sealtrail log",
+                                      parser_class=ArgumentParser)
+    serve = log_commands.add_parser(
+        "serve", help="serve the logs of DIR over HTTP (creates DIR with fresh keys if needed)")
+    serve.add_argument("directory", metavar="DIR")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: loopback only)")
+    serve.add_argument("--port", type=int, default=3000, help="port (0 picks a free one)")
+    serve.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE")
+    serve.add_argument("--origin-host", metavar="NAME",
+                       help="log name in checkpoints when DIR is created (default: --host)")
+    tlogs = log_commands.add_parser(
+        "tlogs", help="print trusted_root.json 'tlogs' entries for the logs of DIR")
+    tlogs.add_argument("directory", metavar="DIR")
+    tlogs.add_argument("--base-url", required=True, metavar="URL",
+                       help="the URL clients use to reach the server")
     return parser
+
+
+def _log(args: Any) -> int:
+    import logging
+
+    from sealtrail.server.log_instance import LogDirectory
+
+    directory = LogDirectory(args.directory)
+    if args.log_command == "tlogs":
+        print(json.dumps(directory.trusted_root_tlogs(args.base_url), indent=2))
+        return EXIT_OK
+    if args.log_command != "serve":
+        raise _usage("give a log command: serve or tlogs")
+    from sealtrail.server.log_api import build_log_app
+    from sealtrail.server.run import serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if not os.path.exists(directory.config_path):
+        directory.create(args.origin_host or args.host)
+    serve(build_log_app(directory.open()), host=args.host, port=args.port,
+          port_file=args.port_file)
+    return EXIT_OK
 
 
 def _policy_from_args(args: Any) -> Any:
@@ -151,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return _verify(args)
+        if args.command == "log":
+            return _log(args)
     except Error as exc:
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, **exc.to_json()}, sort_keys=True))

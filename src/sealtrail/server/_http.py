@@ -1,0 +1,100 @@
+"""HTTP plumbing shared by the services: bounded JSON bodies and JSON errors.
+
+Every error a client can cause becomes a 4xx JSON response ``{"code": <HTTP status>,
+"message": <one line>, "reason": <stable sealtrail code>}``; nothing a client sends may
+produce a 500 (tests fuzz the API to hold us to it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sealtrail.errors import (
+    Error,
+    InputError,
+    LogEntryInvalidError,
+    LogEntryNotFoundError,
+    LogFrozenError,
+    LogOverloadedError,
+    UsageError,
+)
+
+__all__ = ["ApiError", "error_response", "read_json"]
+
+log = logging.getLogger("sealtrail.server")
+
+# SPEC: sigstore-wire.md §8: rekor-tiles limits request bodies to 4 MiB.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class ApiError(Exception):
+    """An HTTP error with a stable reason code, raised inside handlers."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, reason: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body every service uses."""
+    return JSONResponse({"code": status, "message": message, "reason": reason},
+                        status_code=status, headers=headers)
+
+
+def status_for(exc: Error) -> int:
+    """Map a sealtrail error to an HTTP status."""
+    if isinstance(exc, LogEntryNotFoundError):
+        return 404
+    if isinstance(exc, LogFrozenError):
+        return 405
+    if isinstance(exc, LogOverloadedError):
+        return 503
+    if isinstance(exc, (InputError, UsageError, LogEntryInvalidError)):
+        return 400
+    return 500
+
+
+async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request body as JSON, refusing oversized or malformed bodies with a 4xx."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "BAD_REQUEST", "invalid Content-Length")
+        if int(declared) > limit:
+            raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except RecursionError:
+        raise ApiError(400, "BAD_REQUEST", "request JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "BAD_REQUEST", f"request body is not valid JSON: {exc}") from None
+
+
+async def handle_errors(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler: every failure becomes a JSON error, never a traceback."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.reason, exc.message, exc.headers)
+    if isinstance(exc, Error):
+        status = status_for(exc)
+        if status >= 500:
+            log.error("request failed: %s: %s", exc.code, exc.diagnostics())
+        return error_response(status, exc.code, exc.diagnostics())
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "INTERNAL", "internal error")

@@ -1,0 +1,429 @@
+"""The transparency log over HTTP: the Rekor v1 API, the Rekor v2 write API, tlog-tiles reads
+and search, for any number of logs in one process.
+
+SPEC: sigstore-wire.md §3 (Rekor v1 openapi.yaml shapes), §4 (rekor-tiles), C2SP tlog-tiles.
+
+Layout of URLs:
+- the one *active* Rekor v1 log answers at ``/api/v1/...`` (as rekor.sigstore.dev does); frozen
+  v1 shards are reachable there too, by global log index or entry ID;
+- each Rekor v2 log lives under ``/logs/<name>``: ``POST /logs/<name>/api/v2/log/entries``,
+  ``GET /logs/<name>/checkpoint``, ``/logs/<name>/tile/...`` and the search endpoint
+  ``GET /logs/<name>/api/v2/log/search``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import rfc8785
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sealtrail.crypto.keys import PublicKey
+from sealtrail.errors import LogEntryInvalidError, LogEntryNotFoundError, LogFrozenError
+from sealtrail.log.engine import LogEngine
+from sealtrail.log.entries import CanonicalEntry, canonicalize_v1, canonicalize_v2
+from sealtrail.merkle import leaf_hash
+from sealtrail.merkle.tiles import parse_tile_path
+from sealtrail.server._http import ApiError, handle_errors, read_json
+
+__all__ = ["LogService", "build_log_app"]
+
+# How long a write waits for a checkpoint that covers it (rekor-tiles allows 20 s).
+CHECKPOINT_WAIT_SECONDS = 20.0
+# SPEC: Rekor v1 openapi: retrieve takes at most 10 UUIDs / indexes / entries.
+MAX_RETRIEVE = 10
+MAX_SEARCH_RESULTS = 1000
+FULL_TILE_CACHE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=2"
+CHECKPOINT_CACHE = "no-cache"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class LogService:
+    """One log as served over HTTP."""
+
+    name: str
+    api_version: int  # 1 (Rekor v1 API) or 2 (Rekor v2 API + tiles)
+    engine: LogEngine
+    private_key: Any  # signs Rekor v1 SETs (the checkpoint signer lives in the engine)
+    public_key: PublicKey
+    log_id: bytes  # v1: SHA-256(SPKI); v2: the signed-note key id
+    tree_id: int = 0  # v1 only
+    index_offset: int = 0  # v1 only: global index of this shard's first entry
+    frozen: bool = False
+
+    @property
+    def log_id_hex(self) -> str:
+        return self.log_id.hex()
+
+    def entry_id(self, body: bytes) -> str:
+        """Rekor v1 entry ID: 16 hex digits of tree ID, then the UUID (leaf hash)."""
+        return f"{self.tree_id:016x}{leaf_hash(body).hex()}"
+
+    def sign_set(self, body: bytes, integrated_time: int, global_index: int) -> bytes:
+        """SPEC: Rekor v1 SET: the log key signs JCS of body, integratedTime, logID, logIndex."""
+        payload = rfc8785.dumps({"body": _b64(body), "integratedTime": integrated_time,
+                                 "logID": self.log_id_hex, "logIndex": global_index})
+        return self.private_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+
+
+# -- Rekor v1 -------------------------------------------------------------------------------
+
+class _V1:
+    """Handlers of the Rekor v1 API over the active shard plus frozen shards."""
+
+    def __init__(self, active: LogService, shards: list[LogService]) -> None:
+        self.active = active
+        self.shards = [active, *shards]
+
+    def _entry_json(self, service: LogService, index: int, tree_size: int | None = None) -> dict[str, Any]:
+        stored = service.engine.entry(index)
+        checkpoint = service.engine.latest_checkpoint()
+        size = tree_size if tree_size is not None else checkpoint.size
+        if index >= size:
+            raise LogEntryNotFoundError("entry is not yet integrated", actual=index)
+        global_index = service.index_offset + index
+        proof = service.engine.inclusion_proof(index, checkpoint.size)
+        return {service.entry_id(stored.body): {
+            "body": _b64(stored.body),
+            "integratedTime": stored.integrated_time,
+            "logID": service.log_id_hex,
+            "logIndex": global_index,
+            "verification": {
+                "inclusionProof": {
+                    "logIndex": index,
+                    "rootHash": checkpoint.root_hash.hex(),
+                    "treeSize": checkpoint.size,
+                    "hashes": [h.hex() for h in proof],
+                    "checkpoint": checkpoint.note,
+                },
+                "signedEntryTimestamp": _b64(service.sign_set(stored.body, stored.integrated_time,
+                                                               global_index)),
+            },
+        }}
+
+    def _locate_global(self, global_index: int) -> tuple[LogService, int]:
+        for service in self.shards:
+            local = global_index - service.index_offset
+            if 0 <= local < service.engine.latest_checkpoint().size:
+                return service, local
+        raise LogEntryNotFoundError("no entry at this log index", actual=global_index)
+
+    def _locate_id(self, entry_id: str) -> tuple[LogService, int]:
+        text = entry_id.lower()
+        if len(text) not in (64, 80) or any(c not in "0123456789abcdef" for c in text):
+            raise ApiError(400, "BAD_REQUEST", "entry ID must be 64 or 80 hex digits")
+        tree = int(text[:16], 16) if len(text) == 80 else None
+        uuid = bytes.fromhex(text[-64:])
+        for service in self.shards:
+            if tree is not None and service.tree_id != tree:
+                continue
+            index = service.engine.find(uuid)
+            if index is not None:
+                return service, index
+        raise LogEntryNotFoundError("no entry with this UUID", actual=entry_id)
+
+    async def create(self, request: Request) -> Response:
+        if self.active.frozen:
+            raise LogFrozenError("this log is frozen and accepts no entries")
+        entry = canonicalize_v1(await read_json(request))
+        engine = self.active.engine
+        result = await engine.add(entry.body, entry.search_keys)
+        entry_id = self.active.entry_id(entry.body)
+        location = f"/api/v1/log/entries/{entry_id}"
+        if result.duplicate:
+            raise ApiError(409, "ALREADY_EXISTS", f"an equivalent entry already exists at index "
+                           f"{self.active.index_offset + result.index}",
+                           headers={"Location": location, "ETag": entry_id[16:]})
+        await engine.wait_for_checkpoint(result.index, CHECKPOINT_WAIT_SECONDS)
+        body = self._entry_json(self.active, result.index)
+        return JSONResponse(body, status_code=201,
+                            headers={"ETag": entry_id[16:], "Location": location})
+
+    async def get_by_id(self, request: Request) -> Response:
+        service, index = self._locate_id(request.path_params["entry_id"])
+        return JSONResponse(self._entry_json(service, index))
+
+    async def get_by_index(self, request: Request) -> Response:
+        raw = request.query_params.get("logIndex")
+        if raw is None or not raw.isdigit() or len(raw) > 19:
+            raise ApiError(400, "BAD_REQUEST", "logIndex must be a non-negative integer")
+        service, index = self._locate_global(int(raw))
+        return JSONResponse(self._entry_json(service, index))
+
+    async def retrieve(self, request: Request) -> Response:
+        query = await read_json(request)
+        if not isinstance(query, dict):
+            raise ApiError(400, "BAD_REQUEST", "retrieve expects a JSON object")
+        found: list[dict[str, Any]] = []
+        keys = [k for k in ("entryUUIDs", "logIndexes", "entries") if k in query]
+        if len(keys) != 1:
+            raise ApiError(400, "BAD_REQUEST", "give exactly one of entryUUIDs, logIndexes, entries")
+        items = query[keys[0]]
+        if not isinstance(items, list) or len(items) > MAX_RETRIEVE:
+            raise ApiError(400, "BAD_REQUEST", f"{keys[0]} must be a list of at most {MAX_RETRIEVE}")
+        for item in items:
+            try:
+                if keys[0] == "entryUUIDs":
+                    if not isinstance(item, str):
+                        raise ApiError(400, "BAD_REQUEST", "entry UUIDs must be strings")
+                    service, index = self._locate_id(item)
+                elif keys[0] == "logIndexes":
+                    if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                        raise ApiError(400, "BAD_REQUEST", "log indexes must be integers >= 0")
+                    service, index = self._locate_global(item)
+                else:
+                    body = canonicalize_v1(item).body
+                    for service in self.shards:
+                        found_index = service.engine.find(leaf_hash(body))
+                        if found_index is not None:
+                            index = found_index
+                            break
+                    else:
+                        continue
+            except LogEntryNotFoundError:
+                continue
+            found.append(self._entry_json(service, index))
+        return JSONResponse(found)
+
+    async def log_info(self, request: Request) -> Response:
+        checkpoint = self.active.engine.latest_checkpoint()
+        inactive = [{
+            "rootHash": s.engine.latest_checkpoint().root_hash.hex(),
+            "treeSize": s.engine.latest_checkpoint().size,
+            "signedTreeHead": s.engine.latest_checkpoint().note,
+            "treeID": str(s.tree_id),
+        } for s in self.shards[1:]]
+        return JSONResponse({
+            "rootHash": checkpoint.root_hash.hex(),
+            "treeSize": checkpoint.size,
+            "signedTreeHead": checkpoint.note,
+            "treeID": str(self.active.tree_id),
+            "inactiveShards": inactive,
+        })
+
+    async def proof(self, request: Request) -> Response:
+        params = request.query_params
+        service = self.active
+        if params.get("treeID"):
+            matches = [s for s in self.shards if str(s.tree_id) == params["treeID"]]
+            if not matches:
+                raise LogEntryNotFoundError("unknown treeID", actual=params["treeID"])
+            service = matches[0]
+        size = service.engine.latest_checkpoint().size
+        first = _int_param(params, "firstSize", default=1)
+        last = _int_param(params, "lastSize", default=size)
+        if not 1 <= first <= last <= size:
+            raise ApiError(400, "BAD_REQUEST", f"need 1 <= firstSize <= lastSize <= {size}")
+        proof = service.engine.consistency_proof(first, last)
+        root = service.engine.root_at(last) if hasattr(service.engine, "root_at") else None
+        body: dict[str, Any] = {"hashes": [h.hex() for h in proof]}
+        if root is not None:
+            body["rootHash"] = root.hex()
+        return JSONResponse(body)
+
+    async def public_key(self, request: Request) -> Response:
+        pem = self.active.public_key.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return Response(pem, media_type="application/x-pem-file")
+
+    async def index_retrieve(self, request: Request) -> Response:
+        query = await read_json(request)
+        kind, value = _search_query_v1(query)
+        uuids: list[str] = []
+        for service in self.shards:
+            for index in service.engine.search(kind, value, MAX_SEARCH_RESULTS):
+                uuids.append(leaf_hash(service.engine.entry(index).body).hex())
+        return JSONResponse(uuids)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/log/entries", self.create, methods=["POST"]),
+            Route("/api/v1/log/entries", self.get_by_index, methods=["GET"]),
+            Route("/api/v1/log/entries/retrieve", self.retrieve, methods=["POST"]),
+            Route("/api/v1/log/entries/{entry_id}", self.get_by_id, methods=["GET"]),
+            Route("/api/v1/log", self.log_info, methods=["GET"]),
+            Route("/api/v1/log/proof", self.proof, methods=["GET"]),
+            Route("/api/v1/log/publicKey", self.public_key, methods=["GET"]),
+            Route("/api/v1/index/retrieve", self.index_retrieve, methods=["POST"]),
+        ]
+
+
+def _int_param(params: Any, name: str, *, default: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 19:
+        raise ApiError(400, "BAD_REQUEST", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _search_query_v1(query: Any) -> tuple[str, str]:
+    """SPEC: Rekor v1 SearchIndex: {"hash": "sha256:<hex>"} | {"email"} | {"publicKey"}.
+
+    sealtrail also accepts {"identity": <any certificate SAN>}.
+    """
+    if not isinstance(query, dict):
+        raise ApiError(400, "BAD_REQUEST", "search expects a JSON object")
+    if isinstance(query.get("hash"), str):
+        algorithm, _, digest = query["hash"].lower().rpartition(":")
+        if algorithm not in ("", "sha256") or len(digest) != 64 or \
+                any(c not in "0123456789abcdef" for c in digest):
+            raise ApiError(400, "BAD_REQUEST", "hash must be sha256:<64 hex digits>")
+        return "sha256", digest
+    if isinstance(query.get("email"), str):
+        return "identity", query["email"]
+    if isinstance(query.get("identity"), str):
+        return "identity", query["identity"]
+    key = query.get("publicKey")
+    if isinstance(key, dict) and isinstance(key.get("content"), str):
+        try:
+            pem_or_der = base64.b64decode(key["content"], validate=True)
+        except ValueError:
+            raise ApiError(400, "BAD_REQUEST", "publicKey.content must be base64") from None
+        return "key", _key_fingerprint(pem_or_der)
+    raise ApiError(400, "BAD_REQUEST", "give hash, email, identity or publicKey")
+
+
+def _key_fingerprint(pem_or_der: bytes) -> str:
+    from cryptography import x509
+
+    from sealtrail.errors import KeyMalformedError
+
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in pem_or_der:
+            key = PublicKey.from_key(x509.load_pem_x509_certificate(pem_or_der).public_key())
+        elif pem_or_der.startswith(b"-----"):
+            key = PublicKey.from_pem(pem_or_der)
+        else:
+            key = PublicKey.from_spki_der(pem_or_der)
+    except (KeyMalformedError, ValueError) as exc:
+        raise ApiError(400, "BAD_REQUEST", "publicKey does not parse") from exc
+    return key.key_id.hex()
+
+
+# -- Rekor v2 and tiles ---------------------------------------------------------------------
+
+class _V2:
+    """Handlers of one Rekor v2 log: the write API, tile reads and search."""
+
+    def __init__(self, service: LogService) -> None:
+        self.service = service
+
+    def entry_json(self, entry: CanonicalEntry, index: int) -> dict[str, Any]:
+        engine = self.service.engine
+        checkpoint = engine.latest_checkpoint()
+        proof = engine.inclusion_proof(index, checkpoint.size)
+        # SPEC: rekor-tiles returns TransparencyLogEntry with EmitUnpopulated: int64 as
+        # strings, bytes as base64, inclusionPromise null, integratedTime "0".
+        return {
+            "logIndex": str(index),
+            "logId": {"keyId": _b64(self.service.log_id)},
+            "kindVersion": {"kind": entry.kind, "version": entry.api_version},
+            "integratedTime": "0",
+            "inclusionPromise": None,
+            "inclusionProof": {
+                "logIndex": str(index),
+                "rootHash": _b64(checkpoint.root_hash),
+                "treeSize": str(checkpoint.size),
+                "hashes": [_b64(h) for h in proof],
+                "checkpoint": {"envelope": checkpoint.note},
+            },
+            "canonicalizedBody": _b64(entry.body),
+        }
+
+    async def create(self, request: Request) -> Response:
+        if self.service.frozen:
+            raise LogFrozenError("this log is frozen and accepts no entries")
+        entry = canonicalize_v2(await read_json(request))
+        engine = self.service.engine
+        result = await engine.add(entry.body, entry.search_keys)
+        if result.duplicate:
+            raise ApiError(409, "ALREADY_EXISTS",
+                           f"an equivalent entry already exists at index {result.index}",
+                           headers={"x-log-index": str(result.index)})
+        await engine.wait_for_checkpoint(result.index, CHECKPOINT_WAIT_SECONDS)
+        return JSONResponse(self.entry_json(entry, result.index), status_code=201)
+
+    async def checkpoint(self, request: Request) -> Response:
+        note = self.service.engine.latest_checkpoint().note
+        return PlainTextResponse(note, headers={"Cache-Control": CHECKPOINT_CACHE})
+
+    async def tile(self, request: Request) -> Response:
+        path = "tile/" + request.path_params["path"]
+        parsed = parse_tile_path(path)
+        if parsed is None:
+            raise ApiError(404, "NOT_FOUND", "not a tile path")
+        level, index, width = parsed
+        engine = self.service.engine
+        data = (engine.read_entry_bundle(index, width) if level is None
+                else engine.read_tile(level, index, width))
+        cache = FULL_TILE_CACHE if width is None else PARTIAL_TILE_CACHE
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Cache-Control": cache})
+
+    async def search(self, request: Request) -> Response:
+        params = request.query_params
+        kinds = [k for k in ("sha256", "identity", "key") if k in params]
+        if len(kinds) != 1:
+            raise ApiError(400, "BAD_REQUEST", "give exactly one of sha256, identity or key")
+        value = params[kinds[0]]
+        if kinds[0] in ("sha256", "key"):
+            value = value.lower()
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ApiError(400, "BAD_REQUEST", f"{kinds[0]} must be 64 hex digits")
+        indexes = self.service.engine.search(kinds[0], value, MAX_SEARCH_RESULTS)
+        return JSONResponse({"logIndexes": [str(i) for i in indexes]})
+
+    def routes(self) -> list[Route]:
+        prefix = f"/logs/{self.service.name}"
+        return [
+            Route(prefix + "/api/v2/log/entries", self.create, methods=["POST"]),
+            Route(prefix + "/api/v2/log/search", self.search, methods=["GET"]),
+            Route(prefix + "/checkpoint", self.checkpoint, methods=["GET"]),
+            Route(prefix + "/tile/{path:path}", self.tile, methods=["GET"]),
+        ]
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def build_log_app(services: list[LogService]) -> Starlette:
+    """An ASGI app serving ``services``: at most one active (unfrozen) Rekor v1 log.
+
+    On shutdown every engine is closed gracefully (its in-flight batch is finished).
+    """
+    routes: list[Route] = [Route("/healthz", _health, methods=["GET"])]
+    v1 = [s for s in services if s.api_version == 1]
+    if v1:
+        active = [s for s in v1 if not s.frozen]
+        if len(active) > 1:
+            raise ValueError("at most one active Rekor v1 log per process")
+        head = active[0] if active else v1[0]
+        routes += _V1(head, [s for s in v1 if s is not head]).routes()
+    for service in services:
+        if service.api_version == 2:
+            routes += _V2(service).routes()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for service in services:
+                service.engine.close()
+
+    return Starlette(routes=routes, exception_handlers={Exception: handle_errors},
+                     lifespan=lifespan)

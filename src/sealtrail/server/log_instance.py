@@ -1,0 +1,176 @@
+"""A directory that holds transparency logs: their keys, config and storage.
+
+Layout (created on first use)::
+
+    DIR/logs.json            the logs: name, API version, origin, tree id, frozen flag
+    DIR/keys/<name>.pem      each log's private key (mode 0600; never logged)
+    DIR/<name>/              each log's storage (SQLite + tiles, see sealtrail.log.storage)
+
+A Rekor v1 log gets an ECDSA P-256 key (sigstore-go verifies SETs only with ECDSA); a Rekor v2
+log an Ed25519 key (C2SP tlog-tiles witnesses need Ed25519 checkpoints).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from sealtrail.crypto.keys import PublicKey
+from sealtrail.errors import InputError, UsageError
+from sealtrail.log.engine import LogConfig, LogEngine
+from sealtrail.log.storage import LogStorage
+from sealtrail.models.checkpoint import note_key_id
+from sealtrail.server.log_api import LogService
+
+__all__ = ["LogDirectory", "LogSpec"]
+
+CONFIG_NAME = "logs.json"
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """One log of the directory, as recorded in logs.json."""
+
+    name: str
+    api_version: int
+    origin_host: str
+    tree_id: int = 0
+    index_offset: int = 0
+    frozen: bool = False
+
+    @property
+    def origin(self) -> str:
+        # SPEC: Rekor v1 checkpoints use "<host> - <tree id>"; v2 (C2SP) the bare log name.
+        if self.api_version == 1:
+            return f"{self.origin_host} - {self.tree_id}"
+        return self.origin_host
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "apiVersion": self.api_version, "originHost": self.origin_host,
+                "treeId": self.tree_id, "indexOffset": self.index_offset, "frozen": self.frozen}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "LogSpec":
+        try:
+            spec = cls(name=str(data["name"]), api_version=int(data["apiVersion"]),
+                       origin_host=str(data["originHost"]), tree_id=int(data.get("treeId", 0)),
+                       index_offset=int(data.get("indexOffset", 0)),
+                       frozen=bool(data.get("frozen", False)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{CONFIG_NAME} has a malformed log entry: {exc}") from exc
+        if spec.api_version not in (1, 2) or not spec.name.replace("-", "").isalnum():
+            raise InputError(f"{CONFIG_NAME}: log {spec.name!r} is invalid")
+        return spec
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Write a secret file created with mode 0600 (never readable by others, even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+class LogDirectory:
+    """Opens (creating if needed) the logs of a directory as HTTP-ready services."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.abspath(directory)
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.directory, CONFIG_NAME)
+
+    def specs(self) -> list[LogSpec]:
+        """The logs recorded in logs.json."""
+        try:
+            with open(self.config_path, "rb") as handle:
+                data = json.loads(handle.read(1024 * 1024))
+        except OSError as exc:
+            raise InputError(f"cannot read {self.config_path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise InputError(f"{self.config_path} is not valid JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("logs"), list):
+            raise InputError(f"{self.config_path} must hold {{\"logs\": [...]}}")
+        return [LogSpec.from_json(item) for item in data["logs"]]
+
+    def create(self, origin_host: str, *, v1_name: str = "rekor", v2_name: str = "log1") -> list[LogSpec]:
+        """Create a directory with one Rekor v1 and one Rekor v2 log (fresh keys)."""
+        if os.path.exists(self.config_path):
+            raise UsageError(f"{self.directory} already holds logs")
+        os.makedirs(os.path.join(self.directory, "keys"), exist_ok=True)
+        specs = [
+            # A random 63-bit tree id, as Trillian assigns them.
+            LogSpec(v1_name, 1, origin_host, tree_id=secrets.randbits(62) + 1),
+            LogSpec(v2_name, 2, origin_host),
+        ]
+        for spec in specs:
+            key = ec.generate_private_key(ec.SECP256R1()) if spec.api_version == 1 \
+                else ed25519.Ed25519PrivateKey.generate()
+            _write_private(self._key_path(spec.name), key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+        self._write_config(specs)
+        return specs
+
+    def _write_config(self, specs: list[LogSpec]) -> None:
+        temporary = self.config_path + ".tmp"
+        with open(temporary, "w") as handle:
+            json.dump({"logs": [s.to_json() for s in specs]}, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.config_path)
+
+    def _key_path(self, name: str) -> str:
+        return os.path.join(self.directory, "keys", f"{name}.pem")
+
+    def private_key(self, name: str) -> Any:
+        """The private key of log ``name``."""
+        try:
+            with open(self._key_path(name), "rb") as handle:
+                return serialization.load_pem_private_key(handle.read(), password=None)
+        except OSError as exc:
+            raise InputError(f"cannot read the key of log {name}: {exc.strerror}") from exc
+
+    def open(self, **engine_options: Any) -> list[LogService]:
+        """Open every log: storage, engine (started) and HTTP service description."""
+        services = []
+        for spec in self.specs():
+            private_key = self.private_key(spec.name)
+            public = PublicKey.from_key(private_key.public_key())
+            config = LogConfig(origin=spec.origin, key_name=spec.origin_host,
+                               private_key=private_key, frozen=spec.frozen, **engine_options)
+            storage = LogStorage.embedded(os.path.join(self.directory, spec.name))
+            engine = LogEngine.open(config, storage)
+            engine.start()
+            log_id = public.key_id if spec.api_version == 1 else note_key_id(spec.origin_host, public)
+            services.append(LogService(name=spec.name, api_version=spec.api_version, engine=engine,
+                                       private_key=private_key, public_key=public, log_id=log_id,
+                                       tree_id=spec.tree_id, index_offset=spec.index_offset,
+                                       frozen=spec.frozen))
+        return services
+
+    def trusted_root_tlogs(self, base_url: str, start: str = "2000-01-01T00:00:00Z") -> list[dict[str, Any]]:
+        """trusted_root.json ``tlogs`` entries for these logs served at ``base_url``."""
+        out = []
+        for spec in self.specs():
+            public = PublicKey.from_key(self.private_key(spec.name).public_key())
+            log_id = public.key_id if spec.api_version == 1 else note_key_id(spec.origin_host, public)
+            url = base_url.rstrip("/") + ("" if spec.api_version == 1 else f"/logs/{spec.name}")
+            out.append({
+                "baseUrl": url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": base64.b64encode(public.spki_der).decode(),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256" if spec.api_version == 1 else "PKIX_ED25519",
+                    "validFor": {"start": start},
+                },
+                "logId": {"keyId": base64.b64encode(log_id).decode()},
+            })
+        return out

@@ -1,0 +1,47 @@
+"""Run an ASGI app with uvicorn on loopback unless told otherwise, and report the bound port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+__all__ = ["serve"]
+
+log = logging.getLogger("sealtrail.server")
+
+
+def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | None = None) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM. ``port=0`` picks a free port; ``port_file`` receives it."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            loop="uvloop" if _has("uvloop") else "asyncio",
+                            http="httptools" if _has("httptools") else "h11",
+                            timeout_graceful_shutdown=10, lifespan="on")
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                await task  # startup failed: raise its error
+                return
+            await asyncio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        log.warning("listening on http://%s:%d", host, bound)
+        if port_file:
+            temporary = port_file + ".tmp"
+            with open(temporary, "w") as handle:
+                handle.write(f"{bound}\n")
+            os.replace(temporary, port_file)
+        await task
+
+    asyncio.run(main())
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
