@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -24,7 +25,7 @@ from sealtrail.errors import (
     UsageError,
 )
 
-__all__ = ["ApiError", "error_response", "read_json"]
+__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "read_json"]
 
 log = logging.getLogger("sealtrail.server")
 
@@ -89,6 +90,9 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
 
 async def handle_errors(request: Request, exc: Exception) -> Response:
     """Starlette exception handler: every failure becomes a JSON error, never a traceback."""
+    if isinstance(exc, HTTPException):  # routing: unknown path, wrong method
+        reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        return error_response(exc.status_code, reason, str(exc.detail), dict(exc.headers or {}))
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.reason, exc.message, exc.headers)
     if isinstance(exc, Error):
@@ -98,3 +102,8 @@ async def handle_errors(request: Request, exc: Exception) -> Response:
         return error_response(status, exc.code, exc.diagnostics())
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "INTERNAL", "internal error")
+
+
+# Starlette looks handlers up by exception class: ours first, then anything else (a bug) as 500.
+EXCEPTION_HANDLERS = {HTTPException: handle_errors, ApiError: handle_errors, Error: handle_errors,
+                      Exception: handle_errors}

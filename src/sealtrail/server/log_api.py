@@ -32,7 +32,7 @@ from sealtrail.log.engine import LogEngine
 from sealtrail.log.entries import CanonicalEntry, canonicalize_v1, canonicalize_v2
 from sealtrail.merkle import leaf_hash
 from sealtrail.merkle.tiles import parse_tile_path
-from sealtrail.server._http import ApiError, handle_errors, read_json
+from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError, read_json
 
 __all__ = ["LogService", "build_log_app"]
 
@@ -425,5 +425,5 @@ def build_log_app(services: list[LogService]) -> Starlette:
             for service in services:
                 service.engine.close()
 
-    return Starlette(routes=routes, exception_handlers={Exception: handle_errors},
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
                      lifespan=lifespan)
