@@ -110,7 +110,8 @@ class Trust:
                                        issuer=ISSUER)
 
     def timestamp(self, signature: bytes) -> bytes:
-        return self.tsa.timestamp(signature, gen_time=datetime.now(timezone.utc))
+        # Bundles carry the TSA's whole TimeStampResp, as real clients store it.
+        return self.tsa.response(signature, gen_time=datetime.now(timezone.utc))
 
 
 def hashedrekord_v1(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,

@@ -59,12 +59,11 @@ def sigstore_python_verify(trust: Trust, artifact: bytes, bundle: dict[str, Any]
     from sigstore.models import TrustedRoot as SPTrustedRoot
     from sigstore.verify import Verifier as SPVerifier
     from sigstore.verify.policy import Identity
+    from sigstore_models.trustroot import v1 as trustroot_v1
 
-    root = SPTrustedRoot.from_json(json.dumps(trust.trusted_root())) \
-        if hasattr(SPTrustedRoot, "from_json") else None
-    if root is None:  # pragma: no cover - older sigstore-python
-        raise AssertionError("sigstore-python TrustedRoot.from_json is required")
-    SPVerifier(trusted_root=root).verify_artifact(
+    # sigstore-models parses strictly (extra="forbid"): this also vets the root's shape.
+    inner = trustroot_v1.TrustedRoot.from_json(json.dumps(trust.trusted_root()))
+    SPVerifier(trusted_root=SPTrustedRoot(inner)).verify_artifact(
         artifact, SPBundle.from_json(json.dumps(bundle)), Identity(identity=IDENTITY, issuer=ISSUER))
 
 

@@ -22,6 +22,7 @@ Malformed untrusted input (a path, a tile or a bundle fetched from the network) 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -44,6 +45,7 @@ __all__ = [
     "encode_index",
     "encode_tile",
     "entries_path",
+    "expand_tile",
     "parse_tile_path",
     "perfect_subtrees",
     "root_from_edge",
@@ -299,9 +301,30 @@ def subtree_root(hashes: Sequence[bytes]) -> bytes:
     if n == 0 or n & (n - 1):
         raise UsageError("a perfect subtree has a power-of-two number of nodes", actual=n)
     row = list(hashes)
+    sha256 = hashlib.sha256
     while len(row) > 1:
-        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+        row = [sha256(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
     return row[0]
+
+
+def expand_tile(data: bytes) -> tuple[bytes, ...]:
+    """Every complete row of a (full or partial) tile, bottom-up.
+
+    ``rows[0]`` is the tile itself; ``rows[r]`` holds the ``width >> r`` complete nodes
+    ``r`` levels above it (an unpaired last node has no parent yet). A full tile has 9
+    rows, the last being its root. Raises :class:`~sealtrail.errors.UsageError` unless
+    ``data`` is 1 to 256 hashes.
+    """
+    if not data or len(data) % HASH_SIZE or len(data) > TILE_BYTES:
+        raise UsageError("tile data is not 1 to 256 hashes", actual=len(data))
+    sha256 = hashlib.sha256
+    row = [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+    rows = [bytes(data)]
+    while len(row) > 1:
+        # SPEC: RFC 6962 §2.1: interior node = SHA-256(0x01 || left || right).
+        row = [sha256(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2])]
+        rows.append(b"".join(row))
+    return tuple(rows)
 
 
 def perfect_subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:

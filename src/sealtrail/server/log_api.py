@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sealtrail.crypto.keys import PublicKey
-from sealtrail.errors import LogEntryInvalidError, LogEntryNotFoundError, LogFrozenError
+from sealtrail.errors import InputError, LogEntryNotFoundError, LogFrozenError
 from sealtrail.log.engine import LogEngine
 from sealtrail.log.entries import CanonicalEntry, canonicalize_v1, canonicalize_v2
 from sealtrail.merkle import leaf_hash
@@ -228,11 +228,8 @@ class _V1:
         if not 1 <= first <= last <= size:
             raise ApiError(400, "BAD_REQUEST", f"need 1 <= firstSize <= lastSize <= {size}")
         proof = service.engine.consistency_proof(first, last)
-        root = service.engine.root_at(last) if hasattr(service.engine, "root_at") else None
-        body: dict[str, Any] = {"hashes": [h.hex() for h in proof]}
-        if root is not None:
-            body["rootHash"] = root.hex()
-        return JSONResponse(body)
+        return JSONResponse({"rootHash": service.engine.root_at(last).hex(),
+                             "hashes": [h.hex() for h in proof]})
 
     async def public_key(self, request: Request) -> Response:
         pem = self.active.public_key.key.public_bytes(
@@ -362,15 +359,15 @@ class _V2:
         return PlainTextResponse(note, headers={"Cache-Control": CHECKPOINT_CACHE})
 
     async def tile(self, request: Request) -> Response:
-        path = "tile/" + request.path_params["path"]
-        parsed = parse_tile_path(path)
-        if parsed is None:
-            raise ApiError(404, "NOT_FOUND", "not a tile path")
-        level, index, width = parsed
+        try:
+            ref = parse_tile_path("tile/" + request.path_params["path"])
+        except InputError as exc:
+            raise ApiError(404, "NOT_FOUND", exc.diagnostics()) from None
         engine = self.service.engine
-        data = (engine.read_entry_bundle(index, width) if level is None
-                else engine.read_tile(level, index, width))
-        cache = FULL_TILE_CACHE if width is None else PARTIAL_TILE_CACHE
+        data = (engine.read_entry_bundle(ref.index, ref.width) if ref.is_entries
+                else engine.read_tile(ref.level, ref.index, ref.width))
+        # SPEC: C2SP tlog-tiles: full tiles never change, so caches may keep them forever.
+        cache = PARTIAL_TILE_CACHE if ref.is_partial else FULL_TILE_CACHE
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": cache})
 

@@ -160,7 +160,7 @@ class Verifier:
         return self._trusted_root
 
     # -- public API -----------------------------------------------------------------
-    def verify_artifact(self, artifact: Artifact | bytes, bundle: Bundle | str | bytes,
+    def verify_artifact(self, artifact: Artifact | bytes, bundle: Bundle | str | bytes | dict[str, Any],
                         policy: Policy) -> VerificationResult:
         """Verify that ``bundle`` signs ``artifact`` under ``policy``.
 
@@ -171,7 +171,7 @@ class Verifier:
             artifact = Artifact.from_bytes(bytes(artifact))
         return self._verify(_as_bundle(bundle), policy, artifact)
 
-    def verify_dsse(self, bundle: Bundle | str | bytes, policy: Policy) -> VerificationResult:
+    def verify_dsse(self, bundle: Bundle | str | bytes | dict[str, Any], policy: Policy) -> VerificationResult:
         """Verify a DSSE bundle and return its verified payload (and in-toto statement)."""
         parsed = _as_bundle(bundle)
         if parsed.dsse_envelope is None:
@@ -433,8 +433,10 @@ def _body_digest_algorithm(bundle: Bundle) -> str | None:
     return None
 
 
-def _as_bundle(bundle: Bundle | str | bytes) -> Bundle:
+def _as_bundle(bundle: Bundle | str | bytes | dict[str, Any]) -> Bundle:
     if isinstance(bundle, Bundle):
         return bundle
+    if isinstance(bundle, dict):
+        return Bundle.from_dict(bundle)
     return Bundle.from_json(bundle)
 

@@ -1,0 +1,90 @@
+"""Storage for transparency logs: role-based protocols and the drivers that implement them.
+
+:class:`LogStorage` bundles what one log needs: a sequencer database (indexes, dedup,
+search, integration state) and a tile store (tiles, entry bundles, checkpoint). Callers
+get one from the wiring code (``LogStorage.embedded(directory)`` or
+``LogStorage.memory()``) and never import a driver by name (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from sealtrail.errors import LogStorageError
+from sealtrail.log.storage.protocols import (
+    Assignment,
+    EntryReader,
+    IntegrationState,
+    IntegrationStateStore,
+    NewEntry,
+    SearchIndex,
+    SequencedEntry,
+    Sequencer,
+    SequencerStorage,
+    TileStore,
+)
+
+__all__ = [
+    "Assignment",
+    "EntryReader",
+    "IntegrationState",
+    "IntegrationStateStore",
+    "LogStorage",
+    "NewEntry",
+    "SearchIndex",
+    "SequencedEntry",
+    "Sequencer",
+    "SequencerStorage",
+    "TileStore",
+]
+
+# File names inside an embedded log directory.
+SEQUENCER_FILE = "sequencer.sqlite3"
+TILES_DIR = "tiles"
+
+
+class LogStorage(NamedTuple):
+    """The storage of one log: a sequencer database and a tile store."""
+
+    sequencer: SequencerStorage
+    tiles: TileStore
+
+    @classmethod
+    def embedded(cls, directory: str | os.PathLike[str], *, fsync: bool = True) -> "LogStorage":
+        """SQLite sequencer plus a POSIX tile tree under ``directory``.
+
+        Layout: ``<directory>/sequencer.sqlite3`` and ``<directory>/tiles/`` (serve the
+        latter as static files to publish the tlog-tiles read API). ``fsync=False`` trades
+        power-loss durability of *tiles only* for speed; the sequencer always fsyncs.
+        Raises :class:`~sealtrail.errors.LogStorageError` if the directory cannot be used.
+        """
+        from sealtrail.log.storage.posix import PosixTileStore
+        from sealtrail.log.storage.sqlite import SqliteSequencer
+
+        root = os.fspath(directory)
+        try:
+            os.makedirs(root, 0o755, exist_ok=True)
+        except OSError as exc:
+            raise LogStorageError("cannot create the log directory", actual=str(exc)) from exc
+        sequencer = SqliteSequencer(os.path.join(root, SEQUENCER_FILE))
+        try:
+            tiles = PosixTileStore(os.path.join(root, TILES_DIR), fsync=fsync)
+        except LogStorageError:
+            sequencer.close()
+            raise
+        return cls(sequencer, tiles)
+
+    @classmethod
+    def memory(cls) -> "LogStorage":
+        """In-memory drivers (tests, throw-away logs); reopen with the same object."""
+        from sealtrail.log.storage.memory import MemorySequencer, MemoryTileStore
+
+        return cls(MemorySequencer(), MemoryTileStore())
+
+    def close(self) -> None:
+        """Close both drivers."""
+        try:
+            self.sequencer.close()
+        finally:
+            self.tiles.close()

@@ -1,0 +1,162 @@
+"""In-memory storage drivers, for unit tests and throw-away logs.
+
+They implement the same protocols as the durable drivers, with the same semantics
+(atomic batches, dedup, path checks), so tests exercise the engine's real code paths.
+State lives in the driver objects: reopening an engine on the same objects is how tests
+simulate a restart. ``close()`` keeps the data for that reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from sealtrail.errors import Error, LogStorageError
+from sealtrail.log.storage.protocols import (
+    Assignment,
+    IntegrationState,
+    NewEntry,
+    SequencedEntry,
+)
+from sealtrail.merkle.tiles import parse_tile_path
+
+__all__ = ["MemorySequencer", "MemoryTileStore", "check_object_path"]
+
+
+def check_object_path(path: object) -> str:
+    """Accept only the paths a log writes: ``checkpoint`` and canonical tile paths.
+
+    Raises :class:`~sealtrail.errors.LogStorageError` otherwise (a bug, or an attempt to
+    write outside the tile tree).
+    """
+    if path == "checkpoint":
+        return path
+    try:
+        return parse_tile_path(path).path()
+    except Error as exc:
+        raise LogStorageError("refusing to store an object outside the tile layout",
+                              actual=path) from exc
+
+
+class MemorySequencer:
+    """A :class:`~sealtrail.log.storage.protocols.SequencerStorage` in a few dicts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[SequencedEntry] = []
+        self._by_leaf: dict[bytes, int] = {}
+        self._search: dict[tuple[str, str], list[int]] = {}
+        self._state: IntegrationState | None = None
+        self._origin: str | None = None
+
+    def bind(self, origin: str) -> None:
+        """Tie the storage to ``origin``; LogStorageError if bound to another log."""
+        with self._lock:
+            if self._origin is None:
+                self._origin = origin
+            elif self._origin != origin:
+                raise LogStorageError("storage belongs to another log", actual=origin,
+                                      expected=self._origin)
+
+    def assign(self, entries: Sequence[NewEntry], integrated_time: int) -> list[Assignment]:
+        """Sequence a batch atomically (see the protocol)."""
+        with self._lock:
+            out: list[Assignment] = []
+            added: list[SequencedEntry] = []
+            seen: dict[bytes, int] = {}
+            keys: list[tuple[tuple[str, str], int]] = []
+            next_index = len(self._entries)
+            for e in entries:
+                existing = self._by_leaf.get(e.leaf_hash)
+                if existing is not None:
+                    out.append(Assignment(existing, True,
+                                          self._entries[existing].integrated_time))
+                    continue
+                if e.leaf_hash in seen:
+                    out.append(Assignment(seen[e.leaf_hash], True, integrated_time))
+                    continue
+                seen[e.leaf_hash] = next_index
+                added.append(SequencedEntry(next_index, e.leaf_hash, e.body, integrated_time))
+                keys.extend((k, next_index) for k in e.search_keys)
+                out.append(Assignment(next_index, False, integrated_time))
+                next_index += 1
+            # Commit: nothing above touched shared state.
+            self._entries.extend(added)
+            for entry in added:
+                self._by_leaf[entry.leaf_hash] = entry.index
+            for key, index in keys:
+                bucket = self._search.setdefault(key, [])
+                if not bucket or bucket[-1] != index:
+                    bucket.append(index)
+            return out
+
+    def sequenced_size(self) -> int:
+        """The number of sequenced entries."""
+        with self._lock:
+            return len(self._entries)
+
+    def entries(self, start: int, end: int) -> list[SequencedEntry]:
+        """Entries ``start`` .. ``end - 1`` that exist."""
+        with self._lock:
+            return self._entries[max(0, start):max(0, end)]
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of entries ``start`` .. ``end - 1``."""
+        return [e.leaf_hash for e in self.entries(start, end)]
+
+    def find(self, leaf_hash: bytes) -> int | None:
+        """The index holding ``leaf_hash``, or None."""
+        with self._lock:
+            return self._by_leaf.get(bytes(leaf_hash))
+
+    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
+        """Indexes stored under (kind, value), ascending, < ``below``, at most ``limit``."""
+        with self._lock:
+            found = [i for i in self._search.get((kind, value), []) if i < below]
+        return found[:limit]
+
+    def load_state(self) -> IntegrationState | None:
+        """The last saved integration state."""
+        with self._lock:
+            return self._state
+
+    def save_state(self, state: IntegrationState) -> None:
+        """Save the integration state; the size must not go backwards."""
+        with self._lock:
+            if self._state is not None and state.size < self._state.size:
+                raise LogStorageError("integrated size would go backwards", actual=state.size,
+                                      expected=f">= {self._state.size}")
+            self._state = state
+
+    def close(self) -> None:
+        """Nothing to release; the data stays for a later reopen."""
+
+
+class MemoryTileStore:
+    """A :class:`~sealtrail.log.storage.protocols.TileStore` in a dict."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.objects: dict[str, bytes] = {}
+
+    def read(self, path: str) -> bytes | None:
+        """The object at ``path``, or None."""
+        path = check_object_path(path)
+        with self._lock:
+            return self.objects.get(path)
+
+    def write_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
+        """Store every object (each write is trivially atomic)."""
+        checked = [(check_object_path(p), bytes(d)) for p, d in objects]
+        with self._lock:
+            self.objects.update(checked)
+
+    def delete_partials(self, full_path: str) -> None:
+        """Delete ``<full_path>.p/<W>`` for every W."""
+        prefix = check_object_path(full_path) + ".p/"
+        with self._lock:
+            for path in [p for p in self.objects if p.startswith(prefix)]:
+                del self.objects[path]
+
+    def close(self) -> None:
+        """Nothing to release; the data stays for a later reopen."""

@@ -1,0 +1,176 @@
+"""The small, role-based interfaces a log's storage drivers implement.
+
+A log has two kinds of state, kept apart on purpose (docs/adr/0004):
+
+- the **sequencer** state, small and transactional: which entry got which index, the
+  dedup and search indexes, and the integration state (how far the tiles go and the last
+  signed checkpoint). It is the source of truth: an index is acknowledged only once the
+  sequencer has durably committed it.
+- the **tiles**: hash tiles, entry bundles and the checkpoint, laid out as the C2SP
+  tlog-tiles read API serves them. They are derived data: everything in them can be
+  recomputed from the sequenced entries, so a crash between the two is repaired when the
+  log opens.
+
+The roles are separate protocols so that a driver can implement only what it is, and a
+future PostgreSQL driver (several API replicas, one elected integrator) can slot in
+without changing callers. Drivers share no base class; they share only the pure helpers
+in ``sealtrail.log._integrate`` and ``sealtrail.merkle.tiles``.
+
+Every method raises :class:`~sealtrail.errors.LogStorageError` when the backend fails
+(never a foreign exception).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+__all__ = [
+    "Assignment",
+    "EntryReader",
+    "IntegrationState",
+    "IntegrationStateStore",
+    "NewEntry",
+    "SearchIndex",
+    "SequencedEntry",
+    "Sequencer",
+    "SequencerStorage",
+    "TileStore",
+]
+
+
+class NewEntry(NamedTuple):
+    """An entry waiting for an index: its leaf hash, body and search keys."""
+
+    leaf_hash: bytes
+    body: bytes
+    search_keys: tuple[tuple[str, str], ...] = ()
+
+
+class Assignment(NamedTuple):
+    """The index an entry got (or already had, when ``duplicate``)."""
+
+    index: int
+    duplicate: bool
+    integrated_time: int
+
+
+class SequencedEntry(NamedTuple):
+    """An entry as the sequencer holds it."""
+
+    index: int
+    leaf_hash: bytes
+    body: bytes
+    integrated_time: int
+
+
+class IntegrationState(NamedTuple):
+    """How far the tiles go, and the checkpoint signed for that size."""
+
+    size: int
+    root_hash: bytes
+    checkpoint: str  # the full signed note
+    published_at: float  # unix seconds
+
+
+@runtime_checkable
+class Sequencer(Protocol):
+    """Assigns indexes. The only write path for entries."""
+
+    def assign(self, entries: Sequence[NewEntry], integrated_time: int) -> list[Assignment]:
+        """Give every entry the next free index, in order, in ONE durable transaction.
+
+        An entry whose leaf hash is already sequenced (earlier, or earlier in this batch)
+        gets the existing index with ``duplicate=True`` and the existing integrated time;
+        its search keys are not stored again. Either every entry is committed or none is
+        (then :class:`~sealtrail.errors.LogStorageError` is raised). When this returns,
+        the assignments survive a crash or power loss.
+        """
+        ...
+
+    def sequenced_size(self) -> int:
+        """The number of entries sequenced so far (the next index to assign)."""
+        ...
+
+
+@runtime_checkable
+class EntryReader(Protocol):
+    """Reads sequenced entries (integrated or not; callers bound what they expose)."""
+
+    def entries(self, start: int, end: int) -> list[SequencedEntry]:
+        """The entries with ``start <= index < end`` that exist, in index order."""
+        ...
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of entries ``start`` .. ``end - 1``, in index order."""
+        ...
+
+    def find(self, leaf_hash: bytes) -> int | None:
+        """The index of the entry with this leaf hash, or None."""
+        ...
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """Looks entries up by search key (artifact digest, signer identity, ...)."""
+
+    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
+        """Indexes (< ``below``, ascending, at most ``limit``) stored under (kind, value)."""
+        ...
+
+
+@runtime_checkable
+class IntegrationStateStore(Protocol):
+    """Durable record of the integrated size, root and last checkpoint."""
+
+    def load_state(self) -> IntegrationState | None:
+        """The last recorded state, or None for a new log."""
+        ...
+
+    def save_state(self, state: IntegrationState) -> None:
+        """Record ``state`` durably. The size never goes backwards."""
+        ...
+
+
+@runtime_checkable
+class SequencerStorage(Sequencer, EntryReader, SearchIndex, IntegrationStateStore,
+                       Protocol):
+    """What the embedded engine needs from one database: all four roles."""
+
+    def bind(self, origin: str) -> None:
+        """Tie the storage to one log; LogStorageError if it already belongs to another."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class TileStore(Protocol):
+    """Objects at tlog-tiles paths (``tile/...`` and ``checkpoint``), bytes in and out.
+
+    Paths are the exact HTTP paths, so the store can be served by a static file server or
+    a CDN. Writes are atomic (a reader sees the old object or the new one, never a mix)
+    and durable once :meth:`write_many` returns.
+    """
+
+    def read(self, path: str) -> bytes | None:
+        """The object at ``path``, or None if there is none."""
+        ...
+
+    def write_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
+        """Write every (path, data) atomically per object; durable when it returns."""
+        ...
+
+    def delete_partials(self, full_path: str) -> None:
+        """Delete every partial version (``<full_path>.p/<W>``) of a full tile or bundle.
+
+        Called only once the full object is durably written; clients that ask for a
+        partial tile that is gone fall back to the full one (C2SP tlog-tiles).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release resources. Idempotent."""
+        ...
