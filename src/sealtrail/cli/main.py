@@ -76,6 +76,12 @@ def _build_parser() -> ArgumentParser:
     serve.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE")
     serve.add_argument("--origin-host", metavar="NAME",
                        help="log name in checkpoints when DIR is created (default: --host)")
+    rollover = log_commands.add_parser(
+        "rollover", help="freeze the active log of an API version and start a new shard "
+                         "(run while the server is stopped)")
+    rollover.add_argument("directory", metavar="DIR")
+    rollover.add_argument("--api", type=int, choices=(1, 2), required=True,
+                          help="which log to roll over: Rekor v1 or v2")
     tlogs = log_commands.add_parser(
         "tlogs", help="print trusted_root.json 'tlogs' entries for the logs of DIR")
     tlogs.add_argument("directory", metavar="DIR")
@@ -93,8 +99,13 @@ def _log(args: Any) -> int:
     if args.log_command == "tlogs":
         print(json.dumps(directory.trusted_root_tlogs(args.base_url), indent=2))
         return EXIT_OK
+    if args.log_command == "rollover":
+        new = directory.rollover(args.api)
+        print(f"froze the active Rekor v{args.api} log; new shard {new.name!r}"
+              + (f" starts at global index {new.index_offset}" if args.api == 1 else ""))
+        return EXIT_OK
     if args.log_command != "serve":
-        raise _usage("give a log command: serve or tlogs")
+        raise _usage("give a log command: serve, rollover or tlogs")
     from sealtrail.server.log_api import build_log_app
     from sealtrail.server.run import serve
 

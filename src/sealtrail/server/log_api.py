@@ -88,17 +88,22 @@ class _V1:
         self.active = active
         self.shards = [active, *shards]
 
-    def _entry_json(self, service: LogService, index: int, tree_size: int | None = None) -> dict[str, Any]:
-        stored = service.engine.entry(index)
+    def _entry_json(self, service: LogService, index: int,
+                    known: tuple[bytes, int] | None = None) -> dict[str, Any]:
+        """The Rekor v1 LogEntry map for ``index``; ``known`` = (body, integrated time)
+        spares a storage read when the caller just logged the entry."""
+        if known is None:
+            stored = service.engine.entry(index)
+            known = stored.body, stored.integrated_time
+        body, integrated_time = known
         checkpoint = service.engine.latest_checkpoint()
-        size = tree_size if tree_size is not None else checkpoint.size
-        if index >= size:
+        if index >= checkpoint.size:
             raise LogEntryNotFoundError("entry is not yet integrated", actual=index)
         global_index = service.index_offset + index
         proof = service.engine.inclusion_proof(index, checkpoint.size)
-        return {service.entry_id(stored.body): {
-            "body": _b64(stored.body),
-            "integratedTime": stored.integrated_time,
+        return {service.entry_id(body): {
+            "body": _b64(body),
+            "integratedTime": integrated_time,
             "logID": service.log_id_hex,
             "logIndex": global_index,
             "verification": {
@@ -109,8 +114,7 @@ class _V1:
                     "hashes": [h.hex() for h in proof],
                     "checkpoint": checkpoint.note,
                 },
-                "signedEntryTimestamp": _b64(service.sign_set(stored.body, stored.integrated_time,
-                                                               global_index)),
+                "signedEntryTimestamp": _b64(service.sign_set(body, integrated_time, global_index)),
             },
         }}
 
@@ -148,7 +152,7 @@ class _V1:
                            f"{self.active.index_offset + result.index}",
                            headers={"Location": location, "ETag": entry_id[16:]})
         await engine.wait_for_checkpoint(result.index, CHECKPOINT_WAIT_SECONDS)
-        body = self._entry_json(self.active, result.index)
+        body = self._entry_json(self.active, result.index, (entry.body, result.integrated_time))
         return JSONResponse(body, status_code=201,
                             headers={"ETag": entry_id[16:], "Location": location})
 

@@ -119,6 +119,46 @@ class LogDirectory:
         self._write_config(specs)
         return specs
 
+    def rollover(self, api_version: int) -> LogSpec:
+        """Freeze the active log of ``api_version`` and start a new shard with a fresh key.
+
+        SPEC: sigstore-wire.md §8: sharding freezes a tree and starts a new one. For Rekor v1
+        the log index stays global: the new shard's indexes continue after the frozen one's.
+        Run it while the server is stopped (a running server holds the logs' locks).
+        """
+        specs = self.specs()
+        active = [s for s in specs if s.api_version == api_version and not s.frozen]
+        if not active:
+            raise UsageError(f"there is no active Rekor v{api_version} log to roll over")
+        old = active[0]
+        size = self._final_size(old)
+        taken = {s.name for s in specs}
+        stem = "rekor" if api_version == 1 else "log"
+        number = 2
+        while f"{stem}{number}" in taken:
+            number += 1
+        new = LogSpec(f"{stem}{number}", api_version, old.origin_host,
+                      tree_id=secrets.randbits(62) + 1 if api_version == 1 else 0,
+                      index_offset=old.index_offset + size if api_version == 1 else 0)
+        key = ec.generate_private_key(ec.SECP256R1()) if api_version == 1 \
+            else ed25519.Ed25519PrivateKey.generate()
+        _write_private(self._key_path(new.name), key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        frozen = LogSpec(old.name, old.api_version, old.origin_host, old.tree_id,
+                         old.index_offset, frozen=True)
+        self._write_config([frozen if s == old else s for s in specs] + [new])
+        return new
+
+    def _final_size(self, spec: LogSpec) -> int:
+        private_key = self.private_key(spec.name)
+        config = LogConfig(origin=spec.origin, key_name=spec.origin_host, private_key=private_key)
+        engine = LogEngine.open(config, LogStorage.embedded(os.path.join(self.directory, spec.name)))
+        try:
+            return engine.latest_checkpoint().size
+        finally:
+            engine.close()
+
     def _write_config(self, specs: list[LogSpec]) -> None:
         temporary = self.config_path + ".tmp"
         with open(temporary, "w") as handle:
