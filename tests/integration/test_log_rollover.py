@@ -83,3 +83,21 @@ def test_rollover_freezes_old_shards_and_continues_the_index(tmp_path: Path) -> 
         assert accepted.status_code == 201 and accepted.json()["logIndex"] == "0"
     finally:
         server.stop()
+
+
+def test_tlogs_command_prints_trusted_root_entries(tmp_path: Path) -> None:
+    from sealtrail.server.log_instance import LogDirectory
+
+    LogDirectory(str(tmp_path / "logs")).create("127.0.0.1")
+    done = subprocess.run([str(BIN / "sealtrail"), "log", "tlogs", str(tmp_path / "logs"),
+                           "--base-url", "http://127.0.0.1:3000"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    tlogs = json.loads(done.stdout)
+    assert [t["baseUrl"] for t in tlogs] == ["http://127.0.0.1:3000", "http://127.0.0.1:3000/logs/log1"]
+    # They parse as a trusted root, keys and all.
+    root = TrustedRoot.from_dict({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                                  "tlogs": tlogs})
+    assert [log.key.family for log in root.tlogs] == ["ecdsa", "ed25519"]
