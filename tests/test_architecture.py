@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "sealtrail"
 LAYERS = {
     "errors": 0, "_internal": 0,
     "crypto": 1, "merkle": 1, "models": 1,
-    "verify": 2, "log": 2, "ca": 2, "tsa": 2, "transport": 2,
+    "verify": 2, "log": 2, "ca": 2, "tsa": 2, "transport": 2, "oidc": 2, "trustrepo": 2,
     "trust": 3, "batch": 3, "sign": 3, "provenance": 3, "monitor": 3,
     "cli": 4, "server": 4,
 }

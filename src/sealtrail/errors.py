@@ -12,7 +12,12 @@ prints in ``--json`` output; codes never change meaning once released.
     │   ├── BundleMalformedError        BUNDLE_MALFORMED
     │   ├── TrustRootMalformedError     TRUST_ROOT_MALFORMED
     │   ├── KeyMalformedError           KEY_MALFORMED
-    │   └── LogEntryInvalidError        LOG_ENTRY_INVALID   (a log entry request we refuse)
+    │   ├── LogEntryInvalidError        LOG_ENTRY_INVALID   (a log entry request we refuse)
+    │   ├── CertificateRequestInvalidError  CERTIFICATE_REQUEST_INVALID (CSR, proof of possession)
+    │   ├── TimestampRequestInvalidError    TIMESTAMP_REQUEST_INVALID
+    │   └── ConfigInvalidError          CONFIG_INVALID      (an instance's configuration)
+    ├── TokenInvalidError               TOKEN_INVALID       (an OIDC identity token we refuse)
+    ├── TrustUpdateError                TRUST_UPDATE_FAILED (TUF refresh of a trust root)
     ├── LogError                        LOG_ERROR           (the transparency log service)
     │   ├── LogFrozenError              LOG_FROZEN
     │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
@@ -48,7 +53,9 @@ __all__ = [
     "BundleMalformedError",
     "CertChainInvalidError",
     "CertProfileInvalidError",
+    "CertificateRequestInvalidError",
     "CheckpointInvalidError",
+    "ConfigInvalidError",
     "DigestMismatchError",
     "Error",
     "ExtensionMismatchError",
@@ -69,10 +76,13 @@ __all__ = [
     "SignatureInvalidError",
     "SubjectMismatchError",
     "TimestampInvalidError",
+    "TimestampRequestInvalidError",
     "TlogEntryMismatchError",
     "TlogInclusionInvalidError",
     "TlogKeyUnknownError",
+    "TokenInvalidError",
     "TrustRootMalformedError",
+    "TrustUpdateError",
     "UsageError",
     "VerificationError",
 ]
@@ -161,6 +171,37 @@ class LogEntryInvalidError(InputError):
     """A request to add a log entry is malformed, unsupported, or its signature is invalid."""
 
     code = "LOG_ENTRY_INVALID"
+
+
+class CertificateRequestInvalidError(InputError):
+    """A certificate request is malformed, its proof of possession fails, or its key is weak."""
+
+    code = "CERTIFICATE_REQUEST_INVALID"
+
+
+class TimestampRequestInvalidError(InputError):
+    """An RFC 3161 timestamp request is malformed or asks for an unsupported hash."""
+
+    code = "TIMESTAMP_REQUEST_INVALID"
+
+
+class ConfigInvalidError(InputError):
+    """An instance's configuration file is missing, malformed or inconsistent."""
+
+    code = "CONFIG_INVALID"
+
+
+class TokenInvalidError(Error):
+    """An OIDC identity token is expired, not yet valid, for another audience or issuer,
+    badly signed, or lacks a required claim."""
+
+    code = "TOKEN_INVALID"
+
+
+class TrustUpdateError(Error):
+    """Refreshing a trust root through TUF failed (tampered or expired metadata, no network)."""
+
+    code = "TRUST_UPDATE_FAILED"
 
 
 class LogError(Error):

@@ -22,6 +22,7 @@ from sealtrail.errors import (
     LogEntryNotFoundError,
     LogFrozenError,
     LogOverloadedError,
+    TokenInvalidError,
     UsageError,
 )
 
@@ -54,6 +55,8 @@ def error_response(status: int, reason: str, message: str,
 
 def status_for(exc: Error) -> int:
     """Map a sealtrail error to an HTTP status."""
+    if isinstance(exc, TokenInvalidError):
+        return 401
     if isinstance(exc, LogEntryNotFoundError):
         return 404
     if isinstance(exc, LogFrozenError):
