@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Real npm clients (sigstore-js's CLI) that interop tests drive, pinned by interop/package-lock.json.
+NPM_STAMP := interop/node_modules/.installed-stamp
 
 .PHONY: install test demo bench conformance clean
 
@@ -14,7 +16,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m compileall -q src/sealtrail
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NPM_STAMP): interop/package.json interop/package-lock.json
+	cd interop && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+install: $(STAMP) $(NPM_STAMP)
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
