@@ -87,7 +87,125 @@ def _build_parser() -> ArgumentParser:
     tlogs.add_argument("directory", metavar="DIR")
     tlogs.add_argument("--base-url", required=True, metavar="URL",
                        help="the URL clients use to reach the server")
+
+    init = commands.add_parser("init", help="create a self-hosted instance in DIR (keys, CA, TSA, "
+                                            "logs, trust root, TUF repository)")
+    init.add_argument("directory", metavar="DIR")
+    init.add_argument("--host", default="127.0.0.1", help="address `serve` binds (default loopback)")
+    init.add_argument("--port", type=int, default=8080, help="port `serve` listens on (default 8080)")
+    init.add_argument("--public-url", metavar="URL",
+                      help="URL clients use (default http://HOST:PORT); it goes into the trust root")
+    init.add_argument("--builtin-issuer", action="store_true",
+                      help="enable the built-in OIDC issuer (local and test use)")
+    init.add_argument("--no-github-actions", action="store_true",
+                      help="do not trust GitHub Actions' OIDC issuer")
+    init.add_argument("--encrypt-keys", action="store_true",
+                      help="encrypt private keys with the passphrase in $SEALTRAIL_PASSPHRASE")
+
+    serve_all = commands.add_parser("serve", help="serve an instance (CA, TSA, logs, OIDC, TUF)")
+    serve_all.add_argument("directory", metavar="DIR")
+    serve_all.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE")
+
+    token = commands.add_parser("token", help="mint an identity token from an instance's "
+                                              "built-in OIDC issuer")
+    token.add_argument("kind", choices=("email", "github"), help="identity kind")
+    token.add_argument("subject", nargs="?", help="the email address (kind email)")
+    token.add_argument("--instance", required=True, metavar="DIR", help="the instance directory")
+    token.add_argument("--repository", help="owner/name (kind github)")
+    token.add_argument("--workflow", default=".github/workflows/release.yml",
+                       help="workflow file path (kind github)")
+    token.add_argument("--ref", default="refs/heads/main", help="git ref (kind github)")
+    token.add_argument("--sha", default="0" * 40, help="commit SHA (kind github)")
+    token.add_argument("--event", default="push", help="triggering event (kind github)")
+
+    ca = commands.add_parser("ca", help="certificate authority tools")
+    ca_commands = ca.add_subparsers(dest="ca_command", metavar="COMMAND", prog="sealtrail ca",
+                                    parser_class=ArgumentParser)
+    dry_run = ca_commands.add_parser("dry-run", help="show the certificate a token would get, or why not")
+    dry_run.add_argument("token", metavar="TOKEN", help="the identity token (or - to read stdin)")
+    dry_run.add_argument("--instance", required=True, metavar="DIR")
     return parser
+
+
+def _passphrase_for_init(args: Any) -> bytes | None:
+    if not args.encrypt_keys:
+        return None
+    value = os.environ.get("SEALTRAIL_PASSPHRASE")
+    if not value:
+        raise _usage("--encrypt-keys needs the passphrase in $SEALTRAIL_PASSPHRASE")
+    return value.encode()
+
+
+def _instance_commands(args: Any) -> int:
+    import logging
+
+    from sealtrail.server.instance import Instance
+
+    if args.command == "init":
+        instance = Instance.init(args.directory, public_url=args.public_url, host=args.host,
+                                 port=args.port, builtin_issuer=args.builtin_issuer,
+                                 github_actions=not args.no_github_actions,
+                                 passphrase=_passphrase_for_init(args))
+        config = instance.config()
+        print(f"created instance {instance.directory} for {config.public_url}")
+        print(f"  client trust config: {instance.path('trust', 'trust_config.json')}")
+        print(f"  TUF root:            {instance.path('tuf', 'metadata', '1.root.json')}")
+        print(f"serve it with: sealtrail serve {args.directory}")
+        return EXIT_OK
+    instance = Instance(args.directory if args.command == "serve" else args.instance)
+    if args.command == "serve":
+        from sealtrail.server.run import serve
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        config = instance.config()
+        serve(instance.build_app(), host=config.host, port=config.port, port_file=args.port_file)
+        return EXIT_OK
+    if args.command == "token":
+        issuer = instance.builtin_issuer()
+        if args.kind == "email":
+            if not args.subject:
+                raise _usage("give the email address: sealtrail token email ADDRESS --instance DIR")
+            print(issuer.mint_email(args.subject))
+        else:
+            if not args.repository:
+                raise _usage("give --repository owner/name")
+            print(issuer.mint_github_workflow(repository=args.repository,
+                                              workflow_path=args.workflow, ref=args.ref,
+                                              sha=args.sha, event_name=args.event))
+        return EXIT_OK
+    if args.command == "ca":
+        return _ca_dry_run(instance, args)
+    raise _usage("unknown command")
+
+
+def _ca_dry_run(instance: Any, args: Any) -> int:
+    from sealtrail.ca.authority import CertificateAuthority
+    from sealtrail.ca.ctlog import CTLog
+    from sealtrail.ca.keys import load_ca, load_ct_key
+    from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
+    from sealtrail.server.ca_api import make_fetch_json
+    from sealtrail.server.instance import _answer_locally
+
+    if args.ca_command != "dry-run":
+        raise _usage("give a ca command: dry-run")
+    token = sys.stdin.read(1024 * 1024).strip() if args.token == "-" else args.token
+    config = instance.config()
+    passphrase = instance.passphrase()
+    material = load_ca(instance.keys_dir, instance.certs_dir, passphrase=passphrase)
+    authority = CertificateAuthority(material.intermediate_key, material.chain,
+                                     CTLog(load_ct_key(instance.keys_dir, passphrase=passphrase)))
+    issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
+    fetch = make_fetch_json()
+    if config.builtin_issuer:
+        issuers.append(IssuerConfig(config.oidc_url, "email"))
+        fetch = _answer_locally(instance.builtin_issuer(), fetch)
+    principal = TokenVerifier(issuers, fetch).verify(token)
+    leaf = authority.dry_run(principal)
+    from cryptography.hazmat.primitives import serialization
+
+    print(json.dumps(principal.to_json(), indent=2))
+    print(leaf.public_bytes(serialization.Encoding.PEM).decode(), end="")
+    return EXIT_OK
 
 
 def _log(args: Any) -> int:
@@ -204,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.command == "log":
             return _log(args)
+        if args.command in ("init", "serve", "token", "ca"):
+            return _instance_commands(args)
     except Error as exc:
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, **exc.to_json()}, sort_keys=True))

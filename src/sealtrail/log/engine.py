@@ -3,21 +3,25 @@
 One :class:`LogEngine` per log. A single background writer thread runs the loop::
 
     gather a batch -> sequence it (ONE durable transaction) -> acknowledge the adds
-                   -> integrate the new leaves into tiles (written atomically)
-                   -> sign the checkpoint -> record it durably -> wake checkpoint waiters
+                   -> integrate the new leaves into tiles (atomic writes, not fsynced)
+                   -> sign the checkpoint -> record it (not fsynced) -> wake waiters
 
-and re-signs the checkpoint every ``checkpoint_interval`` while idle. Nothing is
-acknowledged before the sequencer committed it; tiles are derived data, so a crash at any
-point is repaired by :meth:`LogEngine.open`, which re-integrates from the recorded
-integrated size (and rebuilds any missing tile from the sequenced entries).
+and re-signs (and durably records) the checkpoint every ``checkpoint_interval`` while
+idle. The only fsync on that path is the sequencing commit; it also makes the previous
+cycle's state record durable (docs/adr/0004). Tiles are derived data: a syncer thread
+makes the full tiles written so far durable in one group every ``_SYNC_SECONDS`` (or
+``_SYNC_OBJECTS`` tiles), then the writer records "tiles durable up to size X" with its
+next state. Nothing is acknowledged before the sequencer committed it, so a crash or a
+power loss at any point is repaired by :meth:`LogEngine.open`, which trusts only the
+committed entries and the tiles full at X, and re-derives everything else.
 
 Readers (proofs, tiles, entries, search) see one consistent snapshot: the latest
 published checkpoint plus the right edge of the tree at that size; nothing beyond the
 published size is exposed.
 
 ``add`` and ``wait_for_checkpoint`` are coroutines usable from any asyncio event loop;
-results cross from the writer thread through ``concurrent.futures`` futures, which
-asyncio resolves with ``loop.call_soon_threadsafe`` (``asyncio.wrap_future``).
+the writer resolves their futures in bulk, with one ``loop.call_soon_threadsafe`` per
+event loop and batch (``_Dispatch``).
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ MAX_SEARCH_LIMIT = 1000
 
 # Leaves integrated per step when catching up at open or rebuilding tiles.
 _CATCH_UP_CHUNK = 4096
+# Group sync of tiles: a barrier at least this often while tiles are written, or as soon
+# as this many full tiles and bundles wait (~8,000 entries): it bounds what open() must
+# re-derive after a power loss.
+_SYNC_SECONDS = 1.0
+_SYNC_OBJECTS = 64
 # Back-off after a failed writer cycle (storage down): doubles up to the cap.
 _BACKOFF_FIRST = 0.05
 _BACKOFF_CAP = 1.0
@@ -222,12 +231,71 @@ class StoredEntry(NamedTuple):
         return leaf_hash(self.body)
 
 
+class _LoopFuture:
+    """An asyncio future to resolve from the writer thread, with the loop it belongs to."""
+
+    __slots__ = ("loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.future = future
+
+
+# What the writer resolves: a concurrent future (threads) or an asyncio one (coroutines).
+_Target = concurrent.futures.Future[Any] | _LoopFuture
+
+
 class _Pending:
     __slots__ = ("entry", "future")
 
-    def __init__(self, entry: NewEntry, future: concurrent.futures.Future[AddResult]) -> None:
+    def __init__(self, entry: NewEntry, future: _Target) -> None:
         self.entry = entry
         self.future = future
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Resolve asyncio futures, in their loop's thread (a cancelled caller is skipped)."""
+    for future, value, error in items:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+
+class _Dispatch:
+    """Resolves many targets at once: ONE ``call_soon_threadsafe`` per event loop.
+
+    Resolving each asyncio future on its own (``asyncio.wrap_future``) costs a wake-up
+    write to the loop's self-pipe per future, and a loop callback each; with 32 waiting
+    clients that was most of the writer thread's time, twice per batch.
+    """
+
+    __slots__ = ("_loops",)
+
+    def __init__(self) -> None:
+        self._loops: dict[asyncio.AbstractEventLoop,
+                          list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+
+    def resolve(self, target: _Target, value: Any = None,
+                error: BaseException | None = None) -> None:
+        if isinstance(target, _LoopFuture):
+            self._loops.setdefault(target.loop, []).append((target.future, value, error))
+        else:
+            _resolve(target, value, error)
+
+    def flush(self) -> None:
+        loops, self._loops = self._loops, {}
+        for loop, items in loops.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
 
 
 class _Snapshot:
@@ -284,7 +352,7 @@ class LogEngine:
         self._cache = _proofs.TileCache(config.tile_cache_size)
         self._cond = threading.Condition()
         self._pending: deque[_Pending] = deque()
-        self._waiters: list[tuple[int, int, concurrent.futures.Future[PublishedCheckpoint]]] = []
+        self._waiters: list[tuple[int, int, _Target]] = []
         self._waiter_ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._accepting = not config.frozen
@@ -297,6 +365,14 @@ class LogEngine:
         self._sequenced = 0
         self._snapshot: _Snapshot | None = None
         self._key_id = config.checkpoint_key_id
+        # Group sync of tiles (docs/adr/0004): full objects written since the last barrier,
+        # the barrier running in the syncer thread, and the size up to which every full
+        # object is synced (recorded with the next state save).
+        self._sync_lock = threading.Lock()
+        self._unsynced: list[str] = []
+        self._syncer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._barrier: concurrent.futures.Future[bool] | None = None
+        self._durable_size = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -305,10 +381,11 @@ class LogEngine:
              clock: Callable[[], float] = time.time) -> "LogEngine":
         """Open the log in ``storage``, recovering from any crash, and publish a checkpoint.
 
-        Recovery: the edge of the tree at the recorded integrated size is read back from
-        the tiles (any missing or damaged tile is rebuilt from the sequenced entries) and
-        checked against the recorded root; entries sequenced after it are integrated.
-        Every sequenced entry keeps its index.
+        Recovery: the edge of the tree at the recorded durable size X is derived from the
+        tiles full at X (synced) and the sequenced entries; every entry after X is
+        integrated again, rewriting every tile and bundle that was not full at X (in
+        every width), and the root at the recorded integrated size is checked on the way
+        (a mismatch rebuilds every tile). Every sequenced entry keeps its index.
 
         The engine owns ``storage`` from here on: :meth:`close` closes it, and so does a
         failed open. Raises :class:`~sealtrail.errors.LogStorageError` if the storage
@@ -334,6 +411,8 @@ class LogEngine:
                 raise LogError("the log is closed")
             if self._thread is not None or self._config.frozen:
                 return
+            self._syncer = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"sealtrail-log-sync[{self._config.origin}]")
             self._thread = threading.Thread(target=self._run, daemon=True,
                                             name=f"sealtrail-log[{self._config.origin}]")
             self._thread.start()
@@ -354,14 +433,17 @@ class LogEngine:
             thread = self._thread
         if thread is not None:
             thread.join()
+            self._final_barrier()
         closed = LogError("the log is closed")
         with self._cond:
             pending, self._pending = list(self._pending), deque()
             waiters, self._waiters = self._waiters, []
+        dispatch = _Dispatch()
         for item in pending:
-            _resolve(item.future, error=closed)
+            dispatch.resolve(item.future, error=closed)
         for _, _, future in waiters:
-            _resolve(future, error=closed)
+            dispatch.resolve(future, error=closed)
+        dispatch.flush()
         self._storage.close()
 
     def __enter__(self) -> "LogEngine":
@@ -407,6 +489,13 @@ class LogEngine:
         :class:`~sealtrail.errors.LogStorageError` if the commit fails (nothing was
         acknowledged then).
         """
+        future: concurrent.futures.Future[AddResult] = concurrent.futures.Future()
+        self._enqueue(body, search_keys, future)
+        return future
+
+    def _enqueue(self, body: bytes, search_keys: Sequence[tuple[str, str]],
+                 future: _Target) -> None:
+        """Check an entry and queue it for the writer (see :meth:`submit`)."""
         if self._config.frozen:
             raise LogFrozenError("the log is frozen and accepts no entries",
                                  actual=self._config.origin)
@@ -420,7 +509,6 @@ class LogEngine:
                                        actual=f"{len(body)} bytes",
                                        expected=f"1..{MAX_ENTRY_SIZE} bytes")
         entry = NewEntry(leaf_hash(body), body, _check_search_keys(search_keys))
-        future: concurrent.futures.Future[AddResult] = concurrent.futures.Future()
         with self._cond:
             if not self._accepting:
                 raise LogError("the log is closed")
@@ -434,7 +522,6 @@ class LogEngine:
             # full batch; otherwise it is sleeping out its gathering window anyway.
             if len(self._pending) in (1, self._config.batch_max):
                 self._cond.notify_all()
-        return future
 
     async def add(self, body: bytes, search_keys: Sequence[tuple[str, str]] = ()) -> AddResult:
         """Add an entry; returns once its index is durably committed.
@@ -442,7 +529,10 @@ class LogEngine:
         An identical body returns the existing index with ``duplicate=True``. Raises as
         :meth:`submit`. Cancelling the caller does not unsequence the entry.
         """
-        return await asyncio.wrap_future(self.submit(body, search_keys))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AddResult] = loop.create_future()
+        self._enqueue(body, search_keys, _LoopFuture(loop, future))
+        return await future
 
     def add_blocking(self, body: bytes, search_keys: Sequence[tuple[str, str]] = (), *,
                      timeout: float | None = 60.0) -> AddResult:
@@ -454,21 +544,27 @@ class LogEngine:
             raise LogOverloadedError("the entry was not sequenced in time",
                                      actual=f"{timeout} s") from exc
 
-    def _checkpoint_future(self, index: int) -> concurrent.futures.Future[PublishedCheckpoint]:
+    def _register_waiter(self, index: int, target: _Target) -> PublishedCheckpoint | None:
+        """The covering checkpoint if there is one already, else queue ``target`` for it."""
         if not _is_int(index) or not 0 <= index <= _MAX_INT64:
             raise UsageError("index must be a non-negative integer", actual=index)
-        future: concurrent.futures.Future[PublishedCheckpoint] = concurrent.futures.Future()
         with self._cond:
             snap = self._current()
             if index < snap.checkpoint.size:
-                future.set_result(snap.checkpoint)
-                return future
+                return snap.checkpoint
             if index >= self._sequenced:
                 raise LogEntryNotFoundError("no entry has this index", actual=index,
                                             expected=f"< {self._sequenced}")
             if self._closed:
                 raise LogError("the log is closed")
-            heapq.heappush(self._waiters, (index, next(self._waiter_ids), future))
+            heapq.heappush(self._waiters, (index, next(self._waiter_ids), target))
+        return None
+
+    def _checkpoint_future(self, index: int) -> concurrent.futures.Future[PublishedCheckpoint]:
+        future: concurrent.futures.Future[PublishedCheckpoint] = concurrent.futures.Future()
+        covered = self._register_waiter(index, future)
+        if covered is not None:
+            future.set_result(covered)
         return future
 
     async def wait_for_checkpoint(self, index: int, timeout: float) -> PublishedCheckpoint:
@@ -478,12 +574,21 @@ class LogEngine:
         index, :class:`~sealtrail.errors.LogOverloadedError` if no checkpoint covers it
         within ``timeout`` seconds, :class:`~sealtrail.errors.LogError` if the log closes.
         """
-        future = self._checkpoint_future(index)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PublishedCheckpoint] = loop.create_future()
+        covered = self._register_waiter(index, _LoopFuture(loop, future))
+        if covered is not None:
+            return covered
+        # One timer handle, not asyncio.wait_for's extra task and future per call.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError on 3.11
+            return await future
+        except TimeoutError as exc:
             raise LogOverloadedError("no checkpoint covered the entry in time",
                                      actual=f"index {index} after {timeout} s") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def wait_blocking(self, index: int, timeout: float) -> PublishedCheckpoint:
         """:meth:`wait_for_checkpoint` for threads."""
@@ -647,8 +752,14 @@ class LogEngine:
         _log.warning("tile %s is %s; rebuilding it from the sequenced entries", path,
                      "missing" if data is None else "damaged")
         data = self._derive_tile(level, index, TILE_WIDTH)
-        self._tiles.write_many([(path, data)])
+        self._repair_object(path, data)
         return data
+
+    def _repair_object(self, path: str, data: bytes) -> None:
+        # A repair of a full object that may lie below the durable size: sync it at once,
+        # since no barrier is bound to cover it and open() only rewrites beyond that size.
+        self._tiles.write_many([(path, data)])
+        self._tiles.sync([path])
 
     def _derive_tile(self, level: int, index: int, width: int) -> bytes:
         """The first ``width`` hashes of tile (level, index), from the level below."""
@@ -678,31 +789,21 @@ class LogEngine:
             raise LogStorageError("the sequencer is missing entries a bundle needs",
                                   actual=len(rows), expected=ENTRY_BUNDLE_WIDTH)
         data = encode_entry_bundle([r.body for r in rows])
-        self._tiles.write_many([(path, data)])
+        self._repair_object(path, data)
         return data
 
-    def _edge_tile(self, level: int, index: int, width: int) -> bytes:
-        """The first ``width`` hashes of tile (level, index): partial, full, or rebuilt."""
-        want = width * HASH_SIZE
-        for path in (tile_path(level, index, width), tile_path(level, index)):
-            data = self._tiles.read(path)
-            if data is not None and len(data) >= want and (
-                    len(data) == want or len(data) == TILE_BYTES):
-                return data[:want]
-        return self._derive_tile(level, index, width)
-
     def _load_edge(self, size: int) -> Edge:
-        """The edge at ``size``: level 0 and the bundle from the sequencer, the rest tiles."""
+        """The edge at ``size``, trusting only what is durable at ``size``.
+
+        Level 0 and the bundle come from the sequencer; a higher level's partial tile is
+        derived from the full tiles of the level below (full at ``size``, hence synced),
+        never read from its own partial file, which was never synced.
+        """
         tiles = []
         for level in range(edge_levels(size)):
             nodes = size >> (TILE_HEIGHT * level)
             width, index = nodes % TILE_WIDTH, nodes // TILE_WIDTH
-            if not width:
-                tiles.append(b"")
-            elif level == 0:
-                tiles.append(self._derive_tile(0, index, width))
-            else:
-                tiles.append(self._edge_tile(level, index, width))
+            tiles.append(self._derive_tile(level, index, width) if width else b"")
         start = size - size % ENTRY_BUNDLE_WIDTH
         bundle = tuple(r.body for r in self._seq.entries(start, size))
         if len(bundle) != size - start:
@@ -710,107 +811,146 @@ class LogEngine:
                                   actual=len(bundle), expected=size - start)
         return Edge(size, tuple(tiles), bundle)
 
-    def _write_tiles(self, writes: Sequence[TileWrite], *, repair: bool = False) -> None:
-        """Store integration output. A full tile already present is never changed.
+    def _write_tiles(self, writes: Sequence[TileWrite], *, repair: bool = False) -> list[str]:
+        """Store integration output; returns the paths of its full objects.
 
-        An existing full tile of the right size with different content means the tile
-        tree belongs to another history: refuse (LogStorageError) rather than rewrite a
-        published tile. One of the wrong size is damage and is replaced. ``repair``
-        rewrites full tiles unconditionally (used by a rebuild after a root mismatch).
+        A full tile already present is never changed: an existing full tile of the right
+        size with different content means the tile tree belongs to another history, so
+        refuse (LogStorageError) rather than rewrite a published tile. One of the wrong
+        size is damage and is replaced. ``repair`` rewrites full objects unconditionally
+        (open() does so beyond the durable size, where a power loss may have left a
+        damaged tile that looks whole). Every full path is returned, written or found
+        equal: an equal one may itself be an unsynced write of an earlier, failed cycle.
         """
         objects = []
+        full = []
         for w in writes:
             path = (entries_path(w.index, w.width) if w.level is None
                     else tile_path(w.level, w.index, w.width))
-            if w.full and not repair:
-                existing = self._tiles.read(path)
-                if existing == w.data:
-                    continue
-                if existing is not None and _valid_full(w.level, existing):
-                    raise LogStorageError("a full tile already holds different content; "
-                                          "the tile directory belongs to another history",
-                                          actual=path)
+            if w.full:
+                full.append(path)
+                if not repair:
+                    existing = self._tiles.read(path)
+                    if existing == w.data:
+                        continue
+                    if existing is not None and _valid_full(w.level, existing):
+                        raise LogStorageError("a full tile already holds different "
+                                              "content; the tile directory belongs to "
+                                              "another history", actual=path)
             objects.append((path, w.data))
         if objects:
             self._tiles.write_many(objects)
+        return full
 
     # -- recovery -----------------------------------------------------------------------
 
     def _recover(self) -> None:
+        """Bring tiles and state up to every committed entry, then publish (see open()).
+
+        Trusted: the sequenced entries (committed durably before any ack) and the tiles
+        that are full at the recorded durable size X (synced before X was recorded).
+        Everything else is re-derived: every tile and bundle that was not full at X, in
+        every width, is rewritten or checked (a power loss may have damaged any of them
+        and left it looking whole). That is bounded: the writer advances X every
+        _SYNC_SECONDS or _SYNC_OBJECTS full tiles. The recorded state may lag the
+        published checkpoints (saved with sync=False); that is safe because integration
+        over the committed entries is deterministic, so re-deriving gives every tree
+        published before, and the new checkpoint is consistent with all of them.
+        """
         state = self._seq.load_state()
         sequenced = self._seq.sequenced_size()
         if state is None:
             if self._tiles.read("checkpoint") is not None and sequenced == 0:
                 raise LogStorageError("the tile directory already holds a published log but "
                                       "the sequencer is empty")
-            size, root = 0, EMPTY_ROOT
+            size, root, durable = 0, EMPTY_ROOT, 0
         else:
             size, root = state.size, state.root_hash
+            durable = max(0, min(state.durable_size, size))
         if sequenced < size:
             raise LogStorageError("the sequencer holds fewer entries than were integrated",
                                   actual=sequenced, expected=f">= {size}")
-        edge = self._load_edge(size)
+        written: list[str] = []
+        edge = self._catch_up(self._load_edge(durable), size, written)
         if edge.root() != root:
-            _log.warning("tiles at the edge of %d entries do not match the recorded root; "
-                         "rebuilding every tile from the sequenced entries", size)
-            edge = self._rebuild(size)
+            _log.warning("the tiles durable at %d entries do not lead to the recorded root "
+                         "at %d; rebuilding every tile from the sequenced entries",
+                         durable, size)
+            durable, written = 0, []
+            edge = self._catch_up(Edge.empty(), size, written)
             if edge.root() != root:
                 raise LogStorageError("the sequenced entries do not hash to the recorded root",
                                       actual=edge.root().hex(), expected=root.hex())
-        self._restore_edge_objects(edge)
+            self._cache.clear()
+        # Entries committed after the last recorded state (a crash between the steps).
+        edge = self._catch_up(edge, sequenced, written)
+        self._repair_partials(edge)
+        # The open barrier: once the full objects are synced (and their partials durably
+        # gone), everything full at the current size is durable.
+        if written:
+            for path in written:
+                self._tiles.delete_partials(path)
+            self._tiles.sync(written)
         self._edge = edge
         self._sequenced = sequenced
-        # Entries committed after the last integration (a crash between the two steps).
-        while self._edge.size < sequenced:
-            end = min(sequenced, self._edge.size + _CATCH_UP_CHUNK)
-            rows = self._seq.entries(self._edge.size, end)
-            if len(rows) != end - self._edge.size:
-                raise LogStorageError("the sequencer has a gap in its indexes",
-                                      actual=len(rows), expected=end - self._edge.size)
-            result = integrate(self._edge, [r.leaf_hash for r in rows], [r.body for r in rows])
-            self._write_tiles(result.writes)
-            self._edge = result.edge
-        self._publish(self._edge)
-        self._collect_partials_upto(size, self._edge.size)
+        self._durable_size = edge.size
+        self._publish(edge, sync=True)
 
-    def _restore_edge_objects(self, edge: Edge) -> None:
-        """Rewrite the edge's partial tiles and bundle if a static reader would miss them."""
-        objects = []
+    def _catch_up(self, edge: Edge, end: int, written: list[str]) -> Edge:
+        """Integrate entries [edge.size, end) from the sequencer, rewriting full objects.
+
+        Partial tiles are left to :meth:`_repair_partials` (intermediate ones are moot).
+        """
+        while edge.size < end:
+            stop = min(end, edge.size + _CATCH_UP_CHUNK)
+            rows = self._seq.entries(edge.size, stop)
+            if len(rows) != stop - edge.size:
+                raise LogStorageError("the sequencer has a gap in its indexes",
+                                      actual=len(rows), expected=stop - edge.size)
+            result = integrate(edge, [r.leaf_hash for r in rows], [r.body for r in rows])
+            written += self._write_tiles([w for w in result.writes if w.full], repair=True)
+            edge = result.edge
+        return edge
+
+    def _repair_partials(self, edge: Edge) -> None:
+        """Make every partial version of the edge's tiles right, and the current one exist.
+
+        Tiles that are full now had their partials removed by the caller; what remains
+        are the edge's own tiles, which may hold partial files of any width written since
+        the last barrier (never synced): each one present is checked against the prefix
+        it must be and rewritten if it is not; the current width is written if missing.
+        """
+        checks: list[tuple[str, bytes, bool]] = []
         for level, data in enumerate(edge.tiles):
             if data:
-                nodes = edge.size >> (TILE_HEIGHT * level)
-                path = tile_path(level, nodes // TILE_WIDTH, len(data) // HASH_SIZE)
-                if self._tiles.read(path) != data:
-                    objects.append((path, data))
+                index = (edge.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+                widths = len(data) // HASH_SIZE
+                for width in range(1, widths + 1):
+                    checks.append((tile_path(level, index, width),
+                                   data[:width * HASH_SIZE], width == widths))
         if edge.bundle:
-            path = entries_path(edge.size // ENTRY_BUNDLE_WIDTH, len(edge.bundle))
-            data = encode_entry_bundle(edge.bundle)
-            if self._tiles.read(path) != data:
-                objects.append((path, data))
+            index = edge.size // ENTRY_BUNDLE_WIDTH
+            encoded = encode_entry_bundle(edge.bundle)
+            offset = 0
+            for width, entry in enumerate(edge.bundle, 1):
+                offset += 2 + len(entry)  # SPEC: C2SP tlog-tiles: uint16 length, then entry
+                checks.append((entries_path(index, width), encoded[:offset],
+                               width == len(edge.bundle)))
+        objects = []
+        for path, expected, current in checks:
+            existing = self._tiles.read(path)
+            if existing != expected and (existing is not None or current):
+                objects.append((path, expected))
         if objects:
-            _log.warning("restoring %d missing or damaged edge tiles", len(objects))
+            _log.warning("rewriting %d missing or damaged partial tiles", len(objects))
             self._tiles.write_many(objects)
-
-    def _rebuild(self, size: int) -> Edge:
-        """Re-integrate entries [0, size) from scratch, rewriting every tile."""
-        edge = Edge.empty()
-        while edge.size < size:
-            end = min(size, edge.size + _CATCH_UP_CHUNK)
-            rows = self._seq.entries(edge.size, end)
-            if len(rows) != end - edge.size:
-                raise LogStorageError("the sequencer has a gap in its indexes",
-                                      actual=len(rows), expected=end - edge.size)
-            result = integrate(edge, [r.leaf_hash for r in rows], [r.body for r in rows])
-            self._write_tiles(result.writes, repair=True)
-            edge = result.edge
-        self._cache.clear()
-        return edge
 
     # -- the writer ---------------------------------------------------------------------
 
     def _run(self) -> None:
         interval = self._config.checkpoint_interval
         next_checkpoint = time.monotonic() + interval
+        next_barrier = time.monotonic() + _SYNC_SECONDS
         failures = 0
         while True:
             # Entries left unintegrated by a failed cycle are retried at once (the failure
@@ -825,9 +965,14 @@ class LogEngine:
                     self._integrate_pending()
                     next_checkpoint = time.monotonic() + interval
                 elif time.monotonic() >= next_checkpoint:
-                    self._publish(self._edge)
+                    # Idle: re-sign, and record the state durably (the cycles above save
+                    # it with sync=False, made durable by the next commit, which idles).
+                    self._publish(self._edge, sync=True)
                     next_checkpoint = time.monotonic() + interval
                 failures = 0
+                if time.monotonic() >= next_barrier or len(self._unsynced) >= _SYNC_OBJECTS:
+                    if self._start_barrier():
+                        next_barrier = time.monotonic() + _SYNC_SECONDS
             except Exception as exc:  # keep the writer alive whatever happens
                 failures += 1
                 delay = min(_BACKOFF_CAP, _BACKOFF_FIRST * 2 ** (failures - 1))
@@ -840,6 +985,68 @@ class LogEngine:
                     elif not self._pending:
                         break
         _log.debug("log writer for %s stopped", self._config.origin)
+
+    # -- group sync of tiles (docs/adr/0004) ----------------------------------------------
+
+    def _start_barrier(self) -> bool:
+        """Hand the full objects written so far to the syncer; False if one still runs.
+
+        Writer thread only: every full object of the integrated tree at ``size`` is either
+        in the list handed over or was synced by an earlier barrier (or at open).
+        """
+        if self._barrier is not None and not self._barrier.done():
+            return False
+        size = self._edge.size
+        with self._sync_lock:
+            paths, self._unsynced = self._unsynced, []
+        if not paths:
+            # Nothing full was completed since the last barrier: the claim extends for free.
+            self._durable_size = max(self._durable_size, size)
+            return True
+        assert self._syncer is not None
+        self._barrier = self._syncer.submit(self._sync_objects, paths, size)
+        return True
+
+    def _sync_objects(self, paths: list[str], size: int) -> bool:
+        """The barrier: drop superseded partials, sync the full objects, advance X.
+
+        On failure the paths go back to the queue and X stays where it was.
+        """
+        try:
+            for path in paths:
+                self._tiles.delete_partials(path)
+            self._tiles.sync(paths)
+        except Exception as exc:
+            _log.error("syncing %d tiles failed (%s); will retry", len(paths),
+                       exc if isinstance(exc, Error) else repr(exc))
+            with self._sync_lock:
+                self._unsynced[:0] = paths
+            return False
+        with self._cond:
+            self._durable_size = max(self._durable_size, size)
+        return True
+
+    def _final_barrier(self) -> None:
+        """At close: wait for the syncer, sync the rest, record the state durably."""
+        syncer = self._syncer
+        if syncer is not None:
+            syncer.shutdown(wait=True)  # lets a running barrier finish
+        snap = self._snapshot
+        if snap is None:  # pragma: no cover - open() always publishes
+            return
+        with self._sync_lock:
+            paths, self._unsynced = self._unsynced, []
+        if paths and not self._sync_objects(paths, snap.checkpoint.size):
+            return
+        if not paths:
+            self._durable_size = max(self._durable_size, snap.checkpoint.size)
+        cp = snap.checkpoint
+        try:
+            self._seq.save_state(IntegrationState(cp.size, cp.root_hash, cp.note,
+                                                  cp.published_at,
+                                                  min(self._durable_size, cp.size)))
+        except Exception as exc:  # the state is re-derivable; only a slower next open
+            _log.error("could not record the final log state: %s", exc)
 
     def _gather(self, deadline: float) -> list[_Pending] | None:
         """The next batch; [] when the checkpoint deadline passes; None to stop."""
@@ -872,8 +1079,10 @@ class LogEngine:
                                       actual=len(assignments), expected=len(batch))
         except Exception as exc:
             error = _storage_error(exc, "sequencing a batch")
+            dispatch = _Dispatch()
             for item in batch:
-                _resolve(item.future, error=error)
+                dispatch.resolve(item.future, error=error)
+            dispatch.flush()
             raise error from exc
         expected = self._edge.size + len(self._unintegrated)
         fresh = [(a, p) for a, p in zip(assignments, batch) if not a.duplicate]
@@ -883,8 +1092,10 @@ class LogEngine:
                 self._unintegrated.extend((p.entry.leaf_hash, p.entry.body) for _, p in fresh)
             self._sequenced = max(self._sequenced,
                                   max((a.index + 1 for a in assignments), default=0))
+        dispatch = _Dispatch()
         for assignment, item in zip(assignments, batch):
-            _resolve(item.future, AddResult(*assignment))
+            dispatch.resolve(item.future, AddResult(*assignment))
+        dispatch.flush()
         if not consistent:
             # Someone else appended to the sequencer: take the truth from it.
             _log.error("sequencer indexes are not contiguous with this engine's view; "
@@ -904,17 +1115,25 @@ class LogEngine:
         items = list(self._unintegrated)
         old = self._edge
         result = integrate(old, [leaf for leaf, _ in items], [body for _, body in items])
-        self._write_tiles(result.writes)
+        full = self._write_tiles(result.writes)
+        if full:
+            with self._sync_lock:
+                self._unsynced.extend(full)
         for level, index, rows in result.expanded:
             self._cache.put(level, index, rows)
         self._publish(result.edge, result.root)
         with self._cond:
             self._edge = result.edge
             del self._unintegrated[:len(items)]
-        self._collect_partials_upto(old.size, result.edge.size)
 
-    def _publish(self, edge: Edge, root: bytes | None = None) -> PublishedCheckpoint:
-        """Sign, record durably, expose, and wake the waiters the new size covers."""
+    def _publish(self, edge: Edge, root: bytes | None = None, *,
+                 sync: bool = False) -> PublishedCheckpoint:
+        """Sign, record, expose, and wake the waiters the new size covers.
+
+        The state is saved with ``sync=False`` on the busy path: the next batch's commit
+        makes it durable, and a crash that loses it loses nothing that open() cannot
+        re-derive (the published tree is a function of the committed entries).
+        """
         if root is None:
             snap = self._snapshot
             root = (snap.checkpoint.root_hash if snap is not None and snap.edge is edge
@@ -922,7 +1141,9 @@ class LogEngine:
         body = Checkpoint(self._config.origin, edge.size, root).to_body()
         note = sign_note(body, self._config.key_name, self._config.private_key)
         now = self._clock()
-        self._seq.save_state(IntegrationState(edge.size, root, note, now))
+        self._seq.save_state(IntegrationState(edge.size, root, note, now,
+                                              min(self._durable_size, edge.size)),
+                             sync=sync)
         # The static copy for file servers and CDNs; the sequencer's record is the truth.
         self._tiles.write_many([("checkpoint", note.encode("utf-8"))])
         published = PublishedCheckpoint(edge.size, root, note, now)
@@ -932,27 +1153,11 @@ class LogEngine:
             self._snapshot = _Snapshot(published, edge)
             while self._waiters and self._waiters[0][0] < edge.size:
                 woken.append(heapq.heappop(self._waiters)[2])
+        dispatch = _Dispatch()
         for future in woken:
-            _resolve(future, published)
+            dispatch.resolve(future, published)
+        dispatch.flush()
         return published
-
-    def _collect_partials_upto(self, old_size: int, new_size: int) -> None:
-        """Delete partial tiles and bundles that full ones have superseded.
-
-        SPEC: C2SP tlog-tiles lets a log drop a partial tile once the full tile exists;
-        clients then fetch the full tile. Failures here are only logged.
-        """
-        try:
-            for level in range(edge_levels(new_size)):
-                shift = TILE_HEIGHT * level
-                first = (old_size >> shift) // TILE_WIDTH
-                last = (new_size >> shift) // TILE_WIDTH  # tiles below this are full
-                for index in range(first, last):
-                    self._tiles.delete_partials(tile_path(level, index))
-                    if level == 0:
-                        self._tiles.delete_partials(entries_path(index))
-        except Exception as exc:  # clean-up only; never fail the cycle for it
-            _log.warning("could not delete superseded partial tiles: %s", exc)
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -402,12 +402,9 @@ async def _health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def build_log_app(services: list[LogService]) -> Starlette:
-    """An ASGI app serving ``services``: at most one active (unfrozen) Rekor v1 log.
-
-    On shutdown every engine is closed gracefully (its in-flight batch is finished).
-    """
-    routes: list[Route] = [Route("/healthz", _health, methods=["GET"])]
+def log_routes(services: list[LogService]) -> list[Route]:
+    """The routes serving ``services``: at most one active (unfrozen) Rekor v1 log."""
+    routes: list[Route] = []
     v1 = [s for s in services if s.api_version == 1]
     if v1:
         active = [s for s in v1 if not s.frozen]
@@ -418,6 +415,15 @@ def build_log_app(services: list[LogService]) -> Starlette:
     for service in services:
         if service.api_version == 2:
             routes += _V2(service).routes()
+    return routes
+
+
+def build_log_app(services: list[LogService]) -> Starlette:
+    """An ASGI app serving only ``services`` (``sealtrail log serve``).
+
+    On shutdown every engine is closed gracefully (its in-flight batch is finished).
+    """
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -426,5 +432,5 @@ def build_log_app(services: list[LogService]) -> Starlette:
             for service in services:
                 service.engine.close()
 
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
-                     lifespan=lifespan)
+    routes = [Route("/healthz", _health, methods=["GET"]), *log_routes(services)]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -100,7 +100,8 @@ class LogDirectory:
             raise InputError(f"{self.config_path} must hold {{\"logs\": [...]}}")
         return [LogSpec.from_json(item) for item in data["logs"]]
 
-    def create(self, origin_host: str, *, v1_name: str = "rekor", v2_name: str = "log1") -> list[LogSpec]:
+    def create(self, origin_host: str, *, v1_name: str = "rekor", v2_name: str = "log1",
+               passphrase: bytes | None = None) -> list[LogSpec]:
         """Create a directory with one Rekor v1 and one Rekor v2 log (fresh keys)."""
         if os.path.exists(self.config_path):
             raise UsageError(f"{self.directory} already holds logs")
@@ -111,15 +112,22 @@ class LogDirectory:
             LogSpec(v2_name, 2, origin_host),
         ]
         for spec in specs:
-            key = ec.generate_private_key(ec.SECP256R1()) if spec.api_version == 1 \
-                else ed25519.Ed25519PrivateKey.generate()
-            _write_private(self._key_path(spec.name), key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()))
+            self._new_key(spec, passphrase)
         self._write_config(specs)
         return specs
 
-    def rollover(self, api_version: int) -> LogSpec:
+    def _new_key(self, spec: LogSpec, passphrase: bytes | None) -> None:
+        key = ec.generate_private_key(ec.SECP256R1()) if spec.api_version == 1 \
+            else ed25519.Ed25519PrivateKey.generate()
+        encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                      else serialization.NoEncryption())
+        _write_private(self._key_path(spec.name), key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+        with open(self._key_path(spec.name)[:-len(".pem")] + ".pub.pem", "wb") as handle:
+            handle.write(key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    def rollover(self, api_version: int, *, passphrase: bytes | None = None) -> LogSpec:
         """Freeze the active log of ``api_version`` and start a new shard with a fresh key.
 
         SPEC: sigstore-wire.md §8: sharding freezes a tree and starts a new one. For Rekor v1
@@ -131,7 +139,7 @@ class LogDirectory:
         if not active:
             raise UsageError(f"there is no active Rekor v{api_version} log to roll over")
         old = active[0]
-        size = self._final_size(old)
+        size = self._final_size(old, passphrase)
         taken = {s.name for s in specs}
         stem = "rekor" if api_version == 1 else "log"
         number = 2
@@ -140,18 +148,14 @@ class LogDirectory:
         new = LogSpec(f"{stem}{number}", api_version, old.origin_host,
                       tree_id=secrets.randbits(62) + 1 if api_version == 1 else 0,
                       index_offset=old.index_offset + size if api_version == 1 else 0)
-        key = ec.generate_private_key(ec.SECP256R1()) if api_version == 1 \
-            else ed25519.Ed25519PrivateKey.generate()
-        _write_private(self._key_path(new.name), key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        self._new_key(new, passphrase)
         frozen = LogSpec(old.name, old.api_version, old.origin_host, old.tree_id,
                          old.index_offset, frozen=True)
         self._write_config([frozen if s == old else s for s in specs] + [new])
         return new
 
-    def _final_size(self, spec: LogSpec) -> int:
-        private_key = self.private_key(spec.name)
+    def _final_size(self, spec: LogSpec, passphrase: bytes | None) -> int:
+        private_key = self.private_key(spec.name, passphrase)
         config = LogConfig(origin=spec.origin, key_name=spec.origin_host, private_key=private_key)
         engine = LogEngine.open(config, LogStorage.embedded(os.path.join(self.directory, spec.name)))
         try:
@@ -170,15 +174,17 @@ class LogDirectory:
     def _key_path(self, name: str) -> str:
         return os.path.join(self.directory, "keys", f"{name}.pem")
 
-    def private_key(self, name: str) -> Any:
+    def private_key(self, name: str, passphrase: bytes | None = None) -> Any:
         """The private key of log ``name``."""
         try:
             with open(self._key_path(name), "rb") as handle:
-                return serialization.load_pem_private_key(handle.read(), password=None)
+                return serialization.load_pem_private_key(handle.read(), password=passphrase)
         except OSError as exc:
             raise InputError(f"cannot read the key of log {name}: {exc.strerror}") from exc
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"cannot load the key of log {name} (wrong passphrase?)") from exc
 
-    def open(self, **engine_options: Any) -> list[LogService]:
+    def open(self, *, passphrase: bytes | None = None, **engine_options: Any) -> list[LogService]:
         """Open every log: storage, engine (started) and HTTP service description.
 
         Writers wait for their checkpoint, so a short batch window keeps latency low
@@ -187,7 +193,7 @@ class LogDirectory:
         engine_options.setdefault("batch_wait", 0.001)
         services = []
         for spec in self.specs():
-            private_key = self.private_key(spec.name)
+            private_key = self.private_key(spec.name, passphrase)
             public = PublicKey.from_key(private_key.public_key())
             config = LogConfig(origin=spec.origin, key_name=spec.origin_host,
                                private_key=private_key, frozen=spec.frozen, **engine_options)
@@ -201,11 +207,20 @@ class LogDirectory:
                                        frozen=spec.frozen))
         return services
 
+    def public_key(self, name: str) -> PublicKey:
+        """The public key of log ``name`` (kept beside the private one: no passphrase needed)."""
+        path = self._key_path(name)[:-len(".pem")] + ".pub.pem"
+        try:
+            with open(path, "rb") as handle:
+                return PublicKey.from_pem(handle.read())
+        except OSError:
+            return PublicKey.from_key(self.private_key(name).public_key())
+
     def trusted_root_tlogs(self, base_url: str, start: str = "2000-01-01T00:00:00Z") -> list[dict[str, Any]]:
         """trusted_root.json ``tlogs`` entries for these logs served at ``base_url``."""
         out = []
         for spec in self.specs():
-            public = PublicKey.from_key(self.private_key(spec.name).public_key())
+            public = self.public_key(spec.name)
             log_id = public.key_id if spec.api_version == 1 else note_key_id(spec.origin_host, public)
             url = base_url.rstrip("/") + ("" if spec.api_version == 1 else f"/logs/{spec.name}")
             out.append({

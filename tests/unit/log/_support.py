@@ -95,9 +95,9 @@ class RecordingSequencer:
     def load_state(self) -> IntegrationState | None:
         return self.inner.load_state()
 
-    def save_state(self, state: IntegrationState) -> None:
+    def save_state(self, state: IntegrationState, *, sync: bool = True) -> None:
         self._maybe_fail("save_state")
-        self.inner.save_state(state)
+        self.inner.save_state(state, sync=sync)
         with self._lock:
             self.states.append(state)
         self._maybe_fail("save_state-after")
@@ -107,7 +107,10 @@ class RecordingSequencer:
 
 
 class FaultyTileStore:
-    """Delegates to a real tile store; ``fault(operation, paths)`` may inject an error."""
+    """Delegates to a real tile store; ``fault(operation, paths)`` may inject an error.
+
+    ``operation`` is "write", "delete" or "sync".
+    """
 
     def __init__(self, inner: TileStore,
                  fault: Callable[[str, list[str]], BaseException | None] | None = None) -> None:
@@ -131,7 +134,12 @@ class FaultyTileStore:
         self.writes.append(paths)
 
     def delete_partials(self, full_path: str) -> None:
+        self._maybe_fail("delete", [full_path])
         self.inner.delete_partials(full_path)
+
+    def sync(self, paths: Sequence[str]) -> None:
+        self._maybe_fail("sync", list(paths))
+        self.inner.sync(paths)
 
     def close(self) -> None:
         self.inner.close()

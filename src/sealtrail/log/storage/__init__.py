@@ -55,8 +55,11 @@ class LogStorage(NamedTuple):
         """SQLite sequencer plus a POSIX tile tree under ``directory``.
 
         Layout: ``<directory>/sequencer.sqlite3`` and ``<directory>/tiles/`` (serve the
-        latter as static files to publish the tlog-tiles read API). ``fsync=False`` trades
-        power-loss durability of *tiles only* for speed; the sequencer always fsyncs.
+        latter as static files to publish the tlog-tiles read API). Tiles are written
+        without fsync and made durable in groups by ``tiles.sync()`` (docs/adr/0004).
+        ``fsync=False`` makes that a no-op: for benchmarks and tests only, since after a
+        power loss the engine would then trust tiles that may be damaged; the sequencer
+        always fsyncs, so no acknowledged entry is lost either way.
         Raises :class:`~sealtrail.errors.LogStorageError` if the directory cannot be used.
         """
         from sealtrail.log.storage.posix import PosixTileStore

@@ -4,6 +4,12 @@ They implement the same protocols as the durable drivers, with the same semantic
 (atomic batches, dedup, path checks), so tests exercise the engine's real code paths.
 State lives in the driver objects: reopening an engine on the same objects is how tests
 simulate a restart. ``close()`` keeps the data for that reason.
+
+Both drivers also model what a power loss does to what was never made durable
+(``power_loss()``): the sequencer forgets states saved with ``sync=False`` since the last
+durable write, and the tile store damages every object written (or resurrects every
+partial deleted) since it was last synced. Tests use this to check the engine's recovery
+against the worst outcome a real disk allows.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from sealtrail.log.storage.protocols import (
 )
 from sealtrail.merkle.tiles import parse_tile_path
 
-__all__ = ["MemorySequencer", "MemoryTileStore", "check_object_path"]
+__all__ = ["MemorySequencer", "MemoryTileStore", "check_object_path", "check_state"]
 
 
 def check_object_path(path: object) -> str:
@@ -47,6 +53,7 @@ class MemorySequencer:
         self._by_leaf: dict[bytes, int] = {}
         self._search: dict[tuple[str, str], list[int]] = {}
         self._state: IntegrationState | None = None
+        self._durable_state: IntegrationState | None = None
         self._origin: str | None = None
 
     def bind(self, origin: str) -> None:
@@ -80,7 +87,9 @@ class MemorySequencer:
                 keys.extend((k, next_index) for k in e.search_keys)
                 out.append(Assignment(next_index, False, integrated_time))
                 next_index += 1
-            # Commit: nothing above touched shared state.
+            # Commit: nothing above touched shared state. Like a WAL commit, it also makes
+            # every earlier unsynced state save durable.
+            self._durable_state = self._state
             self._entries.extend(added)
             for entry in added:
                 self._by_leaf[entry.leaf_hash] = entry.index
@@ -120,16 +129,33 @@ class MemorySequencer:
         with self._lock:
             return self._state
 
-    def save_state(self, state: IntegrationState) -> None:
-        """Save the integration state; the size must not go backwards."""
+    def save_state(self, state: IntegrationState, *, sync: bool = True) -> None:
+        """Save the integration state; the size must not go backwards (see the protocol)."""
+        check_state(state)
         with self._lock:
             if self._state is not None and state.size < self._state.size:
                 raise LogStorageError("integrated size would go backwards", actual=state.size,
                                       expected=f">= {self._state.size}")
             self._state = state
+            if sync:
+                self._durable_state = state
+
+    def power_loss(self) -> None:
+        """Forget what a power loss would: states saved with ``sync=False`` since then."""
+        with self._lock:
+            self._state = self._durable_state
 
     def close(self) -> None:
         """Nothing to release; the data stays for a later reopen."""
+
+
+def check_state(state: IntegrationState) -> None:
+    """Refuse a state whose durable size is not within 0..size (a caller bug)."""
+    durable = state.durable_size
+    if not isinstance(durable, int) or isinstance(durable, bool) or \
+            not 0 <= durable <= state.size:
+        raise LogStorageError("the durable size must be within 0..size", actual=durable,
+                              expected=f"0..{state.size}")
 
 
 class MemoryTileStore:
@@ -138,6 +164,10 @@ class MemoryTileStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.objects: dict[str, bytes] = {}
+        # Written, or partials deleted, since last synced: what a power loss may damage.
+        self._unsynced: set[str] = set()
+        self._deleted: dict[str, bytes] = {}
+        self.synced: list[list[str]] = []  # every sync() call, for tests
 
     def read(self, path: str) -> bytes | None:
         """The object at ``path``, or None."""
@@ -150,13 +180,44 @@ class MemoryTileStore:
         checked = [(check_object_path(p), bytes(d)) for p, d in objects]
         with self._lock:
             self.objects.update(checked)
+            for path, _ in checked:
+                self._unsynced.add(path)
+                self._deleted.pop(path, None)
 
     def delete_partials(self, full_path: str) -> None:
         """Delete ``<full_path>.p/<W>`` for every W."""
         prefix = check_object_path(full_path) + ".p/"
         with self._lock:
             for path in [p for p in self.objects if p.startswith(prefix)]:
-                del self.objects[path]
+                self._deleted[path] = self.objects.pop(path)
+                self._unsynced.discard(path)
+
+    def sync(self, paths: Sequence[str]) -> None:
+        """Mark the objects (and the deletion of their partials) durable."""
+        checked = [check_object_path(p) for p in paths]
+        with self._lock:
+            for path in checked:  # a missing object is skipped, as on disk
+                self._unsynced.discard(path)
+                prefix = path + ".p/"
+                for gone in [p for p in self._deleted if p.startswith(prefix)]:
+                    del self._deleted[gone]
+            self.synced.append(checked)
+
+    def power_loss(self) -> list[str]:
+        """Do the worst a power loss may do to what was not synced; returns those paths.
+
+        Every unsynced object keeps its length but its bytes turn to zeros (it still
+        passes a length check), and every unsynced deletion is undone, the same way.
+        """
+        with self._lock:
+            damaged = sorted(self._unsynced | set(self._deleted))
+            for path in self._unsynced:
+                self.objects[path] = bytes(len(self.objects[path]))
+            for path, data in self._deleted.items():
+                self.objects[path] = bytes(len(data))
+            self._unsynced.clear()
+            self._deleted.clear()
+            return damaged
 
     def close(self) -> None:
         """Nothing to release; the data stays for a later reopen."""

@@ -9,7 +9,9 @@ A log has two kinds of state, kept apart on purpose (docs/adr/0004):
 - the **tiles**: hash tiles, entry bundles and the checkpoint, laid out as the C2SP
   tlog-tiles read API serves them. They are derived data: everything in them can be
   recomputed from the sequenced entries, so a crash between the two is repaired when the
-  log opens.
+  log opens. Tile writes are therefore not durable one by one: the engine makes them
+  durable in groups (:meth:`TileStore.sync`) and records how far that got
+  (:attr:`IntegrationState.durable_size`); open() rewrites everything beyond it.
 
 The roles are separate protocols so that a driver can implement only what it is, and a
 future PostgreSQL driver (several API replicas, one elected integrator) can slot in
@@ -65,12 +67,20 @@ class SequencedEntry(NamedTuple):
 
 
 class IntegrationState(NamedTuple):
-    """How far the tiles go, and the checkpoint signed for that size."""
+    """How far the tiles go, and the checkpoint signed for that size.
+
+    ``durable_size`` (<= ``size``): every full tile and full entry bundle made only of
+    entries below it is durably stored (synced), and the partial versions of those tiles
+    are durably deleted. Objects that cover any entry at or beyond it may be missing or
+    damaged after a power loss; the engine re-derives and rewrites them when it opens
+    (docs/adr/0004). 0 claims nothing, which is always safe.
+    """
 
     size: int
     root_hash: bytes
     checkpoint: str  # the full signed note
     published_at: float  # unix seconds
+    durable_size: int = 0
 
 
 @runtime_checkable
@@ -127,8 +137,16 @@ class IntegrationStateStore(Protocol):
         """The last recorded state, or None for a new log."""
         ...
 
-    def save_state(self, state: IntegrationState) -> None:
-        """Record ``state`` durably. The size never goes backwards."""
+    def save_state(self, state: IntegrationState, *, sync: bool = True) -> None:
+        """Record ``state``. The size never goes backwards.
+
+        ``sync=True``: durable when this returns. ``sync=False``: visible to
+        :meth:`load_state` at once, durable no later than the next durable write of this
+        storage (the next :meth:`Sequencer.assign` commit or a synced save): what SQLite's
+        ``synchronous=NORMAL`` in WAL mode and PostgreSQL's ``synchronous_commit=off``
+        give. A crash may lose it, so it must only ever record something the engine can
+        re-derive (it can: integration is deterministic over committed entries).
+        """
         ...
 
 
@@ -152,7 +170,8 @@ class TileStore(Protocol):
 
     Paths are the exact HTTP paths, so the store can be served by a static file server or
     a CDN. Writes are atomic (a reader sees the old object or the new one, never a mix)
-    and durable once :meth:`write_many` returns.
+    but need not be durable until :meth:`sync` names them: tiles are derived data, and
+    the engine syncs them in groups, off its critical path.
     """
 
     def read(self, path: str) -> bytes | None:
@@ -160,14 +179,23 @@ class TileStore(Protocol):
         ...
 
     def write_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
-        """Write every (path, data) atomically per object; durable when it returns."""
+        """Write every (path, data) atomically per object (not necessarily durably)."""
         ...
 
     def delete_partials(self, full_path: str) -> None:
         """Delete every partial version (``<full_path>.p/<W>``) of a full tile or bundle.
 
-        Called only once the full object is durably written; clients that ask for a
-        partial tile that is gone fall back to the full one (C2SP tlog-tiles).
+        Called only once the full object is written; clients that ask for a partial tile
+        that is gone fall back to the full one (C2SP tlog-tiles). The deletion is durable
+        once ``sync([full_path])`` returns.
+        """
+        ...
+
+    def sync(self, paths: Sequence[str]) -> None:
+        """Make the objects at ``paths`` durable: their content, their names (every
+        directory on the way) and any earlier ``delete_partials`` of them.
+
+        A no-op for stores whose writes are durable anyway (object stores).
         """
         ...
 

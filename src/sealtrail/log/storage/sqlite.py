@@ -3,6 +3,11 @@
 The embedded default (docs/adr/0004). Durability: WAL journal with ``synchronous=FULL``,
 so a transaction is on disk (the WAL fsynced) when ``COMMIT`` returns; :meth:`assign`
 commits each batch in one transaction, and the engine acknowledges nothing before that.
+``save_state(..., sync=False)`` commits with ``synchronous=NORMAL`` instead: the frames are
+written to the WAL but not fsynced, so the state is visible at once and becomes durable
+with the next FULL commit (fsyncing the WAL flushes every frame before it, and recovery
+replays WAL frames only as an unbroken, checksummed prefix, so a later durable commit
+never survives without an earlier one).
 
 One process owns a log: an exclusive ``flock`` on ``<db>.lock`` is taken at open and
 released by the kernel when the process dies (so a restart after SIGKILL just works),
@@ -23,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sealtrail.errors import LogStorageError
+from sealtrail.log.storage.memory import check_state
 from sealtrail.log.storage.protocols import (
     Assignment,
     IntegrationState,
@@ -160,19 +166,25 @@ class SqliteSequencer:
         return conn
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, *, sync: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._closed:
                 raise LogStorageError("the sequencer is closed")
             conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if not sync:
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                finally:
+                    if not sync:
+                        conn.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     try:
@@ -263,22 +275,29 @@ class SqliteSequencer:
 
     def load_state(self) -> IntegrationState | None:
         """The last saved integration state, or None."""
-        rows = self._read("SELECT size, root_hash, checkpoint, published_at FROM state "
+        rows = self._read("SELECT size, root_hash, checkpoint, published_at, "
+                          "(SELECT value FROM meta WHERE key = 'durable_size') FROM state "
                           "WHERE id = 1", (), "reading the integration state")
         if not rows:
             return None
-        size, root, note, at = rows[0]
-        return IntegrationState(size, bytes(root), note, at)
+        size, root, note, at, durable = rows[0]
+        # Databases written before durable_size existed fsynced every tile before saving
+        # the state, so their tiles are durable up to the recorded size.
+        durable_size = size if durable is None else min(size, max(0, int(durable)))
+        return IntegrationState(size, bytes(root), note, at, durable_size)
 
-    def save_state(self, state: IntegrationState) -> None:
-        """Durably save the integration state; the size must not go backwards."""
-        with self._write("saving the integration state") as conn:
+    def save_state(self, state: IntegrationState, *, sync: bool = True) -> None:
+        """Save the integration state; the size must not go backwards (see the protocol)."""
+        check_state(state)
+        with self._write("saving the integration state", sync=sync) as conn:
             row = conn.execute("SELECT size FROM state WHERE id = 1").fetchone()
             if row is not None and state.size < row[0]:
                 raise LogStorageError("integrated size would go backwards",
                                       actual=state.size, expected=f">= {row[0]}")
             conn.execute("INSERT OR REPLACE INTO state VALUES (1, ?, ?, ?, ?)",
                          (state.size, state.root_hash, state.checkpoint, state.published_at))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('durable_size', ?)",
+                         (str(state.durable_size),))
 
     def close(self) -> None:
         """Close every connection and drop the process lock. Idempotent."""

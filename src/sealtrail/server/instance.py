@@ -1,0 +1,357 @@
+"""A whole self-hosted instance: create it (`sealtrail init`) and serve it (`sealtrail serve`).
+
+See docs/instance.md for the directory layout and the URLs. This module only wires: keys and
+certificates come from `sealtrail.ca`, `sealtrail.tsa`, `sealtrail.oidc`, `sealtrail.trustrepo`
+and the log directory; the trust documents from `sealtrail.models.trust_documents`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from sealtrail.errors import ConfigInvalidError, UsageError
+from sealtrail.models import trust_documents as docs
+from sealtrail.server.log_instance import LogDirectory
+
+__all__ = ["Instance", "InstanceConfig"]
+
+CONFIG_NAME = "sealtrail.json"
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+TARGET_TRUSTED_ROOT = "trusted_root.json"
+TARGET_SIGNING_CONFIG = "signing_config.v0.2.json"
+# Environment variable holding the passphrase of encrypted private keys (never a flag: flags
+# end up in shell history and process listings).
+PASSPHRASE_ENV = "SEALTRAIL_PASSPHRASE"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """sealtrail.json: where the instance is reachable and whom it trusts."""
+
+    public_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    operator: str = "sealtrail"
+    builtin_issuer: bool = False
+    issuers: tuple[dict[str, Any], ...] = ()
+    created: str = ""
+    encrypted_keys: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def origin_host(self) -> str:
+        return urlsplit(self.public_url).hostname or self.host
+
+    @property
+    def oidc_url(self) -> str:
+        return self.public_url + "/oidc"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"publicUrl": self.public_url, "host": self.host, "port": self.port,
+                "operator": self.operator, "builtinIssuer": self.builtin_issuer,
+                "issuers": list(self.issuers), "created": self.created,
+                "encryptedKeys": self.encrypted_keys}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "InstanceConfig":
+        if not isinstance(data, dict) or not isinstance(data.get("publicUrl"), str):
+            raise ConfigInvalidError(f"{CONFIG_NAME} must be an object with a publicUrl")
+        try:
+            return cls(public_url=data["publicUrl"].rstrip("/"), host=str(data.get("host", "127.0.0.1")),
+                       port=int(data.get("port", 8080)), operator=str(data.get("operator", "sealtrail")),
+                       builtin_issuer=bool(data.get("builtinIssuer", False)),
+                       issuers=tuple(data.get("issuers", [])), created=str(data.get("created", "")),
+                       encrypted_keys=bool(data.get("encryptedKeys", False)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigInvalidError(f"{CONFIG_NAME} is malformed: {exc}") from exc
+
+
+class Instance:
+    """An instance directory."""
+
+    def __init__(self, directory: str, *, passphrase: bytes | None = None) -> None:
+        self.directory = os.path.abspath(directory)
+        self._passphrase = passphrase
+
+    # -- paths ---------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.directory, *parts)
+
+    @property
+    def keys_dir(self) -> str:
+        return self.path("keys")
+
+    @property
+    def certs_dir(self) -> str:
+        return self.path("certs")
+
+    @property
+    def logs(self) -> LogDirectory:
+        return LogDirectory(self.path("logs"))
+
+    def config(self) -> InstanceConfig:
+        try:
+            with open(self.path(CONFIG_NAME), "rb") as handle:
+                data = json.loads(handle.read(1024 * 1024))
+        except OSError as exc:
+            raise ConfigInvalidError(f"{self.directory} is not a sealtrail instance "
+                                     f"(cannot read {CONFIG_NAME}: {exc.strerror})") from exc
+        except ValueError as exc:
+            raise ConfigInvalidError(f"{CONFIG_NAME} is not valid JSON") from exc
+        return InstanceConfig.from_json(data)
+
+    def passphrase(self) -> bytes | None:
+        if self._passphrase is not None:
+            return self._passphrase
+        if self.config().encrypted_keys:
+            value = os.environ.get(PASSPHRASE_ENV)
+            if not value:
+                raise UsageError(f"the instance's keys are encrypted: set {PASSPHRASE_ENV}")
+            return value.encode()
+        return None
+
+    # -- creation ------------------------------------------------------------------------
+    @classmethod
+    def init(cls, directory: str, *, public_url: str | None = None, host: str = "127.0.0.1",
+             port: int = 8080, builtin_issuer: bool = False, github_actions: bool = True,
+             passphrase: bytes | None = None, operator: str = "sealtrail") -> "Instance":
+        """Create every key, certificate, log, trust document and the TUF repository."""
+        from sealtrail.ca.keys import create_ca, create_ct_key, save_ct_key
+        from sealtrail.oidc import create_issuer_key, create_token_secret
+        from sealtrail.trustrepo import RepoKeys, TrustRepository
+        from sealtrail.tsa.keys import create_tsa
+
+        instance = cls(directory, passphrase=passphrase)
+        if os.path.exists(instance.path(CONFIG_NAME)):
+            raise UsageError(f"{instance.directory} already holds an instance")
+        if port <= 0 or port > 65535:
+            raise UsageError("the instance needs a fixed port: its URLs go into the trust root",
+                             actual=port)
+        public_url = (public_url or f"http://{host}:{port}").rstrip("/")
+        issuers: list[dict[str, Any]] = []
+        if github_actions:
+            issuers.append({"url": GITHUB_ACTIONS_ISSUER, "type": "github-workflow"})
+        config = InstanceConfig(public_url=public_url, host=host, port=port, operator=operator,
+                                builtin_issuer=builtin_issuer, issuers=tuple(issuers),
+                                created=docs.rfc3339(_utcnow()), encrypted_keys=passphrase is not None)
+        os.makedirs(instance.directory, exist_ok=True)
+        os.makedirs(instance.keys_dir, mode=0o700, exist_ok=True)
+        os.chmod(instance.keys_dir, 0o700)
+        os.makedirs(instance.certs_dir, exist_ok=True)
+        create_ca(operator, f"{operator}-ca").save(instance.keys_dir, instance.certs_dir,
+                                                   passphrase=passphrase)
+        save_ct_key(instance.keys_dir, create_ct_key(), passphrase=passphrase)
+        create_tsa(operator, f"{operator}-tsa").save(instance.keys_dir, instance.certs_dir,
+                                                     passphrase=passphrase)
+        _write_secret_file(instance.path("keys", "oidc.pem"), _pem(create_issuer_key(), passphrase))
+        _write_secret_file(instance.path("keys", "token-secret"), create_token_secret())
+        instance.logs.create(config.origin_host, passphrase=passphrase)
+        _write_json(instance.path(CONFIG_NAME), config.to_json())
+        trusted_root, signing_config = instance._write_trust_documents(config)
+        repo_keys = RepoKeys.generate()
+        repo_keys.save(instance.path("keys", "tuf"), password=passphrase)
+        TrustRepository.create(instance.path("tuf"), repo_keys, {
+            TARGET_TRUSTED_ROOT: _json_bytes(trusted_root),
+            TARGET_SIGNING_CONFIG: _json_bytes(signing_config)})
+        return instance
+
+    # -- trust documents -----------------------------------------------------------------
+    def trust_documents(self, config: InstanceConfig | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Build trusted_root.json and signing_config.v0.2.json from the instance's public material."""
+        from sealtrail.ca.ctlog import CTLog
+        from sealtrail.ca.keys import load_ca, load_ct_key
+        from sealtrail.tsa.keys import load_tsa
+
+        config = config or self.config()
+        passphrase = self.passphrase()
+        created = _parse_time(config.created)
+        ca = load_ca(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        ct = CTLog(load_ct_key(self.keys_dir, passphrase=passphrase))
+        base = config.public_url
+        trusted_root = docs.build_trusted_root(
+            certificate_authorities=[docs.certificate_authority_entry(list(ca.chain), base, created)],
+            tlogs=self.logs.trusted_root_tlogs(base, start=docs.rfc3339(created)),
+            ctlogs=[docs.transparency_log_entry(base + "/ct", ct.public_key_der,
+                                                "PKIX_ECDSA_P256_SHA_256", ct.log_id, created)],
+            timestamp_authorities=[docs.certificate_authority_entry(
+                list(tsa.chain), base + "/api/v1/timestamp", created)],
+        )
+        rekor_urls = [docs.ServiceUrl(base if spec.api_version == 1 else f"{base}/logs/{spec.name}",
+                                      spec.api_version, created)
+                      for spec in self.logs.specs() if not spec.frozen]
+        signing_config = docs.build_signing_config(
+            operator=config.operator,
+            ca_urls=[docs.ServiceUrl(base, 1, created)],
+            oidc_urls=[docs.ServiceUrl(config.oidc_url, 1, created)] if config.builtin_issuer else [],
+            rekor_urls=rekor_urls,
+            tsa_urls=[docs.ServiceUrl(base + "/api/v1/timestamp", 1, created)],
+        )
+        return trusted_root, signing_config
+
+    def _write_trust_documents(self, config: InstanceConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+        trusted_root, signing_config = self.trust_documents(config)
+        os.makedirs(self.path("trust"), exist_ok=True)
+        _write_json(self.path("trust", TARGET_TRUSTED_ROOT), trusted_root)
+        _write_json(self.path("trust", TARGET_SIGNING_CONFIG), signing_config)
+        _write_json(self.path("trust", "trust_config.json"),
+                    docs.build_client_trust_config(trusted_root, signing_config))
+        return trusted_root, signing_config
+
+    def publish_trust(self) -> int:
+        """Rebuild the trust documents (after a rotation) and publish them through TUF."""
+        from sealtrail.trustrepo import RepoKeys, TrustRepository
+
+        trusted_root, signing_config = self._write_trust_documents(self.config())
+        keys = RepoKeys.load(self.path("keys", "tuf"), password=self.passphrase())
+        repo = TrustRepository.open(self.path("tuf"), keys)
+        return repo.publish({TARGET_TRUSTED_ROOT: _json_bytes(trusted_root),
+                             TARGET_SIGNING_CONFIG: _json_bytes(signing_config)})
+
+    # -- tokens from the built-in issuer -------------------------------------------------
+    def builtin_issuer(self) -> Any:
+        from sealtrail.oidc import BuiltinIssuer, load_issuer_key
+
+        config = self.config()
+        with open(self.path("keys", "oidc.pem"), "rb") as handle:
+            key = load_issuer_key(handle.read(), self.passphrase())
+        return BuiltinIssuer(config.oidc_url, key)
+
+    def token_secret(self) -> bytes:
+        with open(self.path("keys", "token-secret"), "rb") as handle:
+            return handle.read().strip()
+
+    # -- serving ---------------------------------------------------------------------------
+    def build_app(self) -> Any:
+        """Every service of the instance as one ASGI app."""
+        import contextlib
+
+        from starlette.applications import Starlette
+        from starlette.responses import FileResponse, JSONResponse, Response
+        from starlette.routing import Route
+
+        from sealtrail.ca.authority import CertificateAuthority
+        from sealtrail.ca.ctlog import CTLog
+        from sealtrail.ca.keys import load_ca, load_ct_key
+        from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
+        from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError
+        from sealtrail.server.ca_api import build_ca_routes, make_fetch_json
+        from sealtrail.server.log_api import log_routes
+        from sealtrail.server.oidc_api import build_oidc_routes
+        from sealtrail.server.tsa_api import build_tsa_routes
+        from sealtrail.trustrepo import resolve
+        from sealtrail.tsa.authority import TimestampAuthority
+        from sealtrail.tsa.keys import load_tsa
+
+        config = self.config()
+        passphrase = self.passphrase()
+        ca_material = load_ca(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        authority = CertificateAuthority(ca_material.intermediate_key, ca_material.chain,
+                                         CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
+        issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
+        routes: list[Any] = []
+        fetch_json: Callable[[str], Any] = make_fetch_json()
+        if config.builtin_issuer:
+            issuer = self.builtin_issuer()
+            issuers.append(IssuerConfig(config.oidc_url, "email"))
+            routes += build_oidc_routes(issuer, self.token_secret())
+            fetch_json = _answer_locally(issuer, fetch_json)
+        verifier = TokenVerifier(issuers, fetch_json)
+        routes += build_ca_routes(authority, verifier, issuers)
+        tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        routes += build_tsa_routes(TimestampAuthority(tsa.leaf_key, tsa.chain))
+        services = self.logs.open(passphrase=passphrase)
+        routes += log_routes(services)
+
+        trust_files = {
+            "/trust/trusted_root.json": self.path("trust", TARGET_TRUSTED_ROOT),
+            "/trust/signing_config.v0.2.json": self.path("trust", TARGET_SIGNING_CONFIG),
+            "/trust/trust_config.json": self.path("trust", "trust_config.json"),
+        }
+
+        async def trust_document(request: Any) -> Response:
+            return FileResponse(trust_files[request.url.path], media_type="application/json",
+                                headers={"Cache-Control": "no-cache"})
+
+        tuf_root = self.path("tuf")
+
+        async def tuf_file(request: Any) -> Response:
+            resolved = resolve(tuf_root, request.path_params["path"])
+            if resolved is None or not os.path.isfile(resolved):
+                raise ApiError(404, "NOT_FOUND", "no such TUF file")
+            return FileResponse(resolved, headers={"Cache-Control": "no-cache"})
+
+        async def health(request: Any) -> Response:
+            return JSONResponse({"status": "ok"})
+
+        routes += [Route(path, trust_document, methods=["GET"]) for path in trust_files]
+        routes += [Route("/tuf/{path:path}", tuf_file, methods=["GET"]),
+                   Route("/healthz", health, methods=["GET"])]
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> Any:
+            try:
+                yield
+            finally:
+                for service in services:
+                    service.engine.close()
+
+        return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+
+
+def _answer_locally(issuer: Any, fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The CA fetches the built-in issuer's discovery and JWKS from memory, not over HTTP."""
+    local = {issuer.discovery_url: issuer.discovery(), issuer.issuer_url + "/jwks": issuer.jwks()}
+
+    def fetch(url: str) -> Any:
+        if url in local:
+            return local[url]
+        return fallback(url)
+
+    return fetch
+
+
+def _pem(key: Any, passphrase: bytes | None) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             encryption)
+
+
+def _write_secret_file(path: str, data: bytes) -> None:
+    """Create ``path`` with mode 0600 from the start (never readable by others, even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _write_json(path: str, document: dict[str, Any]) -> None:
+    temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(_json_bytes(document))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return _utcnow() - timedelta(days=1)

@@ -1,0 +1,305 @@
+"""Key material of the timestamp authority: a self-signed root and a timeStamping leaf.
+
+SPEC: sigstore-wire.md §5 "TSA leaf cert" and RFC 3161 §2.3: the leaf's extended key usage is
+exactly id-kp-timeStamping and *critical* (OpenSSL's TIMESTAMP_SIGN purpose, used by
+sigstore-python through rfc3161-client, rejects a non-critical one); key usage
+digitalSignature. SPEC: sigstore-wire.md §6: the trusted root lists the TSA chain leaf -> root,
+with at least two certificates.
+
+On disk (docs/instance.md): ``keys/tsa-root.pem`` and ``keys/tsa-leaf.pem`` hold PKCS#8 private
+keys (mode 0600, optionally encrypted with a passphrase); ``certs/tsa-chain.pem`` holds the
+public chain, leaf first.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sealtrail._internal.clock import utcnow
+from sealtrail.errors import ConfigInvalidError, KeyMalformedError
+
+__all__ = [
+    "CHAIN_FILE",
+    "LEAF_KEY_FILE",
+    "ROOT_KEY_FILE",
+    "TSAMaterial",
+    "create_tsa",
+    "load_chain_pem",
+    "load_private_key",
+    "load_tsa",
+    "write_private_key",
+]
+
+ROOT_KEY_FILE = "tsa-root.pem"
+LEAF_KEY_FILE = "tsa-leaf.pem"
+CHAIN_FILE = "tsa-chain.pem"
+
+DEFAULT_VALIDITY = timedelta(days=10 * 365)
+# Certificates start a little in the past so that a verifier whose clock lags ours by a few
+# seconds does not see a not-yet-valid TSA certificate.
+BACKDATE = timedelta(minutes=5)
+# A key or chain file is a few KiB; refuse anything absurd before parsing it.
+MAX_PEM_BYTES = 256 * 1024
+MAX_CHAIN_CERTS = 16
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}
+
+
+@dataclass(frozen=True)
+class TSAMaterial:
+    """The TSA's keys and certificates.
+
+    ``root_key`` may be ``None`` when the material was loaded without it (a serving TSA needs
+    only the leaf key).
+    """
+
+    root_key: ec.EllipticCurvePrivateKey | None
+    root_cert: x509.Certificate
+    leaf_key: ec.EllipticCurvePrivateKey
+    leaf_cert: x509.Certificate
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The chain leaf -> root, the order trusted_root.json uses for TSAs."""
+        return (self.leaf_cert, self.root_cert)
+
+    def chain_pem(self) -> bytes:
+        """The chain as concatenated PEM, leaf first."""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+
+    def save(self, keys_dir: str | os.PathLike[str], certs_dir: str | os.PathLike[str], *,
+             passphrase: bytes | None = None) -> None:
+        """Write the private keys (0600, refusing to overwrite) and the public chain.
+
+        Files: ``keys_dir/tsa-root.pem`` (if the root key is held), ``keys_dir/tsa-leaf.pem``
+        and ``certs_dir/tsa-chain.pem``. ``passphrase`` encrypts the private keys.
+        """
+        keys = Path(keys_dir)
+        certs = Path(certs_dir)
+        if self.root_key is not None:
+            write_private_key(keys / ROOT_KEY_FILE, self.root_key, passphrase=passphrase)
+        write_private_key(keys / LEAF_KEY_FILE, self.leaf_key, passphrase=passphrase)
+        _write_exclusive(certs / CHAIN_FILE, self.chain_pem(), 0o644)
+
+
+def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256",
+               validity: timedelta = DEFAULT_VALIDITY,
+               now: datetime | None = None) -> TSAMaterial:
+    """Create a TSA: a self-signed ECDSA P-384 root and an ECDSA leaf it certifies.
+
+    The leaf (``leaf_curve`` "P-256" or "P-384") has subject O=``organization``,
+    CN=``common_name``; the root CN=``common_name`` + " Root". Both are valid from ``now``
+    (minus a few minutes) for ``validity``.
+    """
+    if not isinstance(organization, str) or not organization.strip():
+        raise ConfigInvalidError("TSA organization must be a non-empty string")
+    if not isinstance(common_name, str) or not common_name.strip():
+        raise ConfigInvalidError("TSA common name must be a non-empty string")
+    # SPEC: RFC 5280 Appendix A: ub-organization-name and ub-common-name are 64 characters;
+    # the root's common name adds " Root".
+    if len(organization) > 64 or len(common_name) > 64 - len(" Root"):
+        raise ConfigInvalidError("TSA organization or common name is too long",
+                                 expected="organization <= 64, common name <= 59 characters")
+    if leaf_curve not in _CURVES:
+        raise ConfigInvalidError("unsupported TSA leaf curve", actual=leaf_curve,
+                                 expected=sorted(_CURVES))
+    if validity <= timedelta(0):
+        raise ConfigInvalidError("TSA validity must be positive", actual=str(validity))
+    start = (now or utcnow()).astimezone(timezone.utc).replace(microsecond=0) - BACKDATE
+    end = start + validity
+
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root_name = _name(organization, common_name + " Root")
+    root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
+    root_cert = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        # pathlen 0: the root certifies TSA leaves directly, never another CA.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True), critical=True)
+        .add_extension(root_ski, critical=False)
+        .sign(root_key, hashes.SHA384())
+    )
+
+    leaf_key = ec.generate_private_key(_CURVES[leaf_curve]())
+    leaf_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(organization, common_name))
+        .issuer_name(root_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(key_cert_sign=False), critical=True)
+        # SPEC: RFC 3161 §2.3: exactly one EKU, id-kp-timeStamping, and it MUST be critical.
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
+                       critical=False)
+        .sign(root_key, hashes.SHA384())
+    )
+    return TSAMaterial(root_key=root_key, root_cert=root_cert, leaf_key=leaf_key,
+                       leaf_cert=leaf_cert)
+
+
+def load_tsa(keys_dir: str | os.PathLike[str], certs_dir: str | os.PathLike[str], *,
+             passphrase: bytes | None = None, with_root_key: bool = False) -> TSAMaterial:
+    """Load what :meth:`TSAMaterial.save` wrote and check that it fits together.
+
+    The root private key is loaded only when ``with_root_key`` (issuing a new leaf needs it;
+    serving timestamps does not). Raises :class:`~sealtrail.errors.ConfigInvalidError` for
+    missing, unsafe or inconsistent files and :class:`~sealtrail.errors.KeyMalformedError`
+    for a key that does not parse (or a wrong passphrase).
+    """
+    keys = Path(keys_dir)
+    chain = load_chain_pem(Path(certs_dir) / CHAIN_FILE)
+    if len(chain) != 2:
+        raise ConfigInvalidError("TSA chain must hold the leaf and the root", actual=len(chain),
+                                 expected=2)
+    leaf_cert, root_cert = chain
+    leaf_key = _require_ec(load_private_key(keys / LEAF_KEY_FILE, passphrase=passphrase),
+                           LEAF_KEY_FILE)
+    if leaf_key.public_key() != leaf_cert.public_key():
+        raise ConfigInvalidError(f"{LEAF_KEY_FILE} does not match the TSA leaf certificate")
+    try:
+        leaf_cert.verify_directly_issued_by(root_cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+        raise ConfigInvalidError("TSA leaf certificate is not issued by the TSA root") from exc
+    root_key = None
+    if with_root_key:
+        root_key = _require_ec(load_private_key(keys / ROOT_KEY_FILE, passphrase=passphrase),
+                               ROOT_KEY_FILE)
+        if root_key.public_key() != root_cert.public_key():
+            raise ConfigInvalidError(f"{ROOT_KEY_FILE} does not match the TSA root certificate")
+    return TSAMaterial(root_key=root_key, root_cert=root_cert, leaf_key=leaf_key,
+                       leaf_cert=leaf_cert)
+
+
+def write_private_key(path: str | os.PathLike[str], key: ec.EllipticCurvePrivateKey, *,
+                      passphrase: bytes | None = None) -> None:
+    """Write ``key`` as PKCS#8 PEM to a new file of mode 0600 (never overwrites)."""
+    if passphrase is not None and (not isinstance(passphrase, bytes) or not passphrase):
+        raise ConfigInvalidError("key passphrase must be non-empty bytes")
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase
+        else serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            encryption)
+    _write_exclusive(Path(path), pem, 0o600)
+
+
+def load_private_key(path: str | os.PathLike[str], *,
+                     passphrase: bytes | None = None) -> ec.EllipticCurvePrivateKey:
+    """Read a PEM private key written by :func:`write_private_key`.
+
+    Refuses (``ConfigInvalidError``) a file that group or others may read, as ssh does.
+    """
+    path = Path(path)
+    data = _read_bounded(path)
+    if os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigInvalidError(f"private key {path.name} is readable by others",
+                                     actual=oct(mode), expected="0o600")
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        # cryptography: password given for an unencrypted key, or missing for an encrypted one.
+        raise KeyMalformedError(f"private key {path.name}: {exc}") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyMalformedError(f"private key {path.name} does not parse "
+                                "(or the passphrase is wrong)") from exc
+    return _require_ec(key, path.name)
+
+
+def load_chain_pem(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
+    """Read a PEM certificate chain (leaf first)."""
+    path = Path(path)
+    data = _read_bounded(path)
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(data))
+    except ValueError as exc:
+        raise ConfigInvalidError(f"{path.name} is not a PEM certificate chain") from exc
+    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
+        raise ConfigInvalidError(f"{path.name} holds a wrong number of certificates",
+                                 actual=len(chain), expected=f"1..{MAX_CHAIN_CERTS}")
+    return chain
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _name(organization: str, common_name: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def _key_usage(*, key_cert_sign: bool) -> x509.KeyUsage:
+    # A CA signs certificates (and CRLs); the leaf only signs timestamps (digitalSignature).
+    return x509.KeyUsage(
+        digital_signature=not key_cert_sign, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+        crl_sign=key_cert_sign, encipher_only=False, decipher_only=False)
+
+
+def _require_ec(key: object, what: str) -> ec.EllipticCurvePrivateKey:
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in (
+            "secp256r1", "secp384r1"):
+        raise KeyMalformedError(f"{what} is not an ECDSA P-256 or P-384 private key",
+                                actual=type(key).__name__)
+    return key
+
+
+def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
+    # O_EXCL: never replace an existing key (a second `init` must not destroy the first);
+    # the mode is set at creation so the key is never readable by others, even briefly.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     mode)
+    except FileExistsError as exc:
+        raise ConfigInvalidError(f"refusing to overwrite {path}") from exc
+    except OSError as exc:
+        raise ConfigInvalidError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            # The umask may have cleared bits we asked for; never added any. Make it exact.
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        # Leave no half-written file behind: O_EXCL would refuse the retry.
+        path.unlink(missing_ok=True)
+        raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PEM_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ConfigInvalidError(f"{path} is missing") from exc
+    except OSError as exc:
+        raise ConfigInvalidError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_PEM_BYTES:
+        raise ConfigInvalidError(f"{path.name} is too large", expected=f"<= {MAX_PEM_BYTES} bytes")
+    return data
