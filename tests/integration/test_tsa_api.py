@@ -182,3 +182,16 @@ def test_wrong_methods_are_json_errors(running: Running) -> None:
     _assert_error(running.client.get("/api/v1/timestamp"), 405, "METHOD_NOT_ALLOWED")
     _assert_error(running.client.post("/api/v1/timestamp/certchain"), 405,
                   "METHOD_NOT_ALLOWED")
+
+
+def test_sigstore_python_client(running: Running) -> None:
+    # sigstore-python's own TSA client (what `sigstore sign` runs against a signing config's
+    # TSA URL), then the same check its verifier makes against the trusted root's TSA chain.
+    timestamp = pytest.importorskip("sigstore._internal.timestamp")
+    client = timestamp.TimestampAuthorityClient(f"{running.url}/api/v1/timestamp")
+    reply = client.request_timestamp(SIGNATURE)
+    verifier = VerifierBuilder().tsa_certificate(running.material.leaf_cert) \
+        .add_root_certificate(running.material.root_cert).build()
+    assert verifier.verify_message(reply, SIGNATURE)
+    verify_timestamp(TimestampToken.from_der(reply.as_bytes()), SIGNATURE,
+                     _trusted(running.material))

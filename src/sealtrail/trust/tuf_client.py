@@ -311,6 +311,8 @@ class TrustStore:
             roles["root"] = RoleInfo(root.version, root.expires)
         last = state.get("last_updated")
         last_updated = parse_rfc3339(last, "last_updated", InputError) if last else None
+        if now is not None and now.tzinfo is None:
+            raise UsageError("show() needs a timezone-aware time")
         when = utcnow() if now is None else now
         return InstanceInfo(
             name=name, url=url, builtin=name in BUILTIN_INSTANCES, roles=roles,
@@ -387,7 +389,7 @@ class TrustStore:
             if update:
                 self._refresh(name, staging, clean_url, bytes(root_json), state)
             with self._locked(final, create=True):
-                old = f"{final}.old-{os.getpid()}"
+                old = os.path.join(self._root, f".old-{name}-{os.getpid()}")
                 moved = False
                 if os.path.exists(os.path.join(final, _STATE_FILE)):
                     os.rename(final, old)
