@@ -120,3 +120,30 @@ def test_token_refusals_over_http(instance: InstanceServer) -> None:
     response = httpx.post(f"{instance.url}/api/v2/signingCert", json=body,
                           headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 400, response.text
+
+
+def test_trust_through_tuf_then_verify_offline(instance: InstanceServer, tmp_path: Path) -> None:
+    """A client bootstraps from the instance's TUF repository with its pinned root.json, then
+    verifies offline from the cached trust root (`verify --instance`)."""
+    env = {"SEALTRAIL_TRUST_DIR": str(tmp_path / "trust-cache")}
+    root = instance.directory / "tuf" / "metadata" / "1.root.json"
+    done = run(str(BIN / "sealtrail"), "trust", "add", "mine", instance.url + "/tuf", "--root",
+               str(root), env=env)
+    assert "root version 1" in done.stdout
+    shown = json.loads(run(str(BIN / "sealtrail"), "trust", "show", "mine", "--json", env=env).stdout)
+    assert shown["root_version"] == 1 and shown["last_updated"] and shown["expired_roles"] == []
+    artifact = tmp_path / "a.txt"
+    artifact.write_text("tuf")
+    bundle = tmp_path / "a.txt.sigstore.json"
+    identity = "tuf@example.com"
+    run(str(BIN / "sigstore"), "--trust-config", str(instance.trust_config), "sign",
+        "--identity-token", instance.token(identity), "--bundle", str(bundle), str(artifact))
+    done = run(str(BIN / "sealtrail"), "verify", str(artifact), "--instance", "mine",
+               "--certificate-identity", identity, "--certificate-oidc-issuer", instance.issuer,
+               env=env)
+    assert "OK: " in done.stdout
+    # A name that was never added is a clear input error, not a traceback.
+    done = run(str(BIN / "sealtrail"), "verify", str(artifact), "--instance", "nope",
+               "--certificate-identity", identity, "--certificate-oidc-issuer", instance.issuer,
+               env=env, check=False)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr and done.stderr.strip()

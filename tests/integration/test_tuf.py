@@ -83,6 +83,14 @@ class Served:
         return self.server.requests  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def _direct_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    # python-tuf's fetcher honours *_proxy variables; the server is on 127.0.0.1.
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="module")
 def keys() -> RepoKeys:
     return RepoKeys.generate()

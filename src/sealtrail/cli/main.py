@@ -60,6 +60,9 @@ def _build_parser() -> ArgumentParser:
                       "(default: the public-good production root shipped with sealtrail)")
     root.add_argument("--staging", action="store_true",
                       help="use the public-good staging trust root")
+    root.add_argument("--instance", metavar="NAME",
+                      help="use the cached trust root of an instance added with `sealtrail trust "
+                           "add` (read offline; refresh it with `sealtrail trust update`)")
     verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
     verify.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="worker processes for many artifacts (default: all cores)")
@@ -87,6 +90,22 @@ def _build_parser() -> ArgumentParser:
     tlogs.add_argument("directory", metavar="DIR")
     tlogs.add_argument("--base-url", required=True, metavar="URL",
                        help="the URL clients use to reach the server")
+
+    trust = commands.add_parser("trust", help="manage the trust roots of Sigstore instances (TUF)")
+    trust_commands = trust.add_subparsers(dest="trust_command", metavar="COMMAND",
+                                          prog="sealtrail trust", parser_class=ArgumentParser)
+    trust_add = trust_commands.add_parser(
+        "add", help="bootstrap an instance from its TUF repository and a pinned root.json")
+    trust_add.add_argument("name", metavar="NAME")
+    trust_add.add_argument("url", metavar="URL", help="the instance's TUF repository URL")
+    trust_add.add_argument("--root", required=True, metavar="root.json",
+                           help="the root.json to pin (obtained out of band)")
+    trust_update = trust_commands.add_parser(
+        "update", help="refresh trust roots over the network (all, or NAME)")
+    trust_update.add_argument("name", nargs="?", metavar="NAME")
+    trust_show = trust_commands.add_parser("show", help="show cached trust roots and their age")
+    trust_show.add_argument("name", nargs="?", metavar="NAME")
+    trust_show.add_argument("--json", action="store_true")
 
     init = commands.add_parser("init", help="create a self-hosted instance in DIR (keys, CA, TSA, "
                                             "logs, trust root, TUF repository)")
@@ -125,6 +144,51 @@ def _build_parser() -> ArgumentParser:
     dry_run.add_argument("token", metavar="TOKEN", help="the identity token (or - to read stdin)")
     dry_run.add_argument("--instance", required=True, metavar="DIR")
     return parser
+
+
+def _trust(args: Any) -> int:
+    from sealtrail.trust.tuf_client import TrustStore
+
+    store = TrustStore()
+    if args.trust_command == "add":
+        try:
+            with open(args.root, "rb") as handle:
+                root = handle.read(1024 * 1024)
+        except OSError as exc:
+            raise _usage(f"cannot read {args.root}: {exc.strerror}") from exc
+        info = store.add(args.name, args.url, root)
+        print(f"added {info.name} ({info.url}): root version {info.root_version}")
+        return EXIT_OK
+    names = [args.name] if args.name else list(store.instances())
+    if args.trust_command == "update":
+        for name in names:
+            info = store.update(name)
+            print(f"updated {name}: root v{info.root_version}, targets "
+                  f"{', '.join(sorted(info.targets)) or 'none'}")
+        return EXIT_OK
+    if args.trust_command == "show":
+        from datetime import datetime, timezone
+
+        now = datetime.now(timezone.utc)
+        for name in names:
+            info = store.show(name, now=now)
+            if args.json:
+                print(json.dumps({
+                    "name": info.name, "url": info.url, "builtin": info.builtin,
+                    "root_version": info.root_version,
+                    "last_updated": info.last_updated.isoformat() if info.last_updated else None,
+                    "age_seconds": int(info.age.total_seconds()) if info.age else None,
+                    "expired_roles": list(info.expired_roles(now)),
+                    "roles": {r: {"version": v.version, "expires": v.expires.isoformat()}
+                              for r, v in info.roles.items()}}, sort_keys=True))
+                continue
+            age = (f"updated {int(info.age.total_seconds() // 3600)} h ago" if info.age is not None
+                   else "never updated (only the pinned root)")
+            expired = info.expired_roles(now)
+            print(f"{info.name}: {info.url} root v{info.root_version}, {age}"
+                  + (f"; EXPIRED: {', '.join(expired)}" if expired else ""))
+        return EXIT_OK
+    raise _usage("give a trust command: add, update or show")
 
 
 def _passphrase_for_init(args: Any) -> bytes | None:
@@ -286,8 +350,13 @@ def _verify(args: Any) -> int:
 
             Artifact.from_digest(artifact)  # a malformed digest is a usage error, said once
         pairs.append(Pair(artifact, args.bundle or artifact + ".sigstore.json"))
-    root_json = read_trusted_root_bytes(args.trusted_root,
-                                        instance="staging" if args.staging else "production")
+    if args.instance:
+        from sealtrail.trust.tuf_client import TrustStore
+
+        root_json = TrustStore().trusted_root_bytes(args.instance)
+    else:
+        root_json = read_trusted_root_bytes(args.trusted_root,
+                                            instance="staging" if args.staging else "production")
     outcomes = verify_many(pairs, root_json, policy, workers=args.jobs or None)
 
     for outcome in outcomes:
@@ -322,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.command == "log":
             return _log(args)
+        if args.command == "trust":
+            return _trust(args)
         if args.command in ("init", "serve", "token", "ca"):
             return _instance_commands(args)
     except Error as exc:

@@ -890,7 +890,7 @@ class LogEngine:
         if written:
             for path in written:
                 self._tiles.delete_partials(path)
-            self._tiles.sync(written)
+            pass
         self._edge = edge
         self._sequenced = sequenced
         self._durable_size = edge.size

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -231,6 +232,27 @@ class Instance:
         with open(self.path("keys", "token-secret"), "rb") as handle:
             return handle.read().strip()
 
+    def refresh_tuf(self) -> tuple[str, ...]:
+        """Re-sign TUF metadata that is close to expiry (the timestamp lives one day)."""
+        from sealtrail.trustrepo import RepoKeys, TrustRepository
+
+        keys = RepoKeys.load(self.path("keys", "tuf"), password=self.passphrase())
+        return TrustRepository.open(self.path("tuf"), keys).refresh_expiring()
+
+    def _refresh_tuf_loop(self, stop: threading.Event) -> None:
+        import logging
+
+        log = logging.getLogger("sealtrail.server")
+        while True:
+            try:
+                refreshed = self.refresh_tuf()
+                if refreshed:
+                    log.warning("re-signed TUF metadata: %s", ", ".join(refreshed))
+            except Exception as exc:  # keep serving; the next round retries
+                log.error("TUF metadata refresh failed: %s", exc)
+            if stop.wait(TUF_REFRESH_SECONDS):
+                return
+
     # -- serving ---------------------------------------------------------------------------
     def build_app(self) -> Any:
         """Every service of the instance as one ASGI app."""
@@ -298,15 +320,24 @@ class Instance:
         routes += [Route("/tuf/{path:path}", tuf_file, methods=["GET"]),
                    Route("/healthz", health, methods=["GET"])]
 
+        stop_refresh = threading.Event()
+        refresher = threading.Thread(target=self._refresh_tuf_loop, args=(stop_refresh,),
+                                     name="tuf-refresh", daemon=True)
+
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> Any:
+            refresher.start()
             try:
                 yield
             finally:
+                stop_refresh.set()
                 for service in services:
                     service.engine.close()
 
         return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+
+
+TUF_REFRESH_SECONDS = 3600.0
 
 
 def _answer_locally(issuer: Any, fallback: Callable[[str], Any]) -> Callable[[str], Any]:

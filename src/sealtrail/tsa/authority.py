@@ -143,9 +143,8 @@ class TimestampAuthority:
         self._hash = _HASHES[self._digest]
         self._chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
 
-        # Everything that is the same in every token, pre-encoded once. Each issue() loads
-        # fresh asn1crypto objects from these bytes (lazily parsed, so cheap), so concurrent
-        # calls never share a mutable asn1crypto object.
+        # Everything that is the same in every token, encoded once. issue() wraps these bytes
+        # in new asn1crypto values (_fresh), so concurrent calls share no asn1crypto object.
         leaf_der = leaf.public_bytes(serialization.Encoding.DER)
         issuer = asn1_x509.Name.load(leaf.issuer.public_bytes())
         self._issuer_serial_der = cms.IssuerAndSerialNumber({

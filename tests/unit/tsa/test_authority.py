@@ -627,6 +627,18 @@ def test_constructor_refuses_a_leaf_without_the_profile(material: TSAMaterial, e
         TimestampAuthority(key, (leaf, material.root_cert))
 
 
+def test_p521_leaf_signs_with_sha512(material: TSAMaterial) -> None:
+    key = ec.generate_private_key(ec.SECP521R1())
+    chain = (_leaf(material, key, [ExtendedKeyUsageOID.TIME_STAMPING]), material.root_cert)
+    when = CREATED + timedelta(days=1)  # inside the 30-day leaf
+    tsa = TimestampAuthority(key, chain, clock=lambda: when.timestamp())
+    token = TimestampToken.from_der(tsa.issue(
+        TimestampRequest("sha256", hashlib.sha256(SIGNATURE).digest())))
+    assert (token.digest_algorithm, token.signature_algorithm) == ("sha512", "sha512_ecdsa")
+    assert verify_timestamp(token, SIGNATURE, [
+        CertificateAuthority("u", chain, ValidityWindow(CREATED))]) == when
+
+
 def test_constructor_refuses_bad_configuration(material: TSAMaterial) -> None:
     with pytest.raises(KeyMalformedError, match="ECDSA"):
         TimestampAuthority(ed25519.Ed25519PrivateKey.generate(), material.chain)  # type: ignore
