@@ -137,6 +137,13 @@ def _build_parser() -> ArgumentParser:
     token.add_argument("--sha", default="0" * 40, help="commit SHA (kind github)")
     token.add_argument("--event", default="push", help="triggering event (kind github)")
 
+    rotate = commands.add_parser("rotate", help="rotate an instance's CA or log key and publish "
+                                                "the new trust root through TUF (stop serve first)")
+    rotate.add_argument("what", choices=("ca", "log"))
+    rotate.add_argument("directory", metavar="DIR")
+    rotate.add_argument("--api", type=int, choices=(1, 2), default=1,
+                        help="which log to rotate (with `log`): Rekor v1 or v2")
+
     ca = commands.add_parser("ca", help="certificate authority tools")
     ca_commands = ca.add_subparsers(dest="ca_command", metavar="COMMAND", prog="sealtrail ca",
                                     parser_class=ArgumentParser)
@@ -216,6 +223,12 @@ def _instance_commands(args: Any) -> int:
         print(f"  TUF root:            {instance.path('tuf', 'metadata', '1.root.json')}")
         print(f"serve it with: sealtrail serve {args.directory}")
         return EXIT_OK
+    if args.command == "rotate":
+        instance = Instance(args.directory)
+        version = instance.rotate_ca() if args.what == "ca" else instance.rotate_log(args.api)
+        print(f"rotated the {'CA' if args.what == 'ca' else f'Rekor v{args.api} log'} key; "
+              f"published trust root as TUF targets version {version}")
+        return EXIT_OK
     instance = Instance(args.directory if args.command == "serve" else args.instance)
     if args.command == "serve":
         from sealtrail.server.run import serve
@@ -255,7 +268,7 @@ def _ca_dry_run(instance: Any, args: Any) -> int:
     token = sys.stdin.read(1024 * 1024).strip() if args.token == "-" else args.token
     config = instance.config()
     passphrase = instance.passphrase()
-    material = load_ca(instance.keys_dir, instance.certs_dir, passphrase=passphrase)
+    material = load_ca(*instance.active_ca_dirs(), passphrase=passphrase)
     authority = CertificateAuthority(material.intermediate_key, material.chain,
                                      CTLog(load_ct_key(instance.keys_dir, passphrase=passphrase)))
     issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
@@ -393,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _log(args)
         if args.command == "trust":
             return _trust(args)
-        if args.command in ("init", "serve", "token", "ca"):
+        if args.command in ("init", "serve", "token", "ca", "rotate"):
             return _instance_commands(args)
     except Error as exc:
         if getattr(args, "json", False):

@@ -890,7 +890,7 @@ class LogEngine:
         if written:
             for path in written:
                 self._tiles.delete_partials(path)
-            pass
+            self._tiles.sync(written)
         self._edge = edge
         self._sequenced = sequenced
         self._durable_size = edge.size

@@ -7,6 +7,7 @@ and the log directory; the trust documents from `sealtrail.models.trust_document
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -47,7 +48,9 @@ class InstanceConfig:
     issuers: tuple[dict[str, Any], ...] = ()
     created: str = ""
     encrypted_keys: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # CA key generations, oldest first: {"dir": sub-directory of keys/ and certs/ ("" for the
+    # first), "start": RFC 3339, "end": RFC 3339 or ""}. The last one issues certificates.
+    ca_generations: tuple[dict[str, str], ...] = ()
 
     @property
     def origin_host(self) -> str:
@@ -61,7 +64,11 @@ class InstanceConfig:
         return {"publicUrl": self.public_url, "host": self.host, "port": self.port,
                 "operator": self.operator, "builtinIssuer": self.builtin_issuer,
                 "issuers": list(self.issuers), "created": self.created,
-                "encryptedKeys": self.encrypted_keys}
+                "encryptedKeys": self.encrypted_keys,
+                "caGenerations": [dict(g) for g in self.generations()]}
+
+    def generations(self) -> tuple[dict[str, str], ...]:
+        return self.ca_generations or ({"dir": "", "start": self.created, "end": ""},)
 
     @classmethod
     def from_json(cls, data: Any) -> "InstanceConfig":
@@ -72,7 +79,10 @@ class InstanceConfig:
                        port=int(data.get("port", 8080)), operator=str(data.get("operator", "sealtrail")),
                        builtin_issuer=bool(data.get("builtinIssuer", False)),
                        issuers=tuple(data.get("issuers", [])), created=str(data.get("created", "")),
-                       encrypted_keys=bool(data.get("encryptedKeys", False)))
+                       encrypted_keys=bool(data.get("encryptedKeys", False)),
+                       ca_generations=tuple({"dir": str(g.get("dir", "")), "start": str(g["start"]),
+                                             "end": str(g.get("end", ""))}
+                                            for g in data.get("caGenerations", [])))
         except (TypeError, ValueError) as exc:
             raise ConfigInvalidError(f"{CONFIG_NAME} is malformed: {exc}") from exc
 
@@ -176,12 +186,18 @@ class Instance:
         config = config or self.config()
         passphrase = self.passphrase()
         created = _parse_time(config.created)
-        ca = load_ca(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        authorities = []
+        for generation in config.generations():
+            material = load_ca(self.path("keys", generation["dir"]),
+                               self.path("certs", generation["dir"]), passphrase=passphrase)
+            end = _parse_time(generation["end"]) if generation["end"] else None
+            authorities.append(docs.certificate_authority_entry(
+                list(material.chain), base_url_of(config), _parse_time(generation["start"]), end))
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         ct = CTLog(load_ct_key(self.keys_dir, passphrase=passphrase))
         base = config.public_url
         trusted_root = docs.build_trusted_root(
-            certificate_authorities=[docs.certificate_authority_entry(list(ca.chain), base, created)],
+            certificate_authorities=authorities,
             tlogs=self.logs.trusted_root_tlogs(base, start=docs.rfc3339(created)),
             ctlogs=[docs.transparency_log_entry(base + "/ct", ct.public_key_der,
                                                 "PKIX_ECDSA_P256_SHA_256", ct.log_id, created)],
@@ -199,6 +215,40 @@ class Instance:
             tsa_urls=[docs.ServiceUrl(base + "/api/v1/timestamp", 1, created)],
         )
         return trusted_root, signing_config
+
+    def active_ca_dirs(self) -> tuple[str, str]:
+        """The keys and certs directories of the CA generation that issues certificates."""
+        generation = self.config().generations()[-1]
+        return self.path("keys", generation["dir"]), self.path("certs", generation["dir"])
+
+    def rotate_ca(self) -> int:
+        """Start a new CA key generation; the old one stays trusted for what it issued.
+
+        The old CA's ``validFor`` ends now and the new one's starts now, in the trusted root
+        published through TUF: bundles signed before still verify.
+        """
+        from sealtrail.ca.keys import create_ca
+
+        config = self.config()
+        generations = [dict(g) for g in config.generations()]
+        number = len(generations) + 1
+        subdir = f"ca-{number}"
+        now = docs.rfc3339(_utcnow())
+        keys_dir, certs_dir = self.path("keys", subdir), self.path("certs", subdir)
+        os.makedirs(keys_dir, mode=0o700, exist_ok=True)
+        os.makedirs(certs_dir, exist_ok=True)
+        create_ca(config.operator, f"{config.operator}-ca-{number}").save(
+            keys_dir, certs_dir, passphrase=self.passphrase())
+        generations[-1]["end"] = now
+        generations.append({"dir": subdir, "start": now, "end": ""})
+        _write_json(self.path(CONFIG_NAME),
+                    dataclasses.replace(config, ca_generations=tuple(generations)).to_json())
+        return self.publish_trust()
+
+    def rotate_log(self, api_version: int) -> int:
+        """Freeze the active log of ``api_version``, start a new shard, publish the trust root."""
+        self.logs.rollover(api_version, passphrase=self.passphrase())
+        return self.publish_trust()
 
     def _write_trust_documents(self, config: InstanceConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trusted_root, signing_config = self.trust_documents(config)
@@ -277,7 +327,7 @@ class Instance:
 
         config = self.config()
         passphrase = self.passphrase()
-        ca_material = load_ca(self.keys_dir, self.certs_dir, passphrase=passphrase)
+        ca_material = load_ca(*self.active_ca_dirs(), passphrase=passphrase)
         authority = CertificateAuthority(ca_material.intermediate_key, ca_material.chain,
                                          CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
         issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
@@ -379,6 +429,10 @@ def _write_json(path: str, document: dict[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def base_url_of(config: InstanceConfig) -> str:
+    return config.public_url
 
 
 def _parse_time(text: str) -> datetime:

@@ -44,6 +44,8 @@ class LogSpec:
     tree_id: int = 0
     index_offset: int = 0
     frozen: bool = False
+    created: str = ""  # RFC 3339: start of the key's validity in the trusted root
+    frozen_at: str = ""  # RFC 3339: end of it, once frozen
 
     @property
     def origin(self) -> str:
@@ -54,7 +56,8 @@ class LogSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "apiVersion": self.api_version, "originHost": self.origin_host,
-                "treeId": self.tree_id, "indexOffset": self.index_offset, "frozen": self.frozen}
+                "treeId": self.tree_id, "indexOffset": self.index_offset, "frozen": self.frozen,
+                "created": self.created, "frozenAt": self.frozen_at}
 
     @classmethod
     def from_json(cls, data: Any) -> "LogSpec":
@@ -62,12 +65,19 @@ class LogSpec:
             spec = cls(name=str(data["name"]), api_version=int(data["apiVersion"]),
                        origin_host=str(data["originHost"]), tree_id=int(data.get("treeId", 0)),
                        index_offset=int(data.get("indexOffset", 0)),
-                       frozen=bool(data.get("frozen", False)))
+                       frozen=bool(data.get("frozen", False)), created=str(data.get("created", "")),
+                       frozen_at=str(data.get("frozenAt", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{CONFIG_NAME} has a malformed log entry: {exc}") from exc
         if spec.api_version not in (1, 2) or not spec.name.replace("-", "").isalnum():
             raise InputError(f"{CONFIG_NAME}: log {spec.name!r} is invalid")
         return spec
+
+
+def _now_rfc3339() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_private(path: str, data: bytes) -> None:
@@ -106,10 +116,11 @@ class LogDirectory:
         if os.path.exists(self.config_path):
             raise UsageError(f"{self.directory} already holds logs")
         os.makedirs(os.path.join(self.directory, "keys"), exist_ok=True)
+        now = _now_rfc3339()
         specs = [
             # A random 63-bit tree id, as Trillian assigns them.
-            LogSpec(v1_name, 1, origin_host, tree_id=secrets.randbits(62) + 1),
-            LogSpec(v2_name, 2, origin_host),
+            LogSpec(v1_name, 1, origin_host, tree_id=secrets.randbits(62) + 1, created=now),
+            LogSpec(v2_name, 2, origin_host, created=now),
         ]
         for spec in specs:
             self._new_key(spec, passphrase)
@@ -145,12 +156,14 @@ class LogDirectory:
         number = 2
         while f"{stem}{number}" in taken:
             number += 1
+        now = _now_rfc3339()
         new = LogSpec(f"{stem}{number}", api_version, old.origin_host,
                       tree_id=secrets.randbits(62) + 1 if api_version == 1 else 0,
-                      index_offset=old.index_offset + size if api_version == 1 else 0)
+                      index_offset=old.index_offset + size if api_version == 1 else 0,
+                      created=now)
         self._new_key(new, passphrase)
         frozen = LogSpec(old.name, old.api_version, old.origin_host, old.tree_id,
-                         old.index_offset, frozen=True)
+                         old.index_offset, frozen=True, created=old.created, frozen_at=now)
         self._write_config([frozen if s == old else s for s in specs] + [new])
         return new
 
@@ -223,13 +236,18 @@ class LogDirectory:
             public = self.public_key(spec.name)
             log_id = public.key_id if spec.api_version == 1 else note_key_id(spec.origin_host, public)
             url = base_url.rstrip("/") + ("" if spec.api_version == 1 else f"/logs/{spec.name}")
+            # SPEC: sigstore_trustroot.proto: a frozen shard's key stays trusted for what it
+            # logged before the freeze (validFor.end), so older bundles keep verifying.
+            valid_for = {"start": spec.created or start}
+            if spec.frozen_at:
+                valid_for["end"] = spec.frozen_at
             out.append({
                 "baseUrl": url,
                 "hashAlgorithm": "SHA2_256",
                 "publicKey": {
                     "rawBytes": base64.b64encode(public.spki_der).decode(),
                     "keyDetails": "PKIX_ECDSA_P256_SHA_256" if spec.api_version == 1 else "PKIX_ED25519",
-                    "validFor": {"start": start},
+                    "validFor": valid_for,
                 },
                 "logId": {"keyId": base64.b64encode(log_id).decode()},
             })

@@ -12,6 +12,7 @@ import base64
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -207,6 +208,39 @@ def test_a_corrupted_edge_triggers_a_full_rebuild(tmp_path: Path) -> None:
     verify_log(directory, expected, [note]).close()
     assert level1.read_bytes() == good_level1
     assert full.read_bytes() == good_full
+
+
+def test_damage_beyond_the_durable_size_is_repaired_without_a_rebuild(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # What a power loss may leave: every tile not full at the recorded durable size X
+    # damaged in ways a length check does not see. open() re-derives exactly those.
+    directory = tmp_path / "log"
+    expected, note = _filled(directory, 700)
+    conn = sqlite3.connect(directory / "sequencer.sqlite3")
+    conn.execute("UPDATE meta SET value = '300' WHERE key = 'durable_size'")  # X = 300
+    conn.commit()
+    conn.close()
+    tiles = directory / "tiles" / "tile"
+    originals = {p: p.read_bytes() for p in tiles.rglob("*") if p.is_file()}
+    damaged = [tiles / "0" / "001", tiles / "entries" / "001",  # full, but not at 300
+               tiles / "0" / "002.p" / "188", tiles / "0" / "002.p" / "88",
+               tiles / "entries" / "002.p" / "38", tiles / "1" / "000.p" / "1"]
+    for path in damaged:
+        path.write_bytes(bytes(len(path.read_bytes())))  # same length, zeros
+    stale = tiles / "0" / "001.p" / "44"  # a superseded partial that came back
+    stale.parent.mkdir()
+    stale.write_bytes(bytes(44 * 32))
+    storage, _, recorder = recording(LogStorage.embedded(directory))
+    engine = LogEngine.open(config(V1), storage)
+    engine.close()
+    assert "rebuilding every tile" not in caplog.text
+    written = {p for call in recorder.writes for p in call}
+    assert "tile/0/000" not in written and "tile/entries/000" not in written  # full at X
+    assert {"tile/0/001", "tile/entries/001"} <= written
+    for path in damaged:
+        assert path.read_bytes() == originals[path], f"{path} was not repaired"
+    assert not stale.parent.exists()
+    verify_log(directory, expected, [note]).close()
 
 
 def test_a_tile_directory_of_another_history_is_refused(tmp_path: Path) -> None:

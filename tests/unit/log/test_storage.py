@@ -256,3 +256,156 @@ def test_embedded_storage_layout(tmp_path: Path) -> None:
     memory = LogStorage.memory()
     assert isinstance(memory.sequencer, MemorySequencer)
     assert isinstance(memory.tiles, MemoryTileStore)
+
+
+# -- durability: lazily durable states, group-synced tiles (docs/adr/0004) -----------------
+
+
+def test_unsynced_states_are_visible_at_once(sequencer: SequencerStorage) -> None:
+    durable = IntegrationState(3, b"\x03" * 32, "three\n", 1.0, 2)
+    sequencer.save_state(durable)
+    lazy = IntegrationState(4, b"\x04" * 32, "four\n", 2.0, 3)
+    sequencer.save_state(lazy, sync=False)
+    assert sequencer.load_state() == lazy
+    with pytest.raises(LogStorageError):  # the same rules hold
+        sequencer.save_state(durable, sync=False)
+    assert sequencer.load_state() == lazy
+
+
+def test_a_power_loss_forgets_unsynced_states_until_the_next_commit() -> None:
+    seq = MemorySequencer()
+    first = IntegrationState(0, b"\x00" * 32, "zero\n", 1.0)
+    seq.save_state(first)
+    seq.save_state(IntegrationState(1, b"\x01" * 32, "one\n", 2.0, 1), sync=False)
+    seq.power_loss()
+    assert seq.load_state() == first
+    lazy = IntegrationState(2, b"\x02" * 32, "two\n", 3.0, 1)
+    seq.save_state(lazy, sync=False)
+    seq.assign([new(b"a")], 5)  # a commit makes every earlier save durable, as a WAL does
+    seq.power_loss()
+    assert seq.load_state() == lazy
+
+
+@pytest.mark.parametrize("durable", [-1, 6, True, "1"])
+def test_durable_size_must_be_within_the_state(sequencer: SequencerStorage,
+                                               durable: object) -> None:
+    with pytest.raises(LogStorageError):
+        sequencer.save_state(IntegrationState(5, b"\x05" * 32, "n\n", 1.0, durable))  # type: ignore[arg-type]
+    assert sequencer.load_state() is None
+
+
+def test_sqlite_unsynced_saves_skip_only_their_own_fsync(tmp_path: Path) -> None:
+    seq = SqliteSequencer(tmp_path / "s.db")
+    try:
+        seq.save_state(IntegrationState(0, b"\x00" * 32, "n\n", 1.0), sync=False)
+        # Back to FULL for every later commit, after a success and after a failure.
+        assert seq._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        seq.save_state(IntegrationState(2, b"\x02" * 32, "n\n", 1.0, 1), sync=False)
+        with pytest.raises(LogStorageError):
+            seq.save_state(IntegrationState(1, b"\x01" * 32, "n\n", 1.0), sync=False)
+        assert seq._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert seq.load_state() == IntegrationState(2, b"\x02" * 32, "n\n", 1.0, 1)
+    finally:
+        seq.close()
+
+
+def test_sqlite_states_written_before_durable_size_existed(tmp_path: Path) -> None:
+    # Older databases fsynced every tile before recording the state: durable up to size.
+    path = tmp_path / "s.db"
+    seq = SqliteSequencer(path)
+    seq.save_state(IntegrationState(7, b"\x07" * 32, "n\n", 1.0, 3))
+    seq.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key = 'durable_size'")
+    conn.commit()
+    conn.close()
+    again = SqliteSequencer(path)
+    try:
+        assert again.load_state().durable_size == 7
+    finally:
+        again.close()
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from sealtrail.log.storage import posix
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(posix.os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name fds")
+def test_posix_writes_are_durable_only_once_synced(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _record_fsyncs(monkeypatch)
+    root = tmp_path / "tiles"
+    store = PosixTileStore(root)
+    store.write_many([("tile/0/x001/002", b"t" * 8192), ("tile/0/x001/003.p/4", b"p" * 128),
+                      ("checkpoint", b"cp")])
+    assert synced == []  # off the critical path
+    store.sync(["tile/0/x001/002"])
+    tile0 = root / "tile" / "0"
+    # The file, its directory, and every directory created on the way (their names).
+    assert synced[0] == str(tile0 / "x001" / "002")
+    assert set(synced[1:]) == {str(tile0 / "x001"), str(tile0), str(root / "tile"), str(root)}
+    assert len(synced) == len(set(synced))
+    synced.clear()
+    store.write_many([("tile/0/x001/003", b"f" * 8192)])
+    store.delete_partials("tile/0/x001/003")
+    store.sync(["tile/0/x001/003", "tile/0/x001/004"])  # a missing object is skipped
+    # The full tile, and its directory: its entry and the removal of 003.p/ are durable.
+    assert synced == [str(tile0 / "x001" / "003"), str(tile0 / "x001")]
+    assert not (tile0 / "x001" / "003.p").exists()
+    synced.clear()
+    PosixTileStore(tmp_path / "fast", fsync=False).sync(["checkpoint"])
+    lazy = PosixTileStore(tmp_path / "lazy", fsync=False)
+    lazy.write_many([("tile/0/000", b"x" * 8192)])
+    lazy.sync(["tile/0/000"])
+    assert synced == []
+
+
+def test_posix_sync_failures_are_storage_errors(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealtrail.log.storage import posix
+
+    store = PosixTileStore(tmp_path / "tiles")
+    store.write_many([("tile/0/000", b"x" * 8192)])
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(posix.os, "fsync", broken)
+    with pytest.raises(LogStorageError):
+        store.sync(["tile/0/000"])
+    monkeypatch.undo()
+    synced = _record_fsyncs(monkeypatch)
+    store.sync(["tile/0/000"])  # the directories not synced then are synced now
+    assert str(tmp_path / "tiles") in synced
+
+
+def test_memory_tile_store_power_loss_damages_only_what_was_not_synced() -> None:
+    store = MemoryTileStore()
+    store.write_many([("tile/0/000", b"a" * 8192), ("tile/0/001.p/1", b"b" * 32),
+                      ("tile/0/001.p/2", b"c" * 64), ("checkpoint", b"cp")])
+    store.sync(["tile/0/000"])
+    store.write_many([("tile/0/001", b"d" * 8192)])
+    store.delete_partials("tile/0/001")
+    assert store.read("tile/0/001.p/1") is None
+    damaged = store.power_loss()
+    assert store.read("tile/0/000") == b"a" * 8192
+    # Unsynced objects keep their length but lose their bytes; unsynced deletions undo.
+    assert store.read("tile/0/001") == bytes(8192)
+    assert store.read("tile/0/001.p/2") == bytes(64)
+    assert store.read("checkpoint") == bytes(2)
+    assert damaged == ["checkpoint", "tile/0/001", "tile/0/001.p/1", "tile/0/001.p/2"]
+    store.write_many([("tile/0/001", b"e" * 8192)])
+    store.delete_partials("tile/0/001")
+    store.sync(["tile/0/001"])
+    assert store.power_loss() == []
+    assert store.read("tile/0/001.p/1") is None and store.read("tile/0/001") == b"e" * 8192
