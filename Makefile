@@ -29,6 +29,9 @@ demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 bench: install
+	@# wrk (Debian) drives the HTTP load; a Python client would measure itself instead.
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| echo "wrk could not be installed: the HTTP benchmarks fall back or skip"
 	$(PY) -m compileall -q src/sealtrail
 	$(PY) benchmarks/run_all.py
 

@@ -51,13 +51,23 @@ def record(name: str, body: str) -> None:
     DOC.write_text(text)
 
 
-def main() -> None:
-    import bench_verify
+BENCHMARKS = ("verify", "log", "instance", "sign")
 
-    body = bench_verify.main()
-    print(body)
-    record("verify", body)
-    print(f"\nrecorded in {DOC.relative_to(REPO)}")
+
+def main() -> None:
+    import importlib
+
+    wanted = sys.argv[1:] or BENCHMARKS
+    for name in wanted:
+        try:
+            module = importlib.import_module(f"bench_{name}")
+        except ModuleNotFoundError:
+            print(f"(no benchmarks/bench_{name}.py)")
+            continue
+        body = module.main()
+        print(body + "\n")
+        record(name, body)
+    print(f"recorded in {DOC.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

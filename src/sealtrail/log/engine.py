@@ -1004,8 +1004,16 @@ class LogEngine:
             self._durable_size = max(self._durable_size, size)
             return True
         assert self._syncer is not None
-        self._barrier = self._syncer.submit(self._sync_objects, paths, size)
+        try:
+            self._barrier = self._syncer.submit(self._sync_objects, paths, size)
+        except BaseException:
+            self._requeue(paths)  # never drop a path: a later barrier would claim it
+            raise
         return True
+
+    def _requeue(self, paths: list[str]) -> None:
+        with self._sync_lock:
+            self._unsynced[:0] = paths
 
     def _sync_objects(self, paths: list[str], size: int) -> bool:
         """The barrier: drop superseded partials, sync the full objects, advance X.
@@ -1016,11 +1024,12 @@ class LogEngine:
             for path in paths:
                 self._tiles.delete_partials(path)
             self._tiles.sync(paths)
-        except Exception as exc:
+        except BaseException as exc:
+            self._requeue(paths)
+            if not isinstance(exc, Exception):
+                raise
             _log.error("syncing %d tiles failed (%s); will retry", len(paths),
                        exc if isinstance(exc, Error) else repr(exc))
-            with self._sync_lock:
-                self._unsynced[:0] = paths
             return False
         with self._cond:
             self._durable_size = max(self._durable_size, size)
