@@ -147,3 +147,20 @@ def test_trust_through_tuf_then_verify_offline(instance: InstanceServer, tmp_pat
                "--certificate-identity", identity, "--certificate-oidc-issuer", instance.issuer,
                env=env, check=False)
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr and done.stderr.strip()
+
+
+def test_ca_dry_run_shows_the_certificate_or_why_not(instance: InstanceServer) -> None:
+    token = instance.token("dry@example.com")
+    done = run(str(BIN / "sealtrail"), "ca", "dry-run", token, "--instance", str(instance.directory))
+    principal, _, pem = done.stdout.partition("-----BEGIN CERTIFICATE-----")
+    assert json.loads(principal)["challenge"] == "dry@example.com"
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(("-----BEGIN CERTIFICATE-----" + pem).encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["dry@example.com"]
+    # A token the CA would refuse: the reason, in one line, and no certificate.
+    done = run(str(BIN / "sealtrail"), "ca", "dry-run", token[:-8] + "AAAAAAAA", "--instance",
+               str(instance.directory), check=False)
+    assert done.returncode != 0 and "TOKEN_INVALID" in done.stderr
+    assert "BEGIN CERTIFICATE" not in done.stdout and len(done.stderr.strip().splitlines()) == 1

@@ -28,6 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sealtrail._internal.clock import utcnow
+from sealtrail._internal.keyfiles import (
+    MAX_PEM_BYTES,
+    distinguished_name,
+    load_certificates,
+    load_private_key,
+    read_bounded,
+    write_certificate,
+    write_exclusive,
+    write_private_key,
+)
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError
 
 __all__ = [
@@ -59,7 +69,6 @@ DEFAULT_VALIDITY = timedelta(days=10 * 365)
 # few seconds does not see a not-yet-valid CA.
 BACKDATE = timedelta(minutes=5)
 # A key or certificate file is a few KiB; refuse anything absurd before parsing it.
-MAX_PEM_BYTES = 256 * 1024
 
 _CA_CURVES = ("secp384r1", "secp256r1")
 
@@ -120,7 +129,7 @@ def create_ca(organization: str, common_name: str, *, validity: timedelta = DEFA
     end = start + validity
 
     root_key = ec.generate_private_key(ec.SECP384R1())
-    root_name = _name(organization, common_name)
+    root_name = distinguished_name(organization, common_name)
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
     root_cert = (
         _ca_builder(root_name, root_name, root_key.public_key(), start, end, path_length=1)
@@ -132,7 +141,7 @@ def create_ca(organization: str, common_name: str, *, validity: timedelta = DEFA
 
     intermediate_key = ec.generate_private_key(ec.SECP384R1())
     intermediate_cert = (
-        _ca_builder(_name(organization, common_name + " intermediate"), root_name,
+        _ca_builder(distinguished_name(organization, common_name + " intermediate"), root_name,
                     intermediate_key.public_key(), start, end, path_length=0)
         # SPEC: sigstore-wire.md §1 / Fulcio: the intermediate's EKU allows code signing, so
         # that Go's EKU nesting check accepts the code-signing leaves it issues.
@@ -202,73 +211,12 @@ def load_ct_key(keys_dir: str | os.PathLike[str], *,
     return key
 
 
-def write_private_key(path: str | os.PathLike[str], key: Any, *,
-                      passphrase: bytes | None = None) -> None:
-    """Write ``key`` as PKCS#8 PEM to a new file of mode 0600 (never overwrites).
-
-    ``passphrase`` (non-empty bytes) encrypts it with cryptography's best available
-    encryption.
-    """
-    if passphrase is not None and (not isinstance(passphrase, bytes) or not passphrase):
-        raise ConfigInvalidError("key passphrase must be non-empty bytes")
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
-        else serialization.NoEncryption())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            encryption)
-    _write_exclusive(Path(path), pem, 0o600)
-
-
-def load_private_key(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Any:
-    """Read a PEM private key written by :func:`write_private_key`.
-
-    Refuses (:class:`ConfigInvalidError`) a file that group or others may read, as ssh
-    does; :class:`KeyMalformedError` if it does not parse or the passphrase is wrong.
-    """
-    path = Path(path)
-    data = _read_bounded(path)
-    if os.name == "posix":
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigInvalidError(f"private key {path.name} is readable by others",
-                                     actual=oct(mode), expected="0o600")
-    try:
-        return serialization.load_pem_private_key(data, password=passphrase)
-    except TypeError as exc:
-        # cryptography: a password for an unencrypted key, or none for an encrypted one.
-        raise KeyMalformedError(f"private key {path.name}: {exc}") from exc
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyMalformedError(f"private key {path.name} does not parse "
-                                "(or the passphrase is wrong)") from exc
-
-
-def write_certificate(path: str | os.PathLike[str], cert: x509.Certificate) -> None:
-    """Write one certificate as PEM to a new file of mode 0644 (never overwrites)."""
-    _write_exclusive(Path(path), cert.public_bytes(serialization.Encoding.PEM), 0o644)
-
-
 def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
     """Read one PEM certificate. Raises :class:`ConfigInvalidError`."""
-    path = Path(path)
-    data = _read_bounded(path)
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise ConfigInvalidError(f"{path.name} is not a PEM certificate") from exc
-    if len(certs) != 1:
-        raise ConfigInvalidError(f"{path.name} must hold exactly one certificate",
-                                 actual=len(certs), expected=1)
-    return certs[0]
+    return load_certificates(path)[0]
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def _name(organization: str, common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
-
 
 def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key: Any, start: datetime,
                 end: datetime, *, path_length: int) -> x509.CertificateBuilder:
@@ -295,41 +243,3 @@ def _require_ca_key(key: object, what: str) -> ec.EllipticCurvePrivateKey:
         raise KeyMalformedError(f"{what} is not an ECDSA P-384 or P-256 private key",
                                 actual=type(key).__name__)
     return key
-
-
-def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
-    # O_EXCL: never replace an existing key (a second `init` must not destroy the first);
-    # the mode is set at creation so that a key is never readable by others, even briefly.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     mode)
-    except FileExistsError as exc:
-        raise ConfigInvalidError(f"refusing to overwrite {path}") from exc
-    except OSError as exc:
-        raise ConfigInvalidError(f"cannot create {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # The umask may have cleared bits we asked for, never added any: make it exact.
-            if os.name == "posix":
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        # Leave no half-written file behind: O_EXCL would refuse the retry.
-        path.unlink(missing_ok=True)
-        raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
-
-
-def _read_bounded(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PEM_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ConfigInvalidError(f"{path} is missing") from exc
-    except OSError as exc:
-        raise ConfigInvalidError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_PEM_BYTES:
-        raise ConfigInvalidError(f"{path.name} is too large",
-                                 expected=f"<= {MAX_PEM_BYTES} bytes")
-    return data

@@ -256,30 +256,16 @@ def _instance_commands(args: Any) -> int:
 
 
 def _ca_dry_run(instance: Any, args: Any) -> int:
-    from sealtrail.ca.authority import CertificateAuthority
-    from sealtrail.ca.ctlog import CTLog
-    from sealtrail.ca.keys import load_ca, load_ct_key
-    from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
-    from sealtrail.server.ca_api import make_fetch_json
-    from sealtrail.server.instance import _answer_locally
+    from cryptography.hazmat.primitives import serialization
+
+    from sealtrail.ca.tokens import TokenVerifier
 
     if args.ca_command != "dry-run":
         raise _usage("give a ca command: dry-run")
     token = sys.stdin.read(1024 * 1024).strip() if args.token == "-" else args.token
-    config = instance.config()
-    passphrase = instance.passphrase()
-    material = load_ca(*instance.active_ca_dirs(), passphrase=passphrase)
-    authority = CertificateAuthority(material.intermediate_key, material.chain,
-                                     CTLog(load_ct_key(instance.keys_dir, passphrase=passphrase)))
-    issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
-    fetch = make_fetch_json()
-    if config.builtin_issuer:
-        issuers.append(IssuerConfig(config.oidc_url, "email"))
-        fetch = _answer_locally(instance.builtin_issuer(), fetch)
-    principal = TokenVerifier(issuers, fetch).verify(token)
-    leaf = authority.dry_run(principal)
-    from cryptography.hazmat.primitives import serialization
-
+    issuers, fetch_json, _ = instance.token_issuers()
+    principal = TokenVerifier(issuers, fetch_json).verify(token)
+    leaf = instance.certificate_authority().dry_run(principal)
     print(json.dumps(principal.to_json(), indent=2))
     print(leaf.public_bytes(serialization.Encoding.PEM).decode(), end="")
     return EXIT_OK
@@ -425,7 +411,12 @@ def run() -> None:
     # them is wasted work for a short-lived command. _verify re-enables collection once the
     # heavy imports are done, after freezing what was imported.
     gc.disable()
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -373,6 +373,8 @@ class LogEngine:
         self._syncer: concurrent.futures.ThreadPoolExecutor | None = None
         self._barrier: concurrent.futures.Future[bool] | None = None
         self._durable_size = 0
+        # Results for coroutine callers, delivered in bulk (writer thread, or open()).
+        self._dispatch = _Dispatch()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -970,10 +972,12 @@ class LogEngine:
                     self._publish(self._edge, sync=True)
                     next_checkpoint = time.monotonic() + interval
                 failures = 0
+                self._dispatch.flush()  # e.g. a batch of duplicates publishes nothing
                 if time.monotonic() >= next_barrier or len(self._unsynced) >= _SYNC_OBJECTS:
                     if self._start_barrier():
                         next_barrier = time.monotonic() + _SYNC_SECONDS
             except Exception as exc:  # keep the writer alive whatever happens
+                self._dispatch.flush()  # acknowledgements of a batch committed before
                 failures += 1
                 delay = min(_BACKOFF_CAP, _BACKOFF_FIRST * 2 ** (failures - 1))
                 _log.error("log writer cycle failed (%s); retrying in %.2f s",
@@ -1101,10 +1105,11 @@ class LogEngine:
                 self._unintegrated.extend((p.entry.leaf_hash, p.entry.body) for _, p in fresh)
             self._sequenced = max(self._sequenced,
                                   max((a.index + 1 for a in assignments), default=0))
-        dispatch = _Dispatch()
+        # Coroutine callers get their acknowledgement with this cycle's checkpoint, in ONE
+        # wake-up of their loop (the writer flushes after publishing, or on failure);
+        # threads are resolved at once.
         for assignment, item in zip(assignments, batch):
-            dispatch.resolve(item.future, AddResult(*assignment))
-        dispatch.flush()
+            self._dispatch.resolve(item.future, AddResult(*assignment))
         if not consistent:
             # Someone else appended to the sequencer: take the truth from it.
             _log.error("sequencer indexes are not contiguous with this engine's view; "
@@ -1162,10 +1167,9 @@ class LogEngine:
             self._snapshot = _Snapshot(published, edge)
             while self._waiters and self._waiters[0][0] < edge.size:
                 woken.append(heapq.heappop(self._waiters)[2])
-        dispatch = _Dispatch()
         for future in woken:
-            dispatch.resolve(future, published)
-        dispatch.flush()
+            self._dispatch.resolve(future, published)
+        self._dispatch.flush()
         return published
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from sealtrail._internal.keyfiles import write_exclusive, write_private_key
 from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.models import trust_documents as docs
 from sealtrail.server.log_instance import LogDirectory
@@ -164,8 +165,8 @@ class Instance:
         save_ct_key(instance.keys_dir, create_ct_key(), passphrase=passphrase)
         create_tsa(operator, f"{operator}-tsa").save(instance.keys_dir, instance.certs_dir,
                                                      passphrase=passphrase)
-        _write_secret_file(instance.path("keys", "oidc.pem"), _pem(create_issuer_key(), passphrase))
-        _write_secret_file(instance.path("keys", "token-secret"), create_token_secret())
+        write_private_key(instance.path("keys", "oidc.pem"), create_issuer_key(), passphrase=passphrase)
+        write_exclusive(instance.path("keys", "token-secret"), create_token_secret(), 0o600)
         instance.logs.create(config.origin_host, passphrase=passphrase)
         _write_json(instance.path(CONFIG_NAME), config.to_json())
         trusted_root, signing_config = instance._write_trust_documents(config)
@@ -303,6 +304,33 @@ class Instance:
             if stop.wait(TUF_REFRESH_SECONDS):
                 return
 
+    # -- the CA and its token verifier ---------------------------------------------------------
+    def certificate_authority(self) -> Any:
+        """The CA of the active key generation, with the instance's CT log."""
+        from sealtrail.ca.authority import CertificateAuthority
+        from sealtrail.ca.ctlog import CTLog
+        from sealtrail.ca.keys import load_ca, load_ct_key
+
+        passphrase = self.passphrase()
+        material = load_ca(*self.active_ca_dirs(), passphrase=passphrase)
+        return CertificateAuthority(material.intermediate_key, material.chain,
+                                    CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
+
+    def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], Any]:
+        """(issuer configs, JWKS fetcher, built-in issuer or None) as the CA sees them."""
+        from sealtrail.ca.tokens import IssuerConfig
+        from sealtrail.server.ca_api import make_fetch_json
+
+        config = self.config()
+        issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
+        fetch_json: Callable[[str], Any] = make_fetch_json()
+        builtin = None
+        if config.builtin_issuer:
+            builtin = self.builtin_issuer()
+            issuers.append(IssuerConfig(config.oidc_url, "email"))
+            fetch_json = _answer_locally(builtin, fetch_json)
+        return issuers, fetch_json, builtin
+
     # -- serving ---------------------------------------------------------------------------
     def build_app(self) -> Any:
         """Every service of the instance as one ASGI app."""
@@ -312,12 +340,9 @@ class Instance:
         from starlette.responses import FileResponse, JSONResponse, Response
         from starlette.routing import Route
 
-        from sealtrail.ca.authority import CertificateAuthority
-        from sealtrail.ca.ctlog import CTLog
-        from sealtrail.ca.keys import load_ca, load_ct_key
-        from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
+        from sealtrail.ca.tokens import TokenVerifier
         from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError
-        from sealtrail.server.ca_api import build_ca_routes, make_fetch_json
+        from sealtrail.server.ca_api import build_ca_routes
         from sealtrail.server.log_api import log_routes
         from sealtrail.server.oidc_api import build_oidc_routes
         from sealtrail.server.tsa_api import build_tsa_routes
@@ -325,21 +350,13 @@ class Instance:
         from sealtrail.tsa.authority import TimestampAuthority
         from sealtrail.tsa.keys import load_tsa
 
-        config = self.config()
         passphrase = self.passphrase()
-        ca_material = load_ca(*self.active_ca_dirs(), passphrase=passphrase)
-        authority = CertificateAuthority(ca_material.intermediate_key, ca_material.chain,
-                                         CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
-        issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
+        issuers, fetch_json, builtin = self.token_issuers()
         routes: list[Any] = []
-        fetch_json: Callable[[str], Any] = make_fetch_json()
-        if config.builtin_issuer:
-            issuer = self.builtin_issuer()
-            issuers.append(IssuerConfig(config.oidc_url, "email"))
-            routes += build_oidc_routes(issuer, self.token_secret())
-            fetch_json = _answer_locally(issuer, fetch_json)
-        verifier = TokenVerifier(issuers, fetch_json)
-        routes += build_ca_routes(authority, verifier, issuers)
+        if builtin is not None:
+            routes += build_oidc_routes(builtin, self.token_secret())
+        routes += build_ca_routes(self.certificate_authority(), TokenVerifier(issuers, fetch_json),
+                                  issuers)
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         routes += build_tsa_routes(TimestampAuthority(tsa.leaf_key, tsa.chain))
         services = self.logs.open(passphrase=passphrase)
@@ -400,22 +417,6 @@ def _answer_locally(issuer: Any, fallback: Callable[[str], Any]) -> Callable[[st
         return fallback(url)
 
     return fetch
-
-
-def _pem(key: Any, passphrase: bytes | None) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
-                  else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             encryption)
-
-
-def _write_secret_file(path: str, data: bytes) -> None:
-    """Create ``path`` with mode 0600 from the start (never readable by others, even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _json_bytes(document: dict[str, Any]) -> bytes:

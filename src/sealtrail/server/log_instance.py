@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from sealtrail._internal.keyfiles import write_private_key
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import InputError, UsageError
 from sealtrail.log.engine import LogConfig, LogEngine
@@ -80,13 +81,6 @@ def _now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_private(path: str, data: bytes) -> None:
-    """Write a secret file created with mode 0600 (never readable by others, even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 class LogDirectory:
     """Opens (creating if needed) the logs of a directory as HTTP-ready services."""
 
@@ -130,10 +124,7 @@ class LogDirectory:
     def _new_key(self, spec: LogSpec, passphrase: bytes | None) -> None:
         key = ec.generate_private_key(ec.SECP256R1()) if spec.api_version == 1 \
             else ed25519.Ed25519PrivateKey.generate()
-        encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
-                      else serialization.NoEncryption())
-        _write_private(self._key_path(spec.name), key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+        write_private_key(self._key_path(spec.name), key, passphrase=passphrase)
         with open(self._key_path(spec.name)[:-len(".pem")] + ".pub.pem", "wb") as handle:
             handle.write(key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

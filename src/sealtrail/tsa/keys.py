@@ -26,6 +26,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sealtrail._internal.clock import utcnow
+from sealtrail._internal.keyfiles import (
+    MAX_PEM_BYTES,
+    distinguished_name,
+    load_certificates,
+    read_bounded,
+    write_exclusive,
+    write_private_key,
+)
+from sealtrail._internal.keyfiles import load_private_key as _load_private_key
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError
 
 __all__ = [
@@ -49,7 +58,6 @@ DEFAULT_VALIDITY = timedelta(days=10 * 365)
 # seconds does not see a not-yet-valid TSA certificate.
 BACKDATE = timedelta(minutes=5)
 # A key or chain file is a few KiB; refuse anything absurd before parsing it.
-MAX_PEM_BYTES = 256 * 1024
 MAX_CHAIN_CERTS = 16
 
 _CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}
@@ -89,7 +97,7 @@ class TSAMaterial:
         if self.root_key is not None:
             write_private_key(keys / ROOT_KEY_FILE, self.root_key, passphrase=passphrase)
         write_private_key(keys / LEAF_KEY_FILE, self.leaf_key, passphrase=passphrase)
-        _write_exclusive(certs / CHAIN_FILE, self.chain_pem(), 0o644)
+        write_exclusive(certs / CHAIN_FILE, self.chain_pem(), 0o644)
 
 
 def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256",
@@ -119,7 +127,7 @@ def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256"
     end = start + validity
 
     root_key = ec.generate_private_key(ec.SECP384R1())
-    root_name = _name(organization, common_name + " Root")
+    root_name = distinguished_name(organization, common_name + " Root")
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
     root_cert = (
         x509.CertificateBuilder()
@@ -139,7 +147,7 @@ def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256"
     leaf_key = ec.generate_private_key(_CURVES[leaf_curve]())
     leaf_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(organization, common_name))
+        .subject_name(distinguished_name(organization, common_name))
         .issuer_name(root_name)
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
@@ -192,65 +200,18 @@ def load_tsa(keys_dir: str | os.PathLike[str], certs_dir: str | os.PathLike[str]
                        leaf_cert=leaf_cert)
 
 
-def write_private_key(path: str | os.PathLike[str], key: ec.EllipticCurvePrivateKey, *,
-                      passphrase: bytes | None = None) -> None:
-    """Write ``key`` as PKCS#8 PEM to a new file of mode 0600 (never overwrites)."""
-    if passphrase is not None and (not isinstance(passphrase, bytes) or not passphrase):
-        raise ConfigInvalidError("key passphrase must be non-empty bytes")
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
-        else serialization.NoEncryption())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            encryption)
-    _write_exclusive(Path(path), pem, 0o600)
-
-
 def load_private_key(path: str | os.PathLike[str], *,
                      passphrase: bytes | None = None) -> ec.EllipticCurvePrivateKey:
-    """Read a PEM private key written by :func:`write_private_key`.
-
-    Refuses (``ConfigInvalidError``) a file that group or others may read, as ssh does.
-    """
-    path = Path(path)
-    data = _read_bounded(path)
-    if os.name == "posix":
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigInvalidError(f"private key {path.name} is readable by others",
-                                     actual=oct(mode), expected="0o600")
-    try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
-    except TypeError as exc:
-        # cryptography: password given for an unencrypted key, or missing for an encrypted one.
-        raise KeyMalformedError(f"private key {path.name}: {exc}") from exc
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyMalformedError(f"private key {path.name} does not parse "
-                                "(or the passphrase is wrong)") from exc
-    return _require_ec(key, path.name)
+    """Read a PEM private key written by :func:`write_private_key`; it must be ECDSA."""
+    return _require_ec(_load_private_key(path, passphrase=passphrase), Path(path).name)
 
 
 def load_chain_pem(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
     """Read a PEM certificate chain (leaf first)."""
-    path = Path(path)
-    data = _read_bounded(path)
-    try:
-        chain = tuple(x509.load_pem_x509_certificates(data))
-    except ValueError as exc:
-        raise ConfigInvalidError(f"{path.name} is not a PEM certificate chain") from exc
-    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
-        raise ConfigInvalidError(f"{path.name} holds a wrong number of certificates",
-                                 actual=len(chain), expected=f"1..{MAX_CHAIN_CERTS}")
-    return chain
+    return load_certificates(path, count=(1, MAX_CHAIN_CERTS))
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def _name(organization: str, common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
-
 
 def _key_usage(*, key_cert_sign: bool) -> x509.KeyUsage:
     # A CA signs certificates (and CRLs); the leaf only signs timestamps (digitalSignature).
@@ -266,40 +227,3 @@ def _require_ec(key: object, what: str) -> ec.EllipticCurvePrivateKey:
         raise KeyMalformedError(f"{what} is not an ECDSA P-256 or P-384 private key",
                                 actual=type(key).__name__)
     return key
-
-
-def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
-    # O_EXCL: never replace an existing key (a second `init` must not destroy the first);
-    # the mode is set at creation so the key is never readable by others, even briefly.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     mode)
-    except FileExistsError as exc:
-        raise ConfigInvalidError(f"refusing to overwrite {path}") from exc
-    except OSError as exc:
-        raise ConfigInvalidError(f"cannot create {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # The umask may have cleared bits we asked for; never added any. Make it exact.
-            if os.name == "posix":
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        # Leave no half-written file behind: O_EXCL would refuse the retry.
-        path.unlink(missing_ok=True)
-        raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
-
-
-def _read_bounded(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PEM_BYTES + 1)
-    except FileNotFoundError as exc:
-        raise ConfigInvalidError(f"{path} is missing") from exc
-    except OSError as exc:
-        raise ConfigInvalidError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_PEM_BYTES:
-        raise ConfigInvalidError(f"{path.name} is too large", expected=f"<= {MAX_PEM_BYTES} bytes")
-    return data

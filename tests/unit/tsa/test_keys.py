@@ -223,7 +223,7 @@ def test_chain_must_be_leaf_then_its_issuer(tmp_path: Path, material: TSAMateria
 def test_chain_file_must_be_pem_certificates(tmp_path: Path) -> None:
     path = tmp_path / "chain.pem"
     path.write_bytes(b"not a certificate")
-    with pytest.raises(ConfigInvalidError, match="not a PEM certificate chain"):
+    with pytest.raises(ConfigInvalidError, match="not a PEM certificate"):
         load_chain_pem(path)
     path.write_bytes(b"x" * (300 * 1024))
     with pytest.raises(ConfigInvalidError, match="too large"):

@@ -1,0 +1,142 @@
+"""Key and certificate files: created 0600/0644 from the start, never overwritten, bounded reads.
+
+Shared by every package that keeps keys on disk (CA, TSA, logs, OIDC issuer, TUF repository),
+so the rules live in one place: a private key is never readable by others, not even briefly;
+a second `init` never destroys the first; a key file others can read is refused, as ssh does.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from sealtrail.errors import ConfigInvalidError, KeyMalformedError
+
+__all__ = [
+    "MAX_PEM_BYTES",
+    "distinguished_name",
+    "load_certificates",
+    "load_private_key",
+    "private_key_pem",
+    "read_bounded",
+    "write_certificate",
+    "write_exclusive",
+    "write_private_key",
+]
+
+MAX_PEM_BYTES = 256 * 1024
+
+
+def write_exclusive(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` and write ``data`` durably; refuse an existing file."""
+    path = Path(path)
+    # O_EXCL: never replace an existing key (a second `init` must not destroy the first);
+    # the mode is set at creation so that a key is never readable by others, even briefly.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    except FileExistsError as exc:
+        raise ConfigInvalidError(f"refusing to overwrite {path}") from exc
+    except OSError as exc:
+        raise ConfigInvalidError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            # The umask may have cleared bits we asked for, never added any: make it exact.
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        # Leave no half-written file behind: O_EXCL would refuse the retry.
+        path.unlink(missing_ok=True)
+        raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES) -> bytes:
+    """Read a small file whole, refusing one larger than ``limit``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise ConfigInvalidError(f"{path} is missing") from exc
+    except OSError as exc:
+        raise ConfigInvalidError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise ConfigInvalidError(f"{path.name} is too large", expected=f"<= {limit} bytes")
+    return data
+
+
+def private_key_pem(key: Any, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM, encrypted with cryptography's best available scheme when a passphrase is given."""
+    if passphrase is not None and (not isinstance(passphrase, bytes) or not passphrase):
+        raise ConfigInvalidError("key passphrase must be non-empty bytes")
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase
+        else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             encryption)
+
+
+def write_private_key(path: str | os.PathLike[str], key: Any, *,
+                      passphrase: bytes | None = None) -> None:
+    """Write ``key`` as PKCS#8 PEM to a new file of mode 0600 (never overwrites)."""
+    write_exclusive(path, private_key_pem(key, passphrase), 0o600)
+
+
+def load_private_key(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Any:
+    """Read a PEM private key written by :func:`write_private_key`.
+
+    Refuses (:class:`ConfigInvalidError`) a file that group or others may read;
+    :class:`KeyMalformedError` if it does not parse or the passphrase is wrong.
+    """
+    path = Path(path)
+    data = read_bounded(path)
+    if os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigInvalidError(f"private key {path.name} is readable by others",
+                                     actual=oct(mode), expected="0o600")
+    try:
+        return serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        # cryptography: a password for an unencrypted key, or none for an encrypted one.
+        raise KeyMalformedError(f"private key {path.name}: {exc}") from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyMalformedError(f"private key {path.name} does not parse "
+                                "(or the passphrase is wrong)") from exc
+
+
+def write_certificate(path: str | os.PathLike[str], *certs: x509.Certificate) -> None:
+    """Write certificates as PEM to a new file of mode 0644 (never overwrites)."""
+    write_exclusive(path, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs), 0o644)
+
+
+def load_certificates(path: str | os.PathLike[str], *, count: tuple[int, int] = (1, 1)) -> tuple[x509.Certificate, ...]:
+    """Read PEM certificates; their number must lie in ``count`` (inclusive bounds)."""
+    path = Path(path)
+    data = read_bounded(path)
+    try:
+        certs = tuple(x509.load_pem_x509_certificates(data))
+    except ValueError as exc:
+        raise ConfigInvalidError(f"{path.name} is not a PEM certificate") from exc
+    low, high = count
+    if not low <= len(certs) <= high:
+        raise ConfigInvalidError(f"{path.name} holds a wrong number of certificates",
+                                 actual=len(certs), expected=f"{low}..{high}" if low != high else low)
+    return certs
+
+
+def distinguished_name(organization: str, common_name: str) -> x509.Name:
+    """O=organization, CN=common_name."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])

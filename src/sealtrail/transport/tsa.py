@@ -1,0 +1,145 @@
+"""Client for an RFC 3161 timestamp authority (sigstore timestamp-authority API).
+
+``TSAClient(url).timestamp(data)`` sends a DER ``TimeStampReq`` over SHA-256(data), with a
+fresh nonce and ``certReq`` set, to the full endpoint URL of the signing config, and returns
+the DER ``TimeStampResp`` that bundles store. The answer is checked before it is returned:
+status granted, a token that parses, and a messageImprint and nonce equal to what was asked.
+Whether the TSA is trusted is the verifier's business (the signer verifies every bundle
+against its trusted root before handing it out).
+
+SPEC: RFC 3161 §2.4.1 (TimeStampReq), §2.4.2 (TimeStampResp, PKIStatus); sigstore-wire.md §5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import NamedTuple
+
+import httpx
+from asn1crypto import core, tsp
+
+from sealtrail.errors import Error, TimestampInvalidError, TimestampRequestInvalidError
+from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TimestampToken
+from sealtrail.transport.ca import http_client, send, service_message
+
+__all__ = ["QUERY_MEDIA_TYPE", "TSAClient", "TimestampReply", "build_request", "check_reply"]
+
+QUERY_MEDIA_TYPE = "application/timestamp-query"
+REPLY_MEDIA_TYPE = "application/timestamp-reply"
+# The reply wraps the token in a few more bytes of status.
+MAX_REPLY_BYTES = MAX_TOKEN_BYTES + 4096
+NONCE_BITS = 63
+_GRANTED = ("granted", "granted_with_mods")
+
+
+class TimestampReply(NamedTuple):
+    """A checked TSA answer: the DER ``TimeStampResp`` and its parsed token."""
+
+    der: bytes
+    token: TimestampToken
+
+
+def build_request(data: bytes, nonce: int, hash_name: str = "sha256") -> bytes:
+    """A DER ``TimeStampReq`` for ``hash_name(data)`` with ``nonce`` and certReq=TRUE.
+
+    SPEC: RFC 3161 §2.4.1; sigstore-python sends exactly this shape (nonce, certReq) and
+    sigstore-wire.md §5 says the TSA rejects SHA-1.
+    """
+    if hash_name not in ("sha256", "sha384", "sha512"):
+        raise TimestampRequestInvalidError("unsupported timestamp hash", actual=hash_name,
+                                           expected="sha256, sha384 or sha512")
+    return tsp.TimeStampReq({
+        "version": "v1",
+        "message_imprint": {"hash_algorithm": {"algorithm": hash_name},
+                            "hashed_message": hashlib.new(hash_name, data).digest()},
+        "nonce": nonce,
+        "cert_req": True,
+    }).dump()
+
+
+def _status_text(status: tsp.PKIStatusInfo) -> str:
+    parts = [str(status["status"].native)]
+    try:
+        texts = status["status_string"].native or []
+        parts.extend(str(t) for t in texts[:3])
+        failure = status["fail_info"].native
+        if failure:
+            parts.append("failure: " + ", ".join(sorted(str(f) for f in failure)))
+    except (ValueError, TypeError, KeyError):  # a malformed optional part: the status suffices
+        pass
+    return "; ".join(parts)[:300]
+
+
+def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
+                service: str = "the TSA") -> TimestampReply:
+    """Check a DER ``TimeStampResp`` against the request it answers.
+
+    Raises :class:`TimestampInvalidError` if the status is not granted, the token does not
+    parse, or its messageImprint or nonce differ from the request's.
+    """
+    E = TimestampInvalidError
+    try:
+        response = tsp.TimeStampResp.load(der, strict=True)
+        status = response["status"]
+        granted = status["status"].native in _GRANTED
+    except (ValueError, TypeError, KeyError) as exc:
+        raise E(f"{service} answer is not a DER TimeStampResp: {exc}") from exc
+    if not granted:
+        raise E(f"{service} refused to timestamp: {_status_text(status)}",
+                actual=status["status"].native, expected="granted")
+    if isinstance(response["time_stamp_token"], core.Void):
+        raise E(f"{service} granted the request but sent no token")
+    token = TimestampToken.from_der(der)
+    # SPEC: RFC 3161 §2.4.2: the requester MUST check that messageImprint and nonce are the
+    # ones it sent (the nonce binds this answer to this request).
+    expected = hashlib.new(hash_name, data).digest()
+    if token.hash_algorithm != hash_name or token.hashed_message != expected:
+        raise E(f"{service} timestamped something else than the signature",
+                actual=f"{token.hash_algorithm}:{token.hashed_message.hex()}",
+                expected=f"{hash_name}:{expected.hex()}")
+    if token.nonce != nonce:
+        raise E(f"{service} answered with another nonce than the request's",
+                actual=token.nonce, expected=nonce)
+    return TimestampReply(der, token)
+
+
+class TSAClient:
+    """POST DER timestamp requests to a timestamp authority's full endpoint URL."""
+
+    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
+        self.url = url
+        self._client = client or http_client()
+        self._owns_client = client is None
+
+    @property
+    def service(self) -> str:
+        """How errors name this TSA."""
+        return f"the TSA at {self.url}"
+
+    def timestamp(self, data: bytes, *, hash_name: str = "sha256",
+                  nonce: int | None = None) -> TimestampReply:
+        """Timestamp ``data`` (the signature bytes, for Sigstore bundles).
+
+        Raises :class:`TimestampRequestInvalidError` when the TSA refuses the request (HTTP
+        4xx), :class:`TimestampInvalidError` for a refused or mismatched answer, and
+        :class:`Error` when the TSA is unreachable or failing.
+        """
+        if nonce is None:
+            nonce = secrets.randbits(NONCE_BITS) | 1  # positive, never zero
+        request = self._client.build_request(
+            "POST", self.url, content=build_request(data, nonce, hash_name),
+            headers={"Content-Type": QUERY_MEDIA_TYPE, "Accept": REPLY_MEDIA_TYPE})
+        status, _headers, body = send(self._client, request, self.service, MAX_REPLY_BYTES)
+        if 400 <= status < 500:
+            raise TimestampRequestInvalidError(
+                f"{self.service} refused the request: {service_message(body)}",
+                actual=f"HTTP {status}")
+        if status not in (200, 201):
+            raise Error(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
+        return check_reply(body, data, nonce, hash_name, self.service)
+
+    def close(self) -> None:
+        """Release the connection pool if this client created it."""
+        if self._owns_client:
+            self._client.close()
