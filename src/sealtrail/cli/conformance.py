@@ -1,15 +1,17 @@
 """``sealtrail-conformance``: the sigstore-conformance CLI protocol.
 
-Only verification is implemented for now:
 ``verify-bundle --bundle B (--certificate-identity I --certificate-oidc-issuer U | --key K)
 [--trusted-root T] (ARTIFACT | sha256:HEX)``. Exit 0 means verified.
+``sign-bundle [--in-toto] --identity-token T --bundle B [--trusted-root R --signing-config C]
+FILE``: sign FILE (with --in-toto, the in-toto statement in FILE, as DSSE). Exit 0 means
+the bundle was written (after verifying it).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from sealtrail.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ArgumentParser
 
@@ -24,12 +26,75 @@ def _build_parser() -> ArgumentParser:
     verify.add_argument("--key")
     verify.add_argument("--trusted-root")
     verify.add_argument("artifact")
+    sign = commands.add_parser("sign-bundle")
+    sign.add_argument("--identity-token", required=True)
+    sign.add_argument("--bundle", required=True)
+    sign.add_argument("--trusted-root")
+    sign.add_argument("--signing-config")
+    sign.add_argument("--staging", action="store_true")
+    sign.add_argument("--in-toto", action="store_true",
+                      help="FILE is an in-toto statement, signed as a DSSE envelope")
+    sign.add_argument("file")
     return parser
+
+
+def _sign_bundle(args: Any) -> int:
+    """``sign-bundle [--in-toto] --identity-token T --bundle B [--trusted-root R
+    --signing-config C] FILE``: sign FILE (or the statement in FILE) and write bundle B.
+
+    Without --trusted-root/--signing-config the public-good instance is used.
+    """
+    from sealtrail.errors import Error, UsageError
+
+    try:
+        trusted_root, signing_config = args.trusted_root, args.signing_config
+        if (trusted_root is None) != (signing_config is None):
+            raise UsageError("give both --trusted-root and --signing-config, or neither")
+        if trusted_root is None:
+            data = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "data", "public-good",
+                                "staging" if args.staging else "production")
+            trusted_root = os.path.join(data, "trusted_root.json")
+            signing_config = os.path.join(data, "signing_config.v0.2.json")
+        if "httpx" not in sys.modules:  # see sealtrail.cli.main._skip_httpx_cli
+            sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+        from sealtrail.sign import Signer, SigningContext
+        from sealtrail.sign.statement import check_statement
+
+        limit = 16 * 1024 * 1024
+        with open(trusted_root, "rb") as handle:
+            root_json = handle.read(limit + 1)
+        with open(signing_config, "rb") as handle:
+            config_json = handle.read(limit + 1)
+        context = SigningContext.from_documents(root_json, config_json)
+        path = args.file
+        with Signer(context, identity_token=args.identity_token) as signer:
+            if args.in_toto:
+                with open(path, "rb") as handle:
+                    payload = handle.read(limit + 1)
+                check_statement(payload)
+                result = signer.sign_statement(payload, path)
+            else:
+                result = signer.sign_file(path)
+        temporary = args.bundle + ".tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(result.bundle_json())
+        os.replace(temporary, args.bundle)
+    except Error as exc:
+        print(f"{exc.code}: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_FAILED if exc.exit_code == EXIT_FAILED else EXIT_USAGE
+    except OSError as exc:
+        print(f"INPUT_INVALID: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"OK: log index {result.log_index}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _build_parser().parse_args(argv)
+    if args.command == "sign-bundle":
+        return _sign_bundle(args)
     from sealtrail.batch import read_bundle
     from sealtrail.errors import Error, UsageError
     from sealtrail.trust import load_trusted_root

@@ -878,7 +878,7 @@ class LogEngine:
             _log.warning("the tiles durable at %d entries do not lead to the recorded root "
                          "at %d; rebuilding every tile from the sequenced entries",
                          durable, size)
-            durable, written = 0, []
+            written = []
             edge = self._catch_up(Edge.empty(), size, written)
             if edge.root() != root:
                 raise LogStorageError("the sequenced entries do not hash to the recorded root",

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.encoding import require_dict, require_list, require_str
@@ -62,12 +63,20 @@ def _services(data: dict[str, Any], key: str) -> list[Service]:
         what = f"signing config {key}[{i}]"
         item = require_dict(item, what, E)
         url = require_str(item.get("url"), f"{what}.url", E)
-        if not url.startswith(("https://", "http://")):
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError:
+            raise E(f"{what}.url is not a URL", actual=url) from None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
             raise E(f"{what}.url is not an http(s) URL", actual=url)
         version = item.get("majorApiVersion")
         if isinstance(version, bool) or not isinstance(version, int):
             raise E(f"{what}.majorApiVersion must be an integer", actual=version)
-        validity = ValidityWindow.from_json(item.get("validFor"), f"{what}.validFor")
+        try:
+            validity = ValidityWindow.from_json(item.get("validFor"), f"{what}.validFor")
+        except TrustRootMalformedError as exc:  # the parser is shared with the trusted root
+            raise E(exc.message, expected=exc.expected, actual=exc.actual) from exc
         operator = item.get("operator", "")
         if not isinstance(operator, str):
             raise E(f"{what}.operator must be a string")

@@ -28,7 +28,7 @@ class StagedOutputs:
     def __init__(self, *, overwrite: bool = False) -> None:
         self.overwrite = overwrite
         self._planned: dict[str, str] = {}  # absolute path -> path as given
-        self._data: dict[str, bytes] = {}
+        self._data: dict[str, tuple[bytes, int]] = {}
 
     def plan(self, paths: Iterable[str]) -> None:
         """Reserve ``paths``; raise :class:`UsageError` if one exists (without overwrite),
@@ -45,12 +45,13 @@ class StagedOutputs:
                 raise UsageError(f"the directory of {path} does not exist")
             self._planned[absolute] = path
 
-    def put(self, path: str, data: bytes) -> None:
-        """Set the content of planned output ``path`` (kept in memory until commit)."""
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Set the content (and permission bits) of planned output ``path``; it is kept in
+        memory until :meth:`commit`. Private keys use ``mode=0o600``."""
         absolute = os.path.abspath(path)
         if absolute not in self._planned:
             raise UsageError(f"{path} was not planned as an output")
-        self._data[absolute] = data
+        self._data[absolute] = (data, mode)
 
     def commit(self) -> list[str]:
         """Write every output; return their paths (as given). All or nothing on write errors."""
@@ -60,17 +61,19 @@ class StagedOutputs:
         staged: list[tuple[str, str]] = []
         placed: list[str] = []  # new files linked into place (removed again on failure)
         try:
-            for absolute, data in self._data.items():
+            for absolute, (data, mode) in self._data.items():
                 handle, temporary = tempfile.mkstemp(
                     prefix="." + os.path.basename(absolute) + ".", suffix=".tmp",
                     dir=os.path.dirname(absolute))
                 staged.append((temporary, absolute))
+                # mkstemp creates the file 0600: a private key is never readable by others,
+                # not even for a moment; public outputs are opened up before they are moved.
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-                # mkstemp makes 0600 files; outputs are public material.
-                os.chmod(temporary, 0o644)
+                if mode != 0o600:
+                    os.chmod(temporary, mode)
             for temporary, absolute in staged:
                 if self.overwrite:
                     os.replace(temporary, absolute)

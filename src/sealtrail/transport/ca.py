@@ -101,9 +101,12 @@ class RetryingTransport(httpx.BaseTransport):
         for attempt in range(1, attempts + 1):
             try:
                 response = self._inner.handle_request(request)
-            except _RETRY_EXCEPTIONS:
+            except _RETRY_EXCEPTIONS as exc:
                 if attempt == attempts:
-                    raise
+                    if attempts == 1:
+                        raise
+                    raise type(exc)(f"{exc or type(exc).__name__} (after {attempts} attempts)",
+                                    request=request) from exc
                 self._sleep(self._policy.delay(attempt, self._rand))
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == attempts:

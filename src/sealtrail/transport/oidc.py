@@ -151,15 +151,21 @@ def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = N
     if not bearer:
         return None, (f"{GITHUB_REQUEST_URL_ENV} is set but {GITHUB_REQUEST_TOKEN_ENV} is not "
                       "(does the job have `permissions: id-token: write`?)")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        target = httpx.URL(url).copy_merge_params({"audience": audience})
+    except (ValueError, httpx.InvalidURL):
+        raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} is not a URL", actual=url[:100]) from None
+    # The request carries a bearer credential: never over plain HTTP to another host.
     if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} must be an https URL", actual=url[:100])
     service = "the GitHub Actions token service"
     owned = client is None
     client = client or http_client()
     try:
+        # The URL already carries a query (api-version): add to it, never replace it.
         request = client.build_request(
-            "GET", url, params={"audience": audience},
+            "GET", target,
             headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"})
         status, _headers, body = send(client, request, service, MAX_GITHUB_RESPONSE_BYTES)
     finally:

@@ -17,10 +17,10 @@ import secrets
 from typing import NamedTuple
 
 import httpx
-from asn1crypto import core, tsp
+from asn1crypto import cms, core, tsp
 
 from sealtrail.errors import Error, TimestampInvalidError, TimestampRequestInvalidError
-from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TimestampToken
+from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TST_INFO_OID
 from sealtrail.transport.ca import http_client, send, service_message
 
 __all__ = ["QUERY_MEDIA_TYPE", "TSAClient", "TimestampReply", "build_request", "check_reply"]
@@ -31,13 +31,16 @@ REPLY_MEDIA_TYPE = "application/timestamp-reply"
 MAX_REPLY_BYTES = MAX_TOKEN_BYTES + 4096
 NONCE_BITS = 63
 _GRANTED = ("granted", "granted_with_mods")
+SIGNED_DATA_OID = "1.2.840.113549.1.7.2"  # SPEC: RFC 5652 §5.1 id-signedData
 
 
 class TimestampReply(NamedTuple):
-    """A checked TSA answer: the DER ``TimeStampResp`` and its parsed token."""
+    """A checked TSA answer: the DER ``TimeStampResp`` and what its token states."""
 
     der: bytes
-    token: TimestampToken
+    hash_algorithm: str
+    hashed_message: bytes
+    nonce: int | None
 
 
 def build_request(data: bytes, nonce: int, hash_name: str = "sha256") -> bytes:
@@ -75,33 +78,63 @@ def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
                 service: str = "the TSA") -> TimestampReply:
     """Check a DER ``TimeStampResp`` against the request it answers.
 
-    Raises :class:`TimestampInvalidError` if the status is not granted, the token does not
-    parse, or its messageImprint or nonce differ from the request's.
+    Raises :class:`TimestampInvalidError` if the answer does not parse, its status is not
+    granted, its token is not a SignedData over a TSTInfo, or the TSTInfo's messageImprint
+    or nonce differ from the request's. The token's signature and certificates are left to
+    the verifier, which checks them against the trusted root (the signer verifies every
+    bundle before returning it); parsing only what is checked here keeps this cheap.
     """
     E = TimestampInvalidError
+    if len(der) > MAX_REPLY_BYTES:
+        raise E(f"{service} answer is too large", actual=len(der),
+                expected=f"<= {MAX_REPLY_BYTES} bytes")
     try:
-        response = tsp.TimeStampResp.load(der, strict=True)
-        status = response["status"]
+        # SPEC: RFC 3161 §2.4.2: TimeStampResp ::= SEQUENCE { status PKIStatusInfo,
+        # timeStampToken OPTIONAL }. asn1crypto's spec makes the token mandatory, so the
+        # outer SEQUENCE is split by hand (a refusal carries no token).
+        outer = core.Sequence.load(der, strict=True)
+        if not 1 <= len(outer) <= 2:
+            raise E(f"{service} answer is not a TimeStampResp", actual=f"{len(outer)} fields")
+        status = tsp.PKIStatusInfo.load(outer[0].dump())
         granted = status["status"].native in _GRANTED
-    except (ValueError, TypeError, KeyError) as exc:
-        raise E(f"{service} answer is not a DER TimeStampResp: {exc}") from exc
+        if granted:
+            if len(outer) < 2:
+                raise E(f"{service} granted the request but sent no token")
+            token = cms.ContentInfo.load(outer[1].dump())
+            if token["content_type"].dotted != SIGNED_DATA_OID:
+                raise E(f"{service} token is not a CMS SignedData",
+                        actual=token["content_type"].dotted, expected=SIGNED_DATA_OID)
+            content = token["content"]["encap_content_info"]
+            if content["content_type"].dotted != TST_INFO_OID:
+                raise E(f"{service} token does not hold a TSTInfo",
+                        actual=content["content_type"].dotted, expected=TST_INFO_OID)
+            tst_info = content["content"].parsed
+            if not isinstance(tst_info, tsp.TSTInfo):
+                raise E(f"{service} token content is not a TSTInfo")
+            imprint = tst_info["message_imprint"]
+            algorithm = imprint["hash_algorithm"]["algorithm"].native
+            hashed = imprint["hashed_message"].native
+            got_nonce = tst_info["nonce"].native
+    except TimestampInvalidError:
+        raise
+    # asn1crypto parses lazily and raises these from deep inside on malformed input.
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise E(f"{service} answer is not a valid TimeStampResp: {detail}") from exc
     if not granted:
         raise E(f"{service} refused to timestamp: {_status_text(status)}",
                 actual=status["status"].native, expected="granted")
-    if isinstance(response["time_stamp_token"], core.Void):
-        raise E(f"{service} granted the request but sent no token")
-    token = TimestampToken.from_der(der)
     # SPEC: RFC 3161 §2.4.2: the requester MUST check that messageImprint and nonce are the
     # ones it sent (the nonce binds this answer to this request).
     expected = hashlib.new(hash_name, data).digest()
-    if token.hash_algorithm != hash_name or token.hashed_message != expected:
+    if algorithm != hash_name or hashed != expected:
         raise E(f"{service} timestamped something else than the signature",
-                actual=f"{token.hash_algorithm}:{token.hashed_message.hex()}",
+                actual=f"{algorithm}:{hashed.hex() if isinstance(hashed, bytes) else hashed}",
                 expected=f"{hash_name}:{expected.hex()}")
-    if token.nonce != nonce:
+    if got_nonce != nonce:
         raise E(f"{service} answered with another nonce than the request's",
-                actual=token.nonce, expected=nonce)
-    return TimestampReply(der, token)
+                actual=got_nonce, expected=nonce)
+    return TimestampReply(der, algorithm, hashed, got_nonce)
 
 
 class TSAClient:

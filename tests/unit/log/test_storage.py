@@ -289,8 +289,9 @@ def test_a_power_loss_forgets_unsynced_states_until_the_next_commit() -> None:
 @pytest.mark.parametrize("durable", [-1, 6, True, "1"])
 def test_durable_size_must_be_within_the_state(sequencer: SequencerStorage,
                                                durable: object) -> None:
+    state = IntegrationState(5, b"\x05" * 32, "n\n", 1.0, durable)  # type: ignore[arg-type]
     with pytest.raises(LogStorageError):
-        sequencer.save_state(IntegrationState(5, b"\x05" * 32, "n\n", 1.0, durable))  # type: ignore[arg-type]
+        sequencer.save_state(state)
     assert sequencer.load_state() is None
 
 

@@ -1,0 +1,391 @@
+"""The signer: certificates, signatures, timestamps, log entries and verified bundles.
+
+Keyless flow (``Signer(context, identity_token=...)``), in this order:
+
+1. make an ephemeral ECDSA P-256 key and a CSR for it (empty subject: the identity comes
+   from the token);
+2. ask the CA for a certificate; check that it certifies *our* key, and verify the leaf's
+   profile, its chain to a CA of the trusted root and its embedded SCT against the trusted
+   CT logs, before signing anything (``verify_certificate``);
+3. for every artifact, in parallel worker threads under that one certificate: sign the
+   SHA-256 digest, have every selected TSA timestamp the signature, log a hashedrekord
+   entry (Rekor v1 ``hashedrekord 0.0.1`` or Rekor v2 ``hashedRekordRequestV002``), build a
+   v0.3 bundle, and verify that bundle with :class:`sealtrail.verify.verifier.Verifier`
+   against the trusted root. Only verified bundles are returned.
+
+An in-toto statement is signed the same way as a DSSE envelope (signature over PAE),
+logged as Rekor v1 ``dsse 0.0.1`` or, for Rekor v2, as hashedrekord over SHA-256(PAE) as
+sigstore-python and cosign do.
+
+With a managed key (``Signer(context, private_key=...)``) there is no certificate: the
+bundle names the key by a hint, the entry is still logged, and verification uses the key.
+
+SPEC: sigstore-wire.md §1 (CSR request), §3/§4 (entry requests), §5 (timestamps), §7
+(bundle v0.3: ``certificate`` holds the leaf only); DSSE v1 (PAE).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from sealtrail._internal.clock import utcnow
+from sealtrail.errors import (
+    CertChainInvalidError,
+    CertProfileInvalidError,
+    Error,
+    InputError,
+    KeyMismatchError,
+    LogError,
+    UsageError,
+)
+from sealtrail.models.bundle import DSSEEnvelope
+from sealtrail.models.certificate import FulcioIdentity
+from sealtrail.sign.context import SigningContext
+from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
+from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
+from sealtrail.transport.ca import CAClient, http_client
+from sealtrail.transport.oidc import IdentityToken
+from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
+from sealtrail.transport.tsa import TSAClient
+from sealtrail.verify._certificate import verify_certificate
+from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
+from sealtrail.verify.verifier import Artifact, VerificationResult, Verifier
+
+__all__ = ["BUNDLE_MEDIA_TYPE", "DEFAULT_WORKERS", "SignedArtifact", "Signer", "hash_file"]
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+# Log submissions wait on the network (and, for Rekor v2, on the next checkpoint): many in
+# flight at once let the log batch them. Bounded so a large release does not open hundreds
+# of connections.
+DEFAULT_WORKERS = 16
+MAX_WORKERS = 64
+_CHUNK = 1024 * 1024
+# How far the CA's clock may run ahead of ours before a fresh certificate looks "not yet
+# valid" to us; within this, the certificate is checked at its own notBefore.
+_CLOCK_SKEW = timedelta(minutes=2)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def hash_file(path: str) -> bytes:
+    """SHA-256 of the file at ``path``, streamed; :class:`InputError` if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    return digest.digest()
+
+
+class SignedArtifact(NamedTuple):
+    """One signed and verified result."""
+
+    name: str
+    bundle: dict[str, Any]
+    signature: bytes
+    certificate: x509.Certificate | None
+    log_index: int
+    digest: bytes | None  # the artifact's SHA-256 (None for a DSSE statement)
+
+    def bundle_json(self) -> bytes:
+        """The bundle as JSON bytes, ready to write."""
+        return json.dumps(self.bundle, indent=2).encode() + b"\n"
+
+
+class Signer:
+    """Signs artifacts and statements under one key (and one certificate when keyless).
+
+    Exactly one of ``identity_token`` (keyless) or ``private_key`` (managed key) is given.
+    ``http`` replaces the HTTP client (tests pass one over an ``httpx.MockTransport``);
+    ``clock`` replaces the wall clock. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, context: SigningContext, *,
+                 identity_token: IdentityToken | str | None = None,
+                 private_key: ec.EllipticCurvePrivateKey | None = None,
+                 max_workers: int = DEFAULT_WORKERS, http: httpx.Client | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        if (identity_token is None) == (private_key is None):
+            raise UsageError("sign either keyless (with an identity token) or with a key")
+        if not 1 <= max_workers <= MAX_WORKERS:
+            raise UsageError("worker count out of range", actual=max_workers,
+                             expected=f"1..{MAX_WORKERS}")
+        self.context = context
+        self._clock = clock
+        self._max_workers = max_workers
+        self._http = http or http_client(max_connections=max_workers + 4)
+        self._owns_http = http is None
+        if isinstance(identity_token, str):
+            identity_token = IdentityToken.parse(identity_token)
+        self._token = identity_token
+        self._managed = private_key is not None
+        self._key = private_key or ec.generate_private_key(ec.SECP256R1())
+        self._certificate: x509.Certificate | None = None
+        self._identity: FulcioIdentity | None = None
+        self._lock = threading.Lock()
+        self._tsas = [TSAClient(url, self._http) for url in context.tsa_urls]
+        log_class = RekorV1Client if context.rekor_version == 1 else RekorV2Client
+        self._log = log_class(context.rekor_url, self._http)
+        # One verifier keeps its memo of passed checks (the certificate chain, checkpoints)
+        # across bundles; a test clock gets a verifier per bundle instead.
+        self._verifier = Verifier(context.trusted_root) if clock is utcnow else None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> "Signer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the HTTP connections (if this signer made the client)."""
+        if self._owns_http:
+            self._http.close()
+
+    # -- the key and certificate --------------------------------------------------------
+    @property
+    def public_key_pem(self) -> bytes:
+        """The signing key's public half (SPKI PEM)."""
+        return public_key_pem(self._key)
+
+    @property
+    def identity(self) -> FulcioIdentity | None:
+        """The certified identity, once :meth:`certificate` has been obtained (keyless)."""
+        return self._identity
+
+    def certificate(self) -> x509.Certificate | None:
+        """The verified signing certificate (obtained on first use); None with a managed key.
+
+        Raises :class:`TokenInvalidError` for an expired or refused token, errors from the
+        CA client, :class:`KeyMismatchError` if the CA certified another key, and
+        :class:`CertProfileInvalidError` / :class:`CertChainInvalidError` /
+        :class:`SCTInvalidError` if the certificate does not verify against the trusted root.
+        """
+        if self._managed:
+            return None
+        with self._lock:
+            if self._certificate is None:
+                self._certificate, self._identity = self._obtain_certificate()
+            return self._certificate
+
+    def _obtain_certificate(self) -> tuple[x509.Certificate, FulcioIdentity]:
+        assert self._token is not None
+        now = self._clock()
+        self._token.check_fresh(now)
+        # SPEC: sigstore-wire.md §1: sigstore-python sends a P-256 CSR with an empty subject;
+        # the CSR's self-signature is the proof of possession.
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([]))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .sign(self._key, hashes.SHA256()))
+        issued = CAClient(self.context.ca_url, self._http).request_certificate(csr, self._token.raw)
+        leaf = issued.leaf
+        ours = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        theirs = leaf.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if ours != theirs:
+            raise KeyMismatchError(f"the CA at {self.context.ca_url} certified another key than "
+                                   "the one in the request",
+                                   actual=hashlib.sha256(theirs).hexdigest()[:16],
+                                   expected=hashlib.sha256(ours).hexdigest()[:16])
+        at = now
+        if now < leaf.not_valid_before_utc <= now + _CLOCK_SKEW:
+            at = leaf.not_valid_before_utc
+        root = self.context.trusted_root
+        # Before anything is signed: the certificate must be one a verifier will accept.
+        verify_certificate(leaf, root.certificate_authorities, root.ctlogs, at)
+        identity = FulcioIdentity.from_certificate(leaf)
+        if identity.issuer is None:
+            raise CertProfileInvalidError("the CA issued a certificate without an OIDC issuer "
+                                          "extension, which verifiers require")
+        return leaf, identity
+
+    # -- signing --------------------------------------------------------------------------
+    def sign_digest(self, digest: bytes, name: str = "artifact") -> SignedArtifact:
+        """Sign one artifact given by its SHA-256 ``digest``; return the verified bundle."""
+        if len(digest) != 32:
+            raise UsageError("a SHA-256 digest has 32 bytes", actual=len(digest), expected=32)
+        certificate = self.certificate()
+        self._check_still_valid(certificate)
+        signature = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        timestamps = self._timestamps(signature)
+        entry = self._log.create_entry(self._hashedrekord_request(digest, signature, certificate))
+        bundle = self._bundle(certificate, entry, timestamps, "messageSignature", {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(digest)},
+            "signature": _b64(signature),
+        })
+        result = self._verify(bundle, lambda v, p: v.verify_artifact(
+            Artifact({"sha256": digest}), bundle, p))
+        return SignedArtifact(name, bundle, signature, certificate, result.log_index, digest)
+
+    def sign_file(self, path: str) -> SignedArtifact:
+        """Hash and sign the file at ``path``."""
+        return self.sign_digest(hash_file(path), path)
+
+    def sign_statement(self, payload: bytes, name: str = "statement",
+                       payload_type: str = INTOTO_PAYLOAD_TYPE) -> SignedArtifact:
+        """Sign a DSSE envelope over ``payload`` (an in-toto statement); return the bundle."""
+        certificate = self.certificate()
+        self._check_still_valid(certificate)
+        envelope = DSSEEnvelope(payload, payload_type, ())
+        pae = envelope.pae()
+        # SPEC: DSSE v1: the signature covers PAE(payloadType, payload).
+        signature = self._key.sign(pae, ec.ECDSA(hashes.SHA256()))
+        envelope_json = {"payload": _b64(payload), "payloadType": payload_type,
+                         "signatures": [{"sig": _b64(signature)}]}
+        timestamps = self._timestamps(signature)
+        if self.context.rekor_version == 1:
+            # SPEC: sigstore-wire.md §3 dsse 0.0.1: the envelope as a JSON string plus the
+            # verifiers (base64 PEM); the log checks the signature over PAE.
+            request = {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
+                "envelope": json.dumps(envelope_json, separators=(",", ":")),
+                "verifiers": [_b64(self._verifier_pem(certificate))]}}}
+        else:
+            # SPEC: sigstore-wire.md §4: rekor-tiles takes DSSE as hashedrekord over H(PAE).
+            request = self._hashedrekord_request(hashlib.sha256(pae).digest(), signature,
+                                                 certificate)
+        entry = self._log.create_entry(request)
+        bundle = self._bundle(certificate, entry, timestamps, "dsseEnvelope", envelope_json)
+        result = self._verify(bundle, lambda v, p: v.verify_dsse(bundle, p))
+        return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
+
+    def sign_many(self, items: Sequence[tuple[str, bytes | None]],
+                  on_done: Callable[[SignedArtifact], None] | None = None) -> list[SignedArtifact]:
+        """Sign many artifacts under one certificate, logging them in parallel.
+
+        ``items`` are ``(name, sha256 digest)``, or ``(path, None)`` to hash the file.
+        ``on_done`` is called (from worker threads, one at a time) as each finishes.
+        Results come back in the order of ``items``. The first failure stops the run
+        (work not yet started is cancelled) and is raised, prefixed with the item's name.
+        """
+        if not items:
+            return []
+        self.certificate()  # one certificate, verified before any signature
+        done_lock = threading.Lock()
+
+        def one(name: str, digest: bytes | None) -> SignedArtifact:
+            try:
+                result = self.sign_digest(digest, name) if digest is not None else self.sign_file(name)
+            except Error as exc:
+                raise _with_context(exc, name) from exc
+            if on_done is not None:
+                with done_lock:
+                    on_done(result)
+            return result
+
+        workers = min(self._max_workers, len(items))
+        if workers == 1:
+            return [one(name, digest) for name, digest in items]
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sealtrail-sign")
+        try:
+            futures: list[Future[SignedArtifact]] = [pool.submit(one, n, d) for n, d in items]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in finished and f.exception() is not None]
+            if failed:
+                for future in futures:
+                    future.cancel()
+                raise failed[0].exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _check_still_valid(self, certificate: x509.Certificate | None) -> None:
+        if certificate is not None and self._clock() >= certificate.not_valid_after_utc:
+            raise CertChainInvalidError(
+                "the signing certificate expired during the run; sign fewer files at once",
+                actual=self._clock().isoformat(),
+                expected=f"before {certificate.not_valid_after_utc.isoformat()}")
+
+    def _timestamps(self, signature: bytes) -> list[bytes]:
+        # SPEC: sigstore-wire.md §5/§7: the TSA token covers the signature bytes.
+        return [tsa.timestamp(signature).der for tsa in self._tsas]
+
+    def _verifier_pem(self, certificate: x509.Certificate | None) -> bytes:
+        if certificate is not None:
+            return certificate.public_bytes(serialization.Encoding.PEM)
+        return self.public_key_pem
+
+    def _hashedrekord_request(self, digest: bytes, signature: bytes,
+                              certificate: x509.Certificate | None) -> dict[str, Any]:
+        if self.context.rekor_version == 1:
+            # SPEC: sigstore-wire.md §3 hashedrekord 0.0.1: hex digest, base64 PEM verifier.
+            return {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+                "signature": {"content": _b64(signature),
+                              "publicKey": {"content": _b64(self._verifier_pem(certificate))}},
+            }}
+        # SPEC: sigstore-wire.md §4 hashedRekordRequestV002 (keyDetails inside the verifier).
+        if certificate is not None:
+            verifier: dict[str, Any] = {"x509Certificate": {
+                "rawBytes": _b64(certificate.public_bytes(serialization.Encoding.DER))}}
+        else:
+            verifier = {"publicKey": {"rawBytes": _b64(self._key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))}}
+        verifier["keyDetails"] = KEY_DETAILS
+        return {"hashedRekordRequestV002": {"digest": _b64(digest), "signature": {
+            "content": _b64(signature), "verifier": verifier}}}
+
+    def _bundle(self, certificate: x509.Certificate | None, entry: dict[str, Any],
+                timestamps: list[bytes], content_key: str, content: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(entry, dict):
+            raise LogError("the log answered with something other than an entry")
+        material: dict[str, Any] = {}
+        if certificate is not None:
+            # SPEC: sigstore-wire.md §7: a v0.3 bundle carries the leaf only.
+            material["certificate"] = {
+                "rawBytes": _b64(certificate.public_bytes(serialization.Encoding.DER))}
+        else:
+            spki = self._key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            material["publicKey"] = {"hint": _b64(hashlib.sha256(spki).digest())}
+        material["tlogEntries"] = [entry]
+        if timestamps:
+            material["timestampVerificationData"] = {
+                "rfc3161Timestamps": [{"signedTimestamp": _b64(t)} for t in timestamps]}
+        return {"mediaType": BUNDLE_MEDIA_TYPE, "verificationMaterial": material,
+                content_key: content}
+
+    def _policy(self) -> IdentityPolicy | KeyPolicy:
+        if self._managed:
+            return KeyPolicy(self.public_key_pem)
+        assert self._identity is not None and self._identity.issuer is not None
+        return IdentityPolicy(identity=self._identity.san, issuer=self._identity.issuer)
+
+    def _verify(self, bundle: dict[str, Any],
+                check: Callable[[Verifier, IdentityPolicy | KeyPolicy], VerificationResult]
+                ) -> VerificationResult:
+        verifier = self._verifier or Verifier(self.context.trusted_root, now=self._clock())
+        try:
+            return check(verifier, self._policy())
+        except Error as exc:
+            # The services answered, but what they produced does not verify: say so plainly,
+            # keeping the class and code of the check that failed.
+            raise type(exc)(f"the new bundle does not verify against the trusted root: "
+                            f"{exc.message}", expected=exc.expected, actual=exc.actual) from exc
+
+
+def _with_context(exc: Error, name: str) -> Error:
+    """The same error, its message prefixed with the artifact it concerns."""
+    try:
+        return type(exc)(f"{name}: {exc.message}", expected=exc.expected, actual=exc.actual)
+    except TypeError:  # pragma: no cover - every sealtrail error takes these arguments
+        return exc

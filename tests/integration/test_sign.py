@@ -1,0 +1,300 @@
+"""`sealtrail sign` / `attest` / `generate-key-pair` and `sealtrail-conformance sign-bundle`
+against a fresh `sealtrail serve` instance, with real clients as oracles.
+
+The release walkthrough of issue 5 runs first: sign with an identity from the instance's
+issuer, verify with the expected identity and issuer, then the two failures a user must be
+able to act on (another artifact: the digest mismatch; another identity: the identity and
+issuer the certificate holds). The built-in issuer is registered with the CA as an *email*
+issuer, so the walkthrough uses an email identity; the GitHub-workflow variant is kept as an
+expected failure until the instance registers its issuer for workflow tokens too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.integration.instance_server import BIN, NPM_SIGSTORE, InstanceServer, free_port, run
+
+pytestmark = pytest.mark.integration
+
+SEALTRAIL = str(BIN / "sealtrail")
+RELEASER = "release@example.com"
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstanceServer]:
+    server = InstanceServer(tmp_path_factory.mktemp("sign") / "sealtrail")
+    server.init()
+    server.start()
+    yield server
+    server.stop()
+
+
+def release(tmp_path: Path, *names: str) -> list[Path]:
+    paths = []
+    for name in names:
+        path = tmp_path / name
+        path.write_bytes(f"contents of {name}\n".encode())
+        paths.append(path)
+    return paths
+
+
+def verify(instance: InstanceServer, artifact: Path, identity: str, *extra: str,
+           check: bool = True) -> tuple[int, str, str]:
+    done = run(SEALTRAIL, "verify", str(artifact), "--trusted-root", str(instance.trusted_root),
+               "--certificate-identity", identity, "--certificate-oidc-issuer", instance.issuer,
+               *extra, check=check)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_walkthrough_sign_verify_and_the_two_failures(instance: InstanceServer,
+                                                      tmp_path: Path) -> None:
+    tarball, checksums = release(tmp_path, "proj-1.0.tar.gz", "SHA256SUMS")
+    # The instance's built-in issuer mints the token (no other token source is set).
+    env = {"SIGSTORE_ID_TOKEN": "", "ACTIONS_ID_TOKEN_REQUEST_URL": "", "GITLAB_CI": ""}
+    done = run(SEALTRAIL, "sign", str(tarball), str(checksums), "--instance-dir",
+               str(instance.directory), "--builtin-email", RELEASER, env=env)
+    assert "identity token from the instance's built-in issuer" in done.stderr
+    assert "[2/2] signed" in done.stderr and "verified against the trusted root" in done.stderr
+    for path in (tarball, checksums):
+        bundle = json.loads(Path(f"{path}.sigstore.json").read_text())
+        assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+        assert "certificate" in bundle["verificationMaterial"]
+        code, out, _ = verify(instance, path, RELEASER)
+        assert code == 0 and f"signed by identity {RELEASER} (issuer {instance.issuer})" in out
+    # Both files were signed under one certificate.
+    certificates = {json.loads(Path(f"{p}.sigstore.json").read_text())["verificationMaterial"]
+                    ["certificate"]["rawBytes"] for p in (tarball, checksums)}
+    assert len(certificates) == 1
+
+    # Failure 1: another artifact presented with the bundle names both digests.
+    other = tmp_path / "elsewhere" / tarball.name
+    other.parent.mkdir()
+    other.write_bytes(b"a tampered tarball\n")
+    shutil.copy(f"{tarball}.sigstore.json", f"{other}.sigstore.json")
+    code, _, err = verify(instance, other, RELEASER, check=False)
+    assert code == 1 and "DIGEST_MISMATCH" in err
+    assert hashlib.sha256(other.read_bytes()).hexdigest() in err
+    assert hashlib.sha256(tarball.read_bytes()).hexdigest() in err
+
+    # Failure 2: another expected identity prints the identity and issuer found.
+    code, _, err = verify(instance, tarball, "someone-else@example.com", check=False)
+    assert code == 1 and "IDENTITY_MISMATCH" in err
+    assert RELEASER in err and instance.issuer in err
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the instance registers its built-in issuer with the CA as an email issuer only, so the "
+    "CA refuses `sealtrail token github` tokens; drop this marker once server/instance.py "
+    "registers it for github-workflow tokens too"))
+def test_walkthrough_with_a_github_workflow_identity(instance: InstanceServer,
+                                                     tmp_path: Path) -> None:
+    (artifact,) = release(tmp_path, "proj-1.0.tar.gz")
+    token = run(SEALTRAIL, "token", "github", "--repository", "org/proj", "--instance",
+                str(instance.directory)).stdout.strip()
+    run(SEALTRAIL, "sign", str(artifact), "--instance-dir", str(instance.directory),
+        "--identity-token", token)
+    identity = "https://github.com/org/proj/.github/workflows/release.yml@refs/heads/main"
+    code, _, _ = verify(instance, artifact, identity)
+    assert code == 0
+
+
+def test_detached_signature_and_certificate(instance: InstanceServer, tmp_path: Path) -> None:
+    (artifact,) = release(tmp_path, "tool.bin")
+    sig, pem, bundle = (tmp_path / "tool.sig", tmp_path / "tool.pem", tmp_path / "tool.bundle")
+    run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
+        "--identity-token", instance.token(RELEASER), "--bundle", str(bundle),
+        "--output-signature", str(sig), "--output-certificate", str(pem), "--rekor-version", "1")
+    data = json.loads(bundle.read_text())
+    assert base64.b64decode(sig.read_bytes()) == base64.b64decode(data["messageSignature"]["signature"])
+    leaf = x509.load_pem_x509_certificate(pem.read_bytes())
+    assert base64.b64encode(leaf.public_bytes(Encoding.DER)).decode() == \
+        data["verificationMaterial"]["certificate"]["rawBytes"]
+    assert data["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"] == "0.0.1"
+    code, _, _ = verify(instance, artifact, RELEASER, "--bundle", str(bundle))
+    assert code == 0
+
+
+@pytest.mark.parametrize("rekor_version", ["1", "2"])
+def test_sign_and_attest_bundles_verify_with_sigstore_python(instance: InstanceServer,
+                                                            tmp_path: Path, rekor_version: str) -> None:
+    artifact, second = release(tmp_path, "app.whl", "app.tar.gz")
+    identity = f"python-oracle-v{rekor_version}@example.com"
+    token = instance.token(identity)
+    common = ["--trust-config", str(instance.trust_config), "--identity-token", token,
+              "--rekor-version", rekor_version]
+    run(SEALTRAIL, "sign", str(artifact), *common)
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps({"buildType": "https://example.com/ci"}))
+    attested = tmp_path / "attestation.json"
+    run(SEALTRAIL, "attest", str(artifact), str(second), "--predicate", str(predicate),
+        "--predicate-type", "https://slsa.dev/provenance/v1", "--bundle", str(attested), *common)
+    kinds = json.loads(attested.read_text())["verificationMaterial"]["tlogEntries"][0]["kindVersion"]
+    assert kinds["kind"] == ("dsse" if rekor_version == "1" else "hashedrekord")
+    for target, bundle in ((artifact, f"{artifact}.sigstore.json"), (artifact, attested),
+                           (second, attested)):
+        run(str(BIN / "sigstore"), "--trust-config", str(instance.trust_config), "verify",
+            "identity", "--bundle", str(bundle), "--cert-identity", identity,
+            "--cert-oidc-issuer", instance.issuer, str(target))
+        code, _, _ = verify(instance, target, identity, "--bundle", str(bundle))
+        assert code == 0
+
+
+def test_sign_and_attest_bundles_verify_with_sigstore_js(instance: InstanceServer,
+                                                        tmp_path: Path) -> None:
+    if not NPM_SIGSTORE.exists() or shutil.which("node") is None:
+        pytest.fail(f"{NPM_SIGSTORE} is missing: `make test` installs the npm clients")
+    (artifact,) = release(tmp_path, "lib.tgz")
+    token = instance.token("js-oracle@example.com")
+    run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
+        "--identity-token", token)
+    statement = tmp_path / "statement.json"
+    statement.write_text(json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "lib.tgz",
+                     "digest": {"sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()}}],
+        "predicateType": "https://slsa.dev/provenance/v1", "predicate": {}}))
+    attested = tmp_path / "lib.intoto.json"
+    run(SEALTRAIL, "attest", "--statement", str(statement), "--bundle", str(attested),
+        "--trust-config", str(instance.trust_config), "--identity-token", token)
+    # @sigstore/cli takes no trusted root file, but it can bootstrap from the instance's TUF
+    # repository with its pinned root (the trusted root is a TUF target there).
+    tuf = ["--tuf-mirror-url", instance.url + "/tuf", "--tuf-root-path",
+           str(instance.directory / "tuf" / "metadata" / "1.root.json"),
+           "--tuf-cache-path", str(tmp_path / "tuf-cache"),
+           "--certificate-identity-email", "js-oracle@example.com",
+           "--certificate-issuer", instance.issuer]
+    done = run(str(NPM_SIGSTORE), "verify", f"{artifact}.sigstore.json", "--blob-file",
+               str(artifact), *tuf)
+    assert "Verification succeeded" in done.stdout + done.stderr
+    done = run(str(NPM_SIGSTORE), "verify", str(attested), *tuf)
+    assert "Verification succeeded" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("rekor_version", [1, 2])
+def test_conformance_sign_bundle_round_trips(instance: InstanceServer, tmp_path: Path,
+                                             rekor_version: int) -> None:
+    config = json.loads((instance.directory / "trust" / "signing_config.v0.2.json").read_text())
+    config["rekorTlogUrls"] = [u for u in config["rekorTlogUrls"]
+                               if u["majorApiVersion"] == rekor_version]
+    signing_config = tmp_path / "signing_config.json"
+    signing_config.write_text(json.dumps(config))
+    (artifact,) = release(tmp_path, "a.txt")
+    identity = f"conformance-v{rekor_version}@example.com"
+    conformance = str(BIN / "sealtrail-conformance")
+    documents = ["--trusted-root", str(instance.trusted_root), "--signing-config",
+                 str(signing_config)]
+    bundle = tmp_path / "a.sigstore.json"
+    run(conformance, "sign-bundle", "--identity-token", instance.token(identity), "--bundle",
+        str(bundle), *documents, str(artifact))
+    entry = json.loads(bundle.read_text())["verificationMaterial"]["tlogEntries"][0]
+    assert entry["kindVersion"]["version"] == f"0.0.{rekor_version}"
+    check = ["--certificate-identity", identity, "--certificate-oidc-issuer", instance.issuer,
+             "--trusted-root", str(instance.trusted_root)]
+    run(conformance, "verify-bundle", "--bundle", str(bundle), *check, str(artifact))
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    run(conformance, "verify-bundle", "--bundle", str(bundle), *check, f"sha256:{digest}")
+    # --in-toto: FILE is a statement, signed as DSSE; it verifies for its subject.
+    statement = tmp_path / "statement.json"
+    statement.write_text(json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "a.txt", "digest": {"sha256": digest}}],
+        "predicateType": "https://example.com/predicate/v1", "predicate": {"ok": True}}))
+    dsse = tmp_path / "statement.sigstore.json"
+    run(conformance, "sign-bundle", "--in-toto", "--identity-token", instance.token(identity),
+        "--bundle", str(dsse), *documents, str(statement))
+    assert "dsseEnvelope" in json.loads(dsse.read_text())
+    run(conformance, "verify-bundle", "--bundle", str(dsse), *check, str(artifact))
+
+
+def test_existing_outputs_are_not_overwritten(instance: InstanceServer, tmp_path: Path) -> None:
+    first, second = release(tmp_path, "one.bin", "two.bin")
+    existing = Path(f"{second}.sigstore.json")
+    existing.write_text("keep me")
+    common = ["--trust-config", str(instance.trust_config), "--identity-token",
+              instance.token(RELEASER)]
+    done = run(SEALTRAIL, "sign", str(first), str(second), *common, check=False)
+    assert done.returncode == 2 and "exists; pass --overwrite" in done.stderr
+    assert existing.read_text() == "keep me"
+    assert not Path(f"{first}.sigstore.json").exists()  # nothing was written for the other
+    run(SEALTRAIL, "sign", str(first), str(second), *common, "--overwrite")
+    assert json.loads(existing.read_text())["mediaType"].startswith("application/vnd.dev")
+
+
+def test_managed_key_sign_and_verify(instance: InstanceServer, tmp_path: Path) -> None:
+    env = {"SEALTRAIL_PASSPHRASE": "release passphrase"}
+    key = tmp_path / "release.key"
+    run(SEALTRAIL, "generate-key-pair", "--output-key", str(key), env=env)
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert b"ENCRYPTED PRIVATE KEY" in key.read_bytes()
+    done = run(SEALTRAIL, "generate-key-pair", "--output-key", str(key), env=env, check=False)
+    assert done.returncode == 2 and "exists" in done.stderr
+    (artifact,) = release(tmp_path, "keyed.bin")
+    run(SEALTRAIL, "sign", str(artifact), "--key", str(key), "--trust-config",
+        str(instance.trust_config), env=env)
+    bundle = json.loads(Path(f"{artifact}.sigstore.json").read_text())
+    assert "publicKey" in bundle["verificationMaterial"]
+    assert bundle["verificationMaterial"]["tlogEntries"]  # still logged
+    done = run(SEALTRAIL, "verify", str(artifact), "--key", str(tmp_path / "release.pub"),
+               "--trusted-root", str(instance.trusted_root))
+    assert "signed by key" in done.stdout
+    done = run(SEALTRAIL, "sign", str(artifact), "--key", str(key), "--trust-config",
+               str(instance.trust_config), "--overwrite", env={"SEALTRAIL_PASSPHRASE": "wrong"},
+               check=False)
+    assert done.returncode == 2 and "KEY_MALFORMED" in done.stderr
+
+
+def test_statement_that_does_not_name_the_file_is_refused(instance: InstanceServer,
+                                                          tmp_path: Path) -> None:
+    (artifact,) = release(tmp_path, "x.bin")
+    statement = tmp_path / "s.json"
+    statement.write_text(json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                                     "subject": [{"name": "y", "digest": {"sha256": "00" * 32}}],
+                                     "predicateType": "https://example.com/p", "predicate": {}}))
+    done = run(SEALTRAIL, "attest", str(artifact), "--statement", str(statement),
+               "--trust-config", str(instance.trust_config), "--identity-token",
+               instance.token(RELEASER), check=False)
+    assert done.returncode == 1 and "SUBJECT_MISMATCH" in done.stderr
+    assert not Path(f"{artifact}.sigstore.json").exists()
+
+
+def test_unreachable_log_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
+                                                             tmp_path: Path) -> None:
+    config = json.loads(instance.trust_config.read_text())
+    dead = f"http://127.0.0.1:{free_port()}"
+    for item in config["signingConfig"]["rekorTlogUrls"]:
+        item["url"] = dead if item["majorApiVersion"] == 1 else dead + "/logs/x"
+    trust_config = tmp_path / "trust_config.json"
+    trust_config.write_text(json.dumps(config))
+    artifacts = release(tmp_path, "a.bin", "b.bin", "c.bin")
+    done = run(SEALTRAIL, "sign", *map(str, artifacts), "--trust-config", str(trust_config),
+               "--identity-token", instance.token(RELEASER), check=False)
+    assert done.returncode == 2, done.stderr
+    assert "LOG_ERROR" in done.stderr and f"cannot reach the log at {dead}" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin", "c.bin",
+                                                          "trust_config.json"]
+
+
+def test_stopped_instance_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
+                                                              tmp_path: Path) -> None:
+    # Runs last in this module: it stops the shared instance.
+    token = instance.token(RELEASER)
+    instance.stop()
+    (artifact,) = release(tmp_path, "late.bin")
+    done = run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
+               "--identity-token", token, check=False)
+    assert done.returncode == 2
+    assert f"cannot reach the CA at {instance.url}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [artifact]
