@@ -303,7 +303,10 @@ def _builtin_issuer_source(args: Any) -> list[Any]:
         import getpass
         import re
 
-        user = re.sub(r"[^A-Za-z0-9._+-]", "", getpass.getuser()) or "signer"
+        try:
+            user = re.sub(r"[^A-Za-z0-9._+-]", "", getpass.getuser()).strip(".") or "signer"
+        except (OSError, KeyError):  # no login name in this environment
+            user = "signer"
         email = args.builtin_email or f"{user}@localhost.localdomain"
         return instance.builtin_issuer().mint_email(email), "minted"
 
@@ -361,6 +364,7 @@ def _progress(total: int) -> Any:
 
 
 def _sign(args: Any) -> int:
+    _skip_httpx_cli()
     from sealtrail.sign.outputs import StagedOutputs
 
     single = len(args.files) == 1
@@ -399,6 +403,7 @@ def _sign(args: Any) -> int:
 
 
 def _attest(args: Any) -> int:
+    _skip_httpx_cli()
     from sealtrail.sign import hash_file
     from sealtrail.sign.outputs import StagedOutputs
     from sealtrail.sign.statement import build_statement, check_statement
@@ -453,6 +458,7 @@ def _attest(args: Any) -> int:
 
 
 def _generate_key_pair(args: Any) -> int:
+    _skip_httpx_cli()
     from sealtrail.sign.keys import generate_key_pair
     from sealtrail.sign.outputs import StagedOutputs
 

@@ -653,14 +653,21 @@ class LogEngine:
 
     def _node_source(self, snap: _Snapshot) -> _proofs.NodeSource:
         size = snap.checkpoint.size
+        # One proof touches only a few tiles (about one per 8 levels) but asks for ~log2(n)
+        # nodes: remember the tiles for the duration of this proof, so a deeper tree costs
+        # little more than a shallow one (no lock or LRU bookkeeping per node).
+        seen: dict[tuple[int, int], _proofs.ExpandedTile] = {}
 
         def node(height: int, index: int) -> bytes:
             level, tile_index, sub, offset = _proofs.tile_coordinates(height, index)
-            if tile_width(level, tile_index, size) == TILE_WIDTH:
-                tile = self._cache.get(level, tile_index,
-                                       lambda: self._full_tile(level, tile_index))
-            else:
-                tile = snap.expanded_edge(level)
+            tile = seen.get((level, tile_index))
+            if tile is None:
+                if tile_width(level, tile_index, size) == TILE_WIDTH:
+                    tile = self._cache.get(level, tile_index,
+                                           lambda: self._full_tile(level, tile_index))
+                else:
+                    tile = snap.expanded_edge(level)
+                seen[(level, tile_index)] = tile
             return _proofs.node_from_tile(tile, sub, offset)
 
         return node

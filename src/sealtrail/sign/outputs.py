@@ -68,10 +68,10 @@ class StagedOutputs:
                 staged.append((temporary, absolute))
                 # mkstemp creates the file 0600: a private key is never readable by others,
                 # not even for a moment; public outputs are opened up before they are moved.
+                # No fsync: the promise is "a failed run writes nothing", not durability
+                # across a power cut, and a sync per file would dominate a 100-file run.
                 with os.fdopen(handle, "wb") as out:
                     out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
                 if mode != 0o600:
                     os.chmod(temporary, mode)
             for temporary, absolute in staged:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import base64
 import json
 import random
+import ssl
+import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import httpx
 from cryptography import x509
@@ -124,6 +126,38 @@ class RetryingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+class _LazyTLSTransport(httpx.BaseTransport):
+    """Plain-HTTP requests (a local instance) use a transport whose TLS context is never
+    used; the TLS transport, whose creation loads the CA bundle (20-40 ms of start-up), is
+    only made on the first https request, with httpx's default certificate verification."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._plain: httpx.HTTPTransport | None = None
+        self._tls: httpx.HTTPTransport | None = None
+
+    def _transport(self, https: bool) -> httpx.HTTPTransport:
+        with self._lock:
+            if https:
+                if self._tls is None:
+                    self._tls = httpx.HTTPTransport(limits=self._limits)
+                return self._tls
+            if self._plain is None:
+                # Only ever used for http:// URLs, so no certificates need loading.
+                self._plain = httpx.HTTPTransport(
+                    limits=self._limits, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+            return self._plain
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:  # noqa: D102 - httpx API
+        return self._transport(request.url.scheme == "https").handle_request(request)
+
+    def close(self) -> None:  # noqa: D102 - httpx API
+        for transport in (self._plain, self._tls):
+            if transport is not None:
+                transport.close()
+
+
 def http_client(policy: RetryPolicy | None = None, *, transport: httpx.BaseTransport | None = None,
                 sleep: Callable[[float], None] = time.sleep, max_connections: int = 32) -> httpx.Client:
     """An ``httpx.Client`` with timeouts and retries, shared by the signing-service clients.
@@ -132,7 +166,7 @@ def http_client(policy: RetryPolicy | None = None, *, transport: httpx.BaseTrans
     is thread-safe: the signer shares one across its worker threads.
     """
     policy = policy or RetryPolicy()
-    inner = transport or httpx.HTTPTransport(limits=httpx.Limits(
+    inner = transport or _LazyTLSTransport(httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections))
     return httpx.Client(
         transport=RetryingTransport(inner, policy, sleep=sleep),

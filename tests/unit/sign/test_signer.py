@@ -30,7 +30,7 @@ from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.sign import Signer, SigningContext
 from sealtrail.sign.statement import build_statement
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
-from sealtrail.verify.verifier import Artifact, Verifier
+from sealtrail.verify.verifier import Verifier
 from tests.fakes.ca import FakeCA
 from tests.fakes.instance import FakeInstance
 from tests.unit.sign._services import IDENTITY, ISSUER, FakeServices, make_token
