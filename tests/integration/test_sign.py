@@ -4,9 +4,9 @@ against a fresh `sealtrail serve` instance, with real clients as oracles.
 The release walkthrough of issue 5 runs first: sign with an identity from the instance's
 issuer, verify with the expected identity and issuer, then the two failures a user must be
 able to act on (another artifact: the digest mismatch; another identity: the identity and
-issuer the certificate holds). The built-in issuer is registered with the CA as an *email*
-issuer, so the walkthrough uses an email identity; the GitHub-workflow variant is kept as an
-expected failure until the instance registers its issuer for workflow tokens too.
+issuer the certificate holds), once with an email identity and once with a GitHub-Actions-shaped
+workflow identity (the built-in issuer answers at /oidc for email and /oidc/github for
+workflow identities).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import os
 import shutil
 import stat
@@ -94,20 +95,34 @@ def test_walkthrough_sign_verify_and_the_two_failures(instance: InstanceServer,
     assert RELEASER in err and instance.issuer in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the instance registers its built-in issuer with the CA as an email issuer only, so the "
-    "CA refuses `sealtrail token github` tokens; drop this marker once server/instance.py "
-    "registers it for github-workflow tokens too"))
 def test_walkthrough_with_a_github_workflow_identity(instance: InstanceServer,
                                                      tmp_path: Path) -> None:
-    (artifact,) = release(tmp_path, "proj-1.0.tar.gz")
-    token = run(SEALTRAIL, "token", "github", "--repository", "org/proj", "--instance",
-                str(instance.directory)).stdout.strip()
+    """The release flow of issue 5 with a GitHub-Actions-shaped workflow identity."""
+    artifact, other = release(tmp_path, "proj-1.0.tar.gz", "proj-evil.tar.gz")
+    token = run(SEALTRAIL, "token", "github", "--repository", "org/proj", "--ref",
+                "refs/tags/v1.0", "--instance", str(instance.directory)).stdout.strip()
     run(SEALTRAIL, "sign", str(artifact), "--instance-dir", str(instance.directory),
         "--identity-token", token)
-    identity = "https://github.com/org/proj/.github/workflows/release.yml@refs/heads/main"
-    code, _, _ = verify(instance, artifact, identity)
-    assert code == 0
+    identity = "https://github.com/org/proj/.github/workflows/release.yml@refs/tags/v1.0"
+    issuer = instance.url + "/oidc/github"
+    policy = ["--certificate-identity", identity, "--certificate-oidc-issuer", issuer]
+
+    def verify_with(target: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        return run(SEALTRAIL, "verify", str(target), "--bundle", str(artifact) + ".sigstore.json",
+                   "--trusted-root", str(instance.trusted_root), *flags, check=False)
+
+    done = verify_with(artifact, *policy, "--cert-github-workflow-repository", "org/proj",
+                       "--cert-github-workflow-ref", "refs/tags/v1.0")
+    assert done.returncode == 0, done.stderr
+    assert f"signed by identity {identity} (issuer {issuer})" in done.stdout
+    # Another artifact: the digest mismatch is named.
+    done = verify_with(other, *policy)
+    assert done.returncode == 1 and "DIGEST_MISMATCH" in done.stderr
+    # Another identity: the identity and issuer the certificate holds are printed.
+    done = verify_with(artifact, "--certificate-identity",
+                       "https://github.com/org/other/.github/workflows/release.yml@refs/tags/v1.0",
+                       "--certificate-oidc-issuer", issuer)
+    assert done.returncode == 1 and identity in done.stderr and issuer in done.stderr
 
 
 def test_detached_signature_and_certificate(instance: InstanceServer, tmp_path: Path) -> None:

@@ -561,7 +561,7 @@ def _instance_commands(args: Any) -> int:
         serve(instance.build_app(), host=config.host, port=config.port, port_file=args.port_file)
         return EXIT_OK
     if args.command == "token":
-        issuer = instance.builtin_issuer()
+        issuer = instance.builtin_issuer(args.kind)
         if args.kind == "email":
             if not args.subject:
                 raise _usage("give the email address: sealtrail token email ADDRESS --instance DIR")

@@ -59,7 +59,17 @@ class InstanceConfig:
 
     @property
     def oidc_url(self) -> str:
+        """The built-in issuer for email identities."""
         return self.public_url + "/oidc"
+
+    @property
+    def oidc_github_url(self) -> str:
+        """The built-in issuer for GitHub-Actions-shaped workflow identities.
+
+        Fulcio maps each issuer URL to one identity type, so the built-in issuer answers at two
+        URLs (same key): one typed ``email``, one typed ``github-workflow``.
+        """
+        return self.public_url + "/oidc/github"
 
     def to_json(self) -> dict[str, Any]:
         return {"publicUrl": self.public_url, "host": self.host, "port": self.port,
@@ -271,13 +281,14 @@ class Instance:
                              TARGET_SIGNING_CONFIG: _json_bytes(signing_config)})
 
     # -- tokens from the built-in issuer -------------------------------------------------
-    def builtin_issuer(self) -> Any:
+    def builtin_issuer(self, kind: str = "email") -> Any:
+        """The built-in issuer for ``kind`` ``email`` or ``github`` identities."""
         from sealtrail.oidc import BuiltinIssuer, load_issuer_key
 
         config = self.config()
         with open(self.path("keys", "oidc.pem"), "rb") as handle:
             key = load_issuer_key(handle.read(), self.passphrase())
-        return BuiltinIssuer(config.oidc_url, key)
+        return BuiltinIssuer(config.oidc_github_url if kind == "github" else config.oidc_url, key)
 
     def token_secret(self) -> bytes:
         with open(self.path("keys", "token-secret"), "rb") as handle:
@@ -316,18 +327,19 @@ class Instance:
         return CertificateAuthority(material.intermediate_key, material.chain,
                                     CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
 
-    def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], Any]:
-        """(issuer configs, JWKS fetcher, built-in issuer or None) as the CA sees them."""
+    def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], list[Any]]:
+        """(issuer configs, JWKS fetcher, built-in issuers) as the CA sees them."""
         from sealtrail.ca.tokens import IssuerConfig
         from sealtrail.server.ca_api import make_fetch_json
 
         config = self.config()
         issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
         fetch_json: Callable[[str], Any] = make_fetch_json()
-        builtin = None
+        builtin: list[Any] = []
         if config.builtin_issuer:
-            builtin = self.builtin_issuer()
-            issuers.append(IssuerConfig(config.oidc_url, "email"))
+            builtin = [self.builtin_issuer("email"), self.builtin_issuer("github")]
+            issuers += [IssuerConfig(config.oidc_url, "email"),
+                        IssuerConfig(config.oidc_github_url, "github-workflow")]
             fetch_json = _answer_locally(builtin, fetch_json)
         return issuers, fetch_json, builtin
 
@@ -353,8 +365,8 @@ class Instance:
         passphrase = self.passphrase()
         issuers, fetch_json, builtin = self.token_issuers()
         routes: list[Any] = []
-        if builtin is not None:
-            routes += build_oidc_routes(builtin, self.token_secret())
+        for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
+            routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix)
         routes += build_ca_routes(self.certificate_authority(), TokenVerifier(issuers, fetch_json),
                                   issuers)
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
@@ -407,9 +419,12 @@ class Instance:
 TUF_REFRESH_SECONDS = 3600.0
 
 
-def _answer_locally(issuer: Any, fallback: Callable[[str], Any]) -> Callable[[str], Any]:
-    """The CA fetches the built-in issuer's discovery and JWKS from memory, not over HTTP."""
-    local = {issuer.discovery_url: issuer.discovery(), issuer.issuer_url + "/jwks": issuer.jwks()}
+def _answer_locally(issuers: list[Any], fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The CA fetches the built-in issuers' discovery and JWKS from memory, not over HTTP."""
+    local = {}
+    for issuer in issuers:
+        local[issuer.discovery_url] = issuer.discovery()
+        local[issuer.issuer_url + "/jwks"] = issuer.jwks()
 
     def fetch(url: str) -> Any:
         if url in local:
