@@ -18,6 +18,7 @@ prints in ``--json`` output; codes never change meaning once released.
     │   └── ConfigInvalidError          CONFIG_INVALID      (an instance's configuration)
     ├── TokenInvalidError               TOKEN_INVALID       (an OIDC identity token we refuse)
     ├── TrustUpdateError                TRUST_UPDATE_FAILED (TUF refresh of a trust root)
+    ├── ServiceUnavailableError         SERVICE_UNAVAILABLE (a CA, TSA, log or token service failed)
     ├── LogError                        LOG_ERROR           (the transparency log service)
     │   ├── LogFrozenError              LOG_FROZEN
     │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
@@ -73,6 +74,7 @@ __all__ = [
     "NoVerifiedTimeError",
     "SCTInvalidError",
     "SETInvalidError",
+    "ServiceUnavailableError",
     "SignatureInvalidError",
     "SubjectMismatchError",
     "TimestampInvalidError",
@@ -202,6 +204,13 @@ class TrustUpdateError(Error):
     """Refreshing a trust root through TUF failed (tampered or expired metadata, no network)."""
 
     code = "TRUST_UPDATE_FAILED"
+
+
+class ServiceUnavailableError(Error):
+    """A service the signer depends on (CA, TSA, log, token endpoint) could not be reached,
+    timed out, or failed; nothing was signed with its answer."""
+
+    code = "SERVICE_UNAVAILABLE"
 
 
 class LogError(Error):

@@ -281,3 +281,17 @@ def test_oversized_body_and_unknown_paths(server: LogServer) -> None:
         response = httpx.get(server.url + path)
         assert 400 <= response.status_code < 500, (path, response.status_code)
         assert response.json()["code"] == response.status_code
+
+
+def test_v1_client_returns_the_existing_entry_for_a_resubmission(server: LogServer, trust: Trust,
+                                                                 verifier: Verifier) -> None:
+    # A retried POST whose first answer was lost gets 409: the client fetches the entry.
+    key, cert = trust.signer()
+    artifact = os.urandom(24)
+    request, signature = hashedrekord_v1(key, cert, artifact)
+    client = RekorV1Client(server.url)
+    first = client.create_entry(request)
+    again = client.create_entry(request)
+    assert again["logIndex"] == first["logIndex"]
+    assert again["canonicalizedBody"] == first["canonicalizedBody"]
+    verifier.verify_artifact(artifact, message_bundle(cert, artifact, signature, again), POLICY)

@@ -35,8 +35,8 @@ from sealtrail import __version__
 from sealtrail.errors import (
     CertChainInvalidError,
     CertificateRequestInvalidError,
-    Error,
     SCTInvalidError,
+    ServiceUnavailableError,
     TokenInvalidError,
 )
 
@@ -180,14 +180,14 @@ def read_limited(response: httpx.Response, limit: int, service: str) -> bytes:
     """The body of a streamed ``response``, refusing more than ``limit`` bytes."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise Error(f"{service} sent an oversized answer", actual=f"{declared} bytes",
+        raise ServiceUnavailableError(f"{service} sent an oversized answer", actual=f"{declared} bytes",
                     expected=f"<= {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > limit:
-            raise Error(f"{service} sent an oversized answer", actual=f"> {limit} bytes",
+            raise ServiceUnavailableError(f"{service} sent an oversized answer", actual=f"> {limit} bytes",
                         expected=f"<= {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
@@ -209,17 +209,17 @@ def service_message(body: bytes) -> str:
 def send(client: httpx.Client, request: httpx.Request, service: str,
          limit: int) -> tuple[int, httpx.Headers, bytes]:
     """Send ``request`` (with the client's retries); return status, headers and the bounded
-    body. Transport failures become an :class:`Error` naming ``service``."""
+    body. Transport failures become an :class:`ServiceUnavailableError` naming ``service``."""
     try:
         response = client.send(request, stream=True)
     except httpx.TimeoutException as exc:
-        raise Error(f"{service} did not answer in time ({type(exc).__name__})") from exc
+        raise ServiceUnavailableError(f"{service} did not answer in time ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
-        raise Error(f"cannot reach {service}: {exc or type(exc).__name__}") from exc
+        raise ServiceUnavailableError(f"cannot reach {service}: {exc or type(exc).__name__}") from exc
     try:
         body = read_limited(response, limit, service)
     except httpx.HTTPError as exc:
-        raise Error(f"{service} dropped the connection while answering: {exc}") from exc
+        raise ServiceUnavailableError(f"{service} dropped the connection while answering: {exc}") from exc
     finally:
         response.close()
     return response.status_code, response.headers, body
@@ -263,7 +263,7 @@ class CAClient:
         Raises :class:`TokenInvalidError` if the CA refuses the token (HTTP 401/403),
         :class:`CertificateRequestInvalidError` for any other refusal (HTTP 4xx),
         :class:`CertChainInvalidError` / :class:`SCTInvalidError` for an answer that is not
-        an embedded-SCT chain, and :class:`Error` when the CA is unreachable or failing.
+        an embedded-SCT chain, and :class:`ServiceUnavailableError` when the CA is unreachable or failing.
         """
         status, _headers, body = send(self._client, self.build_request(csr, token), self.service,
                                       MAX_CA_RESPONSE_BYTES)
@@ -276,7 +276,7 @@ class CAClient:
                 f"{self.service} refused the certificate request: {service_message(body)}",
                 actual=f"HTTP {status}")
         if status not in (200, 201):
-            raise Error(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
+            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
         return parse_certificate_response(body, self.service)
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sealtrail.errors import Error, TokenInvalidError
+from sealtrail.errors import TokenInvalidError, ServiceUnavailableError
 from sealtrail.transport.ca import http_client, send, service_message
 
 __all__ = [
@@ -172,7 +172,7 @@ def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = N
         if owned:
             client.close()
     if status != 200:
-        raise Error(f"{service} refused to issue an identity token: {service_message(body)}",
+        raise ServiceUnavailableError(f"{service} refused to issue an identity token: {service_message(body)}",
                     actual=f"HTTP {status}")
     try:
         value = json.loads(body).get("value")

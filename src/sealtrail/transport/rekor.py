@@ -69,6 +69,15 @@ class _Client:
                            f"{response.text[:300]}")
         return response
 
+    def _get(self, path: str) -> httpx.Response:
+        try:
+            response = self._client.get(self.base_url + path)
+        except httpx.HTTPError as exc:
+            raise LogError(f"cannot reach the log at {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise LogError(f"the log could not return the entry (HTTP {response.status_code})")
+        return response
+
     def close(self) -> None:
         self._client.close()
 
@@ -78,7 +87,15 @@ class RekorV1Client(_Client):
 
     def create_entry(self, proposed: dict[str, Any]) -> dict[str, Any]:
         """Log ``proposed`` ({apiVersion, kind, spec}); return the bundle tlog entry."""
-        response = self._post("/api/v1/log/entries", proposed)
+        try:
+            response = self._post("/api/v1/log/entries", proposed)
+        except LogEntryInvalidError as exc:
+            # 409: the log already holds this very entry -- typically our own earlier attempt,
+            # whose answer was lost. The entry (same body, same signature) is what we want.
+            location = exc.actual if isinstance(exc.actual, str) else None
+            if not location or not location.startswith("/api/v1/log/entries/"):
+                raise
+            response = self._get(location)
         try:
             return tlog_entry_from_v1(response.json())
         except ValueError as exc:

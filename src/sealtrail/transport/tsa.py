@@ -19,7 +19,7 @@ from typing import NamedTuple
 import httpx
 from asn1crypto import cms, core, tsp
 
-from sealtrail.errors import Error, TimestampInvalidError, TimestampRequestInvalidError
+from sealtrail.errors import TimestampInvalidError, TimestampRequestInvalidError, ServiceUnavailableError
 from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TST_INFO_OID
 from sealtrail.transport.ca import http_client, send, service_message
 
@@ -156,7 +156,7 @@ class TSAClient:
 
         Raises :class:`TimestampRequestInvalidError` when the TSA refuses the request (HTTP
         4xx), :class:`TimestampInvalidError` for a refused or mismatched answer, and
-        :class:`Error` when the TSA is unreachable or failing.
+        :class:`ServiceUnavailableError` when the TSA is unreachable or failing.
         """
         if nonce is None:
             nonce = secrets.randbits(NONCE_BITS) | 1  # positive, never zero
@@ -169,7 +169,7 @@ class TSAClient:
                 f"{self.service} refused the request: {service_message(body)}",
                 actual=f"HTTP {status}")
         if status not in (200, 201):
-            raise Error(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
+            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
         return check_reply(body, data, nonce, hash_name, self.service)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -182,12 +183,22 @@ def _check_chain(gen_time: datetime, chain: Sequence[x509.Certificate]) -> None:
                                      ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(eku.value)):
             raise _Failed(_RANK_CHAIN, E(
                 f"TSA certificate [{index}] extended key usage excludes timeStamping"))
-        try:
-            subject.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+        problem = _link_problem(subject, issuer)
+        if problem is not None:
             raise _Failed(_RANK_CHAIN, E(
                 f"TSA certificate [{index - 1}] is not signed by certificate [{index}]",
-                actual=str(exc) or type(exc).__name__)) from exc
+                actual=problem))
+
+
+@lru_cache(maxsize=256)
+def _link_problem(subject: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """Why ``issuer`` did not sign ``subject``, or None. The trusted root's TSA chains are few
+    and fixed, so the (costly, deterministic) signature check is remembered."""
+    try:
+        subject.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def _check_leaf_profile(leaf: x509.Certificate) -> None:

@@ -107,7 +107,7 @@ def test_connection_errors_are_retried_then_reported_naming_the_service() -> Non
     sleeps: list[float] = []
     with pytest.raises(Error) as info:
         CAClient(CA, client(handler, sleeps, attempts=5)).request_certificate(csr(), TOKEN)
-    assert type(info.value) is Error
+    assert info.value.code == "SERVICE_UNAVAILABLE"
     assert len(calls) == 5 and len(sleeps) == 4
     assert "cannot reach the CA at https://ca.test" in info.value.message
 
