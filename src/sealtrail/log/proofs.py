@@ -122,6 +122,11 @@ def range_root(start: int, end: int, node: NodeSource) -> bytes:
     """
     if start == end:
         return EMPTY_ROOT
+    width = end - start
+    if width & (width - 1) == 0 and start % width == 0:
+        # One perfect subtree (most proof nodes are): a single lookup.
+        height = width.bit_length() - 1
+        return node(height, start >> height)
     pieces = [node(h, i) for h, i in perfect_subtrees(start, end)]
     root = pieces[-1]
     for piece in reversed(pieces[:-1]):

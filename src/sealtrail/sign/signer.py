@@ -106,7 +106,9 @@ class SignedArtifact(NamedTuple):
 
     def bundle_json(self) -> bytes:
         """The bundle as JSON bytes, ready to write."""
-        return json.dumps(self.bundle, indent=2).encode() + b"\n"
+        # Compact, like other Sigstore clients: with indent=, json falls back to its pure-
+        # Python encoder, which cost a quarter of the signer's time per file.
+        return json.dumps(self.bundle, separators=(",", ":")).encode() + b"\n"
 
 
 class Signer:
