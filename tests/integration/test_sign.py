@@ -313,3 +313,26 @@ def test_stopped_instance_is_a_clear_error_and_writes_nothing(instance: Instance
     assert f"cannot reach the CA at {instance.url}" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == [artifact]
+
+
+def test_verify_detached_signature_and_certificate_online(instance: InstanceServer,
+                                                          tmp_path: Path) -> None:
+    """cosign's layout (.sig + .pem, no bundle): the log entry is looked up on the instance."""
+    artifact, other = release(tmp_path, "cli.bin", "cli-evil.bin")
+    sig, pem = tmp_path / "cli.sig", tmp_path / "cli.pem"
+    run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
+        "--identity-token", instance.token(RELEASER), "--output-signature", str(sig),
+        "--output-certificate", str(pem), "--rekor-version", "1")
+    detached = ["--signature", str(sig), "--certificate", str(pem), "--instance-dir",
+                str(instance.directory), "--certificate-identity", RELEASER,
+                "--certificate-oidc-issuer", instance.issuer]
+    done = run(SEALTRAIL, "verify", str(artifact), *detached, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "online" in done.stderr and f"signed by identity {RELEASER}" in done.stdout
+    # Another artifact: the signature does not cover it (found offline, before any look-up).
+    done = run(SEALTRAIL, "verify", str(other), *detached, check=False)
+    assert done.returncode == 1 and "SIGNATURE_INVALID" in done.stderr
+    # Another identity: named as for bundles.
+    done = run(SEALTRAIL, "verify", str(artifact), *detached[:6], "--certificate-identity",
+               "mallory@example.com", "--certificate-oidc-issuer", instance.issuer, check=False)
+    assert done.returncode == 1 and RELEASER in done.stderr and "IDENTITY_MISMATCH" in done.stderr

@@ -63,6 +63,16 @@ def _build_parser() -> ArgumentParser:
     root.add_argument("--instance", metavar="NAME",
                       help="use the cached trust root of an instance added with `sealtrail trust "
                            "add` (read offline; refresh it with `sealtrail trust update`)")
+    verify.add_argument("--signature", metavar="F.sig",
+                        help="a detached signature (base64, cosign layout) instead of a bundle; "
+                             "with --certificate, the log entry is looked up ONLINE in the "
+                             "Rekor v1 log of --trust-config or --instance-dir")
+    verify.add_argument("--certificate", metavar="F.pem", help="the detached signing certificate")
+    verify.add_argument("--trust-config", metavar="FILE",
+                        help="with --signature: a client trust config naming the trusted root "
+                             "and the log")
+    verify.add_argument("--instance-dir", metavar="DIR",
+                        help="with --signature: a local instance (its trust config)")
     verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
     verify.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="worker processes for many artifacts (default: all cores)")
@@ -653,11 +663,70 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
+def _verify_detached(args: Any, policy: Any) -> int:
+    """`verify --signature F.sig --certificate F.pem ARTIFACT`: one online look-up, then offline."""
+    from cryptography import x509
+
+    from sealtrail.batch import Outcome
+    from sealtrail.errors import Error
+    from sealtrail.sign.context import SigningContext
+    from sealtrail.sign.detached import bundle_from_detached, read_detached_signature, sha256_file
+    from sealtrail.verify.verifier import Artifact, Verifier
+
+    if len(args.artifacts) != 1 or not args.certificate:
+        raise _usage("--signature takes a single ARTIFACT and --certificate")
+    config_path = args.trust_config or (os.path.join(args.instance_dir, "trust", "trust_config.json")
+                                        if args.instance_dir else None)
+    if config_path is None:
+        raise _usage("--signature needs --trust-config or --instance-dir to find the log")
+    try:
+        with open(config_path, "rb") as handle:
+            context = SigningContext.from_trust_config(handle.read(16 * 1024 * 1024), rekor_version=1)
+        with open(args.signature, "rb") as handle:
+            signature = read_detached_signature(handle.read(1024 * 1024))
+        with open(args.certificate, "rb") as handle:
+            certificate = x509.load_pem_x509_certificate(handle.read(1024 * 1024))
+        digest = sha256_file(args.artifacts[0])
+    except OSError as exc:
+        raise _usage(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise _usage(f"{args.certificate} is not a PEM certificate") from exc
+    artifact = args.artifacts[0]
+    print(f"looking up the log entry online at {context.rekor_url} (the only network step)",
+          file=sys.stderr)
+    try:
+        bundle = bundle_from_detached(digest, signature, certificate, context.rekor_url)
+        result = Verifier(context.trusted_root).verify_artifact(
+            Artifact({"sha256": digest}), bundle, policy)
+        outcome = Outcome(artifact, True, identity=result.identity, issuer=result.issuer,
+                          log_index=result.log_index,
+                          verified_time=result.to_json()["verified_time"])
+    except Error as exc:
+        outcome = Outcome(artifact, False, exc.code, exc.diagnostics(), exit_code=exc.exit_code)
+    return _report([outcome], args)
+
+
+def _report(outcomes: list[Any], args: Any) -> int:
+    for outcome in outcomes:
+        if args.json:
+            print(json.dumps(outcome.to_json(), sort_keys=True))
+        elif outcome.ok:
+            who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
+                   else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
+            print(f"OK: {outcome.artifact}: signed by {who}, logged at index {outcome.log_index}, "
+                  f"verified time {outcome.verified_time}")
+        else:
+            print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}", file=sys.stderr)
+    return max((o.exit_code if not o.ok else EXIT_OK) for o in outcomes)
+
+
 def _verify(args: Any) -> int:
     from sealtrail.batch import Pair, verify_many
     from sealtrail.trust import read_trusted_root_bytes
 
     policy = _policy_from_args(args)
+    if args.signature:
+        return _verify_detached(args, policy)
     gc.freeze()  # what start-up imported lives until exit: keep it out of future collections
     gc.enable()
     if args.bundle and len(args.artifacts) != 1:
@@ -680,18 +749,7 @@ def _verify(args: Any) -> int:
         root_json = read_trusted_root_bytes(args.trusted_root,
                                             instance="staging" if args.staging else "production")
     outcomes = verify_many(pairs, root_json, policy, workers=args.jobs or None)
-
-    for outcome in outcomes:
-        if args.json:
-            print(json.dumps(outcome.to_json(), sort_keys=True))
-        elif outcome.ok:
-            who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
-                   else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
-            print(f"OK: {outcome.artifact}: signed by {who}, logged at index {outcome.log_index}, "
-                  f"verified time {outcome.verified_time}")
-        else:
-            print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}", file=sys.stderr)
-    return max((o.exit_code if not o.ok else EXIT_OK) for o in outcomes)
+    return _report(outcomes, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
