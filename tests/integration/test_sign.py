@@ -301,20 +301,6 @@ def test_unreachable_log_is_a_clear_error_and_writes_nothing(instance: InstanceS
                                                           "trust_config.json"]
 
 
-def test_stopped_instance_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
-                                                              tmp_path: Path) -> None:
-    # Runs last in this module: it stops the shared instance.
-    token = instance.token(RELEASER)
-    instance.stop()
-    (artifact,) = release(tmp_path, "late.bin")
-    done = run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
-               "--identity-token", token, check=False)
-    assert done.returncode == 2
-    assert f"cannot reach the CA at {instance.url}" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert list(tmp_path.iterdir()) == [artifact]
-
-
 def test_verify_detached_signature_and_certificate_online(instance: InstanceServer,
                                                           tmp_path: Path) -> None:
     """cosign's layout (.sig + .pem, no bundle): the log entry is looked up on the instance."""
@@ -336,3 +322,18 @@ def test_verify_detached_signature_and_certificate_online(instance: InstanceServ
     done = run(SEALTRAIL, "verify", str(artifact), *detached[:6], "--certificate-identity",
                "mallory@example.com", "--certificate-oidc-issuer", instance.issuer, check=False)
     assert done.returncode == 1 and RELEASER in done.stderr and "IDENTITY_MISMATCH" in done.stderr
+
+
+# Keep last: it stops the module's instance.
+def test_stopped_instance_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
+                                                              tmp_path: Path) -> None:
+    # Runs last in this module: it stops the shared instance.
+    token = instance.token(RELEASER)
+    instance.stop()
+    (artifact,) = release(tmp_path, "late.bin")
+    done = run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(instance.trust_config),
+               "--identity-token", token, check=False)
+    assert done.returncode == 2
+    assert f"cannot reach the CA at {instance.url}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [artifact]
