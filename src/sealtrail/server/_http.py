@@ -26,7 +26,8 @@ from sealtrail.errors import (
     UsageError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "read_json"]
+__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "read_body",
+           "read_json"]
 
 log = logging.getLogger("sealtrail.server")
 
@@ -68,8 +69,8 @@ def status_for(exc: Error) -> int:
     return 500
 
 
-async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
-    """The request body as JSON, refusing oversized or malformed bodies with a 4xx."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refusing (413) more than ``limit`` bytes before reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -83,8 +84,14 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
         if size > limit:
             raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request body as JSON, refusing oversized or malformed bodies with a 4xx."""
+    body = await read_body(request, limit)
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(body)
     except RecursionError:
         raise ApiError(400, "BAD_REQUEST", "request JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:

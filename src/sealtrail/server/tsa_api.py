@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealtrail.errors import ConfigInvalidError
-from sealtrail.server._http import ApiError, read_json
+from sealtrail.server._http import ApiError, read_body, read_json
 from sealtrail.tsa.authority import MAX_REQUEST_BYTES, TimestampAuthority
 
 __all__ = ["CERTCHAIN_PATH", "TIMESTAMP_PATH", "build_tsa_routes"]
@@ -41,7 +41,7 @@ def build_tsa_routes(authority: TimestampAuthority) -> list[Route]:
     async def timestamp(request: Request) -> Response:
         media_type = _media_type(request)
         if media_type == QUERY_MEDIA_TYPE:
-            parsed = authority.parse_der_request(await _read_body(request, MAX_REQUEST_BYTES))
+            parsed = authority.parse_der_request(await read_body(request, MAX_REQUEST_BYTES))
         elif media_type == JSON_MEDIA_TYPE:
             parsed = authority.parse_json_request(await read_json(request,
                                                                   limit=MAX_REQUEST_BYTES))
@@ -72,21 +72,3 @@ def _media_type(request: Request) -> str:
     # case-insensitive, RFC 9110 §8.3.1).
     value = request.headers.get("content-type", "")
     return value.split(";", 1)[0].strip().lower()
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (413) more than ``limit`` bytes before reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError(400, "BAD_REQUEST", "invalid Content-Length")
-        if int(declared) > limit:
-            raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
