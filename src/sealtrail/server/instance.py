@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -203,7 +203,7 @@ class Instance:
                                self.path("certs", generation["dir"]), passphrase=passphrase)
             end = _parse_time(generation["end"]) if generation["end"] else None
             authorities.append(docs.certificate_authority_entry(
-                list(material.chain), base_url_of(config), _parse_time(generation["start"]), end))
+                list(material.chain), config.public_url, _parse_time(generation["start"]), end))
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         ct = CTLog(load_ct_key(self.keys_dir, passphrase=passphrase))
         base = config.public_url
@@ -447,12 +447,9 @@ def _write_json(path: str, document: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def base_url_of(config: InstanceConfig) -> str:
-    return config.public_url
-
-
 def _parse_time(text: str) -> datetime:
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
-        return _utcnow() - timedelta(days=1)
+        raise ConfigInvalidError(f"{CONFIG_NAME} holds a malformed time", actual=text,
+                                 expected="YYYY-MM-DDTHH:MM:SSZ") from None
