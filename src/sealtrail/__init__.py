@@ -21,6 +21,8 @@ _EXPORTS = {
     "KeyPolicy": "sealtrail.verify.policy",
     "Outcome": "sealtrail.batch",
     "Pair": "sealtrail.batch",
+    "Signer": "sealtrail.sign.signer",
+    "SigningContext": "sealtrail.sign.context",
     "TrustedRoot": "sealtrail.models.trusted_root",
     "VerificationError": "sealtrail.errors",
     "VerificationResult": "sealtrail.verify.verifier",
