@@ -182,7 +182,12 @@ def _add_signing_source(command: Any) -> None:
                         help="the public-good staging instance (default: public-good production)")
     command.add_argument("--identity-token", metavar="TOKEN",
                          help="OIDC identity token (else $SIGSTORE_ID_TOKEN, GitHub Actions or "
-                              "GitLab CI credentials, or an instance's built-in issuer)")
+                              "GitLab CI credentials, an instance's built-in issuer, or a "
+                              "browser login when at a terminal)")
+    command.add_argument("--oidc-issuer", metavar="URL",
+                         help="OIDC issuer for the interactive browser login (default: the "
+                              "signing config's); used only at a terminal, never when $CI is "
+                              "set")
     command.add_argument("--builtin-email", metavar="EMAIL",
                          help="with --instance-dir: the email the built-in issuer certifies "
                               "(default: $USER@localhost.localdomain)")
@@ -338,8 +343,10 @@ def _make_signer(args: Any, context: Any) -> Any:
 
     from sealtrail.transport.oidc import find_identity_token
 
-    token, source = find_identity_token(args.identity_token, now=datetime.now(timezone.utc),
-                                        extra_sources=_builtin_issuer_source(args))
+    token, source = find_identity_token(
+        args.identity_token, now=datetime.now(timezone.utc),
+        extra_sources=_builtin_issuer_source(args),
+        oidc_issuer=getattr(args, "oidc_issuer", None) or getattr(context, "oidc_url", None))
     print(f"identity token from {source}: {token.identity} (issuer {token.issuer})",
           file=sys.stderr)
     return Signer(context, identity_token=token, max_workers=args.jobs)

@@ -10,10 +10,13 @@ found:
    asked for audience ``sigstore``;
 4. GitLab CI ``id_tokens``: a job declares ``id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore``,
    which GitLab exposes as the variable of step 2; outside that, there is nothing to find;
-5. any extra sources the caller adds (the CLI adds a local instance's built-in issuer).
+5. any extra sources the caller adds (the CLI adds a local instance's built-in issuer);
+6. an interactive browser login (authorization code with PKCE, see
+   :mod:`sealtrail.transport.oidc_browser`) at the OIDC issuer -- only for a person at a
+   terminal (stdin and stderr are TTYs), never in CI (``$CI`` set and not ``false``), and
+   only when an issuer URL is known (the signing config's, or ``--oidc-issuer``).
 
-The interactive browser login (authorization code with PKCE) is not implemented yet: when
-nothing is found, the error lists every source tried and why it gave nothing.
+When nothing is found, the error lists every source tried and why it gave nothing.
 
 :class:`IdentityToken` decodes the claims *without verifying the signature*: the CA verifies
 the token; the client only reads its issuer, identity and expiry so that an expired token is
@@ -23,6 +26,7 @@ reported with its expiry instead of as a CA refusal.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -39,6 +43,7 @@ __all__ = [
     "GITHUB_REQUEST_URL_ENV",
     "IdentityToken",
     "TOKEN_ENV",
+    "BROWSER_SOURCE",
     "TokenSource",
     "find_identity_token",
     "github_actions_token",
@@ -48,6 +53,7 @@ TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 GITHUB_REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
 GITHUB_REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 DEFAULT_AUDIENCE = "sigstore"
+BROWSER_SOURCE = "interactive browser login"
 MAX_TOKEN_CHARS = 64 * 1024
 MAX_GITHUB_RESPONSE_BYTES = 256 * 1024
 
@@ -209,21 +215,59 @@ def _default_sources(explicit: str | None, env: Mapping[str, str],
             TokenSource("GitLab CI id_tokens", from_gitlab)]
 
 
+def _on_terminal() -> bool:
+    """Whether a person can be at the keyboard: stdin and stderr are both terminals."""
+    try:
+        return sys.stdin is not None and sys.stderr is not None \
+            and sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError, OSError):  # closed or replaced streams
+        return False
+
+
+def _browser_source(env: Mapping[str, str], oidc_issuer: str | None, interactive: bool | None,
+                    login: Callable[[str], str] | None,
+                    client: httpx.Client | None) -> TokenSource:
+    def fetch() -> SourceResult:
+        ci = env.get("CI")
+        if ci is not None and ci.strip().lower() != "false":
+            # A CI job has nobody to click through a login; waiting would only hang it.
+            return None, f"skipped: in CI ($CI={ci[:20]!r})"
+        if not (_on_terminal() if interactive is None else interactive):
+            return None, "skipped: not on a terminal (stdin and stderr must be TTYs)"
+        if not oidc_issuer:
+            return None, ("skipped: no OIDC issuer URL known (the signing config names none; "
+                          "give --oidc-issuer)")
+        if login is not None:
+            return login(oidc_issuer), "logged in"
+        from sealtrail.transport.oidc_browser import browser_login
+
+        return browser_login(oidc_issuer, http=client), "logged in"
+
+    return TokenSource(BROWSER_SOURCE, fetch)
+
+
 def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] | None = None,
                         client: httpx.Client | None = None,
                         extra_sources: Sequence[TokenSource] = (),
-                        now: datetime | None = None) -> tuple[IdentityToken, str]:
+                        now: datetime | None = None, oidc_issuer: str | None = None,
+                        interactive: bool | None = None,
+                        login: Callable[[str], str] | None = None) -> tuple[IdentityToken, str]:
     """The first identity token found, in the documented order, and the source's name.
 
     ``env`` defaults to ``os.environ``. With ``now``, an expired token is refused with its
-    expiry. Raises :class:`TokenInvalidError` listing each source tried when none has one.
+    expiry. ``oidc_issuer`` enables the interactive browser login as the last source;
+    ``interactive`` overrides the terminal check (default: stdin and stderr are TTYs) and
+    ``login`` replaces :func:`~sealtrail.transport.oidc_browser.browser_login` (tests).
+    Raises :class:`TokenInvalidError` listing each source tried when none has one.
     """
     if env is None:
         import os
 
         env = os.environ
     tried = []
-    for source in [*_default_sources(explicit, env, client), *extra_sources]:
+    sources = [*_default_sources(explicit, env, client), *extra_sources,
+               _browser_source(env, oidc_issuer, interactive, login, client)]
+    for source in sources:
         value, reason = source.fetch()
         if value:
             token = IdentityToken.parse(value)
@@ -231,5 +275,4 @@ def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] |
                 token.check_fresh(now)
             return token, source.name
         tried.append(f"{source.name} ({reason})")
-    tried.append("interactive browser login (not implemented yet)")
     raise TokenInvalidError("no identity token found; tried: " + "; ".join(tried))
