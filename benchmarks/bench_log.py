@@ -16,7 +16,6 @@ import base64
 import hashlib
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx

@@ -15,7 +15,6 @@ the public certificates.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,19 +22,16 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.keyfiles import (
-    MAX_PEM_BYTES,
     distinguished_name,
     load_certificates,
     load_private_key,
-    read_bounded,
     write_certificate,
-    write_exclusive,
     write_private_key,
 )
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError

@@ -11,6 +11,13 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def usage_error(message: str) -> Exception:
+    """A :class:`sealtrail.errors.UsageError` (exit 2), imported lazily to keep start-up light."""
+    from sealtrail.errors import UsageError
+
+    return UsageError(message)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with our exit code and a one-line error for usage mistakes."""
 

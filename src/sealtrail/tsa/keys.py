@@ -14,7 +14,6 @@ public chain, leaf first.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,14 +22,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.keyfiles import (
-    MAX_PEM_BYTES,
     distinguished_name,
     load_certificates,
-    read_bounded,
     write_exclusive,
     write_private_key,
 )

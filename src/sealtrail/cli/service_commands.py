@@ -1,0 +1,158 @@
+"""The service side of the CLI: ``init``, ``serve``, ``token``, ``ca``, ``rotate``, ``log`` and
+``trust`` (following an instance's trust root through TUF).
+
+Heavy modules are imported inside the functions, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from sealtrail.cli._common import EXIT_OK, usage_error
+
+def trust(args: Any) -> int:
+    from sealtrail.trust.tuf_client import TrustStore
+
+    store = TrustStore()
+    if args.trust_command == "add":
+        try:
+            with open(args.root, "rb") as handle:
+                root = handle.read(1024 * 1024)
+        except OSError as exc:
+            raise usage_error(f"cannot read {args.root}: {exc.strerror}") from exc
+        info = store.add(args.name, args.url, root)
+        print(f"added {info.name} ({info.url}): root version {info.root_version}")
+        return EXIT_OK
+    names = [args.name] if args.name else list(store.instances())
+    if args.trust_command == "update":
+        for name in names:
+            info = store.update(name)
+            print(f"updated {name}: root v{info.root_version}, targets "
+                  f"{', '.join(sorted(info.targets)) or 'none'}")
+        return EXIT_OK
+    if args.trust_command == "show":
+        from datetime import datetime, timezone
+
+        now = datetime.now(timezone.utc)
+        for name in names:
+            info = store.show(name, now=now)
+            if args.json:
+                print(json.dumps({
+                    "name": info.name, "url": info.url, "builtin": info.builtin,
+                    "root_version": info.root_version,
+                    "last_updated": info.last_updated.isoformat() if info.last_updated else None,
+                    "age_seconds": int(info.age.total_seconds()) if info.age else None,
+                    "expired_roles": list(info.expired_roles(now)),
+                    "roles": {r: {"version": v.version, "expires": v.expires.isoformat()}
+                              for r, v in info.roles.items()}}, sort_keys=True))
+                continue
+            age = (f"updated {int(info.age.total_seconds() // 3600)} h ago" if info.age is not None
+                   else "never updated (only the pinned root)")
+            expired = info.expired_roles(now)
+            print(f"{info.name}: {info.url} root v{info.root_version}, {age}"
+                  + (f"; EXPIRED: {', '.join(expired)}" if expired else ""))
+        return EXIT_OK
+    raise usage_error("give a trust command: add, update or show")
+
+
+def _passphrase_for_init(args: Any) -> bytes | None:
+    if not args.encrypt_keys:
+        return None
+    value = os.environ.get("SEALTRAIL_PASSPHRASE")
+    if not value:
+        raise usage_error("--encrypt-keys needs the passphrase in $SEALTRAIL_PASSPHRASE")
+    return value.encode()
+
+
+def instance_commands(args: Any) -> int:
+    import logging
+
+    from sealtrail.server.instance import Instance
+
+    if args.command == "init":
+        instance = Instance.init(args.directory, public_url=args.public_url, host=args.host,
+                                 port=args.port, builtin_issuer=args.builtin_issuer,
+                                 github_actions=not args.no_github_actions,
+                                 passphrase=_passphrase_for_init(args))
+        config = instance.config()
+        print(f"created instance {instance.directory} for {config.public_url}")
+        print(f"  client trust config: {instance.path('trust', 'trust_config.json')}")
+        print(f"  TUF root:            {instance.path('tuf', 'metadata', '1.root.json')}")
+        print(f"serve it with: sealtrail serve {args.directory}")
+        return EXIT_OK
+    if args.command == "rotate":
+        instance = Instance(args.directory)
+        version = instance.rotate_ca() if args.what == "ca" else instance.rotate_log(args.api)
+        print(f"rotated the {'CA' if args.what == 'ca' else f'Rekor v{args.api} log'} key; "
+              f"published trust root as TUF targets version {version}")
+        return EXIT_OK
+    instance = Instance(args.directory if args.command == "serve" else args.instance)
+    if args.command == "serve":
+        from sealtrail.server.run import serve
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        config = instance.config()
+        serve(instance.build_app(), host=config.host, port=config.port, port_file=args.port_file)
+        return EXIT_OK
+    if args.command == "token":
+        issuer = instance.builtin_issuer(args.kind)
+        if args.kind == "email":
+            if not args.subject:
+                raise usage_error("give the email address: sealtrail token email ADDRESS --instance DIR")
+            print(issuer.mint_email(args.subject))
+        else:
+            if not args.repository:
+                raise usage_error("give --repository owner/name")
+            print(issuer.mint_github_workflow(repository=args.repository,
+                                              workflow_path=args.workflow, ref=args.ref,
+                                              sha=args.sha, event_name=args.event))
+        return EXIT_OK
+    if args.command == "ca":
+        return _ca_dry_run(instance, args)
+    raise usage_error("unknown command")
+
+
+def _ca_dry_run(instance: Any, args: Any) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from sealtrail.ca.tokens import TokenVerifier
+
+    if args.ca_command != "dry-run":
+        raise usage_error("give a ca command: dry-run")
+    token = sys.stdin.read(1024 * 1024).strip() if args.token == "-" else args.token
+    issuers, fetch_json, _ = instance.token_issuers()
+    principal = TokenVerifier(issuers, fetch_json).verify(token)
+    leaf = instance.certificate_authority().dry_run(principal)
+    print(json.dumps(principal.to_json(), indent=2))
+    print(leaf.public_bytes(serialization.Encoding.PEM).decode(), end="")
+    return EXIT_OK
+
+
+def log(args: Any) -> int:
+    import logging
+
+    from sealtrail.server.log_instance import LogDirectory
+
+    directory = LogDirectory(args.directory)
+    if args.log_command == "tlogs":
+        print(json.dumps(directory.trusted_root_tlogs(args.base_url), indent=2))
+        return EXIT_OK
+    if args.log_command == "rollover":
+        new = directory.rollover(args.api)
+        print(f"froze the active Rekor v{args.api} log; new shard {new.name!r}"
+              + (f" starts at global index {new.index_offset}" if args.api == 1 else ""))
+        return EXIT_OK
+    if args.log_command != "serve":
+        raise usage_error("give a log command: serve, rollover or tlogs")
+    from sealtrail.server.log_api import build_log_app
+    from sealtrail.server.run import serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if not os.path.exists(directory.config_path):
+        directory.create(args.origin_host or args.host)
+    serve(build_log_app(directory.open()), host=args.host, port=args.port,
+          port_file=args.port_file)
+    return EXIT_OK

@@ -1,0 +1,340 @@
+"""``sealtrail sign``, ``attest`` and ``generate-key-pair``: the signing side of the CLI.
+
+Heavy modules are imported inside the functions, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from sealtrail.cli._common import EXIT_OK, usage_error
+
+def _add_signing_source(command: Any) -> None:
+    """The flags that say where to sign (services + trusted root) and with what identity."""
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--trust-config", metavar="FILE",
+                        help="client trust config (trusted root + signing config), as "
+                             "`sigstore --trust-config` reads it")
+    source.add_argument("--instance-dir", metavar="DIR",
+                        help="a local instance made by `sealtrail init` (reads "
+                             "DIR/trust/trust_config.json; mints a token from its built-in "
+                             "issuer when that is enabled and no other token is found)")
+    source.add_argument("--instance", metavar="NAME",
+                        help="an instance added with `sealtrail trust add` (cached trust root "
+                             "and signing config)")
+    source.add_argument("--staging", action="store_true",
+                        help="the public-good staging instance (default: public-good production)")
+    command.add_argument("--identity-token", metavar="TOKEN",
+                         help="OIDC identity token (else $SIGSTORE_ID_TOKEN, GitHub Actions or "
+                              "GitLab CI credentials, an instance's built-in issuer, or a "
+                              "browser login when at a terminal)")
+    command.add_argument("--oidc-issuer", metavar="URL",
+                         help="OIDC issuer for the interactive browser login (default: the "
+                              "signing config's); used only at a terminal, never when $CI is "
+                              "set")
+    command.add_argument("--builtin-email", metavar="EMAIL",
+                         help="with --instance-dir: the email the built-in issuer certifies "
+                              "(default: $USER@localhost.localdomain)")
+    command.add_argument("--key", metavar="KEY",
+                         help="sign with this private key (from `sealtrail generate-key-pair`; "
+                              "passphrase from $SEALTRAIL_PASSPHRASE or a prompt) instead of "
+                              "keyless")
+    command.add_argument("--rekor-version", type=int, choices=(1, 2),
+                         help="log to a Rekor v1 or v2 log (default: the newest the signing "
+                              "config offers)")
+    command.add_argument("--overwrite", action="store_true",
+                         help="replace existing output files")
+    command.add_argument("--jobs", type=int, default=16, metavar="N",
+                         help="log submissions in flight at once (default 16)")
+
+
+def add_parsers(commands: Any) -> None:
+    sign = commands.add_parser(
+        "sign", help="sign files (keyless or with --key): certificate, signature, timestamp, "
+                     "log entry, verified bundle",
+        description="Sign each FILE and write FILE.sigstore.json. Keyless signing gets one "
+                    "short-lived certificate for all files; every bundle is verified against "
+                    "the trusted root before anything is written, and a failure writes nothing.")
+    sign.add_argument("files", nargs="+", metavar="FILE")
+    sign.add_argument("--bundle", metavar="OUT", help="bundle path (only with a single FILE)")
+    sign.add_argument("--output-signature", metavar="F.sig",
+                      help="also write the signature, base64 (cosign layout; single FILE)")
+    sign.add_argument("--output-certificate", metavar="F.pem",
+                      help="also write the signing certificate, PEM (single FILE, keyless)")
+    _add_signing_source(sign)
+
+    attest = commands.add_parser(
+        "attest", help="sign an in-toto statement about files (DSSE) and log it",
+        description="Sign an in-toto statement whose subjects are the FILEs (with --predicate "
+                    "and --predicate-type), or a ready statement (--statement). The bundle goes "
+                    "to --bundle, else to FILE.sigstore.json for each FILE, else to "
+                    "STATEMENT.sigstore.json.")
+    attest.add_argument("files", nargs="*", metavar="FILE")
+    attest.add_argument("--predicate", metavar="P.json", help="the predicate (a JSON object)")
+    attest.add_argument("--predicate-type", metavar="URI", help="the predicate type URI")
+    attest.add_argument("--statement", metavar="S.json",
+                        help="sign this in-toto statement as it is (FILEs, if given, must be "
+                             "among its subjects)")
+    attest.add_argument("--bundle", metavar="OUT", help="bundle path")
+    _add_signing_source(attest)
+
+    keygen = commands.add_parser(
+        "generate-key-pair", help="make an encrypted ECDSA P-256 signing key for `sign --key`",
+        description="Write KEY (encrypted PKCS#8 PEM, mode 0600) and KEY.pub. The passphrase "
+                    "comes from $SEALTRAIL_PASSPHRASE, else a prompt.")
+    keygen.add_argument("--output-key", metavar="KEY", default="sealtrail.key",
+                        help="private key path (default sealtrail.key; public key beside it "
+                             "with .pub)")
+    keygen.add_argument("--overwrite", action="store_true", help="replace existing key files")
+
+
+_PUBLIC_GOOD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "data", "public-good")
+
+
+def _read_small(path: str, what: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise usage_error(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise usage_error(f"{what} {path} is too large")
+    return data
+
+
+def _skip_httpx_cli() -> None:
+    """httpx imports its own command line (click and rich, about 60 ms) whenever those happen
+    to be installed; sealtrail never runs it. Marking the module absent makes httpx fall back
+    to its built-in stub, as it does when they are not installed."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+def _signing_context(args: Any) -> Any:
+    _skip_httpx_cli()
+    from sealtrail.sign import SigningContext
+
+    version = args.rekor_version
+    if args.trust_config or args.instance_dir:
+        path = args.trust_config or os.path.join(args.instance_dir, "trust", "trust_config.json")
+        return SigningContext.from_trust_config(_read_small(path, "trust config"), version)
+    if args.instance:
+        from sealtrail.trust.tuf_client import TrustStore
+
+        store = TrustStore()
+        return SigningContext.from_documents(store.trusted_root_bytes(args.instance),
+                                             store.signing_config_bytes(args.instance), version)
+    directory = os.path.join(_PUBLIC_GOOD, "staging" if args.staging else "production")
+    return SigningContext.from_documents(
+        _read_small(os.path.join(directory, "trusted_root.json"), "trusted root"),
+        _read_small(os.path.join(directory, "signing_config.v0.2.json"), "signing config"),
+        version)
+
+
+def _passphrase(prompt: str, *, confirm: bool = False) -> bytes:
+    value = os.environ.get("SEALTRAIL_PASSPHRASE")
+    if value:
+        return value.encode()
+    if not sys.stdin.isatty():
+        raise usage_error("set $SEALTRAIL_PASSPHRASE (no terminal to ask for the passphrase)")
+    import getpass
+
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("again: ") != first:
+        raise usage_error("the passphrases differ")
+    return first.encode()
+
+
+def _builtin_issuer_source(args: Any) -> list[Any]:
+    """With --instance-dir: the instance's built-in issuer, as a last token source."""
+    from sealtrail.transport.oidc import TokenSource
+
+    if not args.instance_dir:
+        return []
+
+    def fetch() -> tuple[str | None, str]:
+        from sealtrail.server.instance import Instance
+
+        instance = Instance(args.instance_dir)
+        if not instance.config().builtin_issuer:
+            return None, "not enabled on the instance"
+        import getpass
+        import re
+
+        try:
+            user = re.sub(r"[^A-Za-z0-9._+-]", "", getpass.getuser()).strip(".") or "signer"
+        except (OSError, KeyError):  # no login name in this environment
+            user = "signer"
+        email = args.builtin_email or f"{user}@localhost.localdomain"
+        return instance.builtin_issuer().mint_email(email), "minted"
+
+    return [TokenSource("the instance's built-in issuer", fetch)]
+
+
+def _make_signer(args: Any, context: Any) -> Any:
+    from sealtrail.sign import Signer
+
+    if args.key:
+        if args.identity_token:
+            raise usage_error("--key and --identity-token exclude each other")
+        from sealtrail.sign.keys import load_private_key
+
+        key = load_private_key(_read_small(args.key, "key", 64 * 1024),
+                               _passphrase(f"passphrase for {args.key}: "))
+        return Signer(context, private_key=key, max_workers=args.jobs)
+    from datetime import datetime, timezone
+
+    from sealtrail.transport.oidc import find_identity_token
+
+    token, source = find_identity_token(
+        args.identity_token, now=datetime.now(timezone.utc),
+        extra_sources=_builtin_issuer_source(args),
+        oidc_issuer=getattr(args, "oidc_issuer", None) or getattr(context, "oidc_url", None))
+    print(f"identity token from {source}: {token.identity} (issuer {token.issuer})",
+          file=sys.stderr)
+    return Signer(context, identity_token=token, max_workers=args.jobs)
+
+
+def _announce(signer: Any) -> None:
+    certificate = signer.certificate()
+    if certificate is None:
+        print("signing with key " + _key_id(signer.public_key_pem), file=sys.stderr)
+        return
+    identity = signer.identity
+    print(f"certificate for {identity.san} (issuer {identity.issuer}), valid until "
+          f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S}Z; verified against the trusted "
+          "root", file=sys.stderr)
+
+
+def _key_id(public_pem: bytes) -> str:
+    from sealtrail.crypto.keys import PublicKey
+
+    return PublicKey.from_pem(public_pem).key_id.hex()[:16]
+
+
+def _progress(total: int) -> Any:
+    done = [0]
+
+    def report(result: Any) -> None:
+        done[0] += 1
+        print(f"[{done[0]}/{total}] signed {result.name} (log index {result.log_index})",
+              file=sys.stderr)
+
+    return report
+
+
+def sign(args: Any) -> int:
+    _skip_httpx_cli()
+    from sealtrail.sign.outputs import StagedOutputs
+
+    single = len(args.files) == 1
+    for flag in ("bundle", "output_signature", "output_certificate"):
+        if getattr(args, flag) and not single:
+            raise usage_error(f"--{flag.replace('_', '-')} can be used with a single FILE only")
+    if args.key and args.output_certificate:
+        raise usage_error("--output-certificate needs keyless signing (there is no certificate "
+                     "with --key)")
+    for path in args.files:
+        if not os.path.isfile(path):
+            raise usage_error(f"{path} is not a file")
+    bundles = [args.bundle or path + ".sigstore.json" for path in args.files]
+    outputs = StagedOutputs(overwrite=args.overwrite)
+    # Checked before any service is asked: a doomed run spends no log entries.
+    outputs.plan(bundles + [p for p in (args.output_signature, args.output_certificate) if p])
+    context = _signing_context(args)
+    with _make_signer(args, context) as signer:
+        _announce(signer)
+        results = signer.sign_many([(path, None) for path in args.files],
+                                    on_done=_progress(len(args.files)))
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    for result, bundle in zip(results, bundles):
+        outputs.put(bundle, result.bundle_json())
+    if args.output_signature:
+        outputs.put(args.output_signature, base64.b64encode(results[0].signature))
+    if args.output_certificate:
+        outputs.put(args.output_certificate, results[0].certificate.public_bytes(Encoding.PEM))
+    written = outputs.commit()
+    print(f"signed {len(results)} file(s); wrote {', '.join(written[:3])}"
+          + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
+    return EXIT_OK
+
+
+def attest(args: Any) -> int:
+    _skip_httpx_cli()
+    from sealtrail.sign import hash_file
+    from sealtrail.sign.outputs import StagedOutputs
+    from sealtrail.sign.statement import build_statement, check_statement
+
+    if args.statement and (args.predicate or args.predicate_type):
+        raise usage_error("give --statement, or --predicate with --predicate-type, not both")
+    if not args.statement and not (args.predicate and args.predicate_type):
+        raise usage_error("give --predicate and --predicate-type (or --statement)")
+    if not args.statement and not args.files:
+        raise usage_error("give the FILEs the statement is about")
+    for path in args.files:
+        if not os.path.isfile(path):
+            raise usage_error(f"{path} is not a file")
+    digests = [(path, hash_file(path)) for path in args.files]
+    if args.statement:
+        payload = _read_small(args.statement, "statement")
+        statement = check_statement(payload)
+        for path, digest in digests:
+            if statement.subject_matching({"sha256": digest}) is None:
+                from sealtrail.errors import SubjectMismatchError
+
+                raise SubjectMismatchError(f"{path} is not a subject of the statement",
+                                           actual=f"sha256:{digest.hex()}")
+        name = args.statement
+    else:
+        try:
+            predicate = json.loads(_read_small(args.predicate, "predicate"))
+        except ValueError as exc:
+            raise usage_error(f"the predicate {args.predicate} is not JSON: {exc}") from exc
+        payload = build_statement([(os.path.basename(p), d) for p, d in digests],
+                                  args.predicate_type, predicate)
+        check_statement(payload)
+        name = ", ".join(p for p, _ in digests[:3]) + (" ..." if len(digests) > 3 else "")
+    if args.bundle:
+        bundles = [args.bundle]
+    elif args.files:
+        bundles = [path + ".sigstore.json" for path in args.files]
+    else:
+        bundles = [args.statement + ".sigstore.json"]
+    outputs = StagedOutputs(overwrite=args.overwrite)
+    outputs.plan(bundles)
+    context = _signing_context(args)
+    with _make_signer(args, context) as signer:
+        _announce(signer)
+        result = signer.sign_statement(payload, name)
+    print(f"attested {name} (log index {result.log_index})", file=sys.stderr)
+    for bundle in bundles:
+        outputs.put(bundle, result.bundle_json())
+    written = outputs.commit()
+    print(f"wrote {', '.join(written)}")
+    return EXIT_OK
+
+
+def generate_key_pair(args: Any) -> int:
+    _skip_httpx_cli()
+    from sealtrail.sign.keys import generate_key_pair
+    from sealtrail.sign.outputs import StagedOutputs
+
+    private_path = args.output_key
+    base = private_path[:-4] if private_path.endswith(".key") else private_path
+    public_path = base + ".pub"
+    outputs = StagedOutputs(overwrite=args.overwrite)
+    outputs.plan([private_path, public_path])
+    private, public = generate_key_pair(_passphrase("passphrase for the new key: ", confirm=True))
+    outputs.put(private_path, private, mode=0o600)
+    outputs.put(public_path, public)
+    outputs.commit()
+    print(f"wrote {private_path} (encrypted, mode 0600) and {public_path} "
+          f"(key id {_key_id(public)})")
+    return EXIT_OK
