@@ -164,3 +164,14 @@ def test_ca_dry_run_shows_the_certificate_or_why_not(instance: InstanceServer) -
                str(instance.directory), check=False)
     assert done.returncode != 0 and "TOKEN_INVALID" in done.stderr
     assert "BEGIN CERTIFICATE" not in done.stdout and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_service_logs_are_json_lines_without_secrets(instance: InstanceServer) -> None:
+    log = (instance.directory.parent / f"{instance.directory.name}.log").read_text()
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines, "serve should at least log where it listens"
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry)
+    secret = (instance.directory / "keys" / "token-secret").read_text().strip()
+    assert secret not in log and "eyJ" not in log  # no token secret, no JWT

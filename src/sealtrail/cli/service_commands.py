@@ -68,8 +68,6 @@ def _passphrase_for_init(args: Any) -> bytes | None:
 
 
 def instance_commands(args: Any) -> int:
-    import logging
-
     from sealtrail.server.instance import Instance
 
     if args.command == "init":
@@ -93,7 +91,9 @@ def instance_commands(args: Any) -> int:
     if args.command == "serve":
         from sealtrail.server.run import serve
 
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        from sealtrail.server.run import configure_logging
+
+        configure_logging()
         config = instance.config()
         serve(instance.build_app(), host=config.host, port=config.port, port_file=args.port_file)
         return EXIT_OK
@@ -132,8 +132,6 @@ def _ca_dry_run(instance: Any, args: Any) -> int:
 
 
 def log(args: Any) -> int:
-    import logging
-
     from sealtrail.server.log_instance import LogDirectory
 
     directory = LogDirectory(args.directory)
@@ -150,7 +148,9 @@ def log(args: Any) -> int:
     from sealtrail.server.log_api import build_log_app
     from sealtrail.server.run import serve
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    from sealtrail.server.run import configure_logging
+
+    configure_logging()
     if not os.path.exists(directory.config_path):
         directory.create(args.origin_host or args.host)
     serve(build_log_app(directory.open()), host=args.host, port=args.port,

@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from typing import Any
 
-__all__ = ["serve"]
+__all__ = ["JsonLogFormatter", "configure_logging", "serve"]
 
 log = logging.getLogger("sealtrail.server")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the exception, if any).
+
+    Structured so that log shippers need no parsing rules; callers never put tokens or keys
+    into messages (see docs/instance.md).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + "Z",
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: int = logging.WARNING) -> None:
+    """Send the services' logs to stderr as JSON lines."""
+    import time
+
+    handler = logging.StreamHandler()
+    formatter = JsonLogFormatter()
+    formatter.converter = time.gmtime  # UTC, matching the trailing Z
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | None = None) -> None:
