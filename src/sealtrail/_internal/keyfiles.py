@@ -7,8 +7,10 @@ a second `init` never destroys the first; a key file others can read is refused,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ __all__ = [
     "load_private_key",
     "private_key_pem",
     "read_bounded",
+    "write_atomic",
     "write_certificate",
     "write_exclusive",
     "write_private_key",
@@ -57,6 +60,31 @@ def write_exclusive(path: str | os.PathLike[str], data: bytes, mode: int) -> Non
         # Leave no half-written file behind: O_EXCL would refuse the retry.
         path.unlink(missing_ok=True)
         raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *,
+                 durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically: a temporary file beside it, then rename.
+
+    Readers see the old content or the new, never a mix. ``mode`` is exact from creation
+    (0o600 for secrets); ``durable`` fsyncs the data before the rename.
+    """
+    path = os.fspath(path)
+    temporary = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if os.name == "posix":
+                os.fchmod(handle.fileno(), mode)  # the umask or an old temp file cannot loosen it
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES) -> bytes:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from sealtrail._internal.keyfiles import write_exclusive, write_private_key
+from sealtrail._internal.keyfiles import write_atomic, write_exclusive, write_private_key
 from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.models import trust_documents as docs
 from sealtrail.server.log_instance import LogDirectory
@@ -439,12 +438,7 @@ def _json_bytes(document: dict[str, Any]) -> bytes:
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
-    temporary = f"{path}.{secrets.token_hex(4)}.tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(_json_bytes(document))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_atomic(path, _json_bytes(document))
 
 
 def _parse_time(text: str) -> datetime:

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from sealtrail._internal.keyfiles import write_private_key
+from sealtrail._internal.keyfiles import write_atomic, write_private_key
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import InputError, UsageError
 from sealtrail.log.engine import LogConfig, LogEngine
@@ -168,12 +168,8 @@ class LogDirectory:
             engine.close()
 
     def _write_config(self, specs: list[LogSpec]) -> None:
-        temporary = self.config_path + ".tmp"
-        with open(temporary, "w") as handle:
-            json.dump({"logs": [s.to_json() for s in specs]}, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.config_path)
+        write_atomic(self.config_path, json.dumps({"logs": [s.to_json() for s in specs]},
+                                                  indent=2).encode())
 
     def _key_path(self, name: str) -> str:
         return os.path.join(self.directory, "keys", f"{name}.pem")

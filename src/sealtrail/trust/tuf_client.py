@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from sealtrail import __version__
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.encoding import parse_rfc3339
+from sealtrail._internal.keyfiles import write_atomic
 from sealtrail.errors import InputError, TrustUpdateError, UsageError
 
 try:  # POSIX: one update at a time per entry (python-tuf's Updater is single-instance).
@@ -244,15 +245,7 @@ def _network_reason(exc: BaseException) -> str:
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, 0o644, durable=False)
 
 
 def _read_bounded(path: str, limit: int) -> bytes:

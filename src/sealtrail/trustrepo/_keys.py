@@ -15,6 +15,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from sealtrail._internal.keyfiles import write_atomic
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError, UsageError
 
 if TYPE_CHECKING:
@@ -48,21 +49,7 @@ def _scheme_of(key: PrivateKey) -> str:
 
 def _write_private(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)  # the umask cannot loosen it, but an existing tmp file could
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data, 0o600)
 
 
 class RepoKeys:

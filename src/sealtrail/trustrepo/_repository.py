@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from sealtrail._internal.clock import utcnow
+from sealtrail._internal.keyfiles import write_atomic
 from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.trustrepo._keys import ROLES, RepoKeys
 
@@ -153,18 +154,7 @@ def _check_targets(targets: Mapping[str, bytes]) -> None:
 
 def _write_public(path: str, data: bytes) -> None:
     """Write a world-readable file atomically (temporary file in the same dir + rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, 0o644)
 
 
 def _serialize(md: Metadata[Any]) -> bytes:
