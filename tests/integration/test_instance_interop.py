@@ -175,3 +175,30 @@ def test_service_logs_are_json_lines_without_secrets(instance: InstanceServer) -
         assert {"time", "level", "logger", "message"} <= set(entry)
     secret = (instance.directory / "keys" / "token-secret").read_text().strip()
     assert secret not in log and "eyJ" not in log  # no token secret, no JWT
+
+
+def test_every_issued_certificate_is_recorded(instance: InstanceServer, tmp_path: Path) -> None:
+    from sealtrail.ca.record import IssuanceRecord
+
+    identity = "recorded@example.com"
+    artifact = tmp_path / "r.txt"
+    artifact.write_text("recorded")
+    run(str(BIN / "sigstore"), "--trust-config", str(instance.trust_config), "sign",
+        "--identity-token", instance.token(identity), "--bundle", str(tmp_path / "r.json"),
+        str(artifact))
+    record = IssuanceRecord(instance.directory / "ca" / "issued.sqlite")
+    try:
+        (issued,) = record.by_subject(identity)
+        assert issued.issuer == instance.issuer
+        bundle = json.loads((tmp_path / "r.json").read_text())
+        import base64
+
+        assert issued.certificate == base64.b64decode(
+            bundle["verificationMaterial"]["certificate"]["rawBytes"])
+        # A dry run issues nothing that lands in the record.
+        before = record.count()
+        run(str(BIN / "sealtrail"), "ca", "dry-run", instance.token(identity), "--instance",
+            str(instance.directory))
+        assert record.count() == before
+    finally:
+        record.close()

@@ -315,8 +315,12 @@ class Instance:
                 return
 
     # -- the CA and its token verifier ---------------------------------------------------------
-    def certificate_authority(self) -> Any:
-        """The CA of the active key generation, with the instance's CT log."""
+    def certificate_authority(self, *, record: Any = None) -> Any:
+        """The CA of the active key generation, with the instance's CT log.
+
+        ``record`` (an :class:`sealtrail.ca.record.IssuanceRecord`) receives every certificate
+        before it is returned; `serve` passes the instance's, `ca dry-run` none.
+        """
         from sealtrail.ca.authority import CertificateAuthority
         from sealtrail.ca.ctlog import CTLog
         from sealtrail.ca.keys import load_ca, load_ct_key
@@ -324,7 +328,14 @@ class Instance:
         passphrase = self.passphrase()
         material = load_ca(*self.active_ca_dirs(), passphrase=passphrase)
         return CertificateAuthority(material.intermediate_key, material.chain,
-                                    CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)))
+                                    CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)),
+                                    on_issue=record.record if record is not None else None)
+
+    def issuance_record(self) -> Any:
+        """The CA's record of issued certificates (DIR/ca/issued.sqlite)."""
+        from sealtrail.ca.record import IssuanceRecord
+
+        return IssuanceRecord(self.path("ca", "issued.sqlite"))
 
     def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], list[Any]]:
         """(issuer configs, JWKS fetcher, built-in issuers) as the CA sees them."""
@@ -366,8 +377,9 @@ class Instance:
         routes: list[Any] = []
         for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
             routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix)
-        routes += build_ca_routes(self.certificate_authority(), TokenVerifier(issuers, fetch_json),
-                                  issuers)
+        record = self.issuance_record()
+        routes += build_ca_routes(self.certificate_authority(record=record),
+                                  TokenVerifier(issuers, fetch_json), issuers)
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         routes += build_tsa_routes(TimestampAuthority(tsa.leaf_key, tsa.chain))
         services = self.logs.open(passphrase=passphrase)
@@ -411,6 +423,7 @@ class Instance:
                 stop_refresh.set()
                 for service in services:
                     service.engine.close()
+                record.close()
 
         return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
 
