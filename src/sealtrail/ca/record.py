@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sealtrail.errors import ConfigInvalidError
+from sealtrail.errors import ConfigInvalidError, ServiceUnavailableError
 
 __all__ = ["IssuanceRecord", "IssuedCertificate"]
 
@@ -61,8 +61,13 @@ class IssuanceRecord:
         row = (f"{leaf.serial_number:x}",
                leaf.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                principal.san.value, principal.issuer, leaf.public_bytes(Encoding.DER))
-        with self._lock:
-            self._db.execute("INSERT INTO issued VALUES (?, ?, ?, ?, ?)", row)
+        try:
+            with self._lock:
+                self._db.execute("INSERT INTO issued VALUES (?, ?, ?, ?, ?)", row)
+        except sqlite3.Error as exc:
+            # The certificate is not handed out: the CA answers 503 and the client retries.
+            raise ServiceUnavailableError("the CA cannot record the certificate it would "
+                                          f"issue: {exc}") from exc
 
     def by_subject(self, subject: str, limit: int = 100) -> list[IssuedCertificate]:
         """The certificates issued to ``subject`` (a SAN value), newest first."""

@@ -22,6 +22,7 @@ from sealtrail.errors import (
     LogEntryNotFoundError,
     LogFrozenError,
     LogOverloadedError,
+    ServiceUnavailableError,
     TokenInvalidError,
     UsageError,
 )
@@ -62,7 +63,7 @@ def status_for(exc: Error) -> int:
         return 404
     if isinstance(exc, LogFrozenError):
         return 405
-    if isinstance(exc, LogOverloadedError):
+    if isinstance(exc, (LogOverloadedError, ServiceUnavailableError)):
         return 503
     if isinstance(exc, (InputError, UsageError, LogEntryInvalidError)):
         return 400

@@ -455,3 +455,27 @@ def test_configuration_shape() -> None:
          "challengeClaim": "sub", "issuerType": "uri",
          "subjectDomain": "https://svc.example.com"},
     ]}
+
+
+def test_issuance_record_keeps_every_certificate_and_a_failed_write_fails_the_issuance(
+        ca: TestCA, tmp_path: Any) -> None:
+    from sealtrail.ca.record import IssuanceRecord
+
+    record = IssuanceRecord(tmp_path / "ca" / "issued.sqlite")
+    authority = CertificateAuthority(ca.material.intermediate_key, ca.material.chain,
+                                     ca.ct_log, lambda: NOW, on_issue=record.record)
+    who = principal("email")
+    chain = authority.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), who)
+    (row,) = record.by_subject(who.san.value)
+    assert row.certificate == chain[0].public_bytes(serialization.Encoding.DER)
+    assert row.serial == f"{chain[0].serial_number:x}" and row.issuer == who.issuer
+    # Reopened, the record still holds it (committed, not just cached).
+    record.close()
+    reopened = IssuanceRecord(tmp_path / "ca" / "issued.sqlite")
+    assert reopened.count() == 1
+    # When the record cannot be written, no certificate is handed out.
+    reopened.close()
+    from sealtrail.errors import ServiceUnavailableError
+
+    with pytest.raises(ServiceUnavailableError, match="cannot record"):
+        authority.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), who)
