@@ -294,3 +294,26 @@ def test_v1_client_returns_the_existing_entry_for_a_resubmission(server: LogServ
     assert again["logIndex"] == first["logIndex"]
     assert again["canonicalizedBody"] == first["canonicalizedBody"]
     verifier.verify_artifact(artifact, message_bundle(cert, artifact, signature, again), POLICY)
+
+
+def test_v2_entry_is_recovered_from_tiles_after_a_lost_answer(server: LogServer, trust: Trust,
+                                                               verifier: Verifier) -> None:
+    # The signer's answer to 409 on Rekor v2 (no read API): rebuild the entry from the tiles.
+    from sealtrail.errors import LogEntryInvalidError
+    from sealtrail.sign.recover import recover_v2_entry
+
+    key, cert = trust.signer()
+    artifact = os.urandom(24)
+    request, signature = hashedrekord_v2(key, cert, artifact)
+    client = RekorV2Client(server.v2_url())
+    first = client.create_entry(request)
+    with pytest.raises(LogEntryInvalidError) as info:
+        client.create_entry(request)  # the retry of a request whose answer was lost
+    assert info.value.actual == first["logIndex"]
+    root = TrustedRoot.from_dict(trust.trusted_root())
+    with httpx.Client(timeout=30) as http:
+        recovered = recover_v2_entry(server.v2_url(), int(info.value.actual), root, http)
+    assert recovered["canonicalizedBody"] == first["canonicalizedBody"]
+    stamp = [trust.timestamp(signature)]
+    verifier.verify_artifact(artifact, message_bundle(cert, artifact, signature, recovered, stamp),
+                             POLICY)

@@ -48,6 +48,7 @@ from sealtrail.errors import (
     Error,
     InputError,
     KeyMismatchError,
+    LogEntryInvalidError,
     LogError,
     UsageError,
 )
@@ -172,6 +173,20 @@ class Signer:
         """The certified identity, once :meth:`certificate` has been obtained (keyless)."""
         return self._identity
 
+    def _create_entry(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Log ``request``; a 409 from a Rekor v2 log (our earlier attempt, whose answer was
+        lost) is recovered from the log's tiles. Rekor v1 clients fetch it themselves."""
+        try:
+            return self._log.create_entry(request)
+        except LogEntryInvalidError as exc:
+            index = exc.actual
+            if self.context.rekor_version != 2 or not (isinstance(index, str) and index.isdigit()):
+                raise
+            from sealtrail.sign.recover import recover_v2_entry
+
+            return recover_v2_entry(self.context.rekor_url, int(index), self.context.trusted_root,
+                                    self._http)
+
     def certificate(self) -> x509.Certificate | None:
         """The verified signing certificate (obtained on first use); None with a managed key.
 
@@ -229,7 +244,7 @@ class Signer:
         self._check_still_valid(certificate)
         signature = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         timestamps = self._timestamps(signature)
-        entry = self._log.create_entry(self._hashedrekord_request(digest, signature, certificate))
+        entry = self._create_entry(self._hashedrekord_request(digest, signature, certificate))
         bundle = self._bundle(certificate, entry, timestamps, "messageSignature", {
             "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(digest)},
             "signature": _b64(signature),
@@ -264,7 +279,7 @@ class Signer:
             # SPEC: sigstore-wire.md §4: rekor-tiles takes DSSE as hashedrekord over H(PAE).
             request = self._hashedrekord_request(hashlib.sha256(pae).digest(), signature,
                                                  certificate)
-        entry = self._log.create_entry(request)
+        entry = self._create_entry(request)
         bundle = self._bundle(certificate, entry, timestamps, "dsseEnvelope", envelope_json)
         result = self._verify(bundle, lambda v, p: v.verify_dsse(bundle, p))
         return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
