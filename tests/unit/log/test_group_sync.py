@@ -37,22 +37,6 @@ V1 = fake_log("v1")
 V2 = fake_log("v2")
 
 
-@pytest.fixture
-def crash_hook(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Swallow the simulated crash in the writer thread and signal that it happened."""
-    died = threading.Event()
-    original = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if isinstance(args.exc_value, Crash):
-            died.set()
-        else:  # pragma: no cover - a real bug: let it show
-            original(args)
-
-    monkeypatch.setattr(threading, "excepthook", hook)
-    return died
-
-
 def abandon(engine: LogEngine) -> None:
     """The process is gone: stop the syncer thread without any final barrier."""
     if engine._syncer is not None:

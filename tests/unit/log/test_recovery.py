@@ -40,22 +40,6 @@ from tests.unit.log._support import (
 V1 = fake_log("v1")
 
 
-@pytest.fixture
-def crash_hook(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Swallow the simulated crash in the writer thread and signal that it happened."""
-    died = threading.Event()
-    original = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if isinstance(args.exc_value, Crash):
-            died.set()
-        else:  # pragma: no cover - a real bug: let it show
-            original(args)
-
-    monkeypatch.setattr(threading, "excepthook", hook)
-    return died
-
-
 def verify_log(directory: Path, expected: dict[bytes, int], notes: list[str]) -> LogEngine:
     """Reopen ``directory`` and check it against what was acknowledged and published."""
     engine = LogEngine.open(config(V1), LogStorage.embedded(directory))
