@@ -7,8 +7,9 @@ in input order as :class:`Outcome` records (plain data, so they cross process bo
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
+from sealtrail._internal.files import digest_file
 from sealtrail.errors import BundleMalformedError, Error, InputError
 from sealtrail.models.bundle import MAX_BUNDLE_BYTES, Bundle
 from sealtrail.models.trusted_root import TrustedRoot
@@ -17,8 +18,6 @@ from sealtrail.verify.verifier import Artifact, Verifier
 
 __all__ = ["Outcome", "Pair", "digest_file", "verify_many", "verify_pair"]
 
-# Large enough for fast sequential reads, small enough to keep memory flat for any file size.
-READ_CHUNK = 1024 * 1024
 # Below this many pairs, starting worker processes costs more than it saves.
 MIN_PAIRS_FOR_PROCESSES = 8
 
@@ -47,28 +46,6 @@ class Outcome(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return self._asdict()
-
-
-def digest_file(path: str, algorithms: Iterable[str]) -> dict[str, bytes]:
-    """Stream ``path`` through each hash in ``algorithms``; memory stays at one chunk."""
-    import hashlib
-
-    hashers = {name: hashlib.new(name) for name in algorithms}
-    try:
-        with open(path, "rb", buffering=0) as handle:
-            # A small file needs no 1 MiB buffer; a large one is read in fixed chunks.
-            size = os.fstat(handle.fileno()).st_size
-            buffer = bytearray(max(1, min(READ_CHUNK, size)))
-            view = memoryview(buffer)
-            while True:
-                count = handle.readinto(buffer)
-                if not count:
-                    break
-                for hasher in hashers.values():
-                    hasher.update(view[:count])
-    except OSError as exc:
-        raise InputError(f"cannot read artifact {path}: {exc.strerror}") from exc
-    return {name: hasher.digest() for name, hasher in hashers.items()}
 
 
 def read_bundle(path: str) -> Bundle:

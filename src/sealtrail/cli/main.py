@@ -199,7 +199,8 @@ def _verify_detached(args: Any, policy: Any) -> int:
     from sealtrail.batch import Outcome
     from sealtrail.errors import Error
     from sealtrail.sign.context import SigningContext
-    from sealtrail.sign.detached import bundle_from_detached, read_detached_signature, sha256_file
+    from sealtrail._internal.files import digest_file
+    from sealtrail.sign.detached import bundle_from_detached, read_detached_signature
     from sealtrail.verify.verifier import Artifact, Verifier
 
     if len(args.artifacts) != 1 or not args.certificate:
@@ -215,7 +216,7 @@ def _verify_detached(args: Any, policy: Any) -> int:
             signature = read_detached_signature(handle.read(1024 * 1024))
         with open(args.certificate, "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read(1024 * 1024))
-        digest = sha256_file(args.artifacts[0])
+        digest = digest_file(args.artifacts[0])["sha256"]
     except OSError as exc:
         raise usage_error(f"cannot read {exc.filename}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from typing import Any
 
 import httpx
@@ -86,12 +85,3 @@ def bundle_from_detached(digest: bytes, signature: bytes, certificate: x509.Cert
             "signature": base64.b64encode(signature).decode(),
         },
     }
-
-
-def sha256_file(path: str) -> bytes:
-    """SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.digest()

@@ -42,11 +42,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from sealtrail._internal.clock import utcnow
+from sealtrail._internal.files import digest_file
 from sealtrail.errors import (
     CertChainInvalidError,
     CertProfileInvalidError,
     Error,
-    InputError,
     KeyMismatchError,
     LogEntryInvalidError,
     LogError,
@@ -73,7 +73,6 @@ BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # of connections.
 DEFAULT_WORKERS = 16
 MAX_WORKERS = 64
-_CHUNK = 1024 * 1024
 # How far the CA's clock may run ahead of ours before a fresh certificate looks "not yet
 # valid" to us; within this, the certificate is checked at its own notBefore.
 _CLOCK_SKEW = timedelta(minutes=2)
@@ -85,14 +84,7 @@ def _b64(data: bytes) -> str:
 
 def hash_file(path: str) -> bytes:
     """SHA-256 of the file at ``path``, streamed; :class:`InputError` if it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    return digest.digest()
+    return digest_file(path, ("sha256",), what="file")["sha256"]
 
 
 class SignedArtifact(NamedTuple):

@@ -73,7 +73,7 @@ class Artifact(NamedTuple):
     """The artifact being verified: its digests (hashlib name -> raw bytes).
 
     Build it with :meth:`from_bytes` or :meth:`from_digest`; the CLI streams large files
-    through :func:`sealtrail.verify.hashing.digest_file` instead of loading them.
+    through :func:`sealtrail._internal.files.digest_file` instead of loading them.
     """
 
     digests: Mapping[str, bytes]
