@@ -51,11 +51,11 @@ def _sign_bundle(args: Any) -> int:
         if (trusted_root is None) != (signing_config is None):
             raise UsageError("give both --trusted-root and --signing-config, or neither")
         if trusted_root is None:
-            data = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "data", "public-good",
-                                "staging" if args.staging else "production")
-            trusted_root = os.path.join(data, "trusted_root.json")
-            signing_config = os.path.join(data, "signing_config.v0.2.json")
+            from sealtrail.trust import packaged_path
+
+            instance = "staging" if args.staging else "production"
+            trusted_root = packaged_path(instance, "trusted_root.json")
+            signing_config = packaged_path(instance, "signing_config.v0.2.json")
         if "httpx" not in sys.modules:  # see sealtrail.cli.main._skip_httpx_cli
             sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         from sealtrail.sign import Signer, SigningContext

@@ -91,10 +91,6 @@ def add_parsers(commands: Any) -> None:
     keygen.add_argument("--overwrite", action="store_true", help="replace existing key files")
 
 
-_PUBLIC_GOOD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "data", "public-good")
-
-
 def _read_small(path: str, what: str, limit: int = 16 * 1024 * 1024) -> bytes:
     try:
         with open(path, "rb") as handle:
@@ -128,10 +124,12 @@ def _signing_context(args: Any) -> Any:
         store = TrustStore()
         return SigningContext.from_documents(store.trusted_root_bytes(args.instance),
                                              store.signing_config_bytes(args.instance), version)
-    directory = os.path.join(_PUBLIC_GOOD, "staging" if args.staging else "production")
+    from sealtrail.trust import packaged_path
+
+    instance = "staging" if args.staging else "production"
     return SigningContext.from_documents(
-        _read_small(os.path.join(directory, "trusted_root.json"), "trusted root"),
-        _read_small(os.path.join(directory, "signing_config.v0.2.json"), "signing config"),
+        _read_small(packaged_path(instance, "trusted_root.json"), "trusted root"),
+        _read_small(packaged_path(instance, "signing_config.v0.2.json"), "signing config"),
         version)
 
 

@@ -10,7 +10,7 @@ import os
 from sealtrail.errors import InputError
 from sealtrail.models.trusted_root import MAX_TRUSTED_ROOT_BYTES, TrustedRoot
 
-__all__ = ["INSTANCES", "load_trusted_root", "read_trusted_root_bytes"]
+__all__ = ["INSTANCES", "load_trusted_root", "packaged_path", "read_trusted_root_bytes"]
 
 # Instances whose trust roots ship inside the package (data/public-good/<name>/).
 INSTANCES = ("production", "staging")
@@ -19,6 +19,13 @@ INSTANCES = ("production", "staging")
 # The package's own data folder. A plain path (not importlib.resources) keeps pathlib and
 # zipfile off the CLI's start-up path; sealtrail is never imported from a zip.
 _DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+
+
+def packaged_path(instance: str, name: str) -> str:
+    """The path of a trust file shipped for a public-good ``instance`` (production, staging)."""
+    if instance not in INSTANCES:
+        raise InputError("unknown trust instance", actual=instance, expected=" or ".join(INSTANCES))
+    return os.path.join(_DATA, "public-good", instance, name)
 
 
 def read_trusted_root_bytes(path: str | os.PathLike[str] | None = None, *,
@@ -31,9 +38,7 @@ def read_trusted_root_bytes(path: str | os.PathLike[str] | None = None, *,
         except OSError as exc:
             raise InputError(f"cannot read trusted root {path}: {exc.strerror}") from exc
         return data
-    if instance not in INSTANCES:
-        raise InputError("unknown trust instance", actual=instance, expected=" or ".join(INSTANCES))
-    with open(os.path.join(_DATA, "public-good", instance, "trusted_root.json"), "rb") as handle:
+    with open(packaged_path(instance, "trusted_root.json"), "rb") as handle:
         return handle.read()
 
 

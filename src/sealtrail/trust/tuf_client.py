@@ -45,6 +45,7 @@ from sealtrail import __version__
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.encoding import parse_rfc3339
 from sealtrail._internal.keyfiles import write_atomic
+from sealtrail.trust import packaged_path
 from sealtrail.errors import InputError, TrustUpdateError, UsageError
 
 try:  # POSIX: one update at a time per entry (python-tuf's Updater is single-instance).
@@ -92,7 +93,6 @@ _STATE_FILE = "instance.json"
 _PINNED_FILE = "pinned-root.json"
 _ROLES = ("root", "targets", "snapshot", "timestamp")
 
-_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
 
 @dataclass(frozen=True)
@@ -446,7 +446,7 @@ class TrustStore:
         state = self._read_state(entry)
         if name in BUILTIN_INSTANCES:
             url, folder = BUILTIN_INSTANCES[name]
-            with open(os.path.join(_DATA, "public-good", folder, "root.json"), "rb") as handle:
+            with open(packaged_path(folder, "root.json"), "rb") as handle:
                 pinned = handle.read()
             return url, pinned, state or {"name": name, "url": url, "targets": {}}
         if state is None:
