@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sealtrail.cli.main import main
+from tests.fakes.network import NetworkUsedError, forbid_network
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = REPO / "examples" / "release"
@@ -24,24 +25,9 @@ IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-
 ISSUER = "https://token.actions.githubusercontent.com"
 
 
-class NetworkUsedError(AssertionError):
-    pass
-
-
 @pytest.fixture
 def no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    attempts: list[str] = []
-
-    def forbidden(name: str):
-        def refuse(*args: object, **kwargs: object) -> None:
-            attempts.append(name)
-            raise NetworkUsedError(f"network use attempted: {name}")
-        return refuse
-
-    monkeypatch.setattr(socket, "socket", forbidden("socket.socket"))
-    monkeypatch.setattr(socket, "create_connection", forbidden("socket.create_connection"))
-    monkeypatch.setattr(socket, "getaddrinfo", forbidden("socket.getaddrinfo"))
-    return attempts
+    return forbid_network(monkeypatch)
 
 
 def test_the_guard_detects_network_use(no_sockets: list[str]) -> None:

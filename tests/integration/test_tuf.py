@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from sealtrail.trust.tuf_client import (
     default_cache_dir,
 )
 from sealtrail.trustrepo import RepoKeys, TrustRepository
+from tests.fakes.network import forbid_network
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +183,7 @@ def test_reads_after_an_update_work_with_sockets_forbidden(served: Served, store
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     store.add("mine", served.url, served.repo.root_json())
-    attempts = _forbid(monkeypatch)
+    attempts = forbid_network(monkeypatch, OSError)
     fresh = TrustStore(os.path.dirname(store.directory))  # a new process would do this
     assert fresh.trusted_root_bytes("mine") == TRUSTED_ROOT
     assert fresh.signing_config_bytes("mine") == SIGNING_CONFIG
@@ -196,24 +196,9 @@ def test_reads_after_an_update_work_with_sockets_forbidden(served: Served, store
     assert attempts
 
 
-def _forbid(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    attempts: list[str] = []
-
-    def forbidden(name: str):
-        def refuse(*args: object, **kwargs: object) -> None:
-            attempts.append(name)
-            raise OSError(f"network use attempted: {name}")
-        return refuse
-
-    monkeypatch.setattr(socket, "socket", forbidden("socket.socket"))
-    monkeypatch.setattr(socket, "create_connection", forbidden("socket.create_connection"))
-    monkeypatch.setattr(socket, "getaddrinfo", forbidden("socket.getaddrinfo"))
-    return attempts
-
-
 def test_public_good_is_known_without_network(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    attempts = _forbid(monkeypatch)
+    attempts = forbid_network(monkeypatch, OSError)
     store = TrustStore(tmp_path / "cache")
     assert store.instances() == (PUBLIC_GOOD, PUBLIC_GOOD_STAGING)
     for name, folder, url in [(PUBLIC_GOOD, "production", "https://tuf-repo-cdn.sigstore.dev"),
