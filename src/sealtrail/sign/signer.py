@@ -57,7 +57,8 @@ from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
-from sealtrail.transport.ca import CAClient, http_client
+from sealtrail.transport._http import http_client
+from sealtrail.transport.ca import CAClient
 from sealtrail.transport.oidc import IdentityToken
 from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
 from sealtrail.transport.tsa import TSAClient

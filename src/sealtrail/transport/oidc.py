@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sealtrail.errors import TokenInvalidError, ServiceUnavailableError
-from sealtrail.transport.ca import http_client, send, service_message
+from sealtrail.transport._http import http_client, send, service_message
 
 __all__ = [
     "DEFAULT_AUDIENCE",

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import httpx
 
 from sealtrail.errors import ServiceUnavailableError, TokenInvalidError
-from sealtrail.transport.ca import RetryPolicy, http_client, send, service_message
+from sealtrail.transport._http import RetryPolicy, http_client, send, service_message
 
 __all__ = ["CALLBACK_PATH", "DEFAULT_CLIENT_ID", "SCOPE", "browser_login", "pkce_pair"]
 

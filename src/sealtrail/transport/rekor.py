@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 
 from sealtrail.errors import LogEntryInvalidError, LogError
+from sealtrail.transport._http import http_client
 
 __all__ = ["RekorV1Client", "RekorV2Client", "tlog_entry_from_v1"]
 
-DEFAULT_TIMEOUT = 30.0
 
 
 def _b64(data: bytes) -> str:
@@ -53,7 +53,8 @@ def tlog_entry_from_v1(response: Any) -> dict[str, Any]:
 class _Client:
     def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+        # The shared client: timeouts, and retries when the log is unreachable or busy.
+        self._client = client or http_client()
 
     def _post(self, path: str, payload: Any) -> httpx.Response:
         try:

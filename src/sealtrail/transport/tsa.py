@@ -21,7 +21,7 @@ from asn1crypto import cms, core, tsp
 
 from sealtrail.errors import TimestampInvalidError, TimestampRequestInvalidError, ServiceUnavailableError
 from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TST_INFO_OID
-from sealtrail.transport.ca import http_client, send, service_message
+from sealtrail.transport._http import http_client, send, service_message
 
 __all__ = ["QUERY_MEDIA_TYPE", "TSAClient", "TimestampReply", "build_request", "check_reply"]
 

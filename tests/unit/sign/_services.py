@@ -89,7 +89,7 @@ class FakeServices:
         }).encode()
 
     def client(self) -> httpx.Client:
-        from sealtrail.transport.ca import http_client
+        from sealtrail.transport._http import http_client
 
         return http_client(transport=httpx.MockTransport(self.handle), sleep=lambda _: None)
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail.errors import Error, TokenInvalidError
-from sealtrail.transport.ca import http_client
+from sealtrail.transport._http import http_client
 from sealtrail.transport.oidc import IdentityToken, TokenSource, find_identity_token
 
 KEY = ec.generate_private_key(ec.SECP256R1())

@@ -23,7 +23,8 @@ from sealtrail.errors import (
     TimestampRequestInvalidError,
     TokenInvalidError,
 )
-from sealtrail.transport.ca import CAClient, RetryPolicy, http_client
+from sealtrail.transport._http import RetryPolicy, http_client
+from sealtrail.transport.ca import CAClient
 from sealtrail.transport.rekor import RekorV1Client
 from sealtrail.transport.tsa import TSAClient, build_request, check_reply
 from tests.fakes.tsa import FakeTSA
