@@ -204,19 +204,10 @@ class _V1:
 
     async def log_info(self, request: Request) -> Response:
         checkpoint = self.active.engine.latest_checkpoint()
-        inactive = [{
-            "rootHash": s.engine.latest_checkpoint().root_hash.hex(),
-            "treeSize": s.engine.latest_checkpoint().size,
-            "signedTreeHead": s.engine.latest_checkpoint().note,
-            "treeID": str(s.tree_id),
-        } for s in self.shards[1:]]
-        return JSONResponse({
-            "rootHash": checkpoint.root_hash.hex(),
-            "treeSize": checkpoint.size,
-            "signedTreeHead": checkpoint.note,
-            "treeID": str(self.active.tree_id),
-            "inactiveShards": inactive,
-        })
+        inactive = [{**_tree_head(s.engine.latest_checkpoint()), "treeID": str(s.tree_id)}
+                    for s in self.shards[1:]]
+        return JSONResponse({**_tree_head(checkpoint), "treeID": str(self.active.tree_id),
+                             "inactiveShards": inactive})
 
     async def proof(self, request: Request) -> Response:
         params = request.query_params
@@ -260,6 +251,12 @@ class _V1:
             Route("/api/v1/log/publicKey", self.public_key, methods=["GET"]),
             Route("/api/v1/index/retrieve", self.index_retrieve, methods=["POST"]),
         ]
+
+
+def _tree_head(checkpoint: Any) -> dict[str, Any]:
+    """SPEC: Rekor v1 LogInfo fields for one tree."""
+    return {"rootHash": checkpoint.root_hash.hex(), "treeSize": checkpoint.size,
+            "signedTreeHead": checkpoint.note}
 
 
 def _int_param(params: Any, name: str, *, default: int) -> int:
