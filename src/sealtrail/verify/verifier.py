@@ -220,7 +220,7 @@ class Verifier:
             if certificate is not None:
                 raise KeyMismatchError("bundle is signed with a certificate, not with a managed key",
                                        expected=f"public key {key.key_id.hex()[:16]}")
-            _check_logged_key(bundle, key)
+            self._check_logged_key(bundle, key)
         elif isinstance(policy, IdentityPolicy):
             if certificate is None:
                 raise IdentityMismatchError("bundle is signed with a managed key, so it names no "
@@ -397,9 +397,7 @@ class Verifier:
         elif entry.version == "0.0.2":
             raise BundleMalformedError("a Rekor v2 log entry needs an inclusion proof")
         # 5b. The entry records this bundle.
-        body = self._memo.run(("body", entry.kind, entry.version, entry.canonicalized_body),
-                              lambda: parse_entry_body(entry.canonicalized_body, entry.kind,
-                                                       entry.version))
+        body = self._entry_body(entry)
         recorded_digest = match_entry_body(body, bundle, certificate,
                                            None if certificate is not None else key)
         if recorded_digest is not None and artifact is not None:
@@ -411,15 +409,21 @@ class Verifier:
                                           expected=f"{body.digest_algorithm}:{recorded_digest.hex()}")
 
 
-def _check_logged_key(bundle: Bundle, key: PublicKey) -> None:
-    """Managed keys: say plainly when the log names another key than the expected one."""
-    for entry in bundle.tlog_entries:
-        body = parse_entry_body(entry.canonicalized_body, entry.kind, entry.version)
-        for recorded in body.signatures:
-            if not recorded.verifier.matches_key(key):
-                raise KeyMismatchError("bundle was signed by another key than the expected one",
-                                       actual=recorded.verifier.describe(),
-                                       expected=f"public key {key.key_id.hex()[:16]}")
+    def _entry_body(self, entry: TlogEntry) -> Any:
+        """The parsed body of ``entry``; parsed once (pure), whichever step asks first."""
+        return self._memo.run(("body", entry.kind, entry.version, entry.canonicalized_body),
+                              lambda: parse_entry_body(entry.canonicalized_body, entry.kind,
+                                                       entry.version))
+
+    def _check_logged_key(self, bundle: Bundle, key: PublicKey) -> None:
+        """Managed keys: say plainly when the log names another key than the expected one."""
+        for entry in bundle.tlog_entries:
+            for recorded in self._entry_body(entry).signatures:
+                if not recorded.verifier.matches_key(key):
+                    raise KeyMismatchError(
+                        "bundle was signed by another key than the expected one",
+                        actual=recorded.verifier.describe(),
+                        expected=f"public key {key.key_id.hex()[:16]}")
 
 
 def _body_digest_algorithm(bundle: Bundle) -> str | None:
