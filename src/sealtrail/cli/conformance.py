@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sealtrail.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ArgumentParser
 
@@ -38,94 +38,97 @@ def _build_parser() -> ArgumentParser:
     return parser
 
 
-def _sign_bundle(args: Any) -> int:
-    """``sign-bundle [--in-toto] --identity-token T --bundle B [--trusted-root R
-    --signing-config C] FILE``: sign FILE (or the statement in FILE) and write bundle B.
-
-    Without --trusted-root/--signing-config the public-good instance is used.
-    """
-    from sealtrail.errors import Error, UsageError
+def _outcome(action: Callable[[], str]) -> int:
+    """Run ``action``; print its success line, or the error code and reason (exit 1 or 2)."""
+    from sealtrail.errors import Error
 
     try:
-        trusted_root, signing_config = args.trusted_root, args.signing_config
-        if (trusted_root is None) != (signing_config is None):
-            raise UsageError("give both --trusted-root and --signing-config, or neither")
-        if trusted_root is None:
-            from sealtrail.trust import packaged_path
-
-            instance = "staging" if args.staging else "production"
-            trusted_root = packaged_path(instance, "trusted_root.json")
-            signing_config = packaged_path(instance, "signing_config.v0.2.json")
-        if "httpx" not in sys.modules:  # see sealtrail.cli.main._skip_httpx_cli
-            sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-        from sealtrail.sign import Signer, SigningContext
-        from sealtrail.sign.statement import check_statement
-
-        limit = 16 * 1024 * 1024
-        with open(trusted_root, "rb") as handle:
-            root_json = handle.read(limit + 1)
-        with open(signing_config, "rb") as handle:
-            config_json = handle.read(limit + 1)
-        context = SigningContext.from_documents(root_json, config_json)
-        path = args.file
-        with Signer(context, identity_token=args.identity_token) as signer:
-            if args.in_toto:
-                with open(path, "rb") as handle:
-                    payload = handle.read(limit + 1)
-                check_statement(payload)
-                result = signer.sign_statement(payload, path)
-            else:
-                result = signer.sign_file(path)
-        temporary = args.bundle + ".tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(result.bundle_json())
-        os.replace(temporary, args.bundle)
+        message = action()
     except Error as exc:
         print(f"{exc.code}: {exc.diagnostics()}", file=sys.stderr)
         return EXIT_FAILED if exc.exit_code == EXIT_FAILED else EXIT_USAGE
     except OSError as exc:
         print(f"INPUT_INVALID: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"OK: log index {result.log_index}")
+    print(message)
     return EXIT_OK
+
+
+def _sign_bundle(args: Any) -> str:
+    """``sign-bundle [--in-toto] --identity-token T --bundle B [--trusted-root R
+    --signing-config C] FILE``: sign FILE (or the statement in FILE) and write bundle B.
+
+    Without --trusted-root/--signing-config the public-good instance is used.
+    """
+    from sealtrail._internal.keyfiles import write_atomic
+    from sealtrail.cli.sign_commands import _skip_httpx_cli
+    from sealtrail.errors import UsageError
+
+    trusted_root, signing_config = args.trusted_root, args.signing_config
+    if (trusted_root is None) != (signing_config is None):
+        raise UsageError("give both --trusted-root and --signing-config, or neither")
+    if trusted_root is None:
+        from sealtrail.trust import packaged_path
+
+        instance = "staging" if args.staging else "production"
+        trusted_root = packaged_path(instance, "trusted_root.json")
+        signing_config = packaged_path(instance, "signing_config.v0.2.json")
+    _skip_httpx_cli()
+    from sealtrail.sign import Signer, SigningContext
+    from sealtrail.sign.statement import check_statement
+
+    limit = 16 * 1024 * 1024
+    with open(trusted_root, "rb") as handle:
+        root_json = handle.read(limit + 1)
+    with open(signing_config, "rb") as handle:
+        config_json = handle.read(limit + 1)
+    context = SigningContext.from_documents(root_json, config_json)
+    path = args.file
+    with Signer(context, identity_token=args.identity_token) as signer:
+        if args.in_toto:
+            with open(path, "rb") as handle:
+                payload = handle.read(limit + 1)
+            check_statement(payload)
+            result = signer.sign_statement(payload, path)
+        else:
+            result = signer.sign_file(path)
+    write_atomic(args.bundle, result.bundle_json())
+    return f"OK: log index {result.log_index}"
+
+
+def _verify_bundle(args: Any) -> str:
+    """``verify-bundle``: verify ARTIFACT (or sha256:HEX) against bundle B."""
+    from sealtrail._internal.files import digest_file
+    from sealtrail.batch import read_bundle
+    from sealtrail.errors import UsageError
+    from sealtrail.trust import load_trusted_root
+    from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
+    from sealtrail.verify.verifier import Artifact, Verifier
+
+    if args.key:
+        with open(args.key, "rb") as handle:
+            policy: IdentityPolicy | KeyPolicy = KeyPolicy(handle.read(1024 * 1024))
+    elif args.certificate_identity and args.certificate_oidc_issuer:
+        policy = IdentityPolicy(identity=args.certificate_identity,
+                                issuer=args.certificate_oidc_issuer)
+    else:
+        raise UsageError("give --certificate-identity and --certificate-oidc-issuer, or --key")
+    verifier = Verifier(load_trusted_root(args.trusted_root))
+    bundle = read_bundle(args.bundle)
+    if args.artifact.startswith("sha256:") and not os.path.exists(args.artifact):
+        artifact = Artifact.from_digest(args.artifact)
+    else:
+        artifact = Artifact(digest_file(args.artifact, verifier.required_digests(bundle)))
+    verifier.verify_artifact(artifact, bundle, policy)
+    return "OK"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _build_parser().parse_args(argv)
     if args.command == "sign-bundle":
-        return _sign_bundle(args)
-    from sealtrail.batch import read_bundle
-    from sealtrail.errors import Error, UsageError
-    from sealtrail.trust import load_trusted_root
-    from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
-    from sealtrail.verify.verifier import Artifact, Verifier
-    from sealtrail.batch import digest_file
-
-    try:
-        if args.key:
-            with open(args.key, "rb") as handle:
-                policy: IdentityPolicy | KeyPolicy = KeyPolicy(handle.read(1024 * 1024))
-        elif args.certificate_identity and args.certificate_oidc_issuer:
-            policy = IdentityPolicy(identity=args.certificate_identity,
-                                    issuer=args.certificate_oidc_issuer)
-        else:
-            raise UsageError("give --certificate-identity and --certificate-oidc-issuer, or --key")
-        verifier = Verifier(load_trusted_root(args.trusted_root))
-        bundle = read_bundle(args.bundle)
-        if args.artifact.startswith("sha256:") and not os.path.exists(args.artifact):
-            artifact = Artifact.from_digest(args.artifact)
-        else:
-            artifact = Artifact(digest_file(args.artifact, verifier.required_digests(bundle)))
-        verifier.verify_artifact(artifact, bundle, policy)
-    except Error as exc:
-        print(f"{exc.code}: {exc.diagnostics()}", file=sys.stderr)
-        return EXIT_FAILED if exc.exit_code == EXIT_FAILED else EXIT_USAGE
-    except OSError as exc:
-        print(f"INPUT_INVALID: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print("OK")
-    return EXIT_OK
+        return _outcome(lambda: _sign_bundle(args))
+    return _outcome(lambda: _verify_bundle(args))
 
 
 def run() -> None:
