@@ -86,7 +86,8 @@ class CAClient:
                 f"{self.service} refused the certificate request: {service_message(body)}",
                 actual=f"HTTP {status}")
         if status not in (200, 201):
-            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
+            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}",
+                                          actual=f"HTTP {status}")
         return parse_certificate_response(body, self.service)
 
     def close(self) -> None:

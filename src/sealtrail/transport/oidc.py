@@ -72,6 +72,21 @@ def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def unverified_claims(token: str, what: str) -> dict[str, Any]:
+    """The claims of a JWT, read without checking its signature or times.
+
+    Only for binding and reporting: the CA is the one that verifies identity tokens.
+    """
+    import jwt  # PyJWT, imported when a token is at hand (start-up stays light)
+
+    try:
+        return jwt.decode(token, options={"verify_signature": False, "verify_exp": False,
+                                          "verify_nbf": False, "verify_iat": False,
+                                          "verify_aud": False, "verify_iss": False})
+    except jwt.PyJWTError as exc:
+        raise TokenInvalidError(f"{what} is not a JWT: {exc}") from None
+
+
 class IdentityToken:
     """A raw OIDC identity token (JWT) and its claims, read without verification."""
 
@@ -88,22 +103,15 @@ class IdentityToken:
     def parse(cls, raw: str) -> "IdentityToken":
         """Decode ``raw``'s claims (no signature check); raise :class:`TokenInvalidError`
         if it is not a JWT with an issuer and a numeric expiry."""
-        import jwt  # PyJWT: only needed once a token is at hand
-
         raw = raw.strip() if isinstance(raw, str) else raw
         if not isinstance(raw, str) or not raw:
             raise TokenInvalidError("the identity token is empty")
         if len(raw) > MAX_TOKEN_CHARS:
             raise TokenInvalidError("the identity token is too long", actual=len(raw),
                                     expected=f"<= {MAX_TOKEN_CHARS} characters")
-        try:
-            # The CA verifies the signature; we only read the claims (and check exp ourselves
-            # below, to say *when* the token expired).
-            claims = jwt.decode(raw, options={"verify_signature": False, "verify_exp": False,
-                                              "verify_nbf": False, "verify_iat": False,
-                                              "verify_aud": False, "verify_iss": False})
-        except jwt.PyJWTError as exc:
-            raise TokenInvalidError(f"the identity token is not a JWT: {exc}") from None
+        # The CA verifies the signature; we only read the claims (and check exp ourselves
+        # below, to say *when* the token expired).
+        claims = unverified_claims(raw, "the identity token")
         if not isinstance(claims.get("iss"), str) or not claims["iss"]:
             raise TokenInvalidError("the identity token has no issuer (iss claim)")
         exp = claims.get("exp")

@@ -169,7 +169,8 @@ class TSAClient:
                 f"{self.service} refused the request: {service_message(body)}",
                 actual=f"HTTP {status}")
         if status not in (200, 201):
-            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}", actual=f"HTTP {status}")
+            raise ServiceUnavailableError(f"{self.service} failed: {service_message(body)}",
+                                          actual=f"HTTP {status}")
         return check_reply(body, data, nonce, hash_name, self.service)
 
     def close(self) -> None:
