@@ -587,3 +587,40 @@ def test_real_untrusted_tsa_fails():
         verify_timestamp(token, signature, root.timestamp_authorities)
     with pytest.raises(TimestampInvalidError):
         verify_timestamps(tokens, signature, root.timestamp_authorities)
+
+
+def test_memoised_certificates_and_names_are_per_exact_bytes(ec_tsa, ec_response):
+    # The parse memo (one TSA, many tokens) is keyed by the exact DER: a good token parsed
+    # first does not let a later token with a broken certificate or name through.
+    from sealtrail.models import rfc3161
+
+    first = TimestampToken.from_der(ec_response)
+    again = TimestampToken.from_der(ec_response)
+    assert first.certificates == again.certificates and first.certificates
+    assert again.certificates[0] is first.certificates[0]  # served from the memo
+    assert first.signer.issuer_der in rfc3161._CHECKED_NAMES
+
+    def negative(ci):
+        cert = asn1_x509.Certificate.load(ec_tsa.leaf.public_bytes(Encoding.DER))
+        cert["tbs_certificate"]["serial_number"] = -5
+        ci["content"]["certificates"] = [cert]
+    _parse_fails(ec_tsa.timestamp(SIG, mutate=negative), "non-positive serial")
+
+    # The same issuer name with its first RDN's SET tag turned into an OCTET STRING: the
+    # same length, never seen (so never remembered) -- forcing it must fail.
+    der = ec_tsa.timestamp(SIG)
+    issuer_der = first.signer.issuer_der
+    assert issuer_der[0] == 0x30 and issuer_der[1] < 0x80 and issuer_der[2] == 0x31
+    broken = issuer_der[:2] + b"\x04" + issuer_der[3:]
+    assert issuer_der in der
+    with pytest.raises(TimestampInvalidError):
+        TimestampToken.from_der(der.replace(issuer_der, broken))
+
+
+def test_parse_memo_is_bounded():
+    from sealtrail.models import rfc3161
+
+    for i in range(rfc3161._MEMO_LIMIT + 3):
+        rfc3161._remember(rfc3161._CHECKED_NAMES, b"name%d" % i, True)
+    assert len(rfc3161._CHECKED_NAMES) <= rfc3161._MEMO_LIMIT
+    rfc3161._CHECKED_NAMES.clear()

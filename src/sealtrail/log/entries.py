@@ -247,6 +247,43 @@ def _pem_signer(value: Any, what: str) -> _Signer:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), pem)
 
 
+# A signing run logs many entries under one short-lived certificate: what a certificate
+# parsed to (and the identity it names) is kept by its exact bytes, so each entry after the
+# first skips the X.509 work. Pure functions of those bytes; bounded against hostile input.
+_MEMO_LIMIT = 256
+_CERTIFICATES: dict[tuple[bytes, str], tuple[x509.Certificate, PublicKey]] = {}
+_IDENTITIES: dict[x509.Certificate, FulcioIdentity | None] = {}
+
+
+def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
+def _der_certificate(raw: bytes, details: str, what: str) -> tuple[x509.Certificate, PublicKey]:
+    found = _CERTIFICATES.get((raw, details))
+    if found is None:
+        try:
+            cert = x509.load_der_x509_certificate(raw)
+        except ValueError as exc:
+            raise E(f"{what}.rawBytes is not a DER certificate") from exc
+        found = (cert, _cert_key(cert, details, what))
+        _memo_put(_CERTIFICATES, (raw, details), found)
+    return found
+
+
+def _identity(cert: x509.Certificate) -> FulcioIdentity | None:
+    if cert in _IDENTITIES:
+        return _IDENTITIES[cert]
+    try:
+        identity = FulcioIdentity.from_certificate(cert)
+    except (Error, ValueError):
+        identity = None  # no single usable SAN: logged, but not findable by identity
+    _memo_put(_IDENTITIES, cert, identity)
+    return identity
+
+
 def _cert_key(cert: x509.Certificate, details: str | None, what: str) -> PublicKey:
     try:
         loaded = cert.public_key()
@@ -295,11 +332,7 @@ def _v2_signer(value: Any, what: str) -> tuple[_Signer, str, str]:
         sub = f"{what}.x509Certificate"
         raw = _b64(_field(_obj(cert_json, sub), sub, "rawBytes", "raw_bytes"),
                    f"{sub}.rawBytes", MAX_DER_BYTES)
-        try:
-            cert = x509.load_der_x509_certificate(raw)
-        except ValueError as exc:
-            raise E(f"{sub}.rawBytes is not a DER certificate") from exc
-        key = _cert_key(cert, details, sub)
+        cert, key = _der_certificate(raw, details, sub)
         # SPEC: rekor-tiles stores the Verifier as sent; protojson re-encodes the bytes.
         canonical = {"keyDetails": details, "x509Certificate": {"rawBytes": _b64s(raw)}}
         return _Signer(key, cert, canonical), hash_name, proto_hash
@@ -332,10 +365,7 @@ class _Keys:
 
     def signer(self, signer: _Signer) -> None:
         if signer.certificate is not None:
-            try:
-                identity = FulcioIdentity.from_certificate(signer.certificate)
-            except (Error, ValueError):
-                identity = None  # no single usable SAN: logged, but not findable by identity
+            identity = _identity(signer.certificate)
             if identity is not None:
                 if self._ok(identity.san):
                     self._signers.append(("identity", identity.san))

@@ -13,7 +13,7 @@ trustworthy.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from datetime import datetime, timezone
 
@@ -292,20 +292,43 @@ def _parse_certificates(signed_data: cms.SignedData) -> tuple[x509.Certificate, 
     for choice in choices:
         if choice.name != "certificate":
             raise E("timestamp token embeds a non-X.509 certificate", actual=choice.name)
-        # SPEC: RFC 5280 §4.1.2.2: serial numbers are positive (cryptography deprecates others).
-        if choice.chosen["tbs_certificate"]["serial_number"].native <= 0:
-            raise E("timestamp token embeds a certificate with a non-positive serial number")
-        try:
-            cert = x509.load_der_x509_certificate(choice.chosen.dump())
-            # cryptography decodes names and extensions lazily: force them now so that a
-            # malformed embedded certificate fails here, not in the verifier.
-            cert.issuer.public_bytes()
-            cert.subject.rfc4514_string()
-            len(cert.extensions)
-            certs.append(cert)
-        except ValueError as exc:
-            raise E("timestamp token embeds a certificate that does not parse") from exc
+        der = choice.chosen.dump()
+        cert = _PARSED_CERTIFICATES.get(der)
+        if cert is None:
+            cert = _parse_certificate(choice.chosen, der)
+            _remember(_PARSED_CERTIFICATES, der, cert)
+        certs.append(cert)
     return tuple(certs)
+
+
+def _parse_certificate(chosen: asn1_x509.Certificate, der: bytes) -> x509.Certificate:
+    # SPEC: RFC 5280 §4.1.2.2: serial numbers are positive (cryptography deprecates others).
+    if chosen["tbs_certificate"]["serial_number"].native <= 0:
+        raise E("timestamp token embeds a certificate with a non-positive serial number")
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        # cryptography decodes names and extensions lazily: force them now so that a
+        # malformed embedded certificate fails here, not in the verifier.
+        cert.issuer.public_bytes()
+        cert.subject.rfc4514_string()
+        len(cert.extensions)
+    except ValueError as exc:
+        raise E("timestamp token embeds a certificate that does not parse") from exc
+    return cert
+
+
+# A TSA puts the same certificate and names in every token: what parsed and passed the
+# checks above is kept by its exact DER (a pure function of those bytes), so verifying many
+# bundles from one TSA parses them once. Bounded, so hostile input cannot grow it.
+_MEMO_LIMIT = 64
+_PARSED_CERTIFICATES: dict[bytes, x509.Certificate] = {}
+_CHECKED_NAMES: dict[bytes, bool] = {}
+
+
+def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def _parse_sid(signer_info: cms.SignerInfo) -> SignerIdentifier:
@@ -316,8 +339,11 @@ def _parse_sid(signer_info: cms.SignerInfo) -> SignerIdentifier:
         if version != "v1":
             raise E("SignerInfo version must be 1 with issuerAndSerialNumber", actual=version)
         ias = sid.chosen
-        ias["issuer"].native  # force parsing of the name
-        return SignerIdentifier(issuer_der=ias["issuer"].dump(),
+        issuer_der = ias["issuer"].dump()
+        if issuer_der not in _CHECKED_NAMES:
+            ias["issuer"].native  # force parsing of the name: a malformed one fails here
+            _remember(_CHECKED_NAMES, issuer_der, True)
+        return SignerIdentifier(issuer_der=issuer_der,
                                 serial_number=ias["serial_number"].native)
     if version != "v3":
         raise E("SignerInfo version must be 3 with subjectKeyIdentifier", actual=version)

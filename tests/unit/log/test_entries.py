@@ -1119,3 +1119,32 @@ def test_fuzz_mutated_valid_requests(data: st.DataObject) -> None:
     path = data.draw(st.sampled_from(_paths(template)))
     replacement = data.draw(_JSON | st.just(DELETE))
     _check_only_ours(function, mutate(template, path, replacement))
+
+
+# -- the certificate memo ----------------------------------------------------------------------
+def test_memoised_certificate_still_checks_key_details_and_signature() -> None:
+    # The same certificate is remembered after its first entry (the signer logs many under
+    # one): a later request with the same bytes but other keyDetails, or another signature,
+    # is still refused, and the remembered identity still becomes a search key.
+    first = canonicalize_v2(default_v2())
+    again = canonicalize_v2(v2_hashedrekord(p256(), verifier_v2("PKIX_ECDSA_P256_SHA_256",
+                                                                cert=leaf()), data=b"other"))
+    assert ("identity", DEFAULT_IDENTITY) in first.search_keys
+    assert ("identity", DEFAULT_IDENTITY) in again.search_keys
+    assert (leaf().public_bytes(serialization.Encoding.DER), "PKIX_ECDSA_P256_SHA_256") \
+        in entries._CERTIFICATES
+    refused(canonicalize_v2, v2_hashedrekord(p256(), verifier_v2("PKIX_ECDSA_P384_SHA_384",
+                                                                 cert=leaf())),
+            "does not match its key details")
+    flipped = default_v2()
+    sig = bytearray(base64.b64decode(flipped["hashedRekordRequestV002"]["signature"]["content"]))
+    sig[-1] ^= 1
+    flipped["hashedRekordRequestV002"]["signature"]["content"] = b64(bytes(sig))
+    refused(canonicalize_v2, flipped, "does not verify")
+
+
+def test_certificate_memo_is_bounded() -> None:
+    for i in range(entries._MEMO_LIMIT + 5):
+        entries._memo_put(entries._CERTIFICATES, (b"k%d" % i, "x"), None)  # type: ignore[arg-type]
+    assert len(entries._CERTIFICATES) <= entries._MEMO_LIMIT
+    entries._CERTIFICATES.clear()

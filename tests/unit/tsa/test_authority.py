@@ -652,3 +652,20 @@ def test_constructor_refuses_bad_configuration(material: TSAMaterial) -> None:
         TimestampAuthority(ec.generate_private_key(ec.SECP256R1()), material.chain)
     with pytest.raises(ConfigInvalidError, match="policy is not an OID"):
         TimestampAuthority(material.leaf_key, material.chain, policy="sigstore")
+
+
+def test_tokens_issued_from_many_threads_all_verify(material: TSAMaterial,
+                                                    tsa: TimestampAuthority) -> None:
+    # issue() reuses pre-encoded constant parts; each call must still build its own values
+    # (a shared, mutated asn1crypto object would mix tokens up under concurrency).
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[bytes, bytes]:
+        data = SIGNATURE + str(i).encode()
+        return data, tsa.issue(tsa.parse_der_request(_oracle_request(data).as_bytes()))
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(64)))
+    for data, reply in results:
+        assert verify_timestamp(TimestampToken.from_der(reply), data, _trusted(material)) == NOW
+    assert len({TimestampToken.from_der(r).serial_number for _, r in results}) == 64
