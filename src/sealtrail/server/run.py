@@ -46,8 +46,9 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | 
     """Serve ``app`` until SIGINT/SIGTERM. ``port=0`` picks a free port; ``port_file`` receives it."""
     import uvicorn
 
+    use_uvloop = _has("uvloop")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            loop="uvloop" if _has("uvloop") else "asyncio",
+                            loop="uvloop" if use_uvloop else "asyncio",
                             http="httptools" if _has("httptools") else "h11",
                             timeout_graceful_shutdown=10, lifespan="on")
     server = uvicorn.Server(config)
@@ -68,7 +69,15 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | 
             os.replace(temporary, port_file)
         await task
 
-    asyncio.run(main())
+    # uvicorn's ``loop=`` only applies when uvicorn makes the loop itself; this function makes
+    # it (to learn the bound port), so it must ask for uvloop here or run on asyncio's loop.
+    loop_factory = None
+    if use_uvloop:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 def _has(module: str) -> bool:
