@@ -301,6 +301,7 @@ def test_v2_entry_is_recovered_from_tiles_after_a_lost_answer(server: LogServer,
     # The signer's answer to 409 on Rekor v2 (no read API): rebuild the entry from the tiles.
     from sealtrail.errors import LogEntryInvalidError
     from sealtrail.sign.recover import recover_v2_entry
+    from sealtrail.transport._http import RetryPolicy, http_client
 
     key, cert = trust.signer()
     artifact = os.urandom(24)
@@ -311,7 +312,7 @@ def test_v2_entry_is_recovered_from_tiles_after_a_lost_answer(server: LogServer,
         client.create_entry(request)  # the retry of a request whose answer was lost
     assert info.value.actual == first["logIndex"]
     root = TrustedRoot.from_dict(trust.trusted_root())
-    with httpx.Client(timeout=30) as http:
+    with http_client(RetryPolicy(timeout=30)) as http:
         recovered = recover_v2_entry(server.v2_url(), int(info.value.actual), root, http)
     assert recovered["canonicalizedBody"] == first["canonicalizedBody"]
     stamp = [trust.timestamp(signature)]

@@ -61,7 +61,6 @@ def _sign_bundle(args: Any) -> str:
     Without --trusted-root/--signing-config the public-good instance is used.
     """
     from sealtrail._internal.keyfiles import write_atomic
-    from sealtrail.cli.sign_commands import _skip_httpx_cli
     from sealtrail.errors import UsageError
 
     trusted_root, signing_config = args.trusted_root, args.signing_config
@@ -73,7 +72,6 @@ def _sign_bundle(args: Any) -> str:
         instance = "staging" if args.staging else "production"
         trusted_root = packaged_path(instance, "trusted_root.json")
         signing_config = packaged_path(instance, "signing_config.v0.2.json")
-    _skip_httpx_cli()
     from sealtrail.sign import Signer, SigningContext
     from sealtrail.sign.statement import check_statement
 

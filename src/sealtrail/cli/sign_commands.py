@@ -102,16 +102,7 @@ def _read_small(path: str, what: str, limit: int = 16 * 1024 * 1024) -> bytes:
     return data
 
 
-def _skip_httpx_cli() -> None:
-    """httpx imports its own command line (click and rich, about 60 ms) whenever those happen
-    to be installed; sealtrail never runs it. Marking the module absent makes httpx fall back
-    to its built-in stub, as it does when they are not installed."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-
 def _signing_context(args: Any) -> Any:
-    _skip_httpx_cli()
     from sealtrail.sign import SigningContext
 
     version = args.rekor_version
@@ -226,7 +217,6 @@ def _progress(total: int) -> Any:
 
 
 def sign(args: Any) -> int:
-    _skip_httpx_cli()
     from sealtrail.sign.outputs import StagedOutputs
 
     single = len(args.files) == 1
@@ -265,7 +255,6 @@ def sign(args: Any) -> int:
 
 
 def attest(args: Any) -> int:
-    _skip_httpx_cli()
     from sealtrail.sign import hash_file
     from sealtrail.sign.outputs import StagedOutputs
     from sealtrail.sign.statement import build_statement, check_statement
@@ -320,7 +309,6 @@ def attest(args: Any) -> int:
 
 
 def generate_key_pair(args: Any) -> int:
-    _skip_httpx_cli()
     from sealtrail.sign.keys import generate_key_pair
     from sealtrail.sign.outputs import StagedOutputs
 

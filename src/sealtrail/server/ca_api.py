@@ -17,14 +17,11 @@ SPEC: sigstore-wire.md §1 (Fulcio), §2 (CT).
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,8 +29,9 @@ from starlette.routing import Route
 
 from sealtrail.ca.authority import CertificateAuthority, embedded_sct_response
 from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
-from sealtrail.errors import CertificateRequestInvalidError, TokenInvalidError
+from sealtrail.errors import CertificateRequestInvalidError, ServiceUnavailableError, TokenInvalidError
 from sealtrail.server._http import read_json
+from sealtrail.transport._http import HttpClient, RetryPolicy, http_client
 
 __all__ = ["build_ca_routes", "make_fetch_json"]
 
@@ -47,36 +45,30 @@ FETCH_TIMEOUT_SECONDS = 5.0
 
 
 def make_fetch_json(*, timeout: float = FETCH_TIMEOUT_SECONDS, max_bytes: int = MAX_FETCH_BYTES,
-                    client: httpx.Client | None = None) -> Callable[[str], Any]:
+                    client: HttpClient | None = None) -> Callable[[str], Any]:
     """An HTTP ``fetch_json(url)`` for :class:`~sealtrail.ca.tokens.TokenVerifier`.
 
     GET with a total deadline of ``timeout`` seconds, no redirects, a response size limit
-    of ``max_bytes`` and status 200 required; raises ``ValueError`` or ``httpx.HTTPError``
-    otherwise (the verifier turns any failure into a 401 naming the issuer).
+    of ``max_bytes`` and status 200 required; raises ``ValueError`` otherwise (the verifier
+    turns any failure into a 401 naming the issuer). ``client`` replaces the HTTP client.
     """
-    http = client or httpx.Client(
-        timeout=httpx.Timeout(timeout), follow_redirects=False,
-        headers={"Accept": "application/json", "User-Agent": "sealtrail-ca"})
+    # One attempt: a token check must not wait out retries while its caller waits.
+    http = client or http_client(RetryPolicy(attempts=1, timeout=timeout))
+    too_large = f"<= {max_bytes} bytes"
 
     def fetch_json(url: str) -> Any:
-        deadline = time.monotonic() + timeout
-        with http.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code} from {url}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise ValueError(f"response from {url} exceeds {max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ValueError(f"response from {url} exceeds {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise ValueError(f"response from {url} took longer than {timeout} s")
-                chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
+            response = http.request(
+                "GET", url, headers={"Accept": "application/json", "User-Agent": "sealtrail-ca"},
+                service=url, limit=max_bytes, deadline=timeout)
+        except ServiceUnavailableError as exc:
+            if exc.expected == too_large:  # the oversized-answer refusal
+                raise ValueError(f"response from {url} exceeds {max_bytes} bytes") from None
+            raise ValueError(exc.message) from None
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status} from {url}")
+        try:
+            return response.json()
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"response from {url} is not JSON") from exc
 

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sealtrail.crypto.keys import PublicKey
-from sealtrail.errors import InputError, LogError, SignatureInvalidError, TlogEntryMismatchError
-from sealtrail.transport.rekor import tlog_entry_from_v1
+from sealtrail.errors import (
+    InputError,
+    LogError,
+    ServiceUnavailableError,
+    SignatureInvalidError,
+    TlogEntryMismatchError,
+)
+from sealtrail.transport._http import HttpClient, RetryPolicy, http_client
+from sealtrail.transport.rekor import MAX_LOG_RESPONSE_BYTES, tlog_entry_from_v1
 
 __all__ = ["bundle_from_detached", "read_detached_signature"]
 
@@ -35,7 +42,7 @@ def read_detached_signature(text: bytes) -> bytes:
 
 
 def bundle_from_detached(digest: bytes, signature: bytes, certificate: x509.Certificate,
-                         rekor_url: str, *, http: httpx.Client | None = None) -> dict[str, Any]:
+                         rekor_url: str, *, http: HttpClient | None = None) -> dict[str, Any]:
     """The v0.3 bundle for a detached (digest, signature, certificate), from the log's entry.
 
     Raises :class:`SignatureInvalidError` when the signature does not cover ``digest`` (checked
@@ -53,18 +60,23 @@ def bundle_from_detached(digest: bytes, signature: bytes, certificate: x509.Cert
         "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
         "signature": {"content": base64.b64encode(signature).decode(),
                       "publicKey": {"content": base64.b64encode(pem).decode()}}}}
-    client = http or httpx.Client(timeout=TIMEOUT)
+    # One attempt, as before: a search that fails is reported, not repeated.
+    client = http or http_client(RetryPolicy(attempts=1, timeout=TIMEOUT))
     url = rekor_url.rstrip("/") + "/api/v1/log/entries/retrieve"
     try:
-        response = client.post(url, json={"entries": [proposed]})
-    except httpx.HTTPError as exc:
-        raise LogError(f"cannot reach the log at {rekor_url}: {exc}") from exc
+        response = client.request(
+            "POST", url, body=json.dumps({"entries": [proposed]}, separators=(",", ":")).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            service=f"the log at {rekor_url}", limit=MAX_LOG_RESPONSE_BYTES)
+    except ServiceUnavailableError as exc:
+        # "cannot reach the log at ...", "... did not answer in time": a log failure.
+        raise LogError(exc.message, expected=exc.expected, actual=exc.actual) from exc
     finally:
         if http is None:
             client.close()
-    if response.status_code != 200:
+    if response.status != 200:
         raise LogError(f"the log at {rekor_url} could not search its entries "
-                       f"(HTTP {response.status_code})")
+                       f"(HTTP {response.status})")
     try:
         found = response.json()
     except ValueError as exc:

@@ -13,15 +13,26 @@ import base64
 import json
 from typing import Any
 
-import httpx
-
-from sealtrail.errors import LogError
+from sealtrail.errors import InputError, LogError, ServiceUnavailableError
 from sealtrail.log.proofs import inclusion_proof_from_tiles
-from sealtrail.merkle.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
+from sealtrail.merkle.tiles import (
+    ENTRY_BUNDLE_WIDTH,
+    MAX_ENTRY_SIZE,
+    TILE_BYTES,
+    TILE_WIDTH,
+    decode_entry_bundle,
+    entries_path,
+)
 from sealtrail.models.checkpoint import Checkpoint, SignedNote
 from sealtrail.models.trusted_root import TrustedRoot
+from sealtrail.transport._http import HttpClient
 
 __all__ = ["recover_v2_entry"]
+
+# What each read may return at most (SPEC: C2SP tlog-tiles: 256 hashes per tile, 256
+# u16-length-prefixed entries per bundle; a checkpoint is a few lines plus signatures).
+MAX_CHECKPOINT_BYTES = 1024 * 1024
+MAX_ENTRY_BUNDLE_BYTES = ENTRY_BUNDLE_WIDTH * (2 + MAX_ENTRY_SIZE)
 
 
 def _b64(data: bytes) -> str:
@@ -29,18 +40,30 @@ def _b64(data: bytes) -> str:
 
 
 def recover_v2_entry(log_url: str, index: int, trusted_root: TrustedRoot,
-                     http: httpx.Client) -> dict[str, Any]:
-    """The bundle ``tlogEntries`` item for entry ``index`` of the Rekor v2 log at ``log_url``."""
+                     http: HttpClient) -> dict[str, Any]:
+    """The bundle ``tlogEntries`` item for entry ``index`` of the Rekor v2 log at ``log_url``.
+
+    Raises :class:`LogError` when the log cannot be read or what it serves does not hold the
+    entry; the result is checked against the trusted root when the bundle is verified.
+    """
     base = log_url.rstrip("/")
 
     def fetch(path: str) -> bytes:
+        if path.startswith("tile/entries/"):
+            limit = MAX_ENTRY_BUNDLE_BYTES
+        elif path.startswith("tile/"):
+            limit = TILE_BYTES
+        else:
+            limit = MAX_CHECKPOINT_BYTES
         try:
-            response = http.get(f"{base}/{path}")
-        except httpx.HTTPError as exc:
-            raise LogError(f"cannot read {path} from the log at {base}: {exc}") from exc
-        if response.status_code != 200:
-            raise LogError(f"the log at {base} has no {path} (HTTP {response.status_code})")
-        return response.content
+            response = http.request("GET", f"{base}/{path}", service=f"the log at {base}",
+                                    limit=limit)
+        except ServiceUnavailableError as exc:
+            raise LogError(f"cannot read {path} from the log at {base}: {exc.message}",
+                           expected=exc.expected, actual=exc.actual) from exc
+        if response.status != 200:
+            raise LogError(f"the log at {base} has no {path} (HTTP {response.status})")
+        return response.body
 
     note = fetch("checkpoint").decode("utf-8", "replace")
     checkpoint = Checkpoint.from_body(SignedNote.from_text(note).body)
@@ -49,16 +72,25 @@ def recover_v2_entry(log_url: str, index: int, trusted_root: TrustedRoot,
                        actual=checkpoint.size, expected=f"> {index}")
     tile = index // TILE_WIDTH
     width = None if (tile + 1) * TILE_WIDTH <= checkpoint.size else checkpoint.size - tile * TILE_WIDTH
-    body = decode_entry_bundle(fetch(entries_path(tile, width)))[index % TILE_WIDTH]
-    proof = inclusion_proof_from_tiles(fetch, index, checkpoint.size)
+    try:
+        body = decode_entry_bundle(fetch(entries_path(tile, width)),
+                                   width or ENTRY_BUNDLE_WIDTH)[index % TILE_WIDTH]
+        proof = inclusion_proof_from_tiles(fetch, index, checkpoint.size)
+    except InputError as exc:
+        raise LogError(f"the log at {base} serves a malformed tile: {exc.message}",
+                       expected=exc.expected, actual=exc.actual) from exc
     logs = [log for log in trusted_root.tlogs if log.base_url.rstrip("/") == base]
     if not logs:
         raise LogError(f"the trusted root does not list the log at {base}")
-    kind = json.loads(body)
+    try:
+        kind = json.loads(body)
+        kind_version = {"kind": kind["kind"], "version": kind["apiVersion"]}
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise LogError(f"entry {index} of the log at {base} is not a log entry body") from exc
     return {
         "logIndex": str(index),
         "logId": {"keyId": _b64(logs[0].log_id)},
-        "kindVersion": {"kind": kind["kind"], "version": kind["apiVersion"]},
+        "kindVersion": kind_version,
         "integratedTime": "0",
         "inclusionProof": {
             "logIndex": str(index),

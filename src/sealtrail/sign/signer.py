@@ -35,7 +35,6 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,7 +56,7 @@ from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
-from sealtrail.transport._http import http_client
+from sealtrail.transport._http import HttpClient, http_client
 from sealtrail.transport.ca import CAClient
 from sealtrail.transport.oidc import IdentityToken
 from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
@@ -109,14 +108,14 @@ class Signer:
     """Signs artifacts and statements under one key (and one certificate when keyless).
 
     Exactly one of ``identity_token`` (keyless) or ``private_key`` (managed key) is given.
-    ``http`` replaces the HTTP client (tests pass one over an ``httpx.MockTransport``);
+    ``http`` replaces the HTTP client (tests pass one over a fake transport);
     ``clock`` replaces the wall clock. Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, context: SigningContext, *,
                  identity_token: IdentityToken | str | None = None,
                  private_key: ec.EllipticCurvePrivateKey | None = None,
-                 max_workers: int = DEFAULT_WORKERS, http: httpx.Client | None = None,
+                 max_workers: int = DEFAULT_WORKERS, http: HttpClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         if (identity_token is None) == (private_key is None):
             raise UsageError("sign either keyless (with an identity token) or with a key")
@@ -126,7 +125,8 @@ class Signer:
         self.context = context
         self._clock = clock
         self._max_workers = max_workers
-        self._http = http or http_client(max_connections=max_workers + 4)
+        # One client for every service; each worker thread keeps its own connections.
+        self._http = http or http_client()
         self._owns_http = http is None
         if isinstance(identity_token, str):
             identity_token = IdentityToken.parse(identity_token)

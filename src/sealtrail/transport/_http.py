@@ -1,48 +1,89 @@
-"""The retrying HTTP plumbing every client of this package shares (CA, TSA, OIDC, Rekor).
+"""The small retrying HTTP client every client of this package shares (CA, TSA, OIDC, Rekor).
 
-``http_client()`` builds the ``httpx.Client`` they use: a timeout on every request and bounded
-retries with exponential backoff and jitter when the service is unreachable (connection
-refused or reset before an answer) or answers 429 or 502/503/504/500. Requests that reached
-the service and got a definite answer are never retried, so a client error is reported at
-once. Transport failures become :class:`ServiceUnavailableError` naming the service.
+:class:`HttpClient` sits on the standard library's :mod:`http.client` (which does all the
+HTTP parsing) and adds only what the signing clients need:
+
+- **keep-alive connections held per thread** and per ``(scheme, host, port)``: the signer's
+  worker threads each reuse their own connection, so the hot path takes no shared lock.
+  A kept-alive connection that the server closed while it sat idle is re-opened once,
+  transparently, without counting as a failed attempt;
+- a **timeout** on every socket operation (``RetryPolicy.timeout``; connecting is capped at
+  10 s), and optionally a total ``deadline`` for one exchange;
+- **bounded retries** with exponential backoff and equal jitter when the service is
+  unreachable (connection refused/reset, or closed before any answer) or answers 429 or
+  500/502/503/504 (``Retry-After`` honoured, up to ``max_backoff``). A request that got a
+  definite answer, or whose answer did not come in time, is never repeated: the service
+  may have acted on it;
+- **bounded answers**: a body over ``limit`` bytes is refused, from its Content-Length when
+  it declares one, before it is read;
+- TLS for https URLs with certificate and hostname verification against certifi's bundle
+  (the system store when certifi is not installed), set up on the first https request only;
+- the ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` environment variables
+  (any case): http:// proxies only, https targets through a CONNECT tunnel, plain-http
+  targets by absolute URL; loopback hosts are never proxied;
+- no redirects: a 3xx answer is returned as it is.
+
+Transport failures become :class:`ServiceUnavailableError` naming the service. Tests replace
+the network with ``HttpClient(transport=...)``: a callable taking an :class:`HttpRequest`
+and returning an :class:`HttpResponse`, or raising one of the exceptions listed in
+:meth:`HttpClient.request`.
+
+SPEC: RFC 9110 §15.6 / §10.2.3 (5xx, 429 and Retry-After), RFC 9112 §9.3 (persistent
+connections: a client may retry a request on a new connection when the old one closed
+before any response), RFC 9112 §3.2.2 / RFC 9110 §9.3.6 (absolute-form and CONNECT for
+proxies).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import random
+import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from typing import NamedTuple
-
-import httpx
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from sealtrail import __version__
-from sealtrail.errors import ServiceUnavailableError
+from sealtrail.errors import ServiceUnavailableError, UsageError
 
 __all__ = [
+    "AnswerDroppedError",
+    "ConnectTimeoutError",
+    "Headers",
+    "HttpClient",
+    "HttpRequest",
+    "HttpResponse",
+    "Proxy",
     "RETRY_STATUSES",
     "RetryPolicy",
-    "RetryingTransport",
+    "USER_AGENT",
     "http_client",
-    "read_limited",
-    "send",
     "service_message",
 ]
 
 # Statuses that say "not now" rather than "no": the service is overloaded or restarting.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Failures where the request never reached the service (or the connection was dropped
-# before any answer): safe to repeat, even for a POST.
-_RETRY_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 MAX_ERROR_CHARS = 300
+USER_AGENT = f"sealtrail/{__version__}"
+# Connecting should be quick; a long per-request timeout must not make an unreachable
+# address hang that long on every attempt.
+MAX_CONNECT_TIMEOUT = 10.0
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# How many distinct URLs keep their parsed form cached (the services are a handful).
+_MAX_CACHED_TARGETS = 512
+# SPEC: RFC 3986 §2: no spaces or control characters in a URI.
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
 
 
 class RetryPolicy(NamedTuple):
     """How hard a client tries: ``attempts`` in total, sleeping ``backoff * 2**n`` (capped at
-    ``max_backoff``, with jitter) between them; ``timeout`` bounds each request."""
+    ``max_backoff``, with jitter) between them; ``timeout`` bounds each socket operation."""
 
     attempts: int = 4
     backoff: float = 0.25
@@ -59,115 +100,514 @@ class RetryPolicy(NamedTuple):
         return ceiling / 2 + rand() * ceiling / 2
 
 
-class RetryingTransport(httpx.BaseTransport):
-    """An httpx transport that retries unreachable-service failures with backoff.
+class Headers(dict):  # type: ignore[type-arg]
+    """Header fields by lower-cased name; lookups ignore case (RFC 9110 §5.1).
 
-    ``sleep`` and ``rand`` are injectable so tests run instantly and deterministically.
-    After the last attempt the exception propagates, or the last response is returned, and
-    the calling client turns it into a sealtrail error naming the service.
+    Repeated fields are joined with ", " (RFC 9110 §5.3).
     """
 
-    def __init__(self, inner: httpx.BaseTransport, policy: RetryPolicy | None = None, *,
+    __slots__ = ()
+
+    def __init__(self, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        items = fields.items() if isinstance(fields, Mapping) else fields
+        for name, value in items:
+            key = name.lower()
+            previous = dict.get(self, key)
+            dict.__setitem__(self, key, value if previous is None else f"{previous}, {value}")
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:  # noqa: D102 - dict API
+        return dict.get(self, name.lower(), default)
+
+
+class HttpRequest(NamedTuple):
+    """One request as the client sends it (``headers`` include the User-Agent)."""
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes | None
+
+
+class HttpResponse(NamedTuple):
+    """A complete (bounded) answer: status, headers by lower-cased name, body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; raises ``ValueError`` when it is not."""
+        return json.loads(self.body)
+
+
+class ConnectTimeoutError(TimeoutError):
+    """Connecting took longer than allowed: nothing was sent, so the request may be retried."""
+
+
+class AnswerDroppedError(Exception):
+    """The service began to answer (status and headers came) and then the connection broke."""
+
+
+class _OversizedError(Exception):
+    """The answer is larger than the caller's limit (``args[0]`` says by how much)."""
+
+
+class Proxy(NamedTuple):
+    """An http:// forward proxy: where it is and the credentials it wants (if any)."""
+
+    url: str
+    host: str
+    port: int
+    authorization: str | None
+
+
+class _Target(NamedTuple):
+    """A parsed URL: connection key, where to connect, and the request-target to send."""
+
+    key: tuple[str, str, int]
+    https: bool
+    host: str
+    port: int
+    path: str  # origin-form ("/a?b"); absolute-form is built when a proxy is used
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    import ipaddress  # only when proxies are configured
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _proxy_environment() -> dict[str, str] | None:
+    """The proxy settings of the environment as urllib reads them (lower-case names win),
+    or None when no ``*_proxy`` variable is set.
+
+    urllib.request costs several milliseconds to import: only paid when one is set.
+    """
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None
+    import urllib.request
+
+    return urllib.request.getproxies_environment()
+
+
+def _parse_proxy(url: str) -> Proxy:
+    """A proxy URL (``http://[user:pass@]host[:port]``; a bare ``host:port`` means http)."""
+    raw = url if "://" in url else "http://" + url
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise UsageError("the proxy URL from the environment is not a URL",
+                         actual=url[:100]) from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError("the proxy set in the environment (HTTPS_PROXY, HTTP_PROXY or "
+                         "ALL_PROXY) is not an http:// proxy, the only kind supported",
+                         actual=url[:100], expected="http://host:port")
+    authorization = None
+    if parts.username is not None:
+        import base64
+        from urllib.parse import unquote
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+    return Proxy(raw, parts.hostname, port or 80, authorization)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+Transport = Callable[[HttpRequest], HttpResponse]
+
+
+class HttpClient:
+    """A thread-safe HTTP/1.1 client with per-thread keep-alive connections and retries.
+
+    ``transport`` replaces the network (tests); ``sleep`` and ``rand`` are injectable so
+    retry tests run instantly and deterministically. Proxy settings are read from the
+    environment once, here.
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None, *, transport: Transport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random) -> None:
-        self._inner = inner
-        self._policy = policy or RetryPolicy()
+        self.policy = policy or RetryPolicy()
+        self._transport = transport
         self._sleep = sleep
         self._rand = rand
+        self._proxies = _proxy_environment()
+        self._proxy_choice: dict[tuple[str, str, int], Proxy | None] = {}
+        self._targets: dict[str, _Target] = {}
+        self._local = threading.local()
+        # Every connection any thread opened, so close() can reach them; only touched when
+        # a connection is opened or dropped, never on the hot path.
+        self._lock = threading.Lock()
+        self._opened: dict[int, tuple[threading.Thread, http.client.HTTPConnection]] = {}
+        self._tls: ssl.SSLContext | None = None
+        self._closed = False
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:  # noqa: D102 - httpx API
-        attempts = max(1, self._policy.attempts)
-        for attempt in range(1, attempts + 1):
+    # -- public API ---------------------------------------------------------------------
+    def request(self, method: str, url: str, *, body: bytes | None = None,
+                headers: Mapping[str, str] | None = None, service: str, limit: int,
+                deadline: float | None = None) -> HttpResponse:
+        """Send one request (with retries) and return the complete, bounded answer.
+
+        ``service`` names the service in errors; answers over ``limit`` bytes are refused;
+        ``deadline`` (seconds) bounds the whole exchange of one attempt, on top of the
+        policy's per-operation timeout. Any status is returned (3xx included); statuses in
+        :data:`RETRY_STATUSES` are retried first while attempts remain.
+
+        Raises :class:`ServiceUnavailableError`: "cannot reach {service}: ..." when it cannot
+        be reached (after the retries), "{service} did not answer in time",
+        "{service} sent an oversized answer", "{service} dropped the connection while
+        answering". A ``transport`` signals these by raising ``ConnectionError`` (no answer:
+        retried), :class:`ConnectTimeoutError` (retried), ``TimeoutError``,
+        :class:`AnswerDroppedError`, or another ``OSError`` / ``http.client.HTTPException``.
+        """
+        if self._closed:
+            raise UsageError("the HTTP client has been closed")
+        fields = Headers({"User-Agent": USER_AGENT})
+        if headers:
+            for name, value in headers.items():
+                dict.__setitem__(fields, name.lower(), value)
+        request = HttpRequest(method, url, fields, body)
+        policy = self.policy
+        attempts = max(1, policy.attempts)
+        attempt = 1
+        while True:
             try:
-                response = self._inner.handle_request(request)
-            except _RETRY_EXCEPTIONS as exc:
-                if attempt == attempts:
-                    if attempts == 1:
-                        raise
-                    raise type(exc)(f"{exc or type(exc).__name__} (after {attempts} attempts)",
-                                    request=request) from exc
-                self._sleep(self._policy.delay(attempt, self._rand))
-                continue
-            if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                if self._transport is None:
+                    response = self._exchange(request, limit, deadline)
+                else:
+                    response = self._via_transport(request, limit)
+            except ConnectTimeoutError as exc:
+                if attempt < attempts:
+                    self._sleep(policy.delay(attempt, self._rand))
+                    attempt += 1
+                    continue
+                raise ServiceUnavailableError(
+                    f"{service} did not answer in time (connecting timed out"
+                    + (f", {attempts} attempts)" if attempts > 1 else ")")) from exc
+            except TimeoutError as exc:
+                # The service may be working on it: repeating could do it twice.
+                raise ServiceUnavailableError(
+                    f"{service} did not answer in time ({type(exc).__name__})") from exc
+            except ConnectionError as exc:
+                if attempt < attempts:
+                    self._sleep(policy.delay(attempt, self._rand))
+                    attempt += 1
+                    continue
+                raise ServiceUnavailableError(
+                    f"cannot reach {service}: {_describe(exc)}{_after(attempts)}") from exc
+            except _OversizedError as exc:
+                raise ServiceUnavailableError(f"{service} sent an oversized answer",
+                                              actual=exc.args[0],
+                                              expected=f"<= {limit} bytes") from None
+            except AnswerDroppedError as exc:
+                raise ServiceUnavailableError(
+                    f"{service} dropped the connection while answering: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                # TLS failures, malformed answers: definite, and not improved by repeating.
+                raise ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}") from exc
+            except ValueError as exc:
+                if self._transport is not None:
+                    raise  # a test's own bug: let it show
+                # A URL (or header) that cannot be sent.
+                raise ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}") from exc
+            if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
-            wait = self._policy.delay(attempt, self._rand)
+            wait = policy.delay(attempt, self._rand)
             retry_after = response.headers.get("retry-after", "")
             if retry_after.isdigit():
                 # Honour the service's own estimate, but never beyond our cap.
-                wait = max(wait, min(float(retry_after), self._policy.max_backoff))
-            response.close()
+                wait = max(wait, min(float(retry_after), policy.max_backoff))
             self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            attempt += 1
 
-    def close(self) -> None:  # noqa: D102 - httpx API
-        self._inner.close()
+    def proxy_for(self, url: str) -> Proxy | None:
+        """The proxy a request to ``url`` goes through, or None for a direct connection."""
+        return self._proxy(self._target(url))
 
-
-class _LazyTLSTransport(httpx.BaseTransport):
-    """Plain-HTTP requests (a local instance) use a transport whose TLS context is never
-    used; the TLS transport, whose creation loads the CA bundle (20-40 ms of start-up), is
-    only made on the first https request, with httpx's default certificate verification."""
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._limits = limits
-        self._lock = threading.Lock()
-        self._plain: httpx.HTTPTransport | None = None
-        self._tls: httpx.HTTPTransport | None = None
-
-    def _transport(self, https: bool) -> httpx.HTTPTransport:
+    def close(self) -> None:
+        """Close every connection, of every thread; the client cannot be used afterwards."""
+        self._closed = True
         with self._lock:
-            if https:
+            opened = list(self._opened.values())
+            self._opened.clear()
+        for _, connection in opened:
+            connection.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the test seam ------------------------------------------------------------------
+    def _via_transport(self, request: HttpRequest, limit: int) -> HttpResponse:
+        assert self._transport is not None
+        response = self._transport(request)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _OversizedError(f"{declared} bytes")
+        if len(response.body) > limit:
+            raise _OversizedError(f"> {limit} bytes")
+        return response
+
+    # -- the network --------------------------------------------------------------------
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is not None:
+            return target
+        if _UNSAFE_URL.search(url):
+            # urlsplit would quietly drop CR/LF/TAB; refuse before any connection instead.
+            raise ValueError(f"URL contains spaces or control characters: {url[:100]!r}")
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"unsupported URL scheme in {url[:100]!r} (http or https only)")
+        host = parts.hostname
+        if not host:
+            raise ValueError(f"no host in URL {url[:100]!r}")
+        port = parts.port or _DEFAULT_PORTS[scheme]  # ValueError for a bad port
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        target = _Target((scheme, host, port), scheme == "https", host, port, path)
+        if len(self._targets) >= _MAX_CACHED_TARGETS:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    def _proxy(self, target: _Target) -> Proxy | None:
+        if self._proxies is None:
+            return None
+        key = target.key
+        if key in self._proxy_choice:
+            return self._proxy_choice[key]
+        choice = None
+        if not _is_loopback(target.host):
+            import urllib.request
+
+            where = f"[{target.host}]" if ":" in target.host else target.host
+            if not urllib.request.proxy_bypass_environment(f"{where}:{target.port}",
+                                                           self._proxies):
+                url = self._proxies.get(key[0]) or self._proxies.get("all")
+                choice = _parse_proxy(url) if url else None
+        self._proxy_choice[key] = choice
+        return choice
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = self._tls
+        if context is None:
+            with self._lock:
                 if self._tls is None:
-                    self._tls = httpx.HTTPTransport(limits=self._limits)
-                return self._tls
-            if self._plain is None:
-                # Only ever used for http:// URLs, so no certificates need loading.
-                self._plain = httpx.HTTPTransport(
-                    limits=self._limits, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-            return self._plain
+                    try:
+                        import certifi
+                    except ImportError:  # the system's trust store, then
+                        self._tls = ssl.create_default_context()
+                    else:
+                        self._tls = ssl.create_default_context(cafile=certifi.where())
+                context = self._tls
+        return context
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:  # noqa: D102 - httpx API
-        return self._transport(request.url.scheme == "https").handle_request(request)
+    def _connections(self) -> dict[tuple[str, str, int], http.client.HTTPConnection]:
+        try:
+            return self._local.connections  # type: ignore[no-any-return]
+        except AttributeError:
+            connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+            self._local.connections = connections
+            return connections
 
-    def close(self) -> None:  # noqa: D102 - httpx API
-        for transport in (self._plain, self._tls):
-            if transport is not None:
-                transport.close()
+    def _open(self, target: _Target, timeout: float) -> http.client.HTTPConnection:
+        """A new, connected connection for ``target`` (through its proxy, if any)."""
+        proxy = self._proxy(target)
+        connect_timeout = min(timeout, MAX_CONNECT_TIMEOUT)
+        connection: http.client.HTTPConnection
+        if target.https:
+            host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
+            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout,
+                                                     context=self._tls_context())
+            if proxy is not None:
+                tunnel_headers = ({"Proxy-Authorization": proxy.authorization}
+                                  if proxy.authorization else None)
+                connection.set_tunnel(target.host, target.port, headers=tunnel_headers)
+        elif proxy is not None:
+            connection = http.client.HTTPConnection(proxy.host, proxy.port,
+                                                    timeout=connect_timeout)
+        else:
+            connection = http.client.HTTPConnection(target.host, target.port,
+                                                    timeout=connect_timeout)
+        try:
+            connection.connect()
+        except TimeoutError as exc:
+            connection.close()
+            raise ConnectTimeoutError(f"connecting to {target.host}:{target.port} timed out "
+                                      f"after {connect_timeout:g} s") from exc
+        except ssl.SSLError:
+            connection.close()
+            raise  # a certificate we refuse: definite, not retried
+        except ConnectionError:
+            connection.close()
+            raise
+        except OSError as exc:
+            # Unreachable network, unknown name, refused tunnel...: nothing was sent.
+            connection.close()
+            raise ConnectionError(_describe(exc)) from exc
+        assert connection.sock is not None
+        connection.sock.settimeout(timeout)
+        connection.sealtrail_used = False  # type: ignore[attr-defined]
+        with self._lock:
+            # Connections of threads that have ended are closed here rather than leaked.
+            for ident, (thread, old) in list(self._opened.items()):
+                if not thread.is_alive():
+                    old.close()
+                    del self._opened[ident]
+            self._opened[id(connection)] = (threading.current_thread(), connection)
+        self._connections()[target.key] = connection
+        return connection
+
+    def _drop(self, target: _Target, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        connections = self._connections()
+        if connections.get(target.key) is connection:
+            del connections[target.key]
+        with self._lock:
+            self._opened.pop(id(connection), None)
+
+    def _exchange(self, request: HttpRequest, limit: int, deadline: float | None) -> HttpResponse:
+        target = self._target(request.url)
+        end = None if deadline is None else time.monotonic() + deadline
+        timeout = self.policy.timeout if deadline is None else min(self.policy.timeout, deadline)
+        connection = self._connections().get(target.key)
+        if connection is not None:
+            if connection.sealtrail_used:  # type: ignore[attr-defined]
+                try:
+                    return self._round_trip(target, connection, request, limit, end)
+                except ConnectionError:
+                    # RFC 9112 §9.3.1: the server closed the idle kept-alive connection (or
+                    # reset it) before answering: nothing was processed. One fresh
+                    # connection, not counted as an attempt.
+                    pass
+            else:  # left half-used by an interrupted exchange
+                self._drop(target, connection)
+        return self._round_trip(target, self._open(target, timeout), request, limit, end)
+
+    def _round_trip(self, target: _Target, connection: http.client.HTTPConnection,
+                    request: HttpRequest, limit: int, end: float | None) -> HttpResponse:
+        proxy = None if target.https else self._proxy(target)
+        path = target.path
+        fields: Mapping[str, str] = request.headers
+        if proxy is not None:
+            # RFC 9112 §3.2.2: absolute-form to a forward proxy.
+            path = f"http://{_authority(target)}{target.path}"
+            if proxy.authorization:
+                fields = {**fields, "proxy-authorization": proxy.authorization}
+        try:
+            if end is not None:
+                _budget(connection, end, self.policy.timeout)
+            connection.request(request.method, path, body=request.body, headers=fields)
+            answer = connection.getresponse()
+        except BaseException:
+            self._drop(target, connection)
+            raise
+        # From here on the service has answered: a failure is not "no answer".
+        try:
+            headers = Headers(answer.getheaders())
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _OversizedError(f"{declared} bytes")
+            if end is None:
+                if answer.length is not None:
+                    # A declared length (within the limit): read exactly that much; a short
+                    # answer raises IncompleteRead.
+                    body = answer.read()
+                else:  # chunked, or until the connection closes
+                    body = answer.read(limit + 1)
+                    if len(body) > limit:
+                        raise _OversizedError(f"> {limit} bytes")
+            else:
+                # One bounded read at a time, so the deadline is checked between reads.
+                chunks = []
+                size = 0
+                while True:
+                    _budget(connection, end, self.policy.timeout)
+                    chunk = answer.read1(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise _OversizedError(f"> {limit} bytes")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+                if answer.length:  # the connection closed before the declared length
+                    raise http.client.IncompleteRead(body, answer.length)
+                if not answer.isclosed():
+                    answer.close()  # read1 leaves a fully read fixed-length answer open
+        except (_OversizedError, TimeoutError):
+            self._drop(target, connection)
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(target, connection)
+            raise AnswerDroppedError(_describe(exc)) from exc
+        except BaseException:
+            self._drop(target, connection)
+            raise
+        if answer.will_close:
+            self._drop(target, connection)
+        else:
+            if end is not None and connection.sock is not None:
+                connection.sock.settimeout(self.policy.timeout)
+            connection.sealtrail_used = True  # type: ignore[attr-defined]
+        return HttpResponse(answer.status, headers, body)
 
 
-def http_client(policy: RetryPolicy | None = None, *, transport: httpx.BaseTransport | None = None,
-                sleep: Callable[[float], None] = time.sleep, max_connections: int = 32) -> httpx.Client:
-    """An ``httpx.Client`` with timeouts and retries, shared by the signing-service clients.
+def _authority(target: _Target) -> str:
+    """``host[:port]`` of ``target`` as written in a URL (IPv6 in brackets)."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == _DEFAULT_PORTS["http"] else f"{host}:{target.port}"
 
-    ``transport`` replaces the network (tests pass an ``httpx.MockTransport``). The client
-    is thread-safe: the signer shares one across its worker threads.
+
+def _budget(connection: http.client.HTTPConnection, end: float, cap: float) -> None:
+    """Set the socket timeout to what is left of the deadline (TimeoutError if nothing)."""
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    if connection.sock is not None:
+        connection.sock.settimeout(min(left, cap))
+
+
+def _after(attempts: int) -> str:
+    return f" (after {attempts} attempts)" if attempts > 1 else ""
+
+
+def http_client(policy: RetryPolicy | None = None, *, transport: Transport | None = None,
+                sleep: Callable[[float], None] = time.sleep,
+                rand: Callable[[], float] = random.random) -> HttpClient:
+    """The :class:`HttpClient` the signing-service clients share (timeouts and retries).
+
+    ``transport`` replaces the network (tests pass a function answering
+    :class:`HttpRequest` objects). The client is thread-safe: the signer shares one across
+    its worker threads.
     """
-    policy = policy or RetryPolicy()
-    inner = transport or _LazyTLSTransport(httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections))
-    return httpx.Client(
-        transport=RetryingTransport(inner, policy, sleep=sleep),
-        timeout=httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0)),
-        headers={"User-Agent": f"sealtrail/{__version__}"},
-        follow_redirects=False,
-    )
-
-
-def read_limited(response: httpx.Response, limit: int, service: str) -> bytes:
-    """The body of a streamed ``response``, refusing more than ``limit`` bytes."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ServiceUnavailableError(f"{service} sent an oversized answer", actual=f"{declared} bytes",
-                    expected=f"<= {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ServiceUnavailableError(f"{service} sent an oversized answer", actual=f"> {limit} bytes",
-                        expected=f"<= {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return HttpClient(policy, transport=transport, sleep=sleep, rand=rand)
 
 
 def service_message(body: bytes) -> str:
@@ -181,22 +621,3 @@ def service_message(body: bytes) -> str:
         text = data["message"]
     text = " ".join(text.split())
     return text[:MAX_ERROR_CHARS] or "(no message)"
-
-
-def send(client: httpx.Client, request: httpx.Request, service: str,
-         limit: int) -> tuple[int, httpx.Headers, bytes]:
-    """Send ``request`` (with the client's retries); return status, headers and the bounded
-    body. Transport failures become an :class:`ServiceUnavailableError` naming ``service``."""
-    try:
-        response = client.send(request, stream=True)
-    except httpx.TimeoutException as exc:
-        raise ServiceUnavailableError(f"{service} did not answer in time ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(f"cannot reach {service}: {exc or type(exc).__name__}") from exc
-    try:
-        body = read_limited(response, limit, service)
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(f"{service} dropped the connection while answering: {exc}") from exc
-    finally:
-        response.close()
-    return response.status_code, response.headers, body

@@ -15,7 +15,6 @@ import base64
 import json
 from typing import NamedTuple
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -26,7 +25,13 @@ from sealtrail.errors import (
     ServiceUnavailableError,
     TokenInvalidError,
 )
-from sealtrail.transport._http import http_client, send, service_message
+from sealtrail.transport._http import (
+    Headers,
+    HttpClient,
+    HttpRequest,
+    http_client,
+    service_message,
+)
 
 __all__ = ["CAClient", "SigningCertificate", "parse_certificate_response"]
 
@@ -45,7 +50,7 @@ class SigningCertificate(NamedTuple):
 class CAClient:
     """A Fulcio v2 API client (``POST {base_url}/api/v2/signingCert``)."""
 
-    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, client: HttpClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = client or http_client()
         self._owns_client = client is None
@@ -55,17 +60,19 @@ class CAClient:
         """How errors name this CA."""
         return f"the CA at {self.base_url}"
 
-    def build_request(self, csr: x509.CertificateSigningRequest, token: str) -> httpx.Request:
-        """The HTTP request for ``csr``, authenticated with ``token``.
+    def build_request(self, csr: x509.CertificateSigningRequest, token: str) -> HttpRequest:
+        """The HTTP request for ``csr``, authenticated with ``token`` (the client adds its
+        User-Agent when sending).
 
         SPEC: sigstore-wire.md §1: ``{"certificateSigningRequest": base64(PEM CSR)}`` with
         ``Authorization: Bearer <token>`` (what sigstore-python and cosign send).
         """
         pem = csr.public_bytes(serialization.Encoding.PEM)
-        body = {"certificateSigningRequest": base64.b64encode(pem).decode()}
-        return self._client.build_request(
-            "POST", self.base_url + "/api/v2/signingCert", json=body,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        body = json.dumps({"certificateSigningRequest": base64.b64encode(pem).decode()},
+                          separators=(",", ":")).encode()
+        return HttpRequest("POST", self.base_url + "/api/v2/signingCert", Headers({
+            "Authorization": f"Bearer {token}", "Accept": "application/json",
+            "Content-Type": "application/json"}), body)
 
     def request_certificate(self, csr: x509.CertificateSigningRequest, token: str) -> SigningCertificate:
         """Ask the CA for a certificate for the key of ``csr``; return the parsed chain.
@@ -75,8 +82,10 @@ class CAClient:
         :class:`CertChainInvalidError` / :class:`SCTInvalidError` for an answer that is not
         an embedded-SCT chain, and :class:`ServiceUnavailableError` when the CA is unreachable or failing.
         """
-        status, _headers, body = send(self._client, self.build_request(csr, token), self.service,
-                                      MAX_CA_RESPONSE_BYTES)
+        request = self.build_request(csr, token)
+        status, _headers, body = self._client.request(
+            request.method, request.url, body=request.body, headers=request.headers,
+            service=self.service, limit=MAX_CA_RESPONSE_BYTES)
         if status in (401, 403):
             # The token is never echoed: only the CA's explanation.
             raise TokenInvalidError(f"{self.service} refused the identity token: "
@@ -91,7 +100,7 @@ class CAClient:
         return parse_certificate_response(body, self.service)
 
     def close(self) -> None:
-        """Release the connection pool if this client created it."""
+        """Release the connections if this client created the HTTP client."""
         if self._owns_client:
             self._client.close()
 

@@ -30,12 +30,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
-
-import httpx
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sealtrail.errors import TokenInvalidError, ServiceUnavailableError
-from sealtrail.transport._http import http_client, send, service_message
+from sealtrail.transport._http import HttpClient, http_client, service_message
 
 __all__ = [
     "DEFAULT_AUDIENCE",
@@ -150,7 +148,7 @@ class IdentityToken:
 
 # -- sources ------------------------------------------------------------------------------
 
-def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = None,
+def github_actions_token(env: Mapping[str, str], client: HttpClient | None = None,
                          audience: str = DEFAULT_AUDIENCE) -> SourceResult:
     """Ask GitHub Actions for an identity token for ``audience``.
 
@@ -167,8 +165,16 @@ def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = N
                       "(does the job have `permissions: id-token: write`?)")
     try:
         parts = urlsplit(url)
-        target = httpx.URL(url).copy_merge_params({"audience": audience})
-    except (ValueError, httpx.InvalidURL):
+        _ = parts.port  # raises ValueError for a port that is not a number
+        if not parts.hostname:
+            raise ValueError("no host")
+        # The URL already carries a query (api-version): add to it, never replace it; an
+        # audience already there is replaced by ours.
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k != "audience"]
+        target = urlunsplit(parts._replace(query=urlencode([*query, ("audience", audience)]),
+                                           fragment=""))
+    except ValueError:
         raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} is not a URL", actual=url[:100]) from None
     # The request carries a bearer credential: never over plain HTTP to another host.
     if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -177,11 +183,10 @@ def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = N
     owned = client is None
     client = client or http_client()
     try:
-        # The URL already carries a query (api-version): add to it, never replace it.
-        request = client.build_request(
+        status, _headers, body = client.request(
             "GET", target,
-            headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"})
-        status, _headers, body = send(client, request, service, MAX_GITHUB_RESPONSE_BYTES)
+            headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},
+            service=service, limit=MAX_GITHUB_RESPONSE_BYTES)
     finally:
         if owned:
             client.close()
@@ -198,7 +203,7 @@ def github_actions_token(env: Mapping[str, str], client: httpx.Client | None = N
 
 
 def _default_sources(explicit: str | None, env: Mapping[str, str],
-                     client: httpx.Client | None) -> list[TokenSource]:
+                     client: HttpClient | None) -> list[TokenSource]:
     def from_explicit() -> SourceResult:
         return (explicit, "given") if explicit else (None, "not given")
 
@@ -234,7 +239,7 @@ def _on_terminal() -> bool:
 
 def _browser_source(env: Mapping[str, str], oidc_issuer: str | None, interactive: bool | None,
                     login: Callable[[str], str] | None,
-                    client: httpx.Client | None) -> TokenSource:
+                    client: HttpClient | None) -> TokenSource:
     def fetch() -> SourceResult:
         ci = env.get("CI")
         if ci is not None and ci.strip().lower() != "false":
@@ -255,7 +260,7 @@ def _browser_source(env: Mapping[str, str], oidc_issuer: str | None, interactive
 
 
 def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] | None = None,
-                        client: httpx.Client | None = None,
+                        client: HttpClient | None = None,
                         extra_sources: Sequence[TokenSource] = (),
                         now: datetime | None = None, oidc_issuer: str | None = None,
                         interactive: bool | None = None,

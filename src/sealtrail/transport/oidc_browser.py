@@ -34,10 +34,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-import httpx
-
 from sealtrail.errors import ServiceUnavailableError, TokenInvalidError
-from sealtrail.transport._http import RetryPolicy, http_client, send, service_message
+from sealtrail.transport._http import HttpClient, RetryPolicy, http_client, service_message
 
 __all__ = ["CALLBACK_PATH", "DEFAULT_CLIENT_ID", "SCOPE", "browser_login", "pkce_pair"]
 
@@ -96,7 +94,7 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     return data
 
 
-def _discover(issuer: str, client: httpx.Client) -> tuple[str, str]:
+def _discover(issuer: str, client: HttpClient) -> tuple[str, str]:
     """The issuer's ``(authorization_endpoint, token_endpoint)``.
 
     SPEC: OpenID Connect Discovery 1.0 §4: the document is at
@@ -104,8 +102,8 @@ def _discover(issuer: str, client: httpx.Client) -> tuple[str, str]:
     """
     service = f"the OIDC issuer {issuer}"
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    request = client.build_request("GET", url, headers={"Accept": "application/json"})
-    status, _headers, body = send(client, request, service, MAX_DISCOVERY_BYTES)
+    status, _headers, body = client.request("GET", url, headers={"Accept": "application/json"},
+                                            service=service, limit=MAX_DISCOVERY_BYTES)
     if status != 200:
         raise ServiceUnavailableError(f"{service} has no discovery document: "
                                       f"{service_message(body)}", actual=f"HTTP {status}")
@@ -210,7 +208,7 @@ def _check_callback(params: dict[str, str], state: str) -> str:
     return code
 
 
-def _exchange(token_endpoint: str, client: httpx.Client, *, code: str, verifier: str,
+def _exchange(token_endpoint: str, client: HttpClient, *, code: str, verifier: str,
               redirect_uri: str, client_id: str, client_secret: str | None) -> str:
     """Trade the code for an id_token at the token endpoint.
 
@@ -220,12 +218,15 @@ def _exchange(token_endpoint: str, client: httpx.Client, *, code: str, verifier:
     service = f"the OIDC token endpoint {token_endpoint}"
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
             "client_id": client_id, "code_verifier": verifier}
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json",
+               "Content-Type": "application/x-www-form-urlencoded"}
     if client_secret is not None:
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-    request = client.build_request("POST", token_endpoint, data=form, headers=headers)
-    status, _headers, body = send(client, request, service, MAX_TOKEN_RESPONSE_BYTES)
+    status, _headers, body = client.request("POST", token_endpoint,
+                                            body=urlencode(form).encode("ascii"),
+                                            headers=headers, service=service,
+                                            limit=MAX_TOKEN_RESPONSE_BYTES)
     if 400 <= status < 500:
         # SPEC: RFC 6749 §5.2: {"error": ..., "error_description": ...}.
         try:
@@ -269,7 +270,7 @@ def _check_nonce(id_token: str, nonce: str) -> None:
 def browser_login(issuer_url: str, *, client_id: str = DEFAULT_CLIENT_ID,
                   client_secret: str | None = None,
                   open_browser: Callable[[str], Any] = webbrowser.open,
-                  timeout: float = 300, http: httpx.Client | None = None) -> str:
+                  timeout: float = 300, http: HttpClient | None = None) -> str:
     """Log in at ``issuer_url`` in a browser (authorization code + PKCE); return the id_token.
 
     The authorization URL is printed to stderr and passed to ``open_browser`` (whose failure

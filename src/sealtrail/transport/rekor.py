@@ -10,13 +10,14 @@ import base64
 import json
 from typing import Any
 
-import httpx
+from sealtrail.errors import LogEntryInvalidError, LogError, ServiceUnavailableError
+from sealtrail.transport._http import HttpClient, HttpResponse, http_client
 
-from sealtrail.errors import LogEntryInvalidError, LogError
-from sealtrail.transport._http import http_client
+__all__ = ["MAX_LOG_RESPONSE_BYTES", "RekorV1Client", "RekorV2Client", "tlog_entry_from_v1"]
 
-__all__ = ["RekorV1Client", "RekorV2Client", "tlog_entry_from_v1"]
-
+# An entry answer carries the canonicalized body (a DSSE envelope of up to 16 MiB of payload,
+# base64 inside base64) plus its proof: generous, but bounded.
+MAX_LOG_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 def _b64(data: bytes) -> str:
@@ -51,32 +52,40 @@ def tlog_entry_from_v1(response: Any) -> dict[str, Any]:
 
 
 class _Client:
-    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, client: HttpClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         # The shared client: timeouts, and retries when the log is unreachable or busy.
         self._client = client or http_client()
 
-    def _post(self, path: str, payload: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, body: bytes | None = None) -> HttpResponse:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            response = self._client.post(self.base_url + path, json=payload)
-        except httpx.HTTPError as exc:
-            raise LogError(f"cannot reach the log at {self.base_url}: {exc}") from exc
-        if response.status_code == 409:
+            return self._client.request(method, self.base_url + path, body=body,
+                                        headers=headers, service=f"the log at {self.base_url}",
+                                        limit=MAX_LOG_RESPONSE_BYTES)
+        except ServiceUnavailableError as exc:
+            # Log clients report every log failure as a LogError; the message says which
+            # ("cannot reach the log at ...", "... did not answer in time").
+            raise LogError(exc.message, expected=exc.expected, actual=exc.actual) from exc
+
+    def _post(self, path: str, payload: Any) -> HttpResponse:
+        response = self._send("POST", path,
+                              json.dumps(payload, separators=(",", ":")).encode())
+        if response.status == 409:
             raise LogEntryInvalidError("the log already holds this entry",
                                        actual=response.headers.get("location")
                                        or response.headers.get("x-log-index"))
-        if response.status_code >= 400:
-            raise LogError(f"the log refused the entry (HTTP {response.status_code}): "
+        if response.status >= 400:
+            raise LogError(f"the log refused the entry (HTTP {response.status}): "
                            f"{response.text[:300]}")
         return response
 
-    def _get(self, path: str) -> httpx.Response:
-        try:
-            response = self._client.get(self.base_url + path)
-        except httpx.HTTPError as exc:
-            raise LogError(f"cannot reach the log at {self.base_url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise LogError(f"the log could not return the entry (HTTP {response.status_code})")
+    def _get(self, path: str) -> HttpResponse:
+        response = self._send("GET", path)
+        if response.status >= 400:
+            raise LogError(f"the log could not return the entry (HTTP {response.status})")
         return response
 
     def close(self) -> None:

@@ -16,12 +16,11 @@ import hashlib
 import secrets
 from typing import NamedTuple
 
-import httpx
 from asn1crypto import cms, core, tsp
 
 from sealtrail.errors import TimestampInvalidError, TimestampRequestInvalidError, ServiceUnavailableError
 from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TST_INFO_OID
-from sealtrail.transport._http import http_client, send, service_message
+from sealtrail.transport._http import HttpClient, http_client, service_message
 
 __all__ = ["QUERY_MEDIA_TYPE", "TSAClient", "TimestampReply", "build_request", "check_reply"]
 
@@ -140,7 +139,7 @@ def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
 class TSAClient:
     """POST DER timestamp requests to a timestamp authority's full endpoint URL."""
 
-    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
+    def __init__(self, url: str, client: HttpClient | None = None) -> None:
         self.url = url
         self._client = client or http_client()
         self._owns_client = client is None
@@ -160,10 +159,10 @@ class TSAClient:
         """
         if nonce is None:
             nonce = secrets.randbits(NONCE_BITS) | 1  # positive, never zero
-        request = self._client.build_request(
-            "POST", self.url, content=build_request(data, nonce, hash_name),
-            headers={"Content-Type": QUERY_MEDIA_TYPE, "Accept": REPLY_MEDIA_TYPE})
-        status, _headers, body = send(self._client, request, self.service, MAX_REPLY_BYTES)
+        status, _headers, body = self._client.request(
+            "POST", self.url, body=build_request(data, nonce, hash_name),
+            headers={"Content-Type": QUERY_MEDIA_TYPE, "Accept": REPLY_MEDIA_TYPE},
+            service=self.service, limit=MAX_REPLY_BYTES)
         if 400 <= status < 500:
             raise TimestampRequestInvalidError(
                 f"{self.service} refused the request: {service_message(body)}",
@@ -174,6 +173,6 @@ class TSAClient:
         return check_reply(body, data, nonce, hash_name, self.service)
 
     def close(self) -> None:
-        """Release the connection pool if this client created it."""
+        """Release the connections if this client created the HTTP client."""
         if self._owns_client:
             self._client.close()

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.errors import ServiceUnavailableError, TokenInvalidError
 from sealtrail.transport import oidc_browser
 from sealtrail.transport.oidc import BROWSER_SOURCE, find_identity_token
+from sealtrail.transport._http import HttpRequest, HttpResponse
 from sealtrail.transport.oidc_browser import browser_login, pkce_pair
+from tests.fakes.http import fake_client, respond
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -166,13 +168,13 @@ def test_success_returns_the_id_token(provider: Provider, capsys: pytest.Capture
 
 
 def test_token_request_with_client_secret_uses_basic_auth() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[HttpRequest] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         seen.append(request)
-        return httpx.Response(400, json={"error": "invalid_client"})
+        return respond(400, json={"error": "invalid_client"})
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
+    client = fake_client(handler)
     with pytest.raises(TokenInvalidError, match="invalid_client"):
         oidc_browser._exchange("https://idp.test/token", client, code="c", verifier="v",
                                redirect_uri="http://localhost:1/auth/callback",

@@ -6,14 +6,14 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail.errors import Error, TokenInvalidError
-from sealtrail.transport._http import http_client
+from sealtrail.transport._http import HttpClient, HttpRequest, HttpResponse
 from sealtrail.transport.oidc import IdentityToken, TokenSource, find_identity_token
+from tests.fakes.http import fake_client, query_of, respond
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 NOW = datetime.now(timezone.utc)
@@ -30,12 +30,12 @@ EXPLICIT, ENV, GITHUB, EXTRA = (token(sub=name) for name in ("explicit", "env", 
 GITHUB_URL = "https://pipelines.actions.test/token?api-version=2.0"
 
 
-def github_client(calls: list[httpx.Request], status: int = 200,
-                  value: Any = GITHUB) -> httpx.Client:
-    def handler(request: httpx.Request) -> httpx.Response:
+def github_client(calls: list[HttpRequest], status: int = 200,
+                  value: Any = GITHUB) -> HttpClient:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(request)
-        return httpx.Response(status, json={"value": value} if status == 200 else {"message": "no"})
-    return http_client(transport=httpx.MockTransport(handler), sleep=lambda _: None)
+        return respond(status, json={"value": value} if status == 200 else {"message": "no"})
+    return fake_client(handler)
 
 
 def extra() -> TokenSource:
@@ -54,7 +54,7 @@ GITHUB_ENV = {"ACTIONS_ID_TOKEN_REQUEST_URL": GITHUB_URL, "ACTIONS_ID_TOKEN_REQU
 ])
 def test_sources_are_tried_in_order(explicit: str | None, env: dict[str, str], expected: str,
                                     source: str) -> None:
-    calls: list[httpx.Request] = []
+    calls: list[HttpRequest] = []
     found, name = find_identity_token(explicit, env=env, client=github_client(calls),
                                       extra_sources=[extra()], now=NOW)
     assert found.claims["sub"] == expected and name == source
@@ -63,12 +63,13 @@ def test_sources_are_tried_in_order(explicit: str | None, env: dict[str, str], e
 
 
 def test_github_actions_request_shape() -> None:
-    calls: list[httpx.Request] = []
+    calls: list[HttpRequest] = []
     find_identity_token(env=GITHUB_ENV, client=github_client(calls), now=NOW)
     (request,) = calls
     assert request.method == "GET"
-    assert request.url.params["audience"] == "sigstore"
-    assert request.url.params["api-version"] == "2.0"  # the service's own query is kept
+    assert query_of(request) == {"api-version": "2.0",  # the service's own query is kept
+                                 "audience": "sigstore"}
+    assert request.url.startswith("https://pipelines.actions.test/token?")
     assert request.headers["authorization"] == "bearer ghs"
 
 

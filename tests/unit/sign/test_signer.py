@@ -283,7 +283,7 @@ def test_log_request_shapes(services: FakeServices, signer_for: Any, version: in
     digest = hashlib.sha256(b"shape").digest()
     result = signer.sign_digest(digest)
     ((_, request),) = [(n, r) for n, r in services.requests if n == f"rekor{version}"]
-    body = json.loads(request.content)
+    body = json.loads(request.body)
     signature = base64.b64encode(result.signature).decode()
     if version == 1:
         # SPEC: sigstore-wire.md §3 hashedrekord 0.0.1.

@@ -1,4 +1,4 @@
-"""The CA and TSA clients and the retrying transport they share, over httpx.MockTransport."""
+"""The CA and TSA clients and the retrying HTTP client they share, over its fake transport."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import base64
 import json
 from typing import Any, Callable
 
-import httpx
 import pytest
 from asn1crypto import tsp
 from cryptography import x509
@@ -23,10 +22,11 @@ from sealtrail.errors import (
     TimestampRequestInvalidError,
     TokenInvalidError,
 )
-from sealtrail.transport._http import RetryPolicy, http_client
+from sealtrail.transport._http import HttpClient, HttpRequest, HttpResponse, RetryPolicy, http_client
 from sealtrail.transport.ca import CAClient
 from sealtrail.transport.rekor import RekorV1Client
 from sealtrail.transport.tsa import TSAClient, build_request, check_reply
+from tests.fakes.http import respond
 from tests.fakes.tsa import FakeTSA
 
 CA = "https://ca.test"
@@ -34,11 +34,11 @@ TSA = "https://tsa.test/api/v1/timestamp"
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
 
 
-def client(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float] | None = None,
-           **policy: Any) -> httpx.Client:
+def client(handler: Callable[[HttpRequest], HttpResponse], sleeps: list[float] | None = None,
+           **policy: Any) -> HttpClient:
     record = sleeps if sleeps is not None else []
-    return http_client(RetryPolicy(**policy) if policy else None,
-                       transport=httpx.MockTransport(handler), sleep=record.append)
+    return http_client(RetryPolicy(**policy) if policy else None, transport=handler,
+                       sleep=record.append)
 
 
 def csr() -> x509.CertificateSigningRequest:
@@ -65,12 +65,12 @@ def test_retries_5xx_and_429_with_growing_bounded_backoff() -> None:
     answers = [503, 429, 502, 201]
     seen: list[int] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         seen.append(len(seen))
         status = answers[len(seen) - 1]
         if status != 201:
-            return httpx.Response(status, json={"message": "busy"})
-        return httpx.Response(201, json={"signedCertificateEmbeddedSct": {
+            return respond(status, json={"message": "busy"})
+        return respond(201, json={"signedCertificateEmbeddedSct": {
             "chain": {"certificates": chain_pems()}}})
 
     sleeps: list[float] = []
@@ -86,9 +86,9 @@ def test_retries_5xx_and_429_with_growing_bounded_backoff() -> None:
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(1)
-        return httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "slow down"})
+        return respond(429, headers={"Retry-After": "3600"}, json={"message": "slow down"})
 
     sleeps: list[float] = []
     with pytest.raises(Error) as info:
@@ -101,9 +101,9 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
 def test_connection_errors_are_retried_then_reported_naming_the_service() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(1)
-        raise httpx.ConnectError("connection refused", request=request)
+        raise ConnectionRefusedError(111, "Connection refused")
 
     sleeps: list[float] = []
     with pytest.raises(Error) as info:
@@ -116,9 +116,9 @@ def test_connection_errors_are_retried_then_reported_naming_the_service() -> Non
 def test_client_errors_are_not_retried() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(1)
-        return httpx.Response(400, json={"code": 3, "message": "bad CSR"})
+        return respond(400, json={"code": 3, "message": "bad CSR"})
 
     with pytest.raises(CertificateRequestInvalidError, match="bad CSR"):
         CAClient(CA, client(handler)).request_certificate(csr(), TOKEN)
@@ -128,9 +128,9 @@ def test_client_errors_are_not_retried() -> None:
 def test_timeouts_are_reported_not_retried() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(1)
-        raise httpx.ReadTimeout("slow", request=request)
+        raise TimeoutError("The read operation timed out")
 
     with pytest.raises(Error, match="did not answer in time"):
         CAClient(CA, client(handler)).request_certificate(csr(), TOKEN)
@@ -140,9 +140,9 @@ def test_timeouts_are_reported_not_retried() -> None:
 def test_rekor_client_shares_the_retries() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         calls.append(1)
-        return httpx.Response(503, json={"message": "restarting"})
+        return respond(503, json={"message": "restarting"})
 
     with pytest.raises(LogError, match="HTTP 503"):
         RekorV1Client("https://rekor.test", client(handler, attempts=2)).create_entry({})
@@ -152,19 +152,19 @@ def test_rekor_client_shares_the_retries() -> None:
 # -- the CA client ----------------------------------------------------------------------------
 
 def test_ca_request_shape() -> None:
-    captured: list[httpx.Request] = []
+    captured: list[HttpRequest] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         captured.append(request)
-        return httpx.Response(200, json={"signedCertificateEmbeddedSct": {
+        return respond(200, json={"signedCertificateEmbeddedSct": {
             "chain": {"certificates": chain_pems()}}})
 
     request_csr = csr()
     CAClient(CA + "/", client(handler)).request_certificate(request_csr, TOKEN)
     (request,) = captured
-    assert request.method == "POST" and str(request.url) == CA + "/api/v2/signingCert"
+    assert request.method == "POST" and request.url == CA + "/api/v2/signingCert"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
-    body = json.loads(request.content)
+    body = json.loads(request.body)
     assert list(body) == ["certificateSigningRequest"]
     sent = x509.load_pem_x509_csr(base64.b64decode(body["certificateSigningRequest"]))
     assert sent == request_csr
@@ -172,8 +172,8 @@ def test_ca_request_shape() -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_ca_token_refusal_is_a_token_error_without_the_token(status: int) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, json={"code": 16, "message": "token expired"})
+    def handler(request: HttpRequest) -> HttpResponse:
+        return respond(status, json={"code": 16, "message": "token expired"})
 
     with pytest.raises(TokenInvalidError) as info:
         CAClient(CA, client(handler)).request_certificate(csr(), TOKEN)
@@ -191,16 +191,16 @@ def test_ca_token_refusal_is_a_token_error_without_the_token(status: int) -> Non
     ([1, 2], CertChainInvalidError, "non-object"),
 ])
 def test_ca_malformed_answers(payload: Any, error: type[Error], message: str) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=payload)
+    def handler(request: HttpRequest) -> HttpResponse:
+        return respond(200, json=payload)
 
     with pytest.raises(error, match=message):
         CAClient(CA, client(handler)).request_certificate(csr(), TOKEN)
 
 
 def test_ca_chain_of_one_is_refused() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"signedCertificateEmbeddedSct": {
+    def handler(request: HttpRequest) -> HttpResponse:
+        return respond(200, json={"signedCertificateEmbeddedSct": {
             "chain": {"certificates": chain_pems(1)}}})
 
     with pytest.raises(CertChainInvalidError, match="wrong length"):
@@ -208,14 +208,14 @@ def test_ca_chain_of_one_is_refused() -> None:
 
 
 def test_ca_answer_that_is_not_json_or_too_large() -> None:
-    def text(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"<html>")
+    def text(request: HttpRequest) -> HttpResponse:
+        return respond(200, content=b"<html>")
 
     with pytest.raises(CertChainInvalidError, match="other than JSON"):
         CAClient(CA, client(text)).request_certificate(csr(), TOKEN)
 
-    def huge(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"x" * (2 * 1024 * 1024))
+    def huge(request: HttpRequest) -> HttpResponse:
+        return respond(200, content=b"x" * (2 * 1024 * 1024))
 
     with pytest.raises(Error, match="oversized"):
         CAClient(CA, client(huge)).request_certificate(csr(), TOKEN)
@@ -228,10 +228,10 @@ def fake_tsa() -> FakeTSA:
     return FakeTSA()
 
 
-def tsa_handler(fake: FakeTSA, **knobs: Any) -> Callable[[httpx.Request], httpx.Response]:
-    def handler(request: httpx.Request) -> httpx.Response:
+def tsa_handler(fake: FakeTSA, **knobs: Any) -> Callable[[HttpRequest], HttpResponse]:
+    def handler(request: HttpRequest) -> HttpResponse:
         assert request.headers["content-type"] == "application/timestamp-query"
-        parsed = tsp.TimeStampReq.load(request.content)
+        parsed = tsp.TimeStampReq.load(request.body)
         imprint = knobs.pop("imprint", parsed["message_imprint"]["hashed_message"].native)
         nonce = knobs.pop("nonce", parsed["nonce"].native)
 
@@ -239,7 +239,7 @@ def tsa_handler(fake: FakeTSA, **knobs: Any) -> Callable[[httpx.Request], httpx.
             tst["message_imprint"] = {"hash_algorithm": {"algorithm": "sha256"},
                                       "hashed_message": imprint}
 
-        return httpx.Response(200, content=fake.response(b"", nonce=nonce, mutate_tst=set_imprint,
+        return respond(200, content=fake.response(b"", nonce=nonce, mutate_tst=set_imprint,
                                                          **knobs))
     return handler
 
@@ -332,14 +332,14 @@ def test_granted_without_token_is_refused() -> None:
 
 
 def test_tsa_http_errors() -> None:
-    def bad(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"message": "SHA-1 is not accepted"})
+    def bad(request: HttpRequest) -> HttpResponse:
+        return respond(400, json={"message": "SHA-1 is not accepted"})
 
     with pytest.raises(TimestampRequestInvalidError, match="SHA-1"):
         TSAClient(TSA, client(bad)).timestamp(b"sig")
 
-    def down(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(503, text="maintenance")
+    def down(request: HttpRequest) -> HttpResponse:
+        return respond(503, text="maintenance")
 
     with pytest.raises(Error, match="the TSA at https://tsa.test/api/v1/timestamp failed"):
         TSAClient(TSA, client(down, attempts=2)).timestamp(b"sig")
