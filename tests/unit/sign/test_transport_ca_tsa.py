@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any, Callable
 
 import pytest
-from asn1crypto import tsp
+from asn1crypto import core, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -249,11 +250,17 @@ def test_timestamp_request_shape() -> None:
     parsed = tsp.TimeStampReq.load(der)
     assert parsed["version"].native == "v1"
     assert parsed["message_imprint"]["hash_algorithm"]["algorithm"].native == "sha256"
-    import hashlib
-
     assert parsed["message_imprint"]["hashed_message"].native == \
         hashlib.sha256(b"signature bytes").digest()
     assert parsed["nonce"].native == 424242 and parsed["cert_req"].native is True
+    for name in ("sha384", "sha512"):
+        other = tsp.TimeStampReq.load(build_request(b"signature bytes", 7, name))
+        algorithm = other["message_imprint"]["hash_algorithm"]
+        assert algorithm["algorithm"].native == name
+        # SPEC: RFC 5754 §2: parameters absent or NULL (TSAs refuse anything else).
+        assert isinstance(algorithm["parameters"], (core.Void, core.Null))
+        assert other["message_imprint"]["hashed_message"].native == \
+            hashlib.new(name, b"signature bytes").digest()
     with pytest.raises(TimestampRequestInvalidError):
         build_request(b"x", 1, "sha1")
 
@@ -296,8 +303,6 @@ def test_refused_status_is_reported(fake_tsa: FakeTSA) -> None:
 ])
 def test_token_that_is_not_signed_data_is_refused(fake_tsa: FakeTSA, mutate: Any,
                                                   message: str) -> None:
-    import hashlib
-
     imprint = hashlib.sha256(b"sig").digest()
     token = fake_tsa.timestamp(b"sig", nonce=5, mutate=mutate)
     from asn1crypto import cms
