@@ -124,6 +124,16 @@ def _signing_context(args: Any) -> Any:
         version)
 
 
+def _collect_from_here() -> None:
+    """Turn garbage collection back on (the CLI starts with it off), leaving what start-up
+    imported out of every future collection: a release of many files must not keep its
+    cyclic garbage until exit."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
+
+
 def _passphrase(prompt: str, *, confirm: bool = False) -> bytes:
     value = os.environ.get("SEALTRAIL_PASSPHRASE")
     if value:
@@ -234,6 +244,7 @@ def sign(args: Any) -> int:
     # Checked before any service is asked: a doomed run spends no log entries.
     outputs.plan(bundles + [p for p in (args.output_signature, args.output_certificate) if p])
     context = _signing_context(args)
+    _collect_from_here()
     with _make_signer(args, context) as signer:
         _announce(signer)
         results = signer.sign_many([(path, None) for path in args.files],
