@@ -29,20 +29,9 @@ from sealtrail.sign.recover import recover_v2_entry
 from sealtrail.sign.statement import build_statement
 from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import Verifier
-from tests.fakes.instance import FakeInstance
 from tests.unit.sign._services import IDENTITY, ISSUER, FakeServices, make_token
 
 POLICY = IdentityPolicy(identity=IDENTITY, issuer=ISSUER)
-
-
-@pytest.fixture(scope="module")
-def instance() -> FakeInstance:
-    return FakeInstance()
-
-
-@pytest.fixture
-def services(instance: FakeInstance) -> FakeServices:
-    return FakeServices(instance)
 
 
 @pytest.fixture

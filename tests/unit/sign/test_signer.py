@@ -32,18 +32,7 @@ from sealtrail.sign.statement import build_statement
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
 from sealtrail.verify.verifier import Verifier
 from tests.fakes.ca import FakeCA
-from tests.fakes.instance import FakeInstance
 from tests.unit.sign._services import IDENTITY, ISSUER, FakeServices, make_token
-
-
-@pytest.fixture(scope="module")
-def instance() -> FakeInstance:
-    return FakeInstance()
-
-
-@pytest.fixture
-def services(instance: FakeInstance) -> FakeServices:
-    return FakeServices(instance)
 
 
 def context(services: FakeServices, version: int | None = None, **knobs: Any) -> SigningContext:
