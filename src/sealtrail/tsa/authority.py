@@ -329,11 +329,17 @@ class TimestampAuthority:
         # encodings, which matters: OpenSSL re-encodes the set before checking the signature.
         # Encoding note: every value that may reach 128 bytes is serialised once here and
         # handed to its parent through _fresh(); see there for why.
+        # Each attribute is encoded before it joins the SET OF: sorting the set encodes its
+        # members again, which costs a built value twice what it costs a _fresh one.
+        digest_attr_der = cms.CMSAttribute({
+            "type": "message_digest",
+            "values": [hashlib.new(self._digest, tst_der).digest()]}).dump()
+        time_attr_der = cms.CMSAttribute({
+            "type": "signing_time", "values": [_signing_time(gen_time)]}).dump()
         attrs_der = cms.CMSAttributes([
             _fresh(cms.CMSAttribute, self._content_type_attr_der),
-            cms.CMSAttribute({"type": "message_digest",
-                              "values": [hashlib.new(self._digest, tst_der).digest()]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [_signing_time(gen_time)]}),
+            _fresh(cms.CMSAttribute, digest_attr_der),
+            _fresh(cms.CMSAttribute, time_attr_der),
             _fresh(cms.CMSAttribute, self._ess_attr_der),
         ]).dump()
         # SPEC: RFC 5652 §5.4: the signature covers the DER of the attributes with the
