@@ -199,8 +199,13 @@ def test_refuses_hash_parameters(tsa: TimestampAuthority) -> None:
         "hash_algorithm": {"algorithm": "2.16.840.1.101.3.4.2.1",
                            "parameters": core.OctetString(b"x")},
         "hashed_message": hashlib.sha256(SIGNATURE).digest()}}).dump()
-    with pytest.raises(E, match="not a DER TimeStampReq.*Null"):
+    # The grammar allows only NULL or absent parameters: anything else does not decode.
+    with pytest.raises(E, match="not a DER TimeStampReq"):
         tsa.parse_der_request(der)
+    without = _LooseRequest({"version": 1, "message_imprint": {
+        "hash_algorithm": {"algorithm": "2.16.840.1.101.3.4.2.1"},
+        "hashed_message": hashlib.sha256(SIGNATURE).digest()}}).dump()
+    assert tsa.parse_der_request(without).hash_algorithm == "sha256"
 
 
 def test_refuses_other_versions(tsa: TimestampAuthority) -> None:
@@ -669,3 +674,25 @@ def test_tokens_issued_from_many_threads_all_verify(material: TSAMaterial,
     for data, reply in results:
         assert verify_timestamp(TimestampToken.from_der(reply), data, _trusted(material)) == NOW
     assert len({TimestampToken.from_der(r).serial_number for _, r in results}) == 64
+
+
+def test_request_decoding_is_strict_der(tsa: TimestampAuthority) -> None:
+    # BER forms a lenient parser would take: an indefinite length, a non-minimal length,
+    # and certReq spelt out as FALSE (allowed: read as OPTIONAL; see _asn1.TimeStampReq).
+    good = _der_request(nonce=7)
+    assert good[0] == 0x30 and good[1] < 0x80
+    indefinite = b"\x30\x80" + good[2:] + b"\x00\x00"
+    long_form = b"\x30\x81" + good[1:]
+    for der in (indefinite, long_form):
+        with pytest.raises(E, match="not a DER TimeStampReq"):
+            tsa.parse_der_request(der)
+    explicit_false = _LooseCertReq({"version": 1, "message_imprint": {
+        "hash_algorithm": {"algorithm": "2.16.840.1.101.3.4.2.1"},
+        "hashed_message": hashlib.sha256(SIGNATURE).digest()}, "cert_req": False}).dump()
+    assert explicit_false.endswith(b"\x01\x01\x00")
+    assert tsa.parse_der_request(explicit_false).cert_req is False
+
+
+class _LooseCertReq(core.Sequence):
+    _fields = [("version", core.Integer), ("message_imprint", _LooseImprint),
+               ("cert_req", core.Boolean)]
