@@ -69,6 +69,7 @@ from sealtrail.merkle.tiles import (
     encode_entry_bundle,
     entries_path,
     expand_tile,
+    extend_expanded,
     subtree_root,
     tile_path,
     tile_width,
@@ -299,19 +300,36 @@ class _Dispatch:
 
 
 class _Snapshot:
-    """What readers see: the published checkpoint and the edge at its size."""
+    """What readers see: the published checkpoint and the edge at its size.
 
-    __slots__ = ("checkpoint", "edge", "_expanded")
+    The partial edge tiles are expanded (every complete row hashed) on the first proof that
+    needs them. A busy log publishes a checkpoint every few entries, so each snapshot
+    extends the previous one's expansion of the same tile rather than redoing it: only the
+    nodes over the new leaves are hashed. Only the previous snapshot's expansions are
+    kept, never a chain of snapshots.
+    """
 
-    def __init__(self, checkpoint: PublishedCheckpoint, edge: Edge) -> None:
+    __slots__ = ("checkpoint", "edge", "_expanded", "_previous")
+
+    def __init__(self, checkpoint: PublishedCheckpoint, edge: Edge,
+                 previous: "_Snapshot | None" = None) -> None:
         self.checkpoint = checkpoint
         self.edge = edge
-        self._expanded: dict[int, _proofs.ExpandedTile] = {}
+        self._expanded: dict[int, tuple[int, _proofs.ExpandedTile]] = {}
+        self._previous = previous._expanded if previous is not None else None
 
     def expanded_edge(self, level: int) -> _proofs.ExpandedTile:
-        tile = self._expanded.get(level)
-        if tile is None:
-            tile = self._expanded[level] = expand_tile(self.edge.tiles[level])
+        found = self._expanded.get(level)
+        if found is not None:
+            return found[1]
+        data = self.edge.tiles[level]
+        index = self.edge.size >> (TILE_HEIGHT * (level + 1))
+        old = self._previous.get(level) if self._previous is not None else None
+        if old is not None and old[0] == index and data.startswith(old[1][0]):
+            tile = extend_expanded(old[1], data)
+        else:
+            tile = expand_tile(data)
+        self._expanded[level] = (index, tile)
         return tile
 
 
@@ -1171,7 +1189,7 @@ class LogEngine:
         woken = []
         with self._cond:
             self._edge = edge
-            self._snapshot = _Snapshot(published, edge)
+            self._snapshot = _Snapshot(published, edge, self._snapshot)
             while self._waiters and self._waiters[0][0] < edge.size:
                 woken.append(heapq.heappop(self._waiters)[2])
         for future in woken:

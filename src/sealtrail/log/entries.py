@@ -273,6 +273,23 @@ def _der_certificate(raw: bytes, details: str, what: str) -> tuple[x509.Certific
     return found
 
 
+_KEY_IDS: dict[int, tuple[object, str]] = {}
+
+
+def _key_id_hex(key: PublicKey) -> str:
+    """The key's id (SHA-256 of its SPKI), remembered for the memoised certificates' keys.
+
+    Keyed by the key object's identity; the entry holds the object, so the id cannot be
+    reused by another key while it is remembered.
+    """
+    found = _KEY_IDS.get(id(key.key))
+    if found is not None and found[0] is key.key:
+        return found[1]
+    value = key.key_id.hex()
+    _memo_put(_KEY_IDS, id(key.key), (key.key, value))
+    return value
+
+
 def _identity(cert: x509.Certificate) -> FulcioIdentity | None:
     if cert in _IDENTITIES:
         return _IDENTITIES[cert]
@@ -371,7 +388,7 @@ class _Keys:
                     self._signers.append(("identity", identity.san))
                 if identity.issuer and self._ok(identity.issuer):
                     self._signers.append(("issuer", identity.issuer))
-        self._signers.append(("key", signer.key.key_id.hex()))
+        self._signers.append(("key", _key_id_hex(signer.key)))
 
     def subjects(self, payload_type: str, payload: bytes) -> None:
         """Index the subject digests of an in-toto statement payload, leniently."""

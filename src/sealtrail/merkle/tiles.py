@@ -327,6 +327,36 @@ def expand_tile(data: bytes) -> tuple[bytes, ...]:
     return tuple(rows)
 
 
+def extend_expanded(rows: Sequence[bytes], data: bytes) -> tuple[bytes, ...]:
+    """:func:`expand_tile` of ``data``, reusing ``rows``: the expansion of a prefix of it.
+
+    A node of a complete row depends only on the leaves below it, so growing a partial
+    tile keeps every node it had; only the new ones are hashed. Equal to
+    ``expand_tile(data)``; raises :class:`~sealtrail.errors.UsageError` if ``rows[0]`` is
+    not a prefix of ``data`` or ``data`` is not 1 to 256 hashes.
+    """
+    if not data or len(data) % HASH_SIZE or len(data) > TILE_BYTES:
+        raise UsageError("tile data is not 1 to 256 hashes", actual=len(data))
+    if not rows or not data.startswith(rows[0]):
+        raise UsageError("the known rows are not those of a prefix of this tile")
+    sha256 = hashlib.sha256
+    out = [bytes(data)]
+    below = bytes(data)
+    for level in range(1, TILE_HEIGHT + 1):
+        count = len(below) // HASH_SIZE // 2
+        if count == 0:
+            break
+        known = rows[level] if level < len(rows) else b""
+        have = len(known) // HASH_SIZE
+        # SPEC: RFC 6962 §2.1: interior node = SHA-256(0x01 || left || right).
+        fresh = [sha256(b"\x01" + below[2 * i * HASH_SIZE:(2 * i + 2) * HASH_SIZE]).digest()
+                 for i in range(have, count)]
+        row = known + b"".join(fresh)
+        out.append(row)
+        below = row
+    return tuple(out)
+
+
 def perfect_subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:
     """Decompose the leaf range [start, end) into maximal perfect subtrees, left to right.
 

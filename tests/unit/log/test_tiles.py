@@ -19,6 +19,7 @@ from sealtrail.merkle.tiles import (
     encode_tile,
     entries_path,
     expand_tile,
+    extend_expanded,
     parse_tile_path,
     perfect_subtrees,
     root_from_edge,
@@ -297,3 +298,21 @@ def test_root_from_edge_rejects_a_malformed_edge() -> None:
         root_from_edge(3, [])
     with pytest.raises(UsageError):
         root_from_edge(3, [b"".join(LEAVES[:2])])
+
+
+@settings(max_examples=60, deadline=None)
+@given(old=st.integers(min_value=1, max_value=256), new=st.integers(min_value=1, max_value=256))
+def test_extending_an_expansion_equals_expanding_afresh(old: int, new: int) -> None:
+    old, new = min(old, new), max(old, new)
+    leaves = [leaf_hash(b"%d" % i) for i in range(new)]
+    known = expand_tile(b"".join(leaves[:old]))
+    assert extend_expanded(known, b"".join(leaves)) == expand_tile(b"".join(leaves))
+
+
+def test_extending_refuses_what_is_not_a_prefix() -> None:
+    leaves = [leaf_hash(b"%d" % i) for i in range(8)]
+    known = expand_tile(b"".join(leaves[:4]))
+    with pytest.raises(UsageError, match="prefix"):
+        extend_expanded(known, b"".join(leaves[1:6]))
+    with pytest.raises(UsageError, match="1 to 256"):
+        extend_expanded(known, b"\x00" * 33)
