@@ -239,27 +239,35 @@ def sign(args: Any) -> int:
     for path in args.files:
         if not os.path.isfile(path):
             raise usage_error(f"{path} is not a file")
-    bundles = [args.bundle or path + ".sigstore.json" for path in args.files]
-    outputs = StagedOutputs(overwrite=args.overwrite)
-    # Checked before any service is asked: a doomed run spends no log entries.
-    outputs.plan(bundles + [p for p in (args.output_signature, args.output_certificate) if p])
-    context = _signing_context(args)
-    _collect_from_here()
-    with _make_signer(args, context) as signer:
-        _announce(signer)
-        results = signer.sign_many([(path, None) for path in args.files],
-                                    on_done=_progress(len(args.files)))
-    import base64
+    bundles = {path: args.bundle or path + ".sigstore.json" for path in args.files}
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        # Checked before any service is asked: a doomed run spends no log entries.
+        outputs.plan([bundles[path] for path in args.files]  # a file named twice is refused
+                     + [p for p in (args.output_signature, args.output_certificate) if p])
+        context = _signing_context(args)
+        _collect_from_here()
+        progress = _progress(len(args.files))
 
-    from cryptography.hazmat.primitives.serialization import Encoding
+        def done(result: Any) -> None:
+            # Staged as each file is done (a temporary beside its target), so writing
+            # overlaps the rest of the run; nothing is moved into place until all are.
+            outputs.put(bundles[result.name], result.bundle_json())
+            progress(result)
 
-    for result, bundle in zip(results, bundles):
-        outputs.put(bundle, result.bundle_json())
-    if args.output_signature:
-        outputs.put(args.output_signature, base64.b64encode(results[0].signature))
-    if args.output_certificate:
-        outputs.put(args.output_certificate, results[0].certificate.public_bytes(Encoding.PEM))
-    written = outputs.commit()
+        with _make_signer(args, context) as signer:
+            _announce(signer)
+            results = signer.sign_many([(path, None) for path in args.files], on_done=done)
+        if args.output_signature or args.output_certificate:
+            import base64
+
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            if args.output_signature:
+                outputs.put(args.output_signature, base64.b64encode(results[0].signature))
+            if args.output_certificate:
+                outputs.put(args.output_certificate,
+                            results[0].certificate.public_bytes(Encoding.PEM))
+        written = outputs.commit()
     print(f"signed {len(results)} file(s); wrote {', '.join(written[:3])}"
           + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
     return EXIT_OK
@@ -305,16 +313,16 @@ def attest(args: Any) -> int:
         bundles = [path + ".sigstore.json" for path in args.files]
     else:
         bundles = [args.statement + ".sigstore.json"]
-    outputs = StagedOutputs(overwrite=args.overwrite)
-    outputs.plan(bundles)
-    context = _signing_context(args)
-    with _make_signer(args, context) as signer:
-        _announce(signer)
-        result = signer.sign_statement(payload, name)
-    print(f"attested {name} (log index {result.log_index})", file=sys.stderr)
-    for bundle in bundles:
-        outputs.put(bundle, result.bundle_json())
-    written = outputs.commit()
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        outputs.plan(bundles)
+        context = _signing_context(args)
+        with _make_signer(args, context) as signer:
+            _announce(signer)
+            result = signer.sign_statement(payload, name)
+        print(f"attested {name} (log index {result.log_index})", file=sys.stderr)
+        for bundle in bundles:
+            outputs.put(bundle, result.bundle_json())
+        written = outputs.commit()
     print(f"wrote {', '.join(written)}")
     return EXIT_OK
 
@@ -326,12 +334,13 @@ def generate_key_pair(args: Any) -> int:
     private_path = args.output_key
     base = private_path[:-4] if private_path.endswith(".key") else private_path
     public_path = base + ".pub"
-    outputs = StagedOutputs(overwrite=args.overwrite)
-    outputs.plan([private_path, public_path])
-    private, public = generate_key_pair(_passphrase("passphrase for the new key: ", confirm=True))
-    outputs.put(private_path, private, mode=0o600)
-    outputs.put(public_path, public)
-    outputs.commit()
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        outputs.plan([private_path, public_path])
+        private, public = generate_key_pair(_passphrase("passphrase for the new key: ",
+                                                        confirm=True))
+        outputs.put(private_path, private, mode=0o600)
+        outputs.put(public_path, public)
+        outputs.commit()
     print(f"wrote {private_path} (encrypted, mode 0600) and {public_path} "
           f"(key id {_key_id(public)})")
     return EXIT_OK

@@ -1,11 +1,13 @@
 """All-or-nothing output files: a signing run leaves every output or none.
 
-:class:`StagedOutputs` is used in two phases. Before any network work, :meth:`plan` checks
+:class:`StagedOutputs` is used in three steps. Before any network work, :meth:`plan` checks
 that each output path is free (unless overwriting was asked for), distinct from the others
 and in a directory that exists, so that a doomed run fails before it spends log entries.
-After every artifact has been signed and verified, :meth:`commit` writes each file to a
-temporary name beside its target and only then moves them into place. A failure while
-writing removes the temporaries; a failure before commit writes nothing at all.
+As each artifact is signed and verified, :meth:`put` writes its file to a temporary name
+beside the target (from any thread: the writing overlaps the rest of the run). When every
+artifact is done, :meth:`commit` moves them all into place; a failure moves none, and
+:meth:`discard` (or leaving the ``with`` block with an exception) removes the temporaries.
+Nothing ever appears at a target path before every output is ready.
 
 Without ``overwrite``, files are moved into place with ``link`` + ``unlink``, which fails
 rather than replacing a file that appeared in the meantime.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 
 from sealtrail.errors import InputError, UsageError
@@ -23,12 +26,19 @@ __all__ = ["StagedOutputs"]
 
 
 class StagedOutputs:
-    """Output files planned up front and written together at the end."""
+    """Output files planned up front, staged as they are ready, and placed together."""
 
     def __init__(self, *, overwrite: bool = False) -> None:
         self.overwrite = overwrite
         self._planned: dict[str, str] = {}  # absolute path -> path as given
-        self._data: dict[str, tuple[bytes, int]] = {}
+        self._staged: dict[str, str] = {}  # absolute path -> its temporary file
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()  # after a commit there is nothing left to remove
 
     def plan(self, paths: Iterable[str]) -> None:
         """Reserve ``paths``; raise :class:`UsageError` if one exists (without overwrite),
@@ -46,35 +56,48 @@ class StagedOutputs:
             self._planned[absolute] = path
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Set the content (and permission bits) of planned output ``path``; it is kept in
-        memory until :meth:`commit`. Private keys use ``mode=0o600``."""
+        """Write the content (and permission bits) of planned output ``path`` to a temporary
+        file beside it; :meth:`commit` moves it into place. Thread-safe. Private keys use
+        ``mode=0o600``. Raises :class:`InputError` if the file cannot be written."""
         absolute = os.path.abspath(path)
         if absolute not in self._planned:
             raise UsageError(f"{path} was not planned as an output")
-        self._data[absolute] = (data, mode)
+        try:
+            handle, temporary = tempfile.mkstemp(
+                prefix="." + os.path.basename(absolute) + ".", suffix=".tmp",
+                dir=os.path.dirname(absolute))
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        try:
+            # mkstemp creates the file 0600: a private key is never readable by others, not
+            # even for a moment; public outputs are opened up before they are moved.
+            # No fsync: the promise is "a failed run writes nothing", not durability across
+            # a power cut, and a sync per file would dominate a 100-file run.
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            if mode != 0o600:
+                os.chmod(temporary, mode)
+        except OSError as exc:
+            _remove(temporary)
+            raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        with self._lock:
+            previous = self._staged.get(absolute)
+            self._staged[absolute] = temporary
+        if previous is not None:
+            _remove(previous)
 
     def commit(self) -> list[str]:
-        """Write every output; return their paths (as given). All or nothing on write errors."""
-        missing = [self._planned[p] for p in self._planned if p not in self._data]
+        """Move every staged output into place; return their paths (as given, in planned
+        order). All or nothing: on a failure the outputs already moved are removed again."""
+        with self._lock:
+            staged = dict(self._staged)
+        missing = [given for absolute, given in self._planned.items() if absolute not in staged]
         if missing:
             raise UsageError(f"no content for output {missing[0]}")
-        staged: list[tuple[str, str]] = []
         placed: list[str] = []  # new files linked into place (removed again on failure)
         try:
-            for absolute, (data, mode) in self._data.items():
-                handle, temporary = tempfile.mkstemp(
-                    prefix="." + os.path.basename(absolute) + ".", suffix=".tmp",
-                    dir=os.path.dirname(absolute))
-                staged.append((temporary, absolute))
-                # mkstemp creates the file 0600: a private key is never readable by others,
-                # not even for a moment; public outputs are opened up before they are moved.
-                # No fsync: the promise is "a failed run writes nothing", not durability
-                # across a power cut, and a sync per file would dominate a 100-file run.
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
-                if mode != 0o600:
-                    os.chmod(temporary, mode)
-            for temporary, absolute in staged:
+            for absolute in self._planned:
+                temporary = staged[absolute]
                 if self.overwrite:
                     os.replace(temporary, absolute)
                 else:
@@ -89,10 +112,16 @@ class StagedOutputs:
             self._undo(placed)
             raise InputError(f"cannot write {exc.filename or 'an output'}: {exc.strerror}") from exc
         finally:
-            for temporary, _ in staged:
-                if os.path.lexists(temporary):
-                    os.unlink(temporary)
-        return [self._planned[absolute] for absolute in self._data]
+            self.discard()
+        return list(self._planned.values())
+
+    def discard(self) -> None:
+        """Remove every temporary file not moved into place (a failed or abandoned run)."""
+        with self._lock:
+            temporaries = list(self._staged.values())
+            self._staged.clear()
+        for temporary in temporaries:
+            _remove(temporary)
 
     @staticmethod
     def _undo(placed: list[str]) -> None:
@@ -103,3 +132,10 @@ class StagedOutputs:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # gone already, or best effort while a failure is being reported
+        pass

@@ -100,6 +100,56 @@ def test_a_file_appearing_meanwhile_is_not_replaced(tmp_path: Path) -> None:
     assert path.read_text() == "theirs" and os.listdir(tmp_path) == ["a.json"]
 
 
+def test_staged_outputs_never_show_at_their_targets_before_commit(tmp_path: Path) -> None:
+    # put() writes a hidden temporary beside the target at once (from worker threads, as
+    # files finish); the targets appear only at commit, all together.
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [str(tmp_path / f"f{i}.json") for i in range(40)]
+    with StagedOutputs() as outputs:
+        outputs.plan(paths)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda p: outputs.put(p, p.encode()), paths))
+        listed = os.listdir(tmp_path)
+        assert len(listed) == 40 and all(n.startswith(".f") and n.endswith(".tmp")
+                                         for n in listed)
+        assert outputs.commit() == paths
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in paths)
+    assert all(Path(p).read_bytes() == p.encode() for p in paths)
+
+
+def test_a_failed_run_removes_its_temporaries(tmp_path: Path) -> None:
+    paths = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    with pytest.raises(RuntimeError, match="signing failed"):
+        with StagedOutputs() as outputs:
+            outputs.plan(paths)
+            outputs.put(paths[0], b"done")
+            assert len(os.listdir(tmp_path)) == 1
+            raise RuntimeError("signing failed")  # the second file never came
+    assert os.listdir(tmp_path) == []
+
+
+def test_putting_twice_keeps_the_last_content(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.json")
+    with StagedOutputs() as outputs:
+        outputs.plan([path])
+        outputs.put(path, b"first")
+        outputs.put(path, b"second")
+        assert len(os.listdir(tmp_path)) == 1  # the first temporary was removed
+        outputs.commit()
+    assert os.listdir(tmp_path) == ["a.json"] and Path(path).read_bytes() == b"second"
+
+
+def test_a_directory_gone_since_planning_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "a.json"
+    path.parent.mkdir()
+    with StagedOutputs() as outputs:
+        outputs.plan([str(path)])
+        path.parent.rmdir()
+        with pytest.raises(InputError, match="cannot write"):
+            outputs.put(str(path), b"x")
+
+
 # -- keys -------------------------------------------------------------------------------------
 
 def test_generated_keys_are_encrypted_and_load_back() -> None:
