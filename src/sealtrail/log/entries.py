@@ -229,6 +229,9 @@ def _pem_signer(value: Any, what: str) -> _Signer:
     """
     pem = _b64(value, what, MAX_PEM_BYTES)
     if _BEGIN_CERT in pem:
+        known = _PEM_CERTIFICATES.get(pem)
+        if known is not None:
+            return known
         try:
             certs = x509.load_pem_x509_certificates(pem)
         except ValueError as exc:
@@ -237,7 +240,9 @@ def _pem_signer(value: Any, what: str) -> _Signer:
             raise E(f"{what} must hold exactly one certificate", actual=len(certs), expected=1)
         cert = certs[0]
         key = _cert_key(cert, None, what)
-        return _Signer(key, cert, cert.public_bytes(serialization.Encoding.PEM), pem)
+        signer = _Signer(key, cert, cert.public_bytes(serialization.Encoding.PEM), pem)
+        _memo_put(_PEM_CERTIFICATES, pem, signer)
+        return signer
     try:
         loaded = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm, TypeError) as exc:
@@ -252,6 +257,7 @@ def _pem_signer(value: Any, what: str) -> _Signer:
 # first skips the X.509 work. Pure functions of those bytes; bounded against hostile input.
 _MEMO_LIMIT = 256
 _CERTIFICATES: dict[tuple[bytes, str], tuple[x509.Certificate, PublicKey]] = {}
+_PEM_CERTIFICATES: dict[bytes, _Signer] = {}  # Rekor v1 verifiers, by the PEM as sent
 _IDENTITIES: dict[x509.Certificate, FulcioIdentity | None] = {}
 
 

@@ -1148,3 +1148,17 @@ def test_certificate_memo_is_bounded() -> None:
         entries._memo_put(entries._CERTIFICATES, (b"k%d" % i, "x"), None)  # type: ignore[arg-type]
     assert len(entries._CERTIFICATES) <= entries._MEMO_LIMIT
     entries._CERTIFICATES.clear()
+
+
+def test_memoised_v1_certificate_still_checks_the_signature() -> None:
+    first = canonicalize_v1(default_v1())
+    assert base64.b64decode(default_v1()["spec"]["signature"]["publicKey"]["content"]) \
+        in entries._PEM_CERTIFICATES
+    again = canonicalize_v1(v1_hashedrekord(p256(), cert_pem(leaf()), data=b"other"))
+    assert ("identity", DEFAULT_IDENTITY) in first.search_keys
+    assert ("identity", DEFAULT_IDENTITY) in again.search_keys
+    flipped = default_v1()
+    sig = bytearray(base64.b64decode(flipped["spec"]["signature"]["content"]))
+    sig[-1] ^= 1
+    flipped["spec"]["signature"]["content"] = b64(bytes(sig))
+    refused(canonicalize_v1, flipped, "does not verify")
