@@ -30,16 +30,6 @@ UTC = timezone.utc
 # -- fixtures ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ec_tsa() -> FakeTSA:
-    return FakeTSA(key_type="ec")
-
-
-@pytest.fixture(scope="module")
-def rsa_tsa() -> FakeTSA:
-    return FakeTSA(key_type="rsa", name="fake-rsa-tsa")
-
-
-@pytest.fixture(scope="module")
 def ec_response(ec_tsa: FakeTSA) -> bytes:
     return ec_tsa.response(SIG, embed_certs=True, nonce=5)
 

@@ -16,9 +16,11 @@ import hashlib
 import secrets
 from typing import NamedTuple
 
-from asn1crypto import algos, cms, core, tsp
+from cryptography import x509
+from cryptography.hazmat import asn1
 
 from sealtrail.errors import TimestampInvalidError, TimestampRequestInvalidError, ServiceUnavailableError
+from sealtrail.models import _cms_asn1 as g
 from sealtrail.models.rfc3161 import MAX_TOKEN_BYTES, TST_INFO_OID
 from sealtrail.transport._http import HttpClient, http_client, service_message
 
@@ -29,8 +31,9 @@ REPLY_MEDIA_TYPE = "application/timestamp-reply"
 # The reply wraps the token in a few more bytes of status.
 MAX_REPLY_BYTES = MAX_TOKEN_BYTES + 4096
 NONCE_BITS = 63
-_GRANTED = ("granted", "granted_with_mods")
-SIGNED_DATA_OID = "1.2.840.113549.1.7.2"  # SPEC: RFC 5652 §5.1 id-signedData
+# SPEC: RFC 3161 §2.4.2: PKIStatus granted (0) and grantedWithMods (1) carry a token.
+_GRANTED = (0, 1)
+SIGNED_DATA_OID = g.ID_SIGNED_DATA.dotted_string  # SPEC: RFC 5652 §5.1 id-signedData
 
 
 class TimestampReply(NamedTuple):
@@ -42,8 +45,10 @@ class TimestampReply(NamedTuple):
     nonce: int | None
 
 
-_ALGORITHM_DER = {name: algos.DigestAlgorithm({"algorithm": name}).dump()
-                  for name in ("sha256", "sha384", "sha512")}
+# SPEC: RFC 5754 §2: SHA-2 AlgorithmIdentifiers; parameters NULL, as sealtrail always sent.
+_IMPRINT_ALGORITHMS = {
+    name: g.AlgorithmIdentifier(algorithm=g.DIGEST_OIDS[name], parameters=asn1.Null())
+    for name in ("sha256", "sha384", "sha512")}
 
 
 def build_request(data: bytes, nonce: int, hash_name: str = "sha256") -> bytes:
@@ -52,32 +57,35 @@ def build_request(data: bytes, nonce: int, hash_name: str = "sha256") -> bytes:
     SPEC: RFC 3161 §2.4.1; sigstore-python sends exactly this shape (nonce, certReq) and
     sigstore-wire.md §5 says the TSA rejects SHA-1.
     """
-    if hash_name not in ("sha256", "sha384", "sha512"):
+    if hash_name not in _IMPRINT_ALGORITHMS:
         raise TimestampRequestInvalidError("unsupported timestamp hash", actual=hash_name,
                                            expected="sha256, sha384 or sha512")
-    # The AlgorithmIdentifier is loaded from bytes encoded once: building it from a dict
-    # costs asn1crypto more than the rest of the request (the signer sends one per file).
-    imprint = tsp.MessageImprint({
-        "hash_algorithm": algos.DigestAlgorithm.load(_ALGORITHM_DER[hash_name]),
-        "hashed_message": hashlib.new(hash_name, data).digest()})
-    return tsp.TimeStampReq({
-        "version": "v1",
-        "message_imprint": imprint,
-        "nonce": nonce,
-        "cert_req": True,
-    }).dump()
+    return asn1.encode_der(g.TimeStampReq(
+        version=1,
+        message_imprint=g.MessageImprint(hash_algorithm=_IMPRINT_ALGORITHMS[hash_name],
+                                         hashed_message=hashlib.new(hash_name, data).digest()),
+        req_policy=None,
+        nonce=nonce,
+        cert_req=True,
+        extensions=None,
+    ))
 
 
-def _status_text(status: tsp.PKIStatusInfo) -> str:
-    parts = [str(status["status"].native)]
+def _status_text(raw_status: asn1.TLV, status: int) -> str:
+    parts = [str(g.PKI_STATUS_NAMES.get(status, status))]
     try:
-        texts = status["status_string"].native or []
-        parts.extend(str(t) for t in texts[:3])
-        failure = status["fail_info"].native
-        if failure:
-            parts.append("failure: " + ", ".join(sorted(str(f) for f in failure)))
-    except (ValueError, TypeError, KeyError):  # a malformed optional part: the status suffices
-        pass
+        info = raw_status.parse(g.PKIStatusInfo)
+    except ValueError:  # a malformed optional part: the status suffices
+        return parts[0]
+    parts.extend(info.status_string[:3] if info.status_string else [])
+    if info.fail_info is not None:
+        octets = info.fail_info.as_bytes()
+        # SPEC: X.690 §8.6: bit 0 is the most significant bit of the first octet.
+        bits = [i for i in range(len(octets) * 8 - info.fail_info.padding_bits())
+                if octets[i // 8] & (0x80 >> (i % 8))]
+        if bits:
+            parts.append("failure: " + ", ".join(
+                sorted(g.PKI_FAILURE_NAMES.get(bit, str(bit)) for bit in bits)))
     return "; ".join(parts)[:300]
 
 
@@ -97,46 +105,49 @@ def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
                 expected=f"<= {MAX_REPLY_BYTES} bytes")
     try:
         # SPEC: RFC 3161 §2.4.2: TimeStampResp ::= SEQUENCE { status PKIStatusInfo,
-        # timeStampToken OPTIONAL }. asn1crypto's spec makes the token mandatory, so the
-        # outer SEQUENCE is split by hand (a refusal carries no token).
-        outer = core.Sequence.load(der, strict=True)
-        if not 1 <= len(outer) <= 2:
-            raise E(f"{service} answer is not a TimeStampResp", actual=f"{len(outer)} fields")
-        status = tsp.PKIStatusInfo.load(outer[0].dump())
-        granted = status["status"].native in _GRANTED
+        # timeStampToken OPTIONAL }. Read as its two raw elements first, so that a refusal
+        # is reported from its status whatever else it carries.
+        outline = asn1.decode_der(g.TokenOrResponse, der)
+        if isinstance(outline.first, x509.ObjectIdentifier):
+            raise E(f"{service} answer is not a valid TimeStampResp: it is a bare token")
+        status = outline.first.parse(g.PKIStatusHead).status
+        granted = status in _GRANTED
         if granted:
-            if len(outer) < 2:
+            token = outline.second
+            if not isinstance(token, asn1.TLV):
                 raise E(f"{service} granted the request but sent no token")
-            token = cms.ContentInfo.load(outer[1].dump())
-            if token["content_type"].dotted != SIGNED_DATA_OID:
+            content_info = token.parse(g.ContentInfo)
+            if content_info.content_type != g.ID_SIGNED_DATA:
                 raise E(f"{service} token is not a CMS SignedData",
-                        actual=token["content_type"].dotted, expected=SIGNED_DATA_OID)
-            content = token["content"]["encap_content_info"]
-            if content["content_type"].dotted != TST_INFO_OID:
+                        actual=content_info.content_type.dotted_string,
+                        expected=SIGNED_DATA_OID)
+            encap = content_info.content.parse(g.SignedData).encap_content_info
+            if encap.e_content_type != g.ID_CT_TST_INFO:
                 raise E(f"{service} token does not hold a TSTInfo",
-                        actual=content["content_type"].dotted, expected=TST_INFO_OID)
-            tst_info = content["content"].parsed
-            if not isinstance(tst_info, tsp.TSTInfo):
+                        actual=encap.e_content_type.dotted_string, expected=TST_INFO_OID)
+            if not isinstance(encap.e_content, bytes):
                 raise E(f"{service} token content is not a TSTInfo")
-            imprint = tst_info["message_imprint"]
-            algorithm = imprint["hash_algorithm"]["algorithm"].native
-            hashed = imprint["hashed_message"].native
-            got_nonce = tst_info["nonce"].native
+            tst_info = asn1.decode_der(g.TSTInfo, encap.e_content)
+            imprint = tst_info.message_imprint
+            algorithm = (g.DIGEST_NAMES.get(imprint.hash_algorithm.algorithm)
+                         or imprint.hash_algorithm.algorithm.dotted_string)
+            hashed = imprint.hashed_message
+            got_nonce = tst_info.nonce
     except TimestampInvalidError:
         raise
-    # asn1crypto parses lazily and raises these from deep inside on malformed input.
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+    # The codec raises ValueError on anything that is not DER of this grammar.
+    except (ValueError, TypeError, OverflowError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise E(f"{service} answer is not a valid TimeStampResp: {detail}") from exc
     if not granted:
-        raise E(f"{service} refused to timestamp: {_status_text(status)}",
-                actual=status["status"].native, expected="granted")
+        raise E(f"{service} refused to timestamp: {_status_text(outline.first, status)}",
+                actual=g.PKI_STATUS_NAMES.get(status, status), expected="granted")
     # SPEC: RFC 3161 §2.4.2: the requester MUST check that messageImprint and nonce are the
     # ones it sent (the nonce binds this answer to this request).
     expected = hashlib.new(hash_name, data).digest()
     if algorithm != hash_name or hashed != expected:
         raise E(f"{service} timestamped something else than the signature",
-                actual=f"{algorithm}:{hashed.hex() if isinstance(hashed, bytes) else hashed}",
+                actual=f"{algorithm}:{hashed.hex()}",
                 expected=f"{hash_name}:{expected.hex()}")
     if got_nonce != nonce:
         raise E(f"{service} answered with another nonce than the request's",

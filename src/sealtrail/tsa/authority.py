@@ -7,8 +7,8 @@ and accept). Two request forms are accepted: the DER ``TimeStampReq``
 form ``{"artifactHash", "hashAlgorithm", "certificates"?, "nonce"?, "tsaPolicyOID"?}``.
 
 Nothing here encodes DER by hand: tokens are built with cryptography's declarative ASN.1
-(``cryptography.hazmat.asn1``, Rust DER encoding and strict DER decoding; the grammar is in
-:mod:`._asn1`). A token takes about 70 µs to build, against 430 µs with asn1crypto.
+(``cryptography.hazmat.asn1``, Rust DER encoding and strict DER decoding; the grammar,
+shared with the parser that verifies tokens, is in :mod:`sealtrail.models._cms_asn1`). A token takes about 70 µs to build, against 430 µs with asn1crypto.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealtrail._internal.encoding import b64decode
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError, TimestampRequestInvalidError
-from sealtrail.tsa import _asn1 as T
+from sealtrail.models import _cms_asn1 as G
 
 __all__ = [
     "MAX_NONCE_BITS",
@@ -63,6 +63,8 @@ _OID_RE = re.compile(r"\A[0-2](\.(0|[1-9][0-9]{0,18})){1,63}\Z")
 # RFC 3161 §2.4.2: serialNumber is a positive integer of at most 160 bits; 128 random bits
 # make collisions negligible without tracking issued serials.
 _SERIAL_BITS = 128
+_ECDSA_OIDS = {"sha256": G.ID_ECDSA_SHA256, "sha384": G.ID_ECDSA_SHA384,
+               "sha512": G.ID_ECDSA_SHA512}
 
 
 @dataclass(frozen=True)
@@ -147,29 +149,31 @@ class TimestampAuthority:
         # Everything that is the same in every token, built once. The declarative ASN.1
         # values and elements are immutable, so concurrent issue() calls can share them.
         leaf_der = leaf.public_bytes(serialization.Encoding.DER)
-        issuer = T.element(leaf.issuer.public_bytes())
-        self._leaf = leaf
-        self._policy_oid = T.OID(policy)
-        self._null = asn1.Null()
-        self._sid = T.IssuerAndSerialNumber(issuer=issuer, serial_number=leaf.serial_number)
-        self._signer_digest = T.DigestAlgorithm(algorithm=T.DIGEST_OIDS[self._digest],
-                                                parameters=self._null)
-        self._signature_algorithm = T.SignatureAlgorithm(algorithm=T.ECDSA_OIDS[self._digest])
-        self._accuracy = T.Accuracy(seconds=1)
-        self._granted = T.PKIStatusInfo(status=0)  # SPEC: RFC 3161 §2.4.2: granted (0)
+        issuer = G.element(leaf.issuer.public_bytes())
+        self._policy_oid = G.OID(policy)
+        null = asn1.Null()
+        self._certificates = [G.element(leaf_der)]
+        self._sid = G.IssuerAndSerialNumber(issuer=issuer, serial_number=leaf.serial_number)
+        self._signer_digest = G.AlgorithmIdentifier(algorithm=G.DIGEST_OIDS[self._digest],
+                                                    parameters=null)
+        # SPEC: RFC 5758 §3.2: ecdsa-with-SHA256/384/512, parameters absent.
+        self._signature_algorithm = G.AlgorithmIdentifier(
+            algorithm=_ECDSA_OIDS[self._digest], parameters=None)
+        self._accuracy = G.Accuracy(seconds=1, millis=None, micros=None)
+        # SPEC: RFC 3161 §2.4.2: PKIStatus granted (0).
+        self._granted = G.PKIStatusInfo(status=0, status_string=None, fail_info=None)
+        # NULL parameters, as asn1crypto and OpenSSL write them (RFC 5754 §2 lets verifiers
+        # accept both NULL and absent).
         self._imprint_algorithms = {
-            name: T.DigestAlgorithm(algorithm=T.DIGEST_OIDS[name], parameters=self._null)
+            name: G.AlgorithmIdentifier(algorithm=G.DIGEST_OIDS[name], parameters=null)
             for name in _DIGEST_SIZES}
-        self._content_type_attr = T.element(asn1.encode_der(T.OidAttribute(
-            type=T.CONTENT_TYPE_ATTR, values=asn1.SetOf([T.TST_INFO]))))
+        self._content_type_attr = G.attribute(G.ID_CONTENT_TYPE, G.ID_CT_TST_INFO)
         # SPEC: RFC 5816 §2.2.1 / RFC 5035: ESS signingCertificateV2 binds the signer
-        # certificate; hashAlgorithm is left out because SHA-256 is its DEFAULT (DER omits it).
-        self._ess_attr = T.element(asn1.encode_der(T.SigningCertificateV2Attribute(
-            type=T.SIGNING_CERTIFICATE_V2_ATTR, values=asn1.SetOf([T.SigningCertificateV2(
-                certs=[T.ESSCertIDv2(
-                    cert_hash=hashlib.sha256(leaf_der).digest(),
-                    issuer_serial=T.IssuerSerial(issuer=[issuer],
-                                                 serial_number=leaf.serial_number))])]))))
+        # certificate (by its SHA-256, the DEFAULT hash, which DER leaves out).
+        self._ess_attr = G.attribute(G.ID_SIGNING_CERTIFICATE_V2, G.SigningCertificateV2(
+            certs=[G.ESSCertIDv2(cert_hash=hashlib.sha256(leaf_der).digest(),
+                                 issuer_serial=G.IssuerSerial(
+                                     issuer=[issuer], serial_number=leaf.serial_number))]))
 
     # -- accessors ----------------------------------------------------------------------
 
@@ -211,15 +215,16 @@ class TimestampAuthority:
                     expected=f"<= {MAX_REQUEST_BYTES} bytes")
         try:
             # DER only: the decoder refuses BER forms, trailing bytes and unknown fields.
-            req = asn1.decode_der(T.TimeStampReq, der)
+            req = asn1.decode_der(G.ReceivedTimeStampReq, der)
         # The Rust decoder raises ValueError (or, for absurd sizes, OverflowError) on
         # anything that is not a TimeStampReq; each one means "this is not a TimeStampReq".
         except Exception as exc:  # noqa: BLE001
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise E(f"timestamp request is not a DER TimeStampReq: {detail[:200]}") from exc
         version = req.version
-        algorithm = req.message_imprint.hash_algorithm.algorithm.dotted_string
-        hash_name = T.HASH_NAMES.get(algorithm, algorithm)
+        imprint_algorithm = req.message_imprint.hash_algorithm
+        algorithm = imprint_algorithm.algorithm
+        hash_name = G.DIGEST_NAMES.get(algorithm, algorithm.dotted_string)
         hashed = req.message_imprint.hashed_message
         policy = None if req.req_policy is None else req.req_policy.dotted_string
         nonce = req.nonce
@@ -229,7 +234,10 @@ class TimestampAuthority:
         if version != 1:
             raise E("timestamp request version is not 1", actual=version, expected=1)
         # SPEC: RFC 5754 §2: SHA-2 AlgorithmIdentifiers have absent (tolerated: NULL)
-        # parameters. The grammar already refuses anything else while decoding.
+        # parameters.
+        if imprint_algorithm.parameters is not None \
+                and not isinstance(imprint_algorithm.parameters, asn1.Null):
+            raise E("message imprint hash algorithm has unexpected parameters")
         _check_hash_algorithm(hash_name)
         if has_extensions:
             raise E("timestamp request extensions are not supported")
@@ -300,16 +308,19 @@ class TimestampAuthority:
 
         # SPEC: RFC 3161 §2.4.2 / sigstore-wire.md §5: TSTInfo v1, our policy, the imprint
         # echoed, a unique serial, genTime in UTC, accuracy 1 s, the nonce echoed.
-        tst_der = asn1.encode_der(T.TSTInfo(
+        tst_der = asn1.encode_der(G.TSTInfo(
             version=1,
             policy=self._policy_oid,
-            message_imprint=T.MessageImprint(
+            message_imprint=G.MessageImprint(
                 hash_algorithm=self._imprint_algorithms[request.hash_algorithm],
                 hashed_message=request.hashed_message),
             serial_number=secrets.randbits(_SERIAL_BITS) or 1,
-            gen_time=asn1.GeneralizedTime(gen_time),
+            gen_time=G.element(asn1.encode_der(asn1.GeneralizedTime(gen_time))),
             accuracy=self._accuracy,
-            nonce=request.nonce))
+            ordering=False,
+            nonce=request.nonce,
+            tsa=None,
+            extensions=None))
 
         # SPEC: RFC 5652 §5.3/§11: contentType = id-ct-TSTInfo, messageDigest = digest of the
         # eContent octets; signingTime (RFC 5652 §11.3: UTCTime for years 1950-2049).
@@ -317,37 +328,38 @@ class TimestampAuthority:
         # matters: OpenSSL re-encodes the set before checking the signature.
         signed_attrs = asn1.SetOf([
             self._content_type_attr,
-            T.element(asn1.encode_der(T.OctetStringAttribute(
-                type=T.MESSAGE_DIGEST_ATTR,
-                values=asn1.SetOf([hashlib.new(self._digest, tst_der).digest()])))),
-            T.element(asn1.encode_der(_signing_time(gen_time))),
+            G.attribute(G.ID_MESSAGE_DIGEST, hashlib.new(self._digest, tst_der).digest()),
+            G.attribute(G.ID_SIGNING_TIME, _signing_time(gen_time)),
             self._ess_attr,
         ])
         # SPEC: RFC 5652 §5.4: the signature covers the DER of the attributes with the
         # universal SET OF tag, not the [0] IMPLICIT tag they carry inside SignerInfo.
         signature = self._key.sign(asn1.encode_der(signed_attrs), ec.ECDSA(self._hash()))
 
-        signer_info = T.SignerInfo(
+        signer_info = G.SignerInfo(
             version=1,  # SPEC: RFC 5652 §5.3: version 1 goes with issuerAndSerialNumber.
             sid=self._sid,
             digest_algorithm=self._signer_digest,
             signed_attrs=signed_attrs,
             signature_algorithm=self._signature_algorithm,
-            signature=signature)
-        signed_data = T.SignedData(
+            signature=signature,
+            unsigned_attrs=None)
+        signed_data = G.SignedData(
             version=3,  # SPEC: RFC 5652 §5.1: version 3 because eContentType is not id-data.
             digest_algorithms=asn1.SetOf([self._signer_digest]),
-            encap_content_info=T.EncapsulatedContentInfo(e_content_type=T.TST_INFO,
+            encap_content_info=G.EncapsulatedContentInfo(e_content_type=G.ID_CT_TST_INFO,
                                                          e_content=tst_der),
             # SPEC: RFC 3161 §2.4.1: certReq true -> the TSA's certificate MUST be included.
             # Only the leaf: verifiers take the rest of the chain from their trusted root,
             # and with one certificate the DER SET OF order (sorted by encoding) cannot put
             # another certificate first for verifiers that look at certificates[0].
-            certificates=asn1.SetOf([self._leaf]) if request.cert_req else None,
+            certificates=self._certificates if request.cert_req else None,
+            crls=None,
             signer_infos=asn1.SetOf([signer_info]))
-        return asn1.encode_der(T.TimeStampResp(
-            status=self._granted,
-            time_stamp_token=T.ContentInfo(content_type=T.SIGNED_DATA, content=signed_data)))
+        token = G.ContentInfo(content_type=G.ID_SIGNED_DATA,
+                              content=G.element(asn1.encode_der(signed_data)))
+        return asn1.encode_der(G.TimeStampResp(
+            status=self._granted, time_stamp_token=G.element(asn1.encode_der(token))))
 
     # -- internals ----------------------------------------------------------------------
 
@@ -403,6 +415,5 @@ def _check_leaf_profile(leaf: x509.Certificate) -> None:
 def _signing_time(when: datetime) -> Any:
     # SPEC: RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
     if 1950 <= when.year < 2050:
-        return T.UTCTimeAttribute(type=T.SIGNING_TIME_ATTR, values=asn1.SetOf([asn1.UTCTime(when)]))
-    return T.GeneralizedTimeAttribute(type=T.SIGNING_TIME_ATTR,
-                                      values=asn1.SetOf([asn1.GeneralizedTime(when)]))
+        return asn1.UTCTime(when)
+    return asn1.GeneralizedTime(when)
