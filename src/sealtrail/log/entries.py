@@ -210,12 +210,33 @@ def _jcs(obj: Any) -> bytes:
 
 # -- keys, certificates and who they name ---------------------------------------------------
 class _Signer(NamedTuple):
-    """A verifier from a request: the key, its certificate if any, and its canonical form."""
+    """A verifier from a request: the key, its certificate if any, its canonical form, and
+    the search keys it files an entry under (made by :func:`_signer`)."""
 
     key: PublicKey
     certificate: x509.Certificate | None
     canonical: Any  # v1: canonical PEM bytes; v2: the normalised Verifier JSON object
-    sent: bytes = b""  # v1: the PEM exactly as the client sent it
+    sent: bytes  # v1: the PEM exactly as the client sent it (v2: empty)
+    search_keys: tuple[tuple[str, str], ...]
+
+
+def _signer(key: PublicKey, certificate: x509.Certificate | None, canonical: Any,
+            sent: bytes = b"") -> _Signer:
+    """A :class:`_Signer`, with its search keys: the identity and issuer its certificate
+    names (when it names one usable SAN within the engine's bounds), then its key id."""
+    keys: list[tuple[str, str]] = []
+    if certificate is not None:
+        try:
+            identity: FulcioIdentity | None = FulcioIdentity.from_certificate(certificate)
+        except (Error, ValueError):
+            identity = None  # no single usable SAN: logged, but not findable by identity
+        if identity is not None:
+            if _Keys.fits(identity.san):
+                keys.append(("identity", identity.san))
+            if identity.issuer and _Keys.fits(identity.issuer):
+                keys.append(("issuer", identity.issuer))
+    keys.append(("key", key.key_id.hex()))
+    return _Signer(key, certificate, canonical, sent, tuple(keys))
 
 
 _BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -240,7 +261,7 @@ def _pem_signer(value: Any, what: str) -> _Signer:
             raise E(f"{what} must hold exactly one certificate", actual=len(certs), expected=1)
         cert = certs[0]
         key = _cert_key(cert, None, what)
-        signer = _Signer(key, cert, cert.public_bytes(serialization.Encoding.PEM), pem)
+        signer = _signer(key, cert, cert.public_bytes(serialization.Encoding.PEM), pem)
         _memo_put(_PEM_CERTIFICATES, pem, signer)
         return signer
     try:
@@ -248,17 +269,17 @@ def _pem_signer(value: Any, what: str) -> _Signer:
     except (ValueError, UnsupportedAlgorithm, TypeError) as exc:
         raise E(f"{what} is neither a PEM certificate nor a PEM public key") from exc
     key = PublicKey.from_key(loaded, None, E)
-    return _Signer(key, None, key.key.public_bytes(
+    return _signer(key, None, key.key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), pem)
 
 
 # A signing run logs many entries under one short-lived certificate: what a certificate
-# parsed to (and the identity it names) is kept by its exact bytes, so each entry after the
-# first skips the X.509 work. Pure functions of those bytes; bounded against hostile input.
+# parsed to (its key, and the identity and key id it is filed under) is kept by its exact
+# bytes, so each entry after the first skips the X.509 work. Pure functions of those bytes;
+# bounded against hostile input.
 _MEMO_LIMIT = 256
-_CERTIFICATES: dict[tuple[bytes, str], tuple[x509.Certificate, PublicKey]] = {}
+_CERTIFICATES: dict[tuple[bytes, str], _Signer] = {}  # Rekor v2, by (DER, keyDetails)
 _PEM_CERTIFICATES: dict[bytes, _Signer] = {}  # Rekor v1 verifiers, by the PEM as sent
-_IDENTITIES: dict[x509.Certificate, FulcioIdentity | None] = {}
 
 
 def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -267,44 +288,19 @@ def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
     memo[key] = value
 
 
-def _der_certificate(raw: bytes, details: str, what: str) -> tuple[x509.Certificate, PublicKey]:
+def _der_signer(raw: bytes, details: str, what: str) -> _Signer:
+    """The signer of a Rekor v2 ``x509Certificate`` verifier (memoised by its bytes)."""
     found = _CERTIFICATES.get((raw, details))
     if found is None:
         try:
             cert = x509.load_der_x509_certificate(raw)
         except ValueError as exc:
             raise E(f"{what}.rawBytes is not a DER certificate") from exc
-        found = (cert, _cert_key(cert, details, what))
+        # SPEC: rekor-tiles stores the Verifier as sent; protojson re-encodes the bytes.
+        canonical = {"keyDetails": details, "x509Certificate": {"rawBytes": _b64s(raw)}}
+        found = _signer(_cert_key(cert, details, what), cert, canonical)
         _memo_put(_CERTIFICATES, (raw, details), found)
     return found
-
-
-_KEY_IDS: dict[int, tuple[object, str]] = {}
-
-
-def _key_id_hex(key: PublicKey) -> str:
-    """The key's id (SHA-256 of its SPKI), remembered for the memoised certificates' keys.
-
-    Keyed by the key object's identity; the entry holds the object, so the id cannot be
-    reused by another key while it is remembered.
-    """
-    found = _KEY_IDS.get(id(key.key))
-    if found is not None and found[0] is key.key:
-        return found[1]
-    value = key.key_id.hex()
-    _memo_put(_KEY_IDS, id(key.key), (key.key, value))
-    return value
-
-
-def _identity(cert: x509.Certificate) -> FulcioIdentity | None:
-    if cert in _IDENTITIES:
-        return _IDENTITIES[cert]
-    try:
-        identity = FulcioIdentity.from_certificate(cert)
-    except (Error, ValueError):
-        identity = None  # no single usable SAN: logged, but not findable by identity
-    _memo_put(_IDENTITIES, cert, identity)
-    return identity
 
 
 def _cert_key(cert: x509.Certificate, details: str | None, what: str) -> PublicKey:
@@ -355,16 +351,13 @@ def _v2_signer(value: Any, what: str) -> tuple[_Signer, str, str]:
         sub = f"{what}.x509Certificate"
         raw = _b64(_field(_obj(cert_json, sub), sub, "rawBytes", "raw_bytes"),
                    f"{sub}.rawBytes", MAX_DER_BYTES)
-        cert, key = _der_certificate(raw, details, sub)
-        # SPEC: rekor-tiles stores the Verifier as sent; protojson re-encodes the bytes.
-        canonical = {"keyDetails": details, "x509Certificate": {"rawBytes": _b64s(raw)}}
-        return _Signer(key, cert, canonical), hash_name, proto_hash
+        return _der_signer(raw, details, sub), hash_name, proto_hash
     sub = f"{what}.publicKey"
     raw = _b64(_field(_obj(key_json, sub), sub, "rawBytes", "raw_bytes"), f"{sub}.rawBytes",
                MAX_DER_BYTES)
     key = PublicKey.from_spki_der(raw, details, E)
     canonical = {"keyDetails": details, "publicKey": {"rawBytes": _b64s(raw)}}
-    return _Signer(key, None, canonical), hash_name, proto_hash
+    return _signer(key, None, canonical), hash_name, proto_hash
 
 
 class _Keys:
@@ -380,21 +373,15 @@ class _Keys:
         self._subjects: list[tuple[str, str]] = []
 
     @staticmethod
-    def _ok(value: str) -> bool:
+    def fits(value: str) -> bool:
+        """Whether ``value`` is within the engine's bounds for a search value."""
         return 1 <= len(value) <= MAX_SEARCH_VALUE_CHARS
 
     def add(self, kind: str, value: str) -> None:
         self._digests.append((kind, value))
 
     def signer(self, signer: _Signer) -> None:
-        if signer.certificate is not None:
-            identity = _identity(signer.certificate)
-            if identity is not None:
-                if self._ok(identity.san):
-                    self._signers.append(("identity", identity.san))
-                if identity.issuer and self._ok(identity.issuer):
-                    self._signers.append(("issuer", identity.issuer))
-        self._signers.append(("key", _key_id_hex(signer.key)))
+        self._signers.extend(signer.search_keys)
 
     def subjects(self, payload_type: str, payload: bytes) -> None:
         """Index the subject digests of an in-toto statement payload, leniently."""
