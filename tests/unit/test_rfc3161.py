@@ -611,6 +611,6 @@ def test_parse_memo_is_bounded():
     from sealtrail.models import rfc3161
 
     for i in range(rfc3161._MEMO_LIMIT + 3):
-        rfc3161._remember(rfc3161._CHECKED_NAMES, b"name%d" % i, True)
+        rfc3161._CHECKED_NAMES.put(b"name%d" % i, True)
     assert len(rfc3161._CHECKED_NAMES) <= rfc3161._MEMO_LIMIT
     rfc3161._CHECKED_NAMES.clear()

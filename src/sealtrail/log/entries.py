@@ -27,6 +27,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from sealtrail._internal.encoding import b64decode, hexdecode
+from sealtrail._internal.memo import BoundedMemo
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import Error, LogEntryInvalidError
 from sealtrail.models.certificate import FulcioIdentity
@@ -262,7 +263,7 @@ def _pem_signer(value: Any, what: str) -> _Signer:
         cert = certs[0]
         key = _cert_key(cert, None, what)
         signer = _signer(key, cert, cert.public_bytes(serialization.Encoding.PEM), pem)
-        _memo_put(_PEM_CERTIFICATES, pem, signer)
+        _PEM_CERTIFICATES.put(pem, signer)
         return signer
     try:
         loaded = serialization.load_pem_public_key(pem)
@@ -278,14 +279,9 @@ def _pem_signer(value: Any, what: str) -> _Signer:
 # bytes, so each entry after the first skips the X.509 work. Pure functions of those bytes;
 # bounded against hostile input.
 _MEMO_LIMIT = 256
-_CERTIFICATES: dict[tuple[bytes, str], _Signer] = {}  # Rekor v2, by (DER, keyDetails)
-_PEM_CERTIFICATES: dict[bytes, _Signer] = {}  # Rekor v1 verifiers, by the PEM as sent
-
-
-def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
+# Rekor v2 signers by (DER, keyDetails); Rekor v1 signers by the PEM as sent.
+_CERTIFICATES: BoundedMemo[tuple[bytes, str], _Signer] = BoundedMemo(_MEMO_LIMIT)
+_PEM_CERTIFICATES: BoundedMemo[bytes, _Signer] = BoundedMemo(_MEMO_LIMIT)
 
 
 def _der_signer(raw: bytes, details: str, what: str) -> _Signer:
@@ -299,7 +295,7 @@ def _der_signer(raw: bytes, details: str, what: str) -> _Signer:
         # SPEC: rekor-tiles stores the Verifier as sent; protojson re-encodes the bytes.
         canonical = {"keyDetails": details, "x509Certificate": {"rawBytes": _b64s(raw)}}
         found = _signer(_cert_key(cert, details, what), cert, canonical)
-        _memo_put(_CERTIFICATES, (raw, details), found)
+        _CERTIFICATES.put((raw, details), found)
     return found
 
 

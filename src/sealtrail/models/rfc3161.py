@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from cryptography import x509
 from cryptography.hazmat import asn1
 
+from sealtrail._internal.memo import BoundedMemo
 from sealtrail.errors import TimestampInvalidError
 from sealtrail.models import _cms_asn1 as g
 
@@ -335,7 +336,7 @@ def _parse_certificates(signed_data: g.SignedData) -> tuple[x509.Certificate, ..
         cert = _PARSED_CERTIFICATES.get(der)
         if cert is None:
             cert = _parse_certificate(der)
-            _remember(_PARSED_CERTIFICATES, der, cert)
+            _PARSED_CERTIFICATES.put(der, cert)
         certs.append(cert)
     return tuple(certs)
 
@@ -364,14 +365,8 @@ def _parse_certificate(der: bytes) -> x509.Certificate:
 # checks above is kept by its exact DER (a pure function of those bytes), so verifying many
 # bundles from one TSA parses them once. Bounded, so hostile input cannot grow it.
 _MEMO_LIMIT = 64
-_PARSED_CERTIFICATES: dict[bytes, x509.Certificate] = {}
-_CHECKED_NAMES: dict[bytes, bool] = {}
-
-
-def _remember(memo: dict[bytes, Any], key: bytes, value: Any) -> None:
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
+_PARSED_CERTIFICATES: BoundedMemo[bytes, x509.Certificate] = BoundedMemo(_MEMO_LIMIT)
+_CHECKED_NAMES: BoundedMemo[bytes, bool] = BoundedMemo(_MEMO_LIMIT)
 
 
 def _parse_sid(signer_info: g.SignerInfo) -> SignerIdentifier:
@@ -385,7 +380,7 @@ def _parse_sid(signer_info: g.SignerInfo) -> SignerIdentifier:
         issuer_der = asn1.encode_der(sid.issuer)
         if issuer_der not in _CHECKED_NAMES:
             _name_attributes(sid.issuer)  # decode the name: a malformed one fails here
-            _remember(_CHECKED_NAMES, issuer_der, True)
+            _CHECKED_NAMES.put(issuer_der, True)
         return SignerIdentifier(issuer_der=issuer_der, serial_number=sid.serial_number)
     if version != 3:
         raise E("SignerInfo version must be 3 with subjectKeyIdentifier", actual=f"v{version}")

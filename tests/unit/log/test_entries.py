@@ -1145,7 +1145,7 @@ def test_memoised_certificate_still_checks_key_details_and_signature() -> None:
 
 def test_certificate_memo_is_bounded() -> None:
     for i in range(entries._MEMO_LIMIT + 5):
-        entries._memo_put(entries._CERTIFICATES, (b"k%d" % i, "x"), None)  # type: ignore[arg-type]
+        entries._CERTIFICATES.put((b"k%d" % i, "x"), None)  # type: ignore[arg-type]
     assert len(entries._CERTIFICATES) <= entries._MEMO_LIMIT
     entries._CERTIFICATES.clear()
 
