@@ -355,6 +355,20 @@ class SignedData:
     signer_infos: asn1.SetOf[SignerInfo]
 
 
+# -- what sealtrail writes (sealtrail.transport.tsa and sealtrail.tsa) --------------------
+
+# SHA-2 AlgorithmIdentifiers as sealtrail writes them: NULL parameters, as asn1crypto and
+# OpenSSL write them (SPEC: RFC 5754 §2 lets readers accept both NULL and absent). Shared,
+# immutable values.
+SHA2_ALGORITHMS: dict[str, "AlgorithmIdentifier"] = {
+    name: AlgorithmIdentifier(algorithm=DIGEST_OIDS[name], parameters=asn1.Null())
+    for name in ("sha256", "sha384", "sha512")}
+# SPEC: RFC 5758 §3.2: ecdsa-with-SHA256/384/512, parameters absent.
+ECDSA_ALGORITHMS: dict[str, "AlgorithmIdentifier"] = {
+    name: AlgorithmIdentifier(algorithm=oid, parameters=None)
+    for name, oid in (("sha256", ID_ECDSA_SHA256), ("sha384", ID_ECDSA_SHA384),
+                      ("sha512", ID_ECDSA_SHA512))}
+
 # -- what a TSA writes (sealtrail.tsa) ----------------------------------------------------
 
 # SPEC: RFC 5652 §11.3 id-signingTime; RFC 5035 §5.4.1 id-aa-signingCertificateV2.

@@ -45,24 +45,18 @@ class TimestampReply(NamedTuple):
     nonce: int | None
 
 
-# SPEC: RFC 5754 §2: SHA-2 AlgorithmIdentifiers; parameters NULL, as sealtrail always sent.
-_IMPRINT_ALGORITHMS = {
-    name: g.AlgorithmIdentifier(algorithm=g.DIGEST_OIDS[name], parameters=asn1.Null())
-    for name in ("sha256", "sha384", "sha512")}
-
-
 def build_request(data: bytes, nonce: int, hash_name: str = "sha256") -> bytes:
     """A DER ``TimeStampReq`` for ``hash_name(data)`` with ``nonce`` and certReq=TRUE.
 
     SPEC: RFC 3161 §2.4.1; sigstore-python sends exactly this shape (nonce, certReq) and
     sigstore-wire.md §5 says the TSA rejects SHA-1.
     """
-    if hash_name not in _IMPRINT_ALGORITHMS:
+    if hash_name not in g.SHA2_ALGORITHMS:
         raise TimestampRequestInvalidError("unsupported timestamp hash", actual=hash_name,
                                            expected="sha256, sha384 or sha512")
     return asn1.encode_der(g.TimeStampReq(
         version=1,
-        message_imprint=g.MessageImprint(hash_algorithm=_IMPRINT_ALGORITHMS[hash_name],
+        message_imprint=g.MessageImprint(hash_algorithm=g.SHA2_ALGORITHMS[hash_name],
                                          hashed_message=hashlib.new(hash_name, data).digest()),
         req_policy=None,
         nonce=nonce,

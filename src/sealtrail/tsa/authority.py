@@ -63,8 +63,6 @@ _OID_RE = re.compile(r"\A[0-2](\.(0|[1-9][0-9]{0,18})){1,63}\Z")
 # RFC 3161 §2.4.2: serialNumber is a positive integer of at most 160 bits; 128 random bits
 # make collisions negligible without tracking issued serials.
 _SERIAL_BITS = 128
-_ECDSA_OIDS = {"sha256": G.ID_ECDSA_SHA256, "sha384": G.ID_ECDSA_SHA384,
-               "sha512": G.ID_ECDSA_SHA512}
 
 
 @dataclass(frozen=True)
@@ -151,22 +149,13 @@ class TimestampAuthority:
         leaf_der = leaf.public_bytes(serialization.Encoding.DER)
         issuer = G.element(leaf.issuer.public_bytes())
         self._policy_oid = G.OID(policy)
-        null = asn1.Null()
         self._certificates = [G.element(leaf_der)]
         self._sid = G.IssuerAndSerialNumber(issuer=issuer, serial_number=leaf.serial_number)
-        self._signer_digest = G.AlgorithmIdentifier(algorithm=G.DIGEST_OIDS[self._digest],
-                                                    parameters=null)
-        # SPEC: RFC 5758 §3.2: ecdsa-with-SHA256/384/512, parameters absent.
-        self._signature_algorithm = G.AlgorithmIdentifier(
-            algorithm=_ECDSA_OIDS[self._digest], parameters=None)
+        self._signer_digest = G.SHA2_ALGORITHMS[self._digest]
+        self._signature_algorithm = G.ECDSA_ALGORITHMS[self._digest]
         self._accuracy = G.Accuracy(seconds=1, millis=None, micros=None)
         # SPEC: RFC 3161 §2.4.2: PKIStatus granted (0).
         self._granted = G.PKIStatusInfo(status=0, status_string=None, fail_info=None)
-        # NULL parameters, as asn1crypto and OpenSSL write them (RFC 5754 §2 lets verifiers
-        # accept both NULL and absent).
-        self._imprint_algorithms = {
-            name: G.AlgorithmIdentifier(algorithm=G.DIGEST_OIDS[name], parameters=null)
-            for name in _DIGEST_SIZES}
         self._content_type_attr = G.attribute(G.ID_CONTENT_TYPE, G.ID_CT_TST_INFO)
         # SPEC: RFC 5816 §2.2.1 / RFC 5035: ESS signingCertificateV2 binds the signer
         # certificate (by its SHA-256, the DEFAULT hash, which DER leaves out).
@@ -312,7 +301,7 @@ class TimestampAuthority:
             version=1,
             policy=self._policy_oid,
             message_imprint=G.MessageImprint(
-                hash_algorithm=self._imprint_algorithms[request.hash_algorithm],
+                hash_algorithm=G.SHA2_ALGORITHMS[request.hash_algorithm],
                 hashed_message=request.hashed_message),
             serial_number=secrets.randbits(_SERIAL_BITS) or 1,
             gen_time=G.element(asn1.encode_der(asn1.GeneralizedTime(gen_time))),
