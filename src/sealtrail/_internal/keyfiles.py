@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from sealtrail._internal.clock import utcnow
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError
 
 __all__ = [
+    "BACKDATE",
     "MAX_PEM_BYTES",
+    "ca_certificate_builder",
     "distinguished_name",
     "load_certificates",
     "load_private_key",
@@ -32,6 +36,7 @@ __all__ = [
     "write_certificate",
     "write_exclusive",
     "write_private_key",
+    "validity_window",
 ]
 
 MAX_PEM_BYTES = 256 * 1024
@@ -168,3 +173,37 @@ def distinguished_name(organization: str, common_name: str) -> x509.Name:
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
     ])
+
+
+# Certificates start a little in the past, so that a verifier whose clock lags ours by a few
+# seconds does not see a not-yet-valid certificate.
+BACKDATE = timedelta(minutes=5)
+
+
+def validity_window(now: datetime | None, validity: timedelta) -> tuple[datetime, datetime]:
+    """(notBefore, notAfter) for a certificate made ``now`` (default: the current time):
+    whole seconds, :data:`BACKDATE` earlier, for ``validity``."""
+    start = (now or utcnow()).astimezone(timezone.utc).replace(microsecond=0) - BACKDATE
+    return start, start + validity
+
+
+def ca_certificate_builder(subject: x509.Name, issuer: x509.Name, public_key: Any,
+                           start: datetime, end: datetime, *,
+                           path_length: int) -> x509.CertificateBuilder:
+    """A builder for a CA certificate (the CA's and the TSA's roots and intermediates):
+    random serial, the validity window, basicConstraints CA with ``path_length`` and
+    keyUsage keyCertSign + cRLSign, both critical (RFC 5280 §4.2.1.3, §4.2.1.9)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+    )

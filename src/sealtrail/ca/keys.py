@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -26,12 +25,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from sealtrail._internal.clock import utcnow
 from sealtrail._internal.keyfiles import (
+    ca_certificate_builder,
     distinguished_name,
     load_certificates,
     load_private_key,
     write_certificate,
+    validity_window,
     write_private_key,
 )
 from sealtrail.errors import ConfigInvalidError, KeyMalformedError
@@ -61,9 +61,6 @@ CA_ROOT_CERT_FILE = "ca-root.pem"
 CA_INTERMEDIATE_CERT_FILE = "ca-intermediate.pem"
 
 DEFAULT_VALIDITY = timedelta(days=10 * 365)
-# CA certificates start a little in the past so that a verifier whose clock lags ours by a
-# few seconds does not see a not-yet-valid CA.
-BACKDATE = timedelta(minutes=5)
 # A key or certificate file is a few KiB; refuse anything absurd before parsing it.
 
 _CA_CURVES = ("secp384r1", "secp256r1")
@@ -121,14 +118,13 @@ def create_ca(organization: str, common_name: str, *, validity: timedelta = DEFA
             raise ConfigInvalidError(f"CA {what} must be a non-empty string")
     if validity <= timedelta(0):
         raise ConfigInvalidError("CA validity must be positive", actual=str(validity))
-    start = (now or utcnow()).astimezone(timezone.utc).replace(microsecond=0) - BACKDATE
-    end = start + validity
+    start, end = validity_window(now, validity)
 
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = distinguished_name(organization, common_name)
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
     root_cert = (
-        _ca_builder(root_name, root_name, root_key.public_key(), start, end, path_length=1)
+        ca_certificate_builder(root_name, root_name, root_key.public_key(), start, end, path_length=1)
         .add_extension(root_ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
                        critical=False)
@@ -137,7 +133,7 @@ def create_ca(organization: str, common_name: str, *, validity: timedelta = DEFA
 
     intermediate_key = ec.generate_private_key(ec.SECP384R1())
     intermediate_cert = (
-        _ca_builder(distinguished_name(organization, common_name + " intermediate"), root_name,
+        ca_certificate_builder(distinguished_name(organization, common_name + " intermediate"), root_name,
                     intermediate_key.public_key(), start, end, path_length=0)
         # SPEC: sigstore-wire.md §1 / Fulcio: the intermediate's EKU allows code signing, so
         # that Go's EKU nesting check accepts the code-signing leaves it issues.
@@ -213,24 +209,6 @@ def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key: Any, start: datetime,
-                end: datetime, *, path_length: int) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-    )
-
 
 def _require_ca_key(key: object, what: str) -> ec.EllipticCurvePrivateKey:
     # SPEC: sigstore-wire.md §0: the issuing CA must not be Ed25519; the SCT issuer key must

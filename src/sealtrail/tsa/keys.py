@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -24,11 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from sealtrail._internal.clock import utcnow
 from sealtrail._internal.keyfiles import (
+    ca_certificate_builder,
     distinguished_name,
     load_certificates,
     write_exclusive,
+    validity_window,
     write_private_key,
 )
 from sealtrail._internal.keyfiles import load_private_key as _load_private_key
@@ -51,9 +52,6 @@ LEAF_KEY_FILE = "tsa-leaf.pem"
 CHAIN_FILE = "tsa-chain.pem"
 
 DEFAULT_VALIDITY = timedelta(days=10 * 365)
-# Certificates start a little in the past so that a verifier whose clock lags ours by a few
-# seconds does not see a not-yet-valid TSA certificate.
-BACKDATE = timedelta(minutes=5)
 # A key or chain file is a few KiB; refuse anything absurd before parsing it.
 MAX_CHAIN_CERTS = 16
 
@@ -120,23 +118,15 @@ def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256"
                                  expected=sorted(_CURVES))
     if validity <= timedelta(0):
         raise ConfigInvalidError("TSA validity must be positive", actual=str(validity))
-    start = (now or utcnow()).astimezone(timezone.utc).replace(microsecond=0) - BACKDATE
-    end = start + validity
+    start, end = validity_window(now, validity)
 
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = distinguished_name(organization, common_name + " Root")
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
     root_cert = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
         # pathlen 0: the root certifies TSA leaves directly, never another CA.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True), critical=True)
+        ca_certificate_builder(root_name, root_name, root_key.public_key(), start, end,
+                               path_length=0)
         .add_extension(root_ski, critical=False)
         .sign(root_key, hashes.SHA384())
     )
@@ -151,7 +141,11 @@ def create_tsa(organization: str, common_name: str, *, leaf_curve: str = "P-256"
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(key_cert_sign=False), critical=True)
+        # The leaf only signs timestamps.
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
         # SPEC: RFC 3161 §2.3: exactly one EKU, id-kp-timeStamping, and it MUST be critical.
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()),
@@ -209,14 +203,6 @@ def load_chain_pem(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def _key_usage(*, key_cert_sign: bool) -> x509.KeyUsage:
-    # A CA signs certificates (and CRLs); the leaf only signs timestamps (digitalSignature).
-    return x509.KeyUsage(
-        digital_signature=not key_cert_sign, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
-        crl_sign=key_cert_sign, encipher_only=False, decipher_only=False)
-
 
 def _require_ec(key: object, what: str) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in (
