@@ -104,6 +104,17 @@ class SignedArtifact(NamedTuple):
         return json.dumps(self.bundle, separators=(",", ":")).encode() + b"\n"
 
 
+class _Signing(NamedTuple):
+    """What every bundle of one signer repeats, encoded once: the verifier as the logs take
+    it, and the policy the new bundles must satisfy."""
+
+    verifier_der_b64: str  # Rekor v2 rawBytes: the certificate (DER), else the key (SPKI)
+    verifier_pem_b64: str  # Rekor v1 publicKey.content: base64 of the PEM
+    certificate_b64: str | None  # bundle certificate.rawBytes (keyless)
+    key_hint_b64: str | None  # bundle publicKey.hint (managed key)
+    policy: IdentityPolicy | KeyPolicy
+
+
 class Signer:
     """Signs artifacts and statements under one key (and one certificate when keyless).
 
@@ -135,6 +146,7 @@ class Signer:
         self._key = private_key or ec.generate_private_key(ec.SECP256R1())
         self._certificate: x509.Certificate | None = None
         self._identity: FulcioIdentity | None = None
+        self._signing: _Signing | None = self._encode(None) if self._managed else None
         self._lock = threading.Lock()
         self._tsas = [TSAClient(url, self._http) for url in context.tsa_urls]
         log_class = RekorV1Client if context.rekor_version == 1 else RekorV2Client
@@ -192,7 +204,9 @@ class Signer:
             return None
         with self._lock:
             if self._certificate is None:
-                self._certificate, self._identity = self._obtain_certificate()
+                certificate, self._identity = self._obtain_certificate()
+                self._signing = self._encode(certificate)
+                self._certificate = certificate
             return self._certificate
 
     def _obtain_certificate(self) -> tuple[x509.Certificate, FulcioIdentity]:
@@ -237,8 +251,8 @@ class Signer:
         self._check_still_valid(certificate)
         signature = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         timestamps = self._timestamps(signature)
-        entry = self._create_entry(self._hashedrekord_request(digest, signature, certificate))
-        bundle = self._bundle(certificate, entry, timestamps, "messageSignature", {
+        entry = self._create_entry(self._hashedrekord_request(digest, signature))
+        bundle = self._bundle(entry, timestamps, "messageSignature", {
             "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(digest)},
             "signature": _b64(signature),
         })
@@ -267,13 +281,12 @@ class Signer:
             # verifiers (base64 PEM); the log checks the signature over PAE.
             request = {"apiVersion": "0.0.1", "kind": "dsse", "spec": {"proposedContent": {
                 "envelope": json.dumps(envelope_json, separators=(",", ":")),
-                "verifiers": [_b64(self._verifier_pem(certificate))]}}}
+                "verifiers": [self._encoded().verifier_pem_b64]}}}
         else:
             # SPEC: sigstore-wire.md §4: rekor-tiles takes DSSE as hashedrekord over H(PAE).
-            request = self._hashedrekord_request(hashlib.sha256(pae).digest(), signature,
-                                                 certificate)
+            request = self._hashedrekord_request(hashlib.sha256(pae).digest(), signature)
         entry = self._create_entry(request)
-        bundle = self._bundle(certificate, entry, timestamps, "dsseEnvelope", envelope_json)
+        bundle = self._bundle(entry, timestamps, "dsseEnvelope", envelope_json)
         result = self._verify(bundle, lambda v, p: v.verify_dsse(bundle, p))
         return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
 
@@ -329,44 +342,51 @@ class Signer:
         # SPEC: sigstore-wire.md §5/§7: the TSA token covers the signature bytes.
         return [tsa.timestamp(signature).der for tsa in self._tsas]
 
-    def _verifier_pem(self, certificate: x509.Certificate | None) -> bytes:
+    def _encode(self, certificate: x509.Certificate | None) -> _Signing:
         if certificate is not None:
-            return certificate.public_bytes(serialization.Encoding.PEM)
-        return self.public_key_pem
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            pem = certificate.public_bytes(serialization.Encoding.PEM)
+            assert self._identity is not None and self._identity.issuer is not None
+            return _Signing(_b64(der), _b64(pem), _b64(der), None, IdentityPolicy(
+                identity=self._identity.san, issuer=self._identity.issuer))
+        spki = self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pem = self.public_key_pem
+        return _Signing(_b64(spki), _b64(pem), None, _b64(hashlib.sha256(spki).digest()),
+                        KeyPolicy(pem))
 
-    def _hashedrekord_request(self, digest: bytes, signature: bytes,
-                              certificate: x509.Certificate | None) -> dict[str, Any]:
+    def _encoded(self) -> _Signing:
+        assert self._signing is not None, "certificate() comes first"
+        return self._signing
+
+    def _hashedrekord_request(self, digest: bytes, signature: bytes) -> dict[str, Any]:
         if self.context.rekor_version == 1:
             # SPEC: sigstore-wire.md §3 hashedrekord 0.0.1: hex digest, base64 PEM verifier.
             return {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
                 "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
                 "signature": {"content": _b64(signature),
-                              "publicKey": {"content": _b64(self._verifier_pem(certificate))}},
+                              "publicKey": {"content": self._encoded().verifier_pem_b64}},
             }}
         # SPEC: sigstore-wire.md §4 hashedRekordRequestV002 (keyDetails inside the verifier).
-        if certificate is not None:
-            verifier: dict[str, Any] = {"x509Certificate": {
-                "rawBytes": _b64(certificate.public_bytes(serialization.Encoding.DER))}}
-        else:
-            verifier = {"publicKey": {"rawBytes": _b64(self._key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))}}
+        encoded = self._encoded()
+        raw = {"rawBytes": encoded.verifier_der_b64}
+        verifier: dict[str, Any] = ({"x509Certificate": raw} if encoded.certificate_b64
+                                    else {"publicKey": raw})
         verifier["keyDetails"] = KEY_DETAILS
         return {"hashedRekordRequestV002": {"digest": _b64(digest), "signature": {
             "content": _b64(signature), "verifier": verifier}}}
 
-    def _bundle(self, certificate: x509.Certificate | None, entry: dict[str, Any],
-                timestamps: list[bytes], content_key: str, content: dict[str, Any]) -> dict[str, Any]:
+    def _bundle(self, entry: dict[str, Any], timestamps: list[bytes], content_key: str,
+                content: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise LogError("the log answered with something other than an entry")
         material: dict[str, Any] = {}
-        if certificate is not None:
+        encoded = self._encoded()
+        if encoded.certificate_b64 is not None:
             # SPEC: sigstore-wire.md §7: a v0.3 bundle carries the leaf only.
-            material["certificate"] = {
-                "rawBytes": _b64(certificate.public_bytes(serialization.Encoding.DER))}
+            material["certificate"] = {"rawBytes": encoded.certificate_b64}
         else:
-            spki = self._key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-            material["publicKey"] = {"hint": _b64(hashlib.sha256(spki).digest())}
+            material["publicKey"] = {"hint": encoded.key_hint_b64}
         material["tlogEntries"] = [entry]
         if timestamps:
             material["timestampVerificationData"] = {
@@ -374,18 +394,12 @@ class Signer:
         return {"mediaType": BUNDLE_MEDIA_TYPE, "verificationMaterial": material,
                 content_key: content}
 
-    def _policy(self) -> IdentityPolicy | KeyPolicy:
-        if self._managed:
-            return KeyPolicy(self.public_key_pem)
-        assert self._identity is not None and self._identity.issuer is not None
-        return IdentityPolicy(identity=self._identity.san, issuer=self._identity.issuer)
-
     def _verify(self, bundle: dict[str, Any],
                 check: Callable[[Verifier, IdentityPolicy | KeyPolicy], VerificationResult]
                 ) -> VerificationResult:
         verifier = self._verifier or Verifier(self.context.trusted_root, now=self._clock())
         try:
-            return check(verifier, self._policy())
+            return check(verifier, self._encoded().policy)
         except Error as exc:
             # The services answered, but what they produced does not verify: say so plainly,
             # keeping the class and code of the check that failed.
