@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sealtrail.models.trusted_root import CertificateAuthority, TransparencyLog, ValidityWindow
+from tests.samples import BEACON_IDENTITY, BEACON_ISSUER
 
 __all__ = [
     "CT_SCT_LIST_OID",
@@ -37,11 +38,8 @@ __all__ = [
 ]
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
-DEFAULT_IDENTITY = (
-    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
-)
-DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
+DEFAULT_IDENTITY = BEACON_IDENTITY
+DEFAULT_ISSUER = BEACON_ISSUER
 
 CT_SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 _ARC = "1.3.6.1.4.1.57264.1."

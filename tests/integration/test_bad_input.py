@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from tests.samples import (
+    BEACON_IDENTITY as IDENTITY,
+    BEACON_ISSUER as ISSUER,
+    RELEASE,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASE = REPO / "examples" / "release"
-CASES = REPO / "tests" / "vectors" / "conformance"
-IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
-ISSUER = "https://token.actions.githubusercontent.com"
 GOOD = json.loads((RELEASE / "hello.txt.sigstore.json").read_text())
 MEMORY_LIMIT = 1024 * 1024 * 1024  # 1 GiB of address space is far more than verifying needs
 

@@ -16,13 +16,13 @@ import pytest
 
 from sealtrail.cli.main import main
 from tests.fakes.network import NetworkUsedError, forbid_network
+from tests.samples import (
+    BEACON_IDENTITY as IDENTITY,
+    BEACON_ISSUER as ISSUER,
+    CASES,
+    RELEASE,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASE = REPO / "examples" / "release"
-CASES = REPO / "tests" / "vectors" / "conformance"
-IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
-ISSUER = "https://token.actions.githubusercontent.com"
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ from sealtrail.trust.tuf_client import (
 )
 from sealtrail.trustrepo import RepoKeys, TrustRepository
 from tests.fakes.network import forbid_network
+from tests.samples import (
+    BEACON_IDENTITY as IDENTITY,
+    BEACON_ISSUER as ISSUER,
+    RELEASE,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +45,6 @@ TRUSTED_ROOT = (DATA / "production" / "trusted_root.json").read_bytes()
 SIGNING_CONFIG = (DATA / "production" / "signing_config.v0.2.json").read_bytes()
 TARGETS = {"trusted_root.json": TRUSTED_ROOT, "signing_config.v0.2.json": SIGNING_CONFIG}
 PREFIX = "/tuf/"
-RELEASE = Path(__file__).resolve().parents[2] / "examples" / "release"
-IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-            ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
-ISSUER = "https://token.actions.githubusercontent.com"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -17,11 +17,12 @@ from sealtrail.models.bundle import Bundle
 from sealtrail.trust import load_trusted_root
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
 from sealtrail.verify.verifier import Artifact, Verifier
+from tests.samples import (
+    BEACON_IDENTITY as DEFAULT_IDENTITY,
+    BEACON_ISSUER as DEFAULT_ISSUER,
+    CASES,
+)
 
-CASES = Path(__file__).resolve().parent.parent / "vectors" / "conformance"
-DEFAULT_IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
-                    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
-DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
 
 # Why each negative case must fail (the code of the first failing check).
 EXPECTED_CODES = {
