@@ -7,14 +7,12 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from _harness import local_instance
+
 CONNECTIONS = 32
 DURATION = 8
 
@@ -34,12 +32,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _csr_body() -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -52,15 +44,11 @@ def _csr_body() -> bytes:
 
 
 def _timestamp_query() -> bytes:
-    import hashlib
+    import secrets
 
-    from asn1crypto import algos, tsp
+    from sealtrail.transport.tsa import build_request
 
-    return tsp.TimeStampReq({
-        "version": 1,
-        "message_imprint": {"hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-                            "hashed_message": hashlib.sha256(b"signature bytes").digest()},
-        "nonce": 12345, "cert_req": True}).dump()
+    return build_request(b"a signature to timestamp", secrets.randbits(63) | 1)
 
 
 def _wrk(url: str, body: bytes, content_type: str, auth: str, tmp: str) -> tuple[float, int, float, float]:
@@ -83,35 +71,16 @@ def main() -> str:
     lines = ["### Instance services (issue 4)", "",
              f"| Measurement (wrk, {CONNECTIONS} connections, {DURATION} s, loopback) | rate | "
              "p50 / p99 latency | failed |", "|---|---|---|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp) / "instance"
-        port = _free_port()
-        subprocess.run([str(BIN / "sealtrail"), "init", str(directory), "--port", str(port),
-                        "--builtin-issuer"], check=True, capture_output=True)
-        port_file = Path(tmp) / "port"
-        server = subprocess.Popen([str(BIN / "sealtrail"), "serve", str(directory), "--port-file",
-                                   str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not port_file.exists():
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("instance did not start")
-                time.sleep(0.05)
-            base = f"http://127.0.0.1:{port}"
-            token = subprocess.run([str(BIN / "sealtrail"), "token", "email", "bench@example.com",
-                                    "--instance", str(directory)], check=True, capture_output=True,
-                                   text=True).stdout.strip()
-            rate, errors, p50, p99 = _wrk(base + "/api/v2/signingCert", _csr_body(),
-                                          "application/json", f"Bearer {token}", tmp)
-            lines.append(f"| certificates issued/s (token checked, CSR verified, SCT embedded) | "
-                         f"**{rate:,.0f}/s** | {p50:.0f} ms / {p99:.0f} ms | {errors} |")
-            rate, errors, p50, p99 = _wrk(base + "/api/v1/timestamp", _timestamp_query(),
-                                          "application/timestamp-query", "", tmp)
-            lines.append(f"| RFC 3161 timestamps/s (DER request, certReq) | **{rate:,.0f}/s** | "
-                         f"{p50:.0f} ms / {p99:.0f} ms | {errors} |")
-        finally:
-            server.terminate()
-            server.wait(30)
+    with tempfile.TemporaryDirectory() as tmp, local_instance(Path(tmp)) as instance:
+        base = instance.base_url
+        rate, errors, p50, p99 = _wrk(base + "/api/v2/signingCert", _csr_body(),
+                                      "application/json", f"Bearer {instance.token}", tmp)
+        lines.append(f"| certificates issued/s (token checked, CSR verified, SCT embedded) | "
+                     f"**{rate:,.0f}/s** | {p50:.0f} ms / {p99:.0f} ms | {errors} |")
+        rate, errors, p50, p99 = _wrk(base + "/api/v1/timestamp", _timestamp_query(),
+                                      "application/timestamp-query", "", tmp)
+        lines.append(f"| RFC 3161 timestamps/s (DER request, certReq) | **{rate:,.0f}/s** | "
+                     f"{p50:.0f} ms / {p99:.0f} ms | {errors} |")
     return "\n".join(lines)
 
 

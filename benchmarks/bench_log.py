@@ -17,14 +17,14 @@ import hashlib
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _harness import BIN, server_cpu, serving
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CLIENTS = 32
 DURATION = 8.0  # seconds of sustained load per API
 CHECKPOINT_INTERVAL = 2.0  # the engine's default; the p99 target is this + 250 ms
@@ -124,11 +124,6 @@ end
 WRK_THREADS = 2
 
 
-def _server_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wrk(url: str, api: int, tmp: str) -> tuple[int, float, float, float, int]:
     import json
 
@@ -151,18 +146,11 @@ def bench_http() -> list[str]:
     use_wrk = shutil.which("wrk") is not None
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        server = subprocess.Popen([str(BIN / "sealtrail"), "log", "serve", f"{tmp}/logs", "--port", "0",
-                                   "--port-file", str(port_file)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not port_file.exists():
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("log server did not start")
-                time.sleep(0.05)
+        with serving([str(BIN / "sealtrail"), "log", "serve", f"{tmp}/logs", "--port", "0",
+                      "--port-file", str(port_file)], port_file, "log server") as server:
             base = f"http://127.0.0.1:{int(port_file.read_text())}"
             for api, path in ((1, "/api/v1/log/entries"), (2, "/logs/log1/api/v2/log/entries")):
-                cpu_before = _server_cpu(server.pid)
+                cpu_before = server_cpu(server.pid)
                 if use_wrk:
                     accepted, elapsed, p50, p99, failures = _wrk(base + path, api, tmp)
                     tool = "wrk"
@@ -171,7 +159,7 @@ def bench_http() -> list[str]:
                         _load(base + path, _requests(api, 40_000)))
                     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
                     tool = "httpx (install wrk for a lighter load generator)"
-                cpu_ms = (_server_cpu(server.pid) - cpu_before) / max(accepted, 1) * 1000
+                cpu_ms = (server_cpu(server.pid) - cpu_before) / max(accepted, 1) * 1000
                 rate = accepted / elapsed
                 rows.append(f"| Rekor v{api} API: accepted entries/s, {CLIENTS} clients ({tool}), "
                             f"signatures verified ({accepted:,} in {elapsed:.1f} s, {failures} failed; "
@@ -179,9 +167,6 @@ def bench_http() -> list[str]:
                 rows.append(f"| Rekor v{api} API: time until the entry is covered by a checkpoint "
                             f"(response latency) p50 / p99 | {p50 * 1000:.0f} ms / **{p99 * 1000:.0f} ms** | "
                             f"p99 <= {CHECKPOINT_INTERVAL * 1000 + 250:.0f} ms |")
-        finally:
-            server.terminate()
-            server.wait(30)
     return rows
 
 

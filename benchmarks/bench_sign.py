@@ -9,35 +9,18 @@ median wall time, the client's CPU time and the instance's CPU time (from /proc)
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from _harness import BIN, local_instance, server_cpu
+
 FILES = 100
 REPEATS = 9  # the machine drifts: more interleaved runs give steadier medians
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _server_cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def _children_cpu() -> float:
@@ -47,13 +30,13 @@ def _children_cpu() -> float:
 
 def _run(argv: list[str], server_pid: int) -> tuple[float, float, float]:
     """Run ``argv``; return (wall seconds, its CPU seconds, the server's CPU seconds)."""
-    server_before, children_before = _server_cpu(server_pid), _children_cpu()
+    server_before, children_before = server_cpu(server_pid), _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{argv[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return wall, _children_cpu() - children_before, _server_cpu(server_pid) - server_before
+    return wall, _children_cpu() - children_before, server_cpu(server_pid) - server_before
 
 
 def _files(directory: Path) -> list[str]:
@@ -70,65 +53,46 @@ def main() -> str:
     title = f"### Signing {FILES} small files against a local instance (issue 5)"
     if shutil.which(str(BIN / "sigstore")) is None:
         return f"{title}\n\nsigstore-python is not installed: skipped."
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, local_instance(Path(tmp)) as instance:
         root = Path(tmp)
-        directory = root / "instance"
-        port = _free_port()
-        subprocess.run([str(BIN / "sealtrail"), "init", str(directory), "--port", str(port),
-                        "--builtin-issuer"], check=True, capture_output=True)
-        port_file = root / "port"
-        server = subprocess.Popen([str(BIN / "sealtrail"), "serve", str(directory), "--port-file",
-                                   str(port_file)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not port_file.exists():
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("instance did not start")
-                time.sleep(0.05)
-            trust_config = str(directory / "trust" / "trust_config.json")
-            token = subprocess.run([str(BIN / "sealtrail"), "token", "email", "bench@example.com",
-                                    "--instance", str(directory)], check=True,
-                                   capture_output=True, text=True).stdout.strip()
-            ours, theirs = _files(root / "sealtrail"), _files(root / "sigstore-python")
-            rows = []
-            for version in ("2", "1"):
-                tools = {
-                    "sealtrail sign": [str(BIN / "sealtrail"), "sign", *ours, "--trust-config",
-                                       trust_config, "--identity-token", token, "--rekor-version",
-                                       version, "--overwrite"],
-                    "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config", trust_config,
-                                             "sign", "--identity-token", token, "--rekor-version",
-                                             version, "--overwrite", *theirs],
-                }
-                results: dict[str, list[tuple[float, float, float]]] = {}
+        trust_config = str(instance.directory / "trust" / "trust_config.json")
+        token = instance.token
+        ours, theirs = _files(root / "sealtrail"), _files(root / "sigstore-python")
+        rows = []
+        for version in ("2", "1"):
+            tools = {
+                "sealtrail sign": [str(BIN / "sealtrail"), "sign", *ours, "--trust-config",
+                                   trust_config, "--identity-token", token, "--rekor-version",
+                                   version, "--overwrite"],
+                "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config", trust_config,
+                                         "sign", "--identity-token", token, "--rekor-version",
+                                         version, "--overwrite", *theirs],
+            }
+            results: dict[str, list[tuple[float, float, float]]] = {}
+            for name, argv in tools.items():
+                _run(argv, instance.server.pid)  # warm-up (also makes --overwrite meaningful)
+            for _ in range(REPEATS):  # interleaved, so drift affects both alike
                 for name, argv in tools.items():
-                    _run(argv, server.pid)  # warm-up (also makes --overwrite meaningful)
-                for _ in range(REPEATS):  # interleaved, so drift affects both alike
-                    for name, argv in tools.items():
-                        results.setdefault(name, []).append(_run(argv, server.pid))
-                medians = {name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
-                           for name, runs in results.items()}
-                ratio = medians["sigstore-python sign"][0] / medians["sealtrail sign"][0]
-                for name, (wall, cpu, server_cpu) in medians.items():
-                    rows.append(f"| Rekor v{version} | {name} | {FILES} | **{wall:.2f} s** | "
-                                f"{wall / FILES * 1000:.1f} ms | {cpu:.2f} s | {server_cpu:.2f} s | "
-                                + (f"**{ratio:.2f}x**" if name == "sealtrail sign" else "1x")
-                                + " |")
-            # The fixed cost of one run (start-up, certificate, one file), for reference.
-            single = {"sealtrail sign": [str(BIN / "sealtrail"), "sign", ours[0], "--trust-config",
-                                         trust_config, "--identity-token", token, "--overwrite"],
-                      "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config",
-                                               trust_config, "sign", "--identity-token", token,
-                                               "--overwrite", theirs[0]]}
-            for name, argv in single.items():
-                runs = [_run(argv, server.pid) for _ in range(REPEATS)]
-                wall, cpu, server_cpu = (statistics.median(r[i] for r in runs) for i in range(3))
-                rows.append(f"| default | {name} | 1 | {wall:.2f} s | - | {cpu:.2f} s | "
-                            f"{server_cpu:.2f} s | - |")
-        finally:
-            server.terminate()
-            server.wait(30)
+                    results.setdefault(name, []).append(_run(argv, instance.server.pid))
+            medians = {name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
+                       for name, runs in results.items()}
+            ratio = medians["sigstore-python sign"][0] / medians["sealtrail sign"][0]
+            for name, (wall, cpu, instance_cpu) in medians.items():
+                rows.append(f"| Rekor v{version} | {name} | {FILES} | **{wall:.2f} s** | "
+                            f"{wall / FILES * 1000:.1f} ms | {cpu:.2f} s | {instance_cpu:.2f} s | "
+                            + (f"**{ratio:.2f}x**" if name == "sealtrail sign" else "1x")
+                            + " |")
+        # The fixed cost of one run (start-up, certificate, one file), for reference.
+        single = {"sealtrail sign": [str(BIN / "sealtrail"), "sign", ours[0], "--trust-config",
+                                     trust_config, "--identity-token", token, "--overwrite"],
+                  "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config",
+                                           trust_config, "sign", "--identity-token", token,
+                                           "--overwrite", theirs[0]]}
+        for name, argv in single.items():
+            runs = [_run(argv, instance.server.pid) for _ in range(REPEATS)]
+            wall, cpu, instance_cpu = (statistics.median(r[i] for r in runs) for i in range(3))
+            rows.append(f"| default | {name} | 1 | {wall:.2f} s | - | {cpu:.2f} s | "
+                        f"{instance_cpu:.2f} s | - |")
     lines = [title, "",
              f"One process per run signs all {FILES} files (RFC 3161 timestamp + log entry + "
              "bundle each); median of "

@@ -14,11 +14,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+from _harness import BIN
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "tests" / "vectors" / "conformance"
@@ -26,7 +27,6 @@ IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-
             ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
 ISSUER = "https://token.actions.githubusercontent.com"
 PRODUCTION_ROOT = REPO / "src" / "sealtrail" / "data" / "public-good" / "production" / "trusted_root.json"
-BIN = Path(sys.executable).parent
 
 # (label, case dir, trusted root) -- one bundle of each main shape.
 BUNDLES = [
