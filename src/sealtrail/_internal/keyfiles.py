@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from sealtrail._internal.clock import utcnow
-from sealtrail.errors import ConfigInvalidError, KeyMalformedError
+from sealtrail.errors import ConfigInvalidError, Error, KeyMalformedError
 
 __all__ = [
     "BACKDATE",
@@ -92,18 +92,24 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *
         raise
 
 
-def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES) -> bytes:
-    """Read a small file whole, refusing one larger than ``limit``."""
+def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES, *,
+                 what: str | None = None, error: type[Error] = ConfigInvalidError) -> bytes:
+    """Read a small file whole, refusing one larger than ``limit`` (``error`` for every
+    failure; messages name the file as ``what`` when given)."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except FileNotFoundError as exc:
-        raise ConfigInvalidError(f"{path} is missing") from exc
+        if what is None:
+            raise error(f"{path} is missing") from exc
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
     except OSError as exc:
-        raise ConfigInvalidError(f"cannot read {path}: {exc.strerror}") from exc
+        raise error(f"cannot read {what + ' ' if what else ''}{path}: {exc.strerror}") from exc
     if len(data) > limit:
-        raise ConfigInvalidError(f"{path.name} is too large", expected=f"<= {limit} bytes")
+        if what is None:
+            raise error(f"{path.name} is too large", expected=f"<= {limit} bytes")
+        raise error(f"{what} {path} is too large")
     return data
 
 

@@ -92,14 +92,10 @@ def add_parsers(commands: Any) -> None:
 
 
 def _read_small(path: str, what: str, limit: int = 16 * 1024 * 1024) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise usage_error(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > limit:
-        raise usage_error(f"{what} {path} is too large")
-    return data
+    from sealtrail._internal.keyfiles import read_bounded
+    from sealtrail.errors import UsageError
+
+    return read_bounded(path, limit, what=what, error=UsageError)
 
 
 def _signing_context(args: Any) -> Any:
