@@ -15,14 +15,21 @@ rather than replacing a file that appeared in the meantime.
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterable
 
 from sealtrail.errors import InputError, UsageError
 
 __all__ = ["StagedOutputs"]
+
+# A temporary is created exclusively (never follows or reuses an existing name) and never
+# leaks to a child process. No O_TRUNC: a fresh file is empty.
+_CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+_NAME_ATTEMPTS = 8
 
 
 class StagedOutputs:
@@ -33,6 +40,10 @@ class StagedOutputs:
         self._planned: dict[str, str] = {}  # absolute path -> path as given
         self._staged: dict[str, str] = {}  # absolute path -> its temporary file
         self._lock = threading.Lock()
+        # Temporary names: ".<target name>.<run tag>-<n>.tmp". The random tag keeps runs
+        # apart; the counter keeps this run's names apart without a random draw per file.
+        self._tag = secrets.token_hex(4)
+        self._counter = itertools.count()
 
     def __enter__(self) -> "StagedOutputs":
         return self
@@ -62,24 +73,38 @@ class StagedOutputs:
         absolute = os.path.abspath(path)
         if absolute not in self._planned:
             raise UsageError(f"{path} was not planned as an output")
+        directory, name = os.path.split(absolute)
+        # Created 0600, so a private key is never readable by others, not even for a moment;
+        # public outputs are opened up (fchmod: exact bits, whatever the umask) before they
+        # are moved. Plain os calls: a buffered file object costs three more system calls.
+        temporary, handle = "", -1
+        for _ in range(_NAME_ATTEMPTS):
+            temporary = os.path.join(directory, f".{name}.{self._tag}-{next(self._counter)}.tmp")
+            try:
+                handle = os.open(temporary, _CREATE_FLAGS, 0o600)
+                break
+            except FileExistsError:
+                continue  # a leftover of an earlier run with the same tag: take the next
+            except OSError as exc:
+                raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        else:
+            raise InputError(f"cannot write {path}: no free temporary name beside it")
         try:
-            handle, temporary = tempfile.mkstemp(
-                prefix="." + os.path.basename(absolute) + ".", suffix=".tmp",
-                dir=os.path.dirname(absolute))
-        except OSError as exc:
-            raise InputError(f"cannot write {path}: {exc.strerror}") from exc
-        try:
-            # mkstemp creates the file 0600: a private key is never readable by others, not
-            # even for a moment; public outputs are opened up before they are moved.
             # No fsync: the promise is "a failed run writes nothing", not durability across
             # a power cut, and a sync per file would dominate a 100-file run.
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
             if mode != 0o600:
-                os.chmod(temporary, mode)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(handle, mode)
+                else:  # pragma: no cover - Windows before Python 3.13
+                    os.chmod(temporary, mode)
         except OSError as exc:
+            os.close(handle)
             _remove(temporary)
             raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        os.close(handle)
         with self._lock:
             previous = self._staged.get(absolute)
             self._staged[absolute] = temporary
@@ -104,6 +129,8 @@ class StagedOutputs:
                     os.link(temporary, absolute)  # fails if the target appeared meanwhile
                     placed.append(absolute)
                     os.unlink(temporary)
+                with self._lock:  # moved: nothing left for discard() to remove
+                    del self._staged[absolute]
         except FileExistsError as exc:
             self._undo(placed)
             raise UsageError(f"{exc.filename or 'an output'} appeared while signing; "

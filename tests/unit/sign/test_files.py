@@ -140,6 +140,61 @@ def test_putting_twice_keeps_the_last_content(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.json"] and Path(path).read_bytes() == b"second"
 
 
+def test_a_leftover_temporary_is_never_reused(tmp_path: Path) -> None:
+    # Temporaries are created exclusively: a file already holding the next name (say, left
+    # by a killed run) is neither opened nor replaced; the next free name is taken.
+    path = str(tmp_path / "a.json")
+    with StagedOutputs() as outputs:
+        outputs.plan([path])
+        squatter = tmp_path / f".a.json.{outputs._tag}-0.tmp"
+        squatter.write_bytes(b"not ours")
+        outputs.put(path, b"ours")
+        outputs.commit()
+    assert Path(path).read_bytes() == b"ours" and squatter.read_bytes() == b"not ours"
+
+
+def test_a_name_that_is_always_taken_is_an_input_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "a.json")
+    outputs = StagedOutputs()
+    outputs.plan([path])
+    monkeypatch.setattr("sealtrail.sign.outputs._NAME_ATTEMPTS", 2)
+    for n in range(2):
+        (tmp_path / f".a.json.{outputs._tag}-{n}.tmp").write_bytes(b"x")
+    with pytest.raises(InputError, match="no free temporary name"):
+        outputs.put(path, b"ours")
+
+
+def test_modes_are_exact_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        paths = [str(tmp_path / "public.json"), str(tmp_path / "private.key")]
+        with StagedOutputs() as outputs:
+            outputs.plan(paths)
+            outputs.put(paths[0], b"bundle")
+            outputs.put(paths[1], b"key", mode=0o600)
+            outputs.commit()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(paths[0]).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(paths[1]).st_mode) == 0o600
+
+
+def test_a_commit_leaves_nothing_for_discard(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Moved temporaries are forgotten, so the cleanup after a commit removes nothing (it
+    # used to try, and fail, once per file).
+    paths = [str(tmp_path / f"{n}.json") for n in "abc"]
+    removed: list[str] = []
+    monkeypatch.setattr("sealtrail.sign.outputs._remove", removed.append)
+    with StagedOutputs() as outputs:
+        outputs.plan(paths)
+        for path in paths:
+            outputs.put(path, b"data")
+        outputs.commit()
+    assert removed == []
+
+
 def test_a_directory_gone_since_planning_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "out" / "a.json"
     path.parent.mkdir()
