@@ -19,6 +19,7 @@ prints in ``--json`` output; codes never change meaning once released.
     ├── TokenInvalidError               TOKEN_INVALID       (an OIDC identity token we refuse)
     ├── TrustUpdateError                TRUST_UPDATE_FAILED (TUF refresh of a trust root)
     ├── ServiceUnavailableError         SERVICE_UNAVAILABLE (a CA, TSA, log or token service failed)
+    ├── SigningProcessError             SIGNING_PROCESS_FAILED (a helper signing process died)
     ├── LogError                        LOG_ERROR           (the transparency log service)
     │   ├── LogFrozenError              LOG_FROZEN
     │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
@@ -76,6 +77,7 @@ __all__ = [
     "SETInvalidError",
     "ServiceUnavailableError",
     "SignatureInvalidError",
+    "SigningProcessError",
     "SubjectMismatchError",
     "TimestampInvalidError",
     "TimestampRequestInvalidError",
@@ -211,6 +213,13 @@ class ServiceUnavailableError(Error):
     timed out, or failed; nothing was signed with its answer."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class SigningProcessError(Error):
+    """A helper process that signed part of a large release ended without reporting its
+    results (killed, out of memory, or a bug); nothing was written."""
+
+    code = "SIGNING_PROCESS_FAILED"
 
 
 class LogError(Error):

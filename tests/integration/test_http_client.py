@@ -190,6 +190,19 @@ def test_one_connection_for_many_requests_from_one_thread(server: Server) -> Non
     assert server.requests[0]["headers"]["user-agent"] == USER_AGENT
 
 
+def test_forgotten_connections_are_left_open_and_replaced(server: Server) -> None:
+    # What a forked signing process does: the parent's connection is neither used nor closed
+    # (its socket belongs to the parent's exchanges); the next request opens its own.
+    with client() as http:
+        assert get(http, server.url + "/ok").text == "ok"
+        (inherited,) = [c for _, c in http._opened.values()]
+        http.forget_connections()
+        assert get(http, server.url + "/ok").text == "ok"
+        assert inherited.sock is not None  # untouched
+        inherited.close()
+    assert len(server.requests) == 2 and len(server.ports()) == 2
+
+
 def test_a_server_closing_idle_connections_is_transparent(no_proxy_env: Any) -> None:
     idle = Server(idle_timeout=0.1)
     sleeps: list[float] = []

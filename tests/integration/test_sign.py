@@ -284,6 +284,76 @@ def test_statement_that_does_not_name_the_file_is_refused(instance: InstanceServ
     assert not Path(f"{artifact}.sigstore.json").exists()
 
 
+def test_many_files_signed_in_two_processes(instance: InstanceServer, tmp_path: Path) -> None:
+    """A large release is split across processes (Linux): every bundle verifies, each file
+    has its own log entry, and nothing is left behind."""
+    names = [f"part-{n:02d}.bin" for n in range(40)]
+    artifacts = release(tmp_path, *names)
+    done = run(SEALTRAIL, "sign", *map(str, artifacts), "--trust-config",
+               str(instance.trust_config), "--identity-token", instance.token(RELEASER),
+               "--processes", "2")
+    assert "signing in 2 processes" in done.stderr and "[40/40] signed" in done.stderr
+    verified = run(SEALTRAIL, "verify", *map(str, artifacts), "--trusted-root",
+                   str(instance.trusted_root), "--certificate-identity", RELEASER,
+                   "--certificate-oidc-issuer", instance.issuer, "--json")
+    outcomes = [json.loads(line) for line in verified.stdout.splitlines()]
+    assert len(outcomes) == 40 and all(o["ok"] for o in outcomes)
+    assert len({o["log_index"] for o in outcomes}) == 40
+    bundles = {p.name for p in tmp_path.iterdir() if p.name.endswith(".sigstore.json")}
+    assert bundles == {f"{name}.sigstore.json" for name in names}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_signer_processes_deliver_here_and_a_helper_failure_names_its_item(
+        instance: InstanceServer) -> None:
+    import threading
+
+    from sealtrail.errors import UsageError
+    from sealtrail.sign import Signer, SigningContext
+    from sealtrail.sign.processes import _shares, can_fork
+    from sealtrail.verify.policy import IdentityPolicy
+    from sealtrail.verify.verifier import Artifact, Verifier
+
+    assert can_fork(), "the test process runs other threads"
+    context = SigningContext.from_trust_config(instance.trust_config.read_bytes(), 2)
+    digests = [hashlib.sha256(b"item %d" % n).digest() for n in range(24)]
+    delivered_by: list[str] = []
+    with Signer(context, identity_token=instance.token(RELEASER)) as signer:
+        results = signer.sign_many([(f"item{n}", d) for n, d in enumerate(digests)],
+                                   on_done=lambda r: delivered_by.append(
+                                       threading.current_thread().name), processes=2)
+    assert [r.name for r in results] == [f"item{n}" for n in range(24)]
+    assert [r.digest for r in results] == digests
+    # Results of the helper came through its reader; the parent's own through its workers.
+    assert any(name.startswith("sealtrail-sign-from-") for name in delivered_by)
+    assert any(not name.startswith("sealtrail-sign-from-") for name in delivered_by)
+    verifier = Verifier(context.trusted_root)
+    policy = IdentityPolicy(identity=RELEASER, issuer=instance.issuer)
+    for result, digest in zip(results, digests):
+        outcome = verifier.verify_artifact(Artifact({"sha256": digest}), result.bundle, policy)
+        assert outcome.log_index == result.log_index
+        assert result.certificate is not None and result.signature
+    assert len({r.log_index for r in results}) == 24
+
+    # A bad item in the helper's share fails the run, with its name and class.
+    helper_item = _shares(24, 2)[1][3]
+    items = [(f"item{n}", d) for n, d in enumerate(digests)]
+    items[helper_item] = (f"item{helper_item}", b"too short")
+    before = children()
+    with Signer(context, identity_token=instance.token(RELEASER)) as signer:
+        with pytest.raises(UsageError, match=f"^item{helper_item}: a SHA-256 digest has 32"):
+            signer.sign_many(items, processes=2)
+    assert children() == before  # every helper was reaped (the instance server remains)
+
+
+def children() -> set[str]:
+    """The child processes of this one (zombies included, until reaped)."""
+    found: set[str] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        found.update((task / "children").read_text().split())
+    return found
+
+
 def test_unreachable_log_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
                                                              tmp_path: Path) -> None:
     config = json.loads(instance.trust_config.read_text())
@@ -337,3 +407,4 @@ def test_stopped_instance_is_a_clear_error_and_writes_nothing(instance: Instance
     assert f"cannot reach the CA at {instance.url}" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == [artifact]
+

@@ -64,6 +64,9 @@ def add_parsers(commands: Any) -> None:
                       help="also write the signature, base64 (cosign layout; single FILE)")
     sign.add_argument("--output-certificate", metavar="F.pem",
                       help="also write the signing certificate, PEM (single FILE, keyless)")
+    sign.add_argument("--processes", type=int, default=0, metavar="N",
+                      help="sign with N processes in all (default: one per core, at most one "
+                           "per 32 files; Linux only, else one)")
     _add_signing_source(sign)
 
     attest = commands.add_parser(
@@ -250,9 +253,17 @@ def sign(args: Any) -> int:
             outputs.put(bundles[result.name], result.bundle_json())
             progress(result)
 
+        from sealtrail.sign.processes import MAX_PROCESSES, auto_processes, can_fork
+
+        if not 0 <= args.processes <= MAX_PROCESSES:
+            raise usage_error(f"--processes takes 0 (automatic) to {MAX_PROCESSES}")
+        processes = min(args.processes or auto_processes(len(args.files)), len(args.files))
         with _make_signer(args, context) as signer:
             _announce(signer)
-            results = signer.sign_many([(path, None) for path in args.files], on_done=done)
+            if processes > 1 and can_fork():
+                print(f"signing in {processes} processes", file=sys.stderr)
+            results = signer.sign_many([(path, None) for path in args.files], on_done=done,
+                                       processes=processes)
         if args.output_signature or args.output_certificate:
             import base64
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,6 +55,7 @@ from sealtrail.models.bundle import DSSEEnvelope
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
+from sealtrail.sign.processes import MAX_PROCESSES, can_fork, run_in_processes
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
 from sealtrail.transport._http import HttpClient, http_client
 from sealtrail.transport.ca import CAClient
@@ -66,6 +67,8 @@ from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
 from sealtrail.verify.verifier import Artifact, VerificationResult, Verifier
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "DEFAULT_WORKERS", "SignedArtifact", "Signer", "hash_file"]
+
+_T = TypeVar("_T")
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # Log submissions wait on the network (and, for Rekor v2, on the next checkpoint): many in
@@ -291,44 +294,76 @@ class Signer:
         return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
 
     def sign_many(self, items: Sequence[tuple[str, bytes | None]],
-                  on_done: Callable[[SignedArtifact], None] | None = None) -> list[SignedArtifact]:
+                  on_done: Callable[[SignedArtifact], None] | None = None, *,
+                  processes: int = 1) -> list[SignedArtifact]:
         """Sign many artifacts under one certificate, logging them in parallel.
 
         ``items`` are ``(name, sha256 digest)``, or ``(path, None)`` to hash the file.
         ``on_done`` is called (from worker threads, one at a time) as each finishes.
         Results come back in the order of ``items``. The first failure stops the run
         (work not yet started is cancelled) and is raised, prefixed with the item's name.
+
+        ``processes`` > 1 also forks that many processes in all (each signs an interleaved
+        share with its own threads; see :mod:`sealtrail.sign.processes`) where that is safe
+        (Linux, no other thread running), and signs in this process alone otherwise. Every
+        result, and every ``on_done`` call, still happens in this process.
         """
+        if not 1 <= processes <= MAX_PROCESSES:
+            raise UsageError("process count out of range", actual=processes,
+                             expected=f"1..{MAX_PROCESSES}")
         if not items:
             return []
         self.certificate()  # one certificate, verified before any signature
+        processes = min(processes, len(items))
+        if processes > 1 and not can_fork():
+            processes = 1
+        results: list[SignedArtifact | None] = [None] * len(items)
         done_lock = threading.Lock()
 
-        def one(name: str, digest: bytes | None) -> SignedArtifact:
-            try:
-                result = self.sign_digest(digest, name) if digest is not None else self.sign_file(name)
-            except Error as exc:
-                raise _with_context(exc, name) from exc
-            if on_done is not None:
-                with done_lock:
+        def deliver(index: int, result: SignedArtifact) -> None:
+            with done_lock:
+                results[index] = result
+                if on_done is not None:
                     on_done(result)
-            return result
 
-        workers = min(self._max_workers, len(items))
-        if workers == 1:
-            return [one(name, digest) for name, digest in items]
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sealtrail-sign")
-        try:
-            futures: list[Future[SignedArtifact]] = [pool.submit(one, n, d) for n, d in items]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f in finished and f.exception() is not None]
-            if failed:
-                for future in futures:
-                    future.cancel()
-                raise failed[0].exception()  # type: ignore[misc]
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # Log submissions in flight stay at max_workers in all, however many processes.
+        workers = max(1, -(-self._max_workers // processes))
+
+        def sign_share(indexes: Sequence[int], report: Callable[[int, SignedArtifact], None],
+                       halt: threading.Event) -> None:
+            def one(index: int) -> None:
+                if halt.is_set():  # another process failed: the run is lost, sign no more
+                    return
+                name, digest = items[index]
+                try:
+                    result = (self.sign_digest(digest, name) if digest is not None
+                              else self.sign_file(name))
+                except Error as exc:
+                    error = _with_context(exc, name)
+                    error.sealtrail_index = index  # type: ignore[attr-defined]
+                    raise error from exc
+                report(index, result)
+
+            if min(workers, len(indexes)) == 1:
+                for index in indexes:
+                    one(index)
+            else:
+                _in_parallel([lambda i=i: one(i) for i in indexes], min(workers, len(indexes)))
+
+        if processes == 1:
+            sign_share(range(len(items)), deliver, threading.Event())
+        else:
+            run_in_processes(len(items), processes, sign_share, _result_message,
+                             lambda index, message: self._result_from(items[index][0], message),
+                             deliver, self._http.forget_connections)
+        return results  # type: ignore[return-value]  # every slot is filled when none failed
+
+    def _result_from(self, name: str, message: dict[str, Any]) -> SignedArtifact:
+        """A result a helper process sent (see :func:`_result_message`)."""
+        digest = message.get("digest")
+        return SignedArtifact(name, message["bundle"], base64.b64decode(message["signature"]),
+                              self._certificate, message["log_index"],
+                              bytes.fromhex(digest) if digest is not None else None)
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_still_valid(self, certificate: x509.Certificate | None) -> None:
@@ -405,6 +440,56 @@ class Signer:
             # keeping the class and code of the check that failed.
             raise type(exc)(f"the new bundle does not verify against the trusted root: "
                             f"{exc.message}", expected=exc.expected, actual=exc.actual) from exc
+
+
+def _result_message(result: SignedArtifact) -> dict[str, Any]:
+    """What a helper process sends back for one result (the certificate is the parent's)."""
+    return {"bundle": result.bundle, "signature": _b64(result.signature),
+            "log_index": result.log_index,
+            "digest": result.digest.hex() if result.digest is not None else None}
+
+
+def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
+    """Run ``tasks`` on ``workers`` threads; results in task order.
+
+    The first failure (the lowest task index among those that failed) is raised once every
+    thread has stopped; tasks not yet started then never start. Returns only when no worker
+    runs any more, so nothing is staged after the caller has cleaned up. Plain threads, not
+    ``concurrent.futures``: that module pulls ``logging`` into every ``sign`` start-up.
+    """
+    results: list[_T | None] = [None] * len(tasks)
+    failures: list[tuple[int, BaseException]] = []
+    claim = itertools.count()  # next() is atomic: each index is claimed by one thread
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            index = next(claim)
+            if index >= len(tasks):
+                return
+            try:
+                results[index] = tasks[index]()
+            except BaseException as exc:  # re-raised in the calling thread
+                failures.append((index, exc))
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=work, name=f"sealtrail-sign-{n}", daemon=True)
+               for n in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:  # e.g. Ctrl-C while waiting: start nothing new, then wait
+        stop.set()
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join()
+        raise
+    if failures:
+        raise min(failures, key=lambda failure: failure[0])[1]
+    return results  # type: ignore[return-value]  # every slot is filled when none failed
 
 
 def _with_context(exc: Error, name: str) -> Error:

@@ -354,6 +354,14 @@ class HttpClient:
         for _, connection in opened:
             connection.close()
 
+    def forget_connections(self) -> None:
+        """Drop (without closing) every connection: for a forked child process, whose
+        copies of the parent's sockets belong to the parent's exchanges. The child then
+        opens its own. Also renews the lock, which the parent's threads may have held."""
+        self._lock = threading.Lock()
+        self._opened = {}
+        self._local = threading.local()
+
     def __enter__(self) -> "HttpClient":
         return self
 
