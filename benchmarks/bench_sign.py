@@ -1,10 +1,12 @@
 """Signing speed (issue 5): sign 100 small files against a fresh local instance, in one
-process each, with `sealtrail sign` (one certificate, parallel timestamp and log requests,
+invocation each, with `sealtrail sign` (one certificate, parallel timestamp and log requests,
 every bundle verified before it is written) and with sigstore-python (`sigstore sign`, one
 invocation for the same 100 files), against the same instance and trust config.
 
 Each tool runs REPEATS times per Rekor version after one warm-up run; the table shows the
 median wall time, the client's CPU time and the instance's CPU time (from /proc) per run.
+Every run signs a release whose bundles do not exist yet, as a CI job does: the previous
+run's bundles are deleted before it, untimed, for both tools alike.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(argv: list[str], server_pid: int) -> tuple[float, float, float]:
-    """Run ``argv``; return (wall seconds, its CPU seconds, the server's CPU seconds)."""
+def _run(argv: list[str], server_pid: int, outputs: list[str] = ()) -> tuple[float, float, float]:
+    """Run ``argv`` (after deleting ``outputs``); return (wall seconds, its CPU seconds, the
+    server's CPU seconds)."""
+    for path in outputs:
+        Path(path).unlink(missing_ok=True)
     server_before, children_before = server_cpu(server_pid), _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
@@ -63,17 +68,20 @@ def main() -> str:
             tools = {
                 "sealtrail sign": [str(BIN / "sealtrail"), "sign", *ours, "--trust-config",
                                    trust_config, "--identity-token", token, "--rekor-version",
-                                   version, "--overwrite"],
+                                   version],
                 "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config", trust_config,
                                          "sign", "--identity-token", token, "--rekor-version",
-                                         version, "--overwrite", *theirs],
+                                         version, *theirs],
             }
+            bundles = {"sealtrail sign": [p + ".sigstore.json" for p in ours],
+                       "sigstore-python sign": [p + ".sigstore.json" for p in theirs]}
             results: dict[str, list[tuple[float, float, float]]] = {}
             for name, argv in tools.items():
-                _run(argv, instance.server.pid)  # warm-up (also makes --overwrite meaningful)
+                _run(argv, instance.server.pid, bundles[name])  # warm-up
             for _ in range(REPEATS):  # interleaved, so drift affects both alike
                 for name, argv in tools.items():
-                    results.setdefault(name, []).append(_run(argv, instance.server.pid))
+                    results.setdefault(name, []).append(
+                        _run(argv, instance.server.pid, bundles[name]))
             medians = {name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
                        for name, runs in results.items()}
             ratio = medians["sigstore-python sign"][0] / medians["sealtrail sign"][0]
@@ -84,20 +92,22 @@ def main() -> str:
                             + " |")
         # The fixed cost of one run (start-up, certificate, one file), for reference.
         single = {"sealtrail sign": [str(BIN / "sealtrail"), "sign", ours[0], "--trust-config",
-                                     trust_config, "--identity-token", token, "--overwrite"],
+                                     trust_config, "--identity-token", token],
                   "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config",
                                            trust_config, "sign", "--identity-token", token,
-                                           "--overwrite", theirs[0]]}
+                                           theirs[0]]}
         for name, argv in single.items():
-            runs = [_run(argv, instance.server.pid) for _ in range(REPEATS)]
+            first = [(ours if name.startswith("sealtrail") else theirs)[0] + ".sigstore.json"]
+            runs = [_run(argv, instance.server.pid, first) for _ in range(REPEATS)]
             wall, cpu, instance_cpu = (statistics.median(r[i] for r in runs) for i in range(3))
             rows.append(f"| default | {name} | 1 | {wall:.2f} s | - | {cpu:.2f} s | "
                         f"{instance_cpu:.2f} s | - |")
     lines = [title, "",
              f"One process per run signs all {FILES} files (RFC 3161 timestamp + log entry + "
              "bundle each); median of "
-             f"{REPEATS} runs after a warm-up. Client CPU is the signing process's; instance CPU "
-             "is what `sealtrail serve` spent during the run (CA, TSA, log).", "",
+             f"{REPEATS} runs after a warm-up, each into a release without bundles (the previous "
+             "run's are deleted first, untimed). Client CPU is the signing processes'; instance "
+             "CPU is what `sealtrail serve` spent during the run (CA, TSA, log).", "",
              "| Log | Client | files | wall time | per file | client CPU | instance CPU | speed-up |",
              "|---|---|---|---|---|---|---|---|", *rows]
     return "\n".join(lines)
