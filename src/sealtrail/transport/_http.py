@@ -1,7 +1,9 @@
 """The small retrying HTTP client every client of this package shares (CA, TSA, OIDC, Rekor).
 
-:class:`HttpClient` sits on the standard library's :mod:`http.client` (which does all the
-HTTP parsing) and adds only what the signing clients need:
+:class:`HttpClient` opens connections with the standard library's :mod:`http.client`
+(TCP, TLS, CONNECT tunnels through a proxy), writes each request itself in one send, and has
+httptools (llhttp, the parser uvicorn uses) parse the answer; it adds only what the signing
+clients need:
 
 - **keep-alive connections held per thread** and per ``(scheme, host, port)``: the signer's
   worker threads each reuse their own connection, so the hot path takes no shared lock.
@@ -323,6 +325,9 @@ class HttpClient:
             except AnswerDroppedError as exc:
                 raise ServiceUnavailableError(
                     f"{service} dropped the connection while answering: {exc}") from exc
+            except _MalformedAnswerError as exc:
+                # Definite, and not improved by repeating.
+                raise ServiceUnavailableError(f"{service} sent a malformed answer: {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 # TLS failures, malformed answers: definite, and not improved by repeating.
                 raise ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}") from exc
@@ -528,63 +533,168 @@ class HttpClient:
             path = f"http://{_authority(target)}{target.path}"
             if proxy.authorization:
                 fields = {**fields, "proxy-authorization": proxy.authorization}
+        head = _request_head(request.method, path, _authority(target), fields, request.body)
+        sock = connection.sock
+        if sock is None:  # pragma: no cover - _open connects, _drop forgets
+            raise ConnectionResetError("the connection is closed")
+        connection.sealtrail_used = False  # type: ignore[attr-defined]  # until answered
+        reader = _AnswerReader(limit)
         try:
             if end is not None:
                 _budget(connection, end, self.policy.timeout)
-            connection.request(request.method, path, body=request.body, headers=fields)
-            answer = connection.getresponse()
-        except BaseException:
-            self._drop(target, connection)
-            raise
-        # From here on the service has answered: a failure is not "no answer".
-        try:
-            headers = Headers(answer.getheaders())
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise _OversizedError(f"{declared} bytes")
-            if end is None:
-                if answer.length is not None:
-                    # A declared length (within the limit): read exactly that much; a short
-                    # answer raises IncompleteRead.
-                    body = answer.read()
-                else:  # chunked, or until the connection closes
-                    body = answer.read(limit + 1)
-                    if len(body) > limit:
-                        raise _OversizedError(f"> {limit} bytes")
-            else:
-                # One bounded read at a time, so the deadline is checked between reads.
-                chunks = []
-                size = 0
-                while True:
+            # One send for head and body: one segment, one wake-up of the service.
+            sock.sendall(head + request.body if request.body else head)
+            while not reader.complete:
+                if end is not None:
                     _budget(connection, end, self.policy.timeout)
-                    chunk = answer.read1(65536)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > limit:
-                        raise _OversizedError(f"> {limit} bytes")
-                    chunks.append(chunk)
-                body = b"".join(chunks)
-                if answer.length:  # the connection closed before the declared length
-                    raise http.client.IncompleteRead(body, answer.length)
-                if not answer.isclosed():
-                    answer.close()  # read1 leaves a fully read fixed-length answer open
-        except (_OversizedError, TimeoutError):
+                chunk = sock.recv(_RECV_BYTES)
+                if not chunk:
+                    reader.closed()
+                    break
+                reader.feed(chunk)
+        except BaseException as exc:
             self._drop(target, connection)
+            if reader.started and isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                # The service began to answer: it acted on the request, never repeat it.
+                raise AnswerDroppedError(_describe(exc)) from exc
             raise
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop(target, connection)
-            raise AnswerDroppedError(_describe(exc)) from exc
-        except BaseException:
-            self._drop(target, connection)
-            raise
-        if answer.will_close:
-            self._drop(target, connection)
-        else:
-            if end is not None and connection.sock is not None:
-                connection.sock.settimeout(self.policy.timeout)
+        if reader.keep_alive:
+            if end is not None:
+                sock.settimeout(self.policy.timeout)
             connection.sealtrail_used = True  # type: ignore[attr-defined]
-        return HttpResponse(answer.status, headers, body)
+        else:
+            self._drop(target, connection)
+        return HttpResponse(reader.status, reader.headers, reader.body())
+
+
+#: One read: a Rekor answer with its inclusion proof is a few KiB, a trust bundle more.
+_RECV_BYTES = 256 * 1024
+# SPEC: RFC 9110 §5.1 / §5.5: a field name is a token; a value has no CR, LF or NUL.
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_FIELD_VALUE = re.compile(r"[\x00\r\n]")
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _request_head(method: str, path: str, authority: str, fields: Mapping[str, str],
+                  body: bytes | None) -> bytes:
+    """The request line and header section (RFC 9112 §3, §5), ready to send.
+
+    Host, Accept-Encoding (identity: we never decompress) and Content-Length are added as
+    http.client adds them; a field a caller set wins. ValueError for a field that cannot be
+    sent (the caller reports it like an unreachable service).
+    """
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+    given = set()
+    for name, value in fields.items():
+        if not _FIELD_NAME.fullmatch(name) or _BAD_FIELD_VALUE.search(value):
+            raise ValueError(f"invalid header field {name!r}")
+        given.add(name.lower())
+        lines.append(f"{name}: {value}")
+    if "accept-encoding" not in given:
+        lines.append("Accept-Encoding: identity")
+    if "content-length" not in given and (body or method in _METHODS_WITH_BODY):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    lines.extend(("", ""))
+    path.encode("ascii")  # the request-target is ASCII: else UnicodeEncodeError (a ValueError)
+    # Field values go out as ISO-8859-1, as http.client sends them.
+    return "\r\n".join(lines).encode("latin-1")
+
+
+class _MalformedAnswerError(Exception):
+    """The bytes that came back are not an HTTP/1.1 response."""
+
+
+class _Surplus(Exception):
+    """Bytes after a complete answer (see ``_AnswerReader.on_message_begin``)."""
+
+
+class _AnswerReader:
+    """One HTTP/1.1 response, parsed by httptools (llhttp) as its bytes arrive.
+
+    Bounded: a declared Content-Length over ``limit`` is refused when the headers are
+    complete, a body that grows past it as soon as it does. Interim (1xx) responses are
+    skipped (RFC 9110 §15.2).
+    """
+
+    def __init__(self, limit: int) -> None:
+        import httptools  # C parser (llhttp); imported with the first exchange
+
+        self._limit = limit
+        self._parser = httptools.HttpResponseParser(self)
+        self._errors = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+        self.started = False  # any byte of the answer came
+        self.complete = False
+        self.keep_alive = False
+        self.status = 0
+        self.headers = Headers()
+        self._fields: list[tuple[str, str]] = []
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._until_close = False  # the body ends when the connection does
+
+    # -- httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # Bytes after the answer (nothing was pipelined): this connection is not
+            # reusable. Stop parsing them.
+            self.keep_alive = False
+            raise _Surplus()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self.headers = Headers(self._fields)
+        if 100 <= self.status < 200:
+            return  # interim: its message completes next, then the real answer begins
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._limit:
+            raise _OversizedError(f"{declared} bytes")
+        self._until_close = (not declared and "transfer-encoding" not in self.headers
+                             and self.status not in (204, 304))
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._limit:
+            raise _OversizedError(f"> {self._limit} bytes")
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # skip the interim answer
+            self._fields = []
+            self.status = 0
+            return
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+
+    # -- driving -----------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self.started = True
+        try:
+            self._parser.feed_data(data)
+        except self._errors as exc:
+            # A callback's own exception comes back as the context of the parser's error.
+            cause = exc.__context__
+            if isinstance(cause, _Surplus):
+                return
+            if isinstance(cause, _OversizedError):
+                raise cause from None
+            raise _MalformedAnswerError(f"the answer is not HTTP/1.1 ({exc})") from exc
+
+    def closed(self) -> None:
+        """The service closed the connection."""
+        if not self.started:
+            # RFC 9112 §9.3.1: closed before any answer: nothing was processed.
+            raise ConnectionResetError("the service closed the connection without answering")
+        if self.status and self._until_close:
+            self.complete, self.keep_alive = True, False
+            return
+        raise AnswerDroppedError("the connection closed in the middle of the answer"
+                                 + (f" ({self._size} body bytes read)" if self.status else ""))
+
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
 
 
 def _authority(target: _Target) -> str:
