@@ -12,7 +12,6 @@ import os
 import stat
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -44,7 +43,7 @@ MAX_PEM_BYTES = 256 * 1024
 
 def write_exclusive(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
     """Create ``path`` with ``mode`` and write ``data`` durably; refuse an existing file."""
-    path = Path(path)
+    path = os.fspath(path)
     # O_EXCL: never replace an existing key (a second `init` must not destroy the first);
     # the mode is set at creation so that a key is never readable by others, even briefly.
     try:
@@ -63,7 +62,8 @@ def write_exclusive(path: str | os.PathLike[str], data: bytes, mode: int) -> Non
             os.fsync(handle.fileno())
     except OSError as exc:
         # Leave no half-written file behind: O_EXCL would refuse the retry.
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         raise ConfigInvalidError(f"cannot write {path}: {exc.strerror}") from exc
 
 
@@ -96,7 +96,7 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES, *,
                  what: str | None = None, error: type[Error] = ConfigInvalidError) -> bytes:
     """Read a small file whole, refusing one larger than ``limit`` (``error`` for every
     failure; messages name the file as ``what`` when given)."""
-    path = Path(path)
+    path = os.fspath(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
@@ -108,7 +108,7 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES, *,
         raise error(f"cannot read {what + ' ' if what else ''}{path}: {exc.strerror}") from exc
     if len(data) > limit:
         if what is None:
-            raise error(f"{path.name} is too large", expected=f"<= {limit} bytes")
+            raise error(f"{os.path.basename(path)} is too large", expected=f"<= {limit} bytes")
         raise error(f"{what} {path} is too large")
     return data
 
@@ -136,20 +136,21 @@ def load_private_key(path: str | os.PathLike[str], *, passphrase: bytes | None =
     Refuses (:class:`ConfigInvalidError`) a file that group or others may read;
     :class:`KeyMalformedError` if it does not parse or the passphrase is wrong.
     """
-    path = Path(path)
+    path = os.fspath(path)
+    name = os.path.basename(path)
     data = read_bounded(path)
     if os.name == "posix":
-        mode = stat.S_IMODE(path.stat().st_mode)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
         if mode & 0o077:
-            raise ConfigInvalidError(f"private key {path.name} is readable by others",
+            raise ConfigInvalidError(f"private key {name} is readable by others",
                                      actual=oct(mode), expected="0o600")
     try:
         return serialization.load_pem_private_key(data, password=passphrase)
     except TypeError as exc:
         # cryptography: a password for an unencrypted key, or none for an encrypted one.
-        raise KeyMalformedError(f"private key {path.name}: {exc}") from exc
+        raise KeyMalformedError(f"private key {name}: {exc}") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyMalformedError(f"private key {path.name} does not parse "
+        raise KeyMalformedError(f"private key {name} does not parse "
                                 "(or the passphrase is wrong)") from exc
 
 
@@ -160,15 +161,15 @@ def write_certificate(path: str | os.PathLike[str], *certs: x509.Certificate) ->
 
 def load_certificates(path: str | os.PathLike[str], *, count: tuple[int, int] = (1, 1)) -> tuple[x509.Certificate, ...]:
     """Read PEM certificates; their number must lie in ``count`` (inclusive bounds)."""
-    path = Path(path)
+    name = os.path.basename(os.fspath(path))
     data = read_bounded(path)
     try:
         certs = tuple(x509.load_pem_x509_certificates(data))
     except ValueError as exc:
-        raise ConfigInvalidError(f"{path.name} is not a PEM certificate") from exc
+        raise ConfigInvalidError(f"{name} is not a PEM certificate") from exc
     low, high = count
     if not low <= len(certs) <= high:
-        raise ConfigInvalidError(f"{path.name} holds a wrong number of certificates",
+        raise ConfigInvalidError(f"{name} holds a wrong number of certificates",
                                  actual=len(certs), expected=f"{low}..{high}" if low != high else low)
     return certs
 
