@@ -30,6 +30,7 @@ import base64
 import hashlib
 import itertools
 import json
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -248,6 +249,11 @@ class Signer:
     # -- signing --------------------------------------------------------------------------
     def sign_digest(self, digest: bytes, name: str = "artifact") -> SignedArtifact:
         """Sign one artifact given by its SHA-256 ``digest``; return the verified bundle."""
+        return self._checked(self._unchecked(digest, name))
+
+    def _unchecked(self, digest: bytes, name: str) -> "_Unchecked":
+        """Sign, timestamp and log ``digest``: a bundle that :meth:`_checked` must verify
+        before anyone sees it."""
         if len(digest) != 32:
             raise UsageError("a SHA-256 digest has 32 bytes", actual=len(digest), expected=32)
         certificate = self.certificate()
@@ -259,6 +265,11 @@ class Signer:
             "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(digest)},
             "signature": _b64(signature),
         })
+        return _Unchecked(name, bundle, signature, certificate, digest)
+
+    def _checked(self, unchecked: "_Unchecked") -> SignedArtifact:
+        """The verified result of :meth:`_unchecked` (or the error of the failed check)."""
+        name, bundle, signature, certificate, digest = unchecked
         result = self._verify(bundle, lambda v, p: v.verify_artifact(
             Artifact({"sha256": digest}), bundle, p))
         return SignedArtifact(name, bundle, signature, certificate, result.log_index, digest)
@@ -331,24 +342,54 @@ class Signer:
 
         def sign_share(indexes: Sequence[int], report: Callable[[int, SignedArtifact], None],
                        halt: threading.Event) -> None:
+            # The workers sign, timestamp and log; one thread verifies every new bundle and
+            # only then reports it. Measured: verifying in the 16 workers cost about 0.3 ms
+            # more client CPU per file than in one thread, from interpreter-lock hand-offs
+            # (the cryptography calls release it), and kept each worker from its next file.
+            stop = threading.Event()
+            checks: queue.SimpleQueue[tuple[int, _Unchecked] | None] = queue.SimpleQueue()
+            failures: list[tuple[int, BaseException]] = []
+
+            def check_all() -> None:
+                while True:
+                    item = checks.get()
+                    if item is None:
+                        return
+                    index, unchecked = item
+                    if failures:
+                        continue  # the run is lost: drain without verifying
+                    try:
+                        report(index, self._checked(unchecked))
+                    except BaseException as exc:
+                        failures.append((index, _marked(exc, unchecked.name, index)))
+                        stop.set()
+
             def one(index: int) -> None:
-                if halt.is_set():  # another process failed: the run is lost, sign no more
+                if halt.is_set() or stop.is_set():  # another process or check failed
                     return
                 name, digest = items[index]
                 try:
-                    result = (self.sign_digest(digest, name) if digest is not None
-                              else self.sign_file(name))
-                except Error as exc:
-                    error = _with_context(exc, name)
-                    error.sealtrail_index = index  # type: ignore[attr-defined]
-                    raise error from exc
-                report(index, result)
+                    checks.put((index, self._unchecked(digest if digest is not None
+                                                       else hash_file(name), name)))
+                except BaseException as exc:
+                    raise _marked(exc, name, index)  # noqa: B904 - _marked keeps the cause
 
-            if min(workers, len(indexes)) == 1:
-                for index in indexes:
-                    one(index)
-            else:
-                _in_parallel([lambda i=i: one(i) for i in indexes], min(workers, len(indexes)))
+            checker = threading.Thread(target=check_all, name="sealtrail-verify", daemon=True)
+            checker.start()
+            try:
+                count = min(workers, len(indexes))
+                if count == 1:
+                    for index in indexes:
+                        one(index)
+                else:
+                    _in_parallel([lambda i=i: one(i) for i in indexes], count)
+            except BaseException as exc:
+                failures.append((getattr(exc, "sealtrail_index", -1), exc))
+            finally:
+                checks.put(None)
+                checker.join()
+            if failures:
+                raise min(failures, key=lambda failure: failure[0])[1]
 
         if processes == 1:
             sign_share(range(len(items)), deliver, threading.Event())
@@ -490,6 +531,26 @@ def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
     if failures:
         raise min(failures, key=lambda failure: failure[0])[1]
     return results  # type: ignore[return-value]  # every slot is filled when none failed
+
+
+class _Unchecked(NamedTuple):
+    """A signed and logged artifact whose bundle is not verified yet."""
+
+    name: str
+    bundle: dict[str, Any]
+    signature: bytes
+    certificate: x509.Certificate | None
+    digest: bytes
+
+
+def _marked(exc: BaseException, name: str, index: int) -> BaseException:
+    """``exc`` for the item ``name`` at ``index``: a sealtrail error gets the name in front
+    of its message; either way it remembers its index (the lowest failed index wins)."""
+    marked = _with_context(exc, name) if isinstance(exc, Error) else exc
+    if marked is not exc:
+        marked.__cause__ = exc
+    marked.sealtrail_index = index  # type: ignore[attr-defined]
+    return marked
 
 
 def _with_context(exc: Error, name: str) -> Error:

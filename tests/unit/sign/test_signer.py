@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 from typing import Any, Iterator
 
@@ -218,6 +219,35 @@ def test_log_that_records_another_entry_is_caught(services: FakeServices, signer
     with pytest.raises(TlogEntryMismatchError) as info:
         signer_for(version).sign_digest(hashlib.sha256(b"x").digest())
     assert info.value.code == "TLOG_ENTRY_MISMATCH"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_sign_many_verifies_in_one_thread_and_reports_only_what_verified(
+        services: FakeServices, signer_for: Any, version: int) -> None:
+    other = services.instance.sign_artifact(b"someone else's", rekor=version)
+    other_body = base64.b64decode(
+        other["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"])
+    rekor = services.instance.rekor_v1 if version == 1 else services.instance.rekor_v2
+    answers = [0]
+
+    def wrong_sixth(entry: dict[str, Any]) -> dict[str, Any]:
+        answers[0] += 1
+        if answers[0] != 6:
+            return entry
+        return rekor.entry_json(other_body, "hashedrekord", f"0.0.{version}", int(time.time()))
+
+    signer = signer_for(version, max_workers=1)  # one worker: the sixth answer is item 5
+    signer.certificate()
+    services.tamper_entry = wrong_sixth
+    reported: list[tuple[str, str]] = []
+    items = [(f"file{i}", hashlib.sha256(b"%d" % i).digest()) for i in range(12)]
+    with pytest.raises(TlogEntryMismatchError, match="^file5: the new bundle does not verify"):
+        signer.sign_many(items, on_done=lambda r: reported.append(
+            (r.name, threading.current_thread().name)))
+    # Every report came from the one verifying thread, in order, after its bundle
+    # verified; neither the wrong entry nor anything after it was reported.
+    assert [name for name, _ in reported] == [f"file{i}" for i in range(5)]
+    assert {thread for _, thread in reported} == {"sealtrail-verify"}
 
 
 def test_sign_many_stops_at_the_first_failure_and_names_the_item(services: FakeServices,
