@@ -304,54 +304,71 @@ def test_many_files_signed_in_two_processes(instance: InstanceServer, tmp_path: 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
 
 
+# Run in a fresh interpreter: the test process may hold threads of other tests, and the
+# signer forks only from a process without other threads.
+SIGN_IN_PROCESSES = r"""
+import hashlib, json, os, sys, threading
+from pathlib import Path
+from sealtrail.errors import UsageError
+from sealtrail.sign import Signer, SigningContext
+from sealtrail.sign.processes import _shares
+from sealtrail.verify.policy import IdentityPolicy
+from sealtrail.verify.verifier import Artifact, Verifier
+
+trust_config, token, token2, identity, issuer = sys.argv[1:6]
+context = SigningContext.from_trust_config(Path(trust_config).read_bytes(), 2)
+digests = [hashlib.sha256(b"item %d" % n).digest() for n in range(24)]
+delivered = []
+with Signer(context, identity_token=token) as signer:
+    results = signer.sign_many([(f"item{n}", d) for n, d in enumerate(digests)],
+                               on_done=lambda r: delivered.append(
+                                   (os.getpid(), threading.current_thread().name)),
+                               processes=2)
+verifier = Verifier(context.trusted_root)
+policy = IdentityPolicy(identity=identity, issuer=issuer)
+verified = [verifier.verify_artifact(Artifact({"sha256": d}), r.bundle, policy).log_index
+            for r, d in zip(results, digests)]
+
+helper_item = _shares(24, 2)[1][3]
+items = [(f"item{n}", d) for n, d in enumerate(digests)]
+items[helper_item] = (f"item{helper_item}", b"too short")
+with Signer(context, identity_token=token2) as signer:
+    try:
+        signer.sign_many(items, processes=2)
+        failure = None
+    except UsageError as exc:
+        failure = exc.message
+try:
+    os.waitpid(-1, os.WNOHANG)
+    left = True
+except ChildProcessError:
+    left = False
+print(json.dumps({
+    "names": [r.name for r in results], "digests_match": [r.digest for r in results] == digests,
+    "log_indexes": [r.log_index for r in results], "verified": verified,
+    "certificates": all(r.certificate is not None and r.signature for r in results),
+    "delivered": delivered, "pid": os.getpid(), "helper_item": helper_item,
+    "failure": failure, "helpers_left": left}))
+"""
+
+
 def test_signer_processes_deliver_here_and_a_helper_failure_names_its_item(
         instance: InstanceServer) -> None:
-    import threading
-
-    from sealtrail.errors import UsageError
-    from sealtrail.sign import Signer, SigningContext
-    from sealtrail.sign.processes import _shares, can_fork
-    from sealtrail.verify.policy import IdentityPolicy
-    from sealtrail.verify.verifier import Artifact, Verifier
-
-    assert can_fork(), "the test process runs other threads"
-    context = SigningContext.from_trust_config(instance.trust_config.read_bytes(), 2)
-    digests = [hashlib.sha256(b"item %d" % n).digest() for n in range(24)]
-    delivered_by: list[str] = []
-    with Signer(context, identity_token=instance.token(RELEASER)) as signer:
-        results = signer.sign_many([(f"item{n}", d) for n, d in enumerate(digests)],
-                                   on_done=lambda r: delivered_by.append(
-                                       threading.current_thread().name), processes=2)
-    assert [r.name for r in results] == [f"item{n}" for n in range(24)]
-    assert [r.digest for r in results] == digests
-    # Results of the helper came through its reader; the parent's own through its workers.
-    assert any(name.startswith("sealtrail-sign-from-") for name in delivered_by)
-    assert any(not name.startswith("sealtrail-sign-from-") for name in delivered_by)
-    verifier = Verifier(context.trusted_root)
-    policy = IdentityPolicy(identity=RELEASER, issuer=instance.issuer)
-    for result, digest in zip(results, digests):
-        outcome = verifier.verify_artifact(Artifact({"sha256": digest}), result.bundle, policy)
-        assert outcome.log_index == result.log_index
-        assert result.certificate is not None and result.signature
-    assert len({r.log_index for r in results}) == 24
-
-    # A bad item in the helper's share fails the run, with its name and class.
-    helper_item = _shares(24, 2)[1][3]
-    items = [(f"item{n}", d) for n, d in enumerate(digests)]
-    items[helper_item] = (f"item{helper_item}", b"too short")
-    before = children()
-    with Signer(context, identity_token=instance.token(RELEASER)) as signer:
-        with pytest.raises(UsageError, match=f"^item{helper_item}: a SHA-256 digest has 32"):
-            signer.sign_many(items, processes=2)
-    assert children() == before  # every helper was reaped (the instance server remains)
-
-
-def children() -> set[str]:
-    """The child processes of this one (zombies included, until reaped)."""
-    found: set[str] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        found.update((task / "children").read_text().split())
-    return found
+    done = run(str(BIN / "python"), "-c", SIGN_IN_PROCESSES, str(instance.trust_config),
+               instance.token(RELEASER), instance.token(RELEASER), RELEASER, instance.issuer)
+    out = json.loads(done.stdout)
+    assert out["names"] == [f"item{n}" for n in range(24)] and out["digests_match"]
+    assert out["verified"] == out["log_indexes"] and len(set(out["log_indexes"])) == 24
+    assert out["certificates"]
+    # Every result reached the caller in the calling process: the helper's through its
+    # reader thread, the parent's own from its verifying thread.
+    assert {pid for pid, _ in out["delivered"]} == {out["pid"]}
+    threads = {name for _, name in out["delivered"]}
+    assert any(name.startswith("sealtrail-sign-from-") for name in threads)
+    assert "sealtrail-verify" in threads
+    # A bad item in the helper's share fails the run, with its name; no helper is left.
+    assert out["failure"] == f"item{out['helper_item']}: a SHA-256 digest has 32 bytes"
+    assert out["helpers_left"] is False
 
 
 def test_unreachable_log_is_a_clear_error_and_writes_nothing(instance: InstanceServer,
