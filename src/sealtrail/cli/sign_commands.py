@@ -247,10 +247,14 @@ def sign(args: Any) -> int:
         _collect_from_here()
         progress = _progress(len(args.files))
 
+        def stage(result: Any) -> str:
+            # Staged as each file is verified (a temporary beside its target), by the
+            # process that signed it, so that writing overlaps the rest of the run;
+            # nothing is moved into place until every file is done.
+            return outputs.stage(bundles[result.name], result.bundle_json())
+
         def done(result: Any) -> None:
-            # Staged as each file is done (a temporary beside its target), so writing
-            # overlaps the rest of the run; nothing is moved into place until all are.
-            outputs.put(bundles[result.name], result.bundle_json())
+            outputs.adopt(bundles[result.name], result.staged)
             progress(result)
 
         from sealtrail.sign.processes import MAX_PROCESSES, auto_processes, can_fork
@@ -263,7 +267,7 @@ def sign(args: Any) -> int:
             if processes > 1 and can_fork():
                 print(f"signing in {processes} processes", file=sys.stderr)
             results = signer.sign_many([(path, None) for path in args.files], on_done=done,
-                                       processes=processes)
+                                       processes=processes, prepare=stage)
         if args.output_signature or args.output_certificate:
             import base64
 

@@ -100,6 +100,7 @@ class SignedArtifact(NamedTuple):
     certificate: x509.Certificate | None
     log_index: int
     digest: bytes | None  # the artifact's SHA-256 (None for a DSSE statement)
+    staged: Any = None  # what sign_many's ``prepare`` returned for it (JSON-able)
 
     def bundle_json(self) -> bytes:
         """The bundle as JSON bytes, ready to write."""
@@ -306,7 +307,9 @@ class Signer:
 
     def sign_many(self, items: Sequence[tuple[str, bytes | None]],
                   on_done: Callable[[SignedArtifact], None] | None = None, *,
-                  processes: int = 1) -> list[SignedArtifact]:
+                  processes: int = 1,
+                  prepare: Callable[[SignedArtifact], Any] | None = None
+                  ) -> list[SignedArtifact]:
         """Sign many artifacts under one certificate, logging them in parallel.
 
         ``items`` are ``(name, sha256 digest)``, or ``(path, None)`` to hash the file.
@@ -318,6 +321,10 @@ class Signer:
         share with its own threads; see :mod:`sealtrail.sign.processes`) where that is safe
         (Linux, no other thread running), and signs in this process alone otherwise. Every
         result, and every ``on_done`` call, still happens in this process.
+
+        ``prepare`` runs on each verified result where it was signed, before ``on_done``
+        (say, to stage its file from the process that has it); its return value, which must
+        be JSON-able, becomes the result's ``staged``. Its failure fails the run.
         """
         if not 1 <= processes <= MAX_PROCESSES:
             raise UsageError("process count out of range", actual=processes,
@@ -359,7 +366,10 @@ class Signer:
                     if failures:
                         continue  # the run is lost: drain without verifying
                     try:
-                        report(index, self._checked(unchecked))
+                        result = self._checked(unchecked)
+                        if prepare is not None:
+                            result = result._replace(staged=prepare(result))
+                        report(index, result)
                     except BaseException as exc:
                         failures.append((index, _marked(exc, unchecked.name, index)))
                         stop.set()
@@ -404,7 +414,8 @@ class Signer:
         digest = message.get("digest")
         return SignedArtifact(name, message["bundle"], base64.b64decode(message["signature"]),
                               self._certificate, message["log_index"],
-                              bytes.fromhex(digest) if digest is not None else None)
+                              bytes.fromhex(digest) if digest is not None else None,
+                              message.get("staged"))
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_still_valid(self, certificate: x509.Certificate | None) -> None:
@@ -487,7 +498,8 @@ def _result_message(result: SignedArtifact) -> dict[str, Any]:
     """What a helper process sends back for one result (the certificate is the parent's)."""
     return {"bundle": result.bundle, "signature": _b64(result.signature),
             "log_index": result.log_index,
-            "digest": result.digest.hex() if result.digest is not None else None}
+            "digest": result.digest.hex() if result.digest is not None else None,
+            "staged": result.staged}
 
 
 def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:

@@ -250,6 +250,35 @@ def test_sign_many_verifies_in_one_thread_and_reports_only_what_verified(
     assert {thread for _, thread in reported} == {"sealtrail-verify"}
 
 
+def test_prepare_runs_on_each_verified_result_before_on_done(services: FakeServices,
+                                                           signer_for: Any) -> None:
+    signer = signer_for(2, max_workers=4)
+    seen: list[tuple[str, str]] = []
+
+    def prepare(result: Any) -> str:
+        seen.append((result.name, threading.current_thread().name))
+        return f"staged {result.name}"
+
+    done: list[Any] = []
+    items = [(f"file{i}", hashlib.sha256(b"%d" % i).digest()) for i in range(6)]
+    results = signer.sign_many(items, on_done=done.append, prepare=prepare)
+    assert [r.staged for r in results] == [f"staged file{i}" for i in range(6)]
+    assert sorted(r.staged for r in done) == sorted(r.staged for r in results)
+    assert {thread for _, thread in seen} == {"sealtrail-verify"}
+
+
+def test_a_failing_prepare_fails_the_run_naming_the_item(services: FakeServices,
+                                                         signer_for: Any) -> None:
+    def prepare(result: Any) -> str:
+        if result.name == "file3":
+            raise InputError("cannot write file3.sigstore.json: No space left on device")
+        return "ok"
+
+    items = [(f"file{i}", hashlib.sha256(b"%d" % i).digest()) for i in range(6)]
+    with pytest.raises(InputError, match="^file3: cannot write"):
+        signer_for(1, max_workers=1).sign_many(items, prepare=prepare)
+
+
 def test_sign_many_stops_at_the_first_failure_and_names_the_item(services: FakeServices,
                                                                  signer_for: Any) -> None:
     signer = signer_for(1, max_workers=4)
