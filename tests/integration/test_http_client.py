@@ -190,6 +190,30 @@ def test_one_connection_for_many_requests_from_one_thread(server: Server) -> Non
     assert server.requests[0]["headers"]["user-agent"] == USER_AGENT
 
 
+def test_answers_leave_no_cyclic_garbage(server: Server) -> None:
+    # The signer runs with the garbage collector mostly idle: every answer must be freed
+    # by reference counting (the answer reader and its parser used to hold each other).
+    import gc
+
+    from sealtrail.transport._http import _AnswerReader
+
+    with client() as http:
+        get(http, server.url + "/ok")
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(20):
+                assert get(http, server.url + "/ok").text == "ok"
+            gc.collect()
+            leaked = [o for o in gc.garbage if isinstance(o, _AnswerReader)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert leaked == []
+
+
 def test_forgotten_connections_are_left_open_and_replaced(server: Server) -> None:
     # What a forked signing process does: the parent's connection is neither used nor closed
     # (its socket belongs to the parent's exchanges); the next request opens its own.
