@@ -313,7 +313,8 @@ class Signer:
         """Sign many artifacts under one certificate, logging them in parallel.
 
         ``items`` are ``(name, sha256 digest)``, or ``(path, None)`` to hash the file.
-        ``on_done`` is called (from worker threads, one at a time) as each finishes.
+        ``on_done`` is called (from the verifying thread, or the thread reading a helper
+        process; one call at a time) as each bundle is verified.
         Results come back in the order of ``items``. The first failure stops the run
         (work not yet started is cancelled) and is raised, prefixed with the item's name.
 
