@@ -103,7 +103,7 @@ def main() -> str:
             rows.append(f"| default | {name} | 1 | {wall:.2f} s | - | {cpu:.2f} s | "
                         f"{instance_cpu:.2f} s | - |")
     lines = [title, "",
-             f"One process per run signs all {FILES} files (RFC 3161 timestamp + log entry + "
+             f"One invocation per run signs all {FILES} files (RFC 3161 timestamp + log entry + "
              "bundle each); median of "
              f"{REPEATS} runs after a warm-up, each into a release without bundles (the previous "
              "run's are deleted first, untimed). Client CPU is the signing processes'; instance "
