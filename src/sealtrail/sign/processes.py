@@ -8,24 +8,28 @@ keep many log submissions in flight, but only one core computes. So ``Signer.sig
 can fork helper processes once the certificate is verified: each signs an interleaved share
 of the artifacts with its own threads and connections, under the same key and certificate,
 and sends every verified bundle back over a pipe. The parent signs its own share meanwhile,
-and it alone hands results to the caller (and so writes files). See docs/adr/0009.
+and it alone hands results to the caller (which moves the files into place). See
+docs/adr/0009.
 
 The rules that keep this safe:
 
 * Fork happens only on Linux, from a process with no other thread (a lock held by another
   thread at fork time would stay locked in the child forever); otherwise the work stays in
   one process. Nothing after the fork touches the parent's connections in the child.
-* A helper never writes outputs, never prints, and leaves with ``os._exit`` (no atexit
-  handlers, no second flush of inherited buffers).
+* A helper never puts an output in place and never prints; at most it writes the hidden
+  temporaries of the files it verified (``sign_many(prepare=...)``), which the parent adopts,
+  or removes when the run fails. It leaves with ``os._exit`` (no atexit handlers, no second
+  flush of inherited buffers).
 * The failure of the lowest artifact index, whether in the parent or in a helper, is
-  raised with its class, code and message; the other helpers are stopped (SIGTERM: they
-  hold no files), and every helper is reaped before ``sign_many`` returns or raises.
+  raised with its class, code and message; the other helpers are stopped (SIGTERM: nothing
+  of theirs is in place), and every helper is reaped before ``sign_many`` returns or raises.
 * A helper that dies without reporting a result for its share is an error, never a short
   result list.
 
 Messages (helper -> parent): a 4-byte big-endian length, then a JSON object: ``{"i": index,
-"bundle": {...}, "signature": b64, "log_index": n, "digest": hex|null}`` for a result, or
-``{"i": index, "error": {"type": class name, "message", "expected", "actual"}}``.
+...}`` with the result as the signer encodes it (bundle, signature, log index, digest and
+what ``prepare`` returned), or ``{"i": index, "error": {"type": class name, "message",
+"expected", "actual"}}``.
 """
 
 from __future__ import annotations
@@ -234,8 +238,9 @@ def _wait(pid: int) -> tuple[int, int]:
 
 
 def _stop(helpers: list[_Helper]) -> None:
-    # Helpers hold no outputs (only the parent writes), so ending them at once loses
-    # nothing but log entries for bundles nobody will write, as a cancelled thread does.
+    # Nothing of a helper's is in place (only the parent commits), so ending it at once
+    # loses nothing but log entries for bundles nobody will write, as a cancelled thread
+    # does; the caller's cleanup removes its temporaries.
     for helper in helpers:
         helper.stopped = True
         try:
@@ -290,8 +295,8 @@ def _serve_share(share: list[int], sign_share: ShareSigner,
                       "message": f"{type(exc).__name__}: {exc}", "expected": None, "actual": None}
         try:
             send({"i": index, "error": detail})
-        except OSError:  # the parent is gone
-            return 1
+        except OSError:  # the parent is gone: nobody to tell
+            pass
         return 1
     finally:
         try:
