@@ -570,7 +570,8 @@ class HttpClient:
 
 
 #: One read: a Rekor answer with its inclusion proof is a few KiB, a trust bundle more.
-_RECV_BYTES = 256 * 1024
+#: Below glibc's mmap threshold (128 KiB), so a read does not map and unmap memory.
+_RECV_BYTES = 64 * 1024
 # SPEC: RFC 9110 §5.1 / §5.5: a field name is a token; a value has no CR, LF or NUL.
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_FIELD_VALUE = re.compile(r"[\x00\r\n]")
