@@ -57,7 +57,8 @@ def add_parsers(commands: Any) -> None:
                      "log entry, verified bundle",
         description="Sign each FILE and write FILE.sigstore.json. Keyless signing gets one "
                     "short-lived certificate for all files; every bundle is verified against "
-                    "the trusted root before anything is written, and a failure writes nothing.")
+                    "the trusted root before it is written, no output appears until all are, "
+                    "and a failure writes nothing.")
     sign.add_argument("files", nargs="+", metavar="FILE")
     sign.add_argument("--bundle", metavar="OUT", help="bundle path (only with a single FILE)")
     sign.add_argument("--output-signature", metavar="F.sig",
