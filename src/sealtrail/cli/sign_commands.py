@@ -265,15 +265,16 @@ def sign(args: Any) -> int:
             outputs.adopt(bundles[result.name], result.staged)
             progress(result)
 
-        from sealtrail.sign.processes import MAX_PROCESSES, auto_processes, can_fork
+        from sealtrail.sign.processes import MAX_PROCESSES, auto_processes, effective_processes
 
         if not 0 <= args.processes <= MAX_PROCESSES:
             raise usage_error(f"--processes takes 0 (automatic) to {MAX_PROCESSES}")
-        processes = min(args.processes or auto_processes(len(args.files)), len(args.files))
+        processes = effective_processes(args.processes or auto_processes(len(args.files)),
+                                        len(args.files))
         with _make_signer(args, context) as signer:
             _announce(signer)
             _collect_from_here()  # after the certificate: start-up's objects stay frozen
-            if processes > 1 and can_fork():
+            if processes > 1:
                 print(f"signing in {processes} processes", file=sys.stderr)
             results = signer.sign_many([(path, None) for path in args.files], on_done=done,
                                        processes=processes, prepare=stage)

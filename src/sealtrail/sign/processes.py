@@ -47,7 +47,8 @@ from typing import Any
 from sealtrail import errors
 from sealtrail.errors import Error, SigningProcessError
 
-__all__ = ["MIN_ITEMS_PER_PROCESS", "auto_processes", "can_fork", "run_in_processes"]
+__all__ = ["MIN_ITEMS_PER_PROCESS", "auto_processes", "can_fork", "effective_processes",
+           "run_in_processes"]
 
 #: Fewer artifacts than this per process are not worth a fork (about 2-3 ms each).
 MIN_ITEMS_PER_PROCESS = 32
@@ -64,6 +65,13 @@ def can_fork() -> bool:
     """Whether helper processes may be forked here and now (see the module notes)."""
     return (sys.platform.startswith("linux") and hasattr(os, "fork")
             and threading.active_count() == 1)
+
+
+def effective_processes(requested: int, count: int) -> int:
+    """How many processes ``count`` artifacts are signed in when ``requested`` are asked for:
+    never more than the artifacts, and one where forking is not safe (:func:`can_fork`)."""
+    processes = min(requested, count)
+    return processes if processes > 1 and can_fork() else 1
 
 
 def auto_processes(count: int) -> int:
@@ -153,7 +161,7 @@ class _Helper:
         self.share = share
         self.delivered = 0
         self.failure: BaseException | None = None
-        self.failure_index = len(share) and share[-1] + 1
+        self.failure_index = -1  # the artifact the failure concerns (-1: not one artifact)
         self.stopped = False  # by us: its death is then no failure of its own
         self._reader: threading.Thread | None = None
         self._finished = False
@@ -203,8 +211,7 @@ class _Helper:
             self.failure = SigningProcessError(
                 f"a signing process {how} before signing its share",
                 actual=f"{self.delivered} of {len(self.share)} signed")
-            self.failure_index = self.share[self.delivered] if self.delivered < len(self.share) \
-                else len(self.share)
+            self.failure_index = self.share[self.delivered]
         self._finished = True
 
 

@@ -56,7 +56,7 @@ from sealtrail.models.bundle import DSSEEnvelope
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
-from sealtrail.sign.processes import MAX_PROCESSES, can_fork, run_in_processes
+from sealtrail.sign.processes import MAX_PROCESSES, effective_processes, run_in_processes
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
 from sealtrail.transport._http import HttpClient, http_client
 from sealtrail.transport.ca import CAClient
@@ -333,9 +333,7 @@ class Signer:
         if not items:
             return []
         self.certificate()  # one certificate, verified before any signature
-        processes = min(processes, len(items))
-        if processes > 1 and not can_fork():
-            processes = 1
+        processes = effective_processes(processes, len(items))
         results: list[SignedArtifact | None] = [None] * len(items)
         done_lock = threading.Lock()
 
@@ -388,12 +386,7 @@ class Signer:
             checker = threading.Thread(target=check_all, name="sealtrail-verify", daemon=True)
             checker.start()
             try:
-                count = min(workers, len(indexes))
-                if count == 1:
-                    for index in indexes:
-                        one(index)
-                else:
-                    _in_parallel([lambda i=i: one(i) for i in indexes], count)
+                _in_parallel([lambda i=i: one(i) for i in indexes], workers)
             except BaseException as exc:
                 failures.append((getattr(exc, "sealtrail_index", -1), exc))
             finally:
@@ -511,6 +504,8 @@ def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
     runs any more, so nothing is staged after the caller has cleaned up. Plain threads, not
     ``concurrent.futures``: that module pulls ``logging`` into every ``sign`` start-up.
     """
+    if min(workers, len(tasks)) <= 1:  # no thread to start: run them here, in order
+        return [task() for task in tasks]
     results: list[_T | None] = [None] * len(tasks)
     failures: list[tuple[int, BaseException]] = []
     claim = itertools.count()  # next() is atomic: each index is claimed by one thread
@@ -529,7 +524,7 @@ def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
                 return
 
     threads = [threading.Thread(target=work, name=f"sealtrail-sign-{n}", daemon=True)
-               for n in range(workers)]
+               for n in range(min(workers, len(tasks)))]
     try:
         for thread in threads:
             thread.start()
@@ -557,18 +552,16 @@ class _Unchecked(NamedTuple):
 
 
 def _marked(exc: BaseException, name: str, index: int) -> BaseException:
-    """``exc`` for the item ``name`` at ``index``: a sealtrail error gets the name in front
-    of its message; either way it remembers its index (the lowest failed index wins)."""
-    marked = _with_context(exc, name) if isinstance(exc, Error) else exc
-    if marked is not exc:
-        marked.__cause__ = exc
+    """``exc`` for the item ``name`` at ``index``: a sealtrail error becomes the same error
+    with the name in front of its message (the original as its cause); either way it
+    remembers its index (the lowest failed index wins)."""
+    marked = exc
+    if isinstance(exc, Error):
+        try:
+            marked = type(exc)(f"{name}: {exc.message}", expected=exc.expected,
+                               actual=exc.actual)
+            marked.__cause__ = exc
+        except TypeError:  # pragma: no cover - every sealtrail error takes these arguments
+            pass
     marked.sealtrail_index = index  # type: ignore[attr-defined]
     return marked
-
-
-def _with_context(exc: Error, name: str) -> Error:
-    """The same error, its message prefixed with the artifact it concerns."""
-    try:
-        return type(exc)(f"{name}: {exc.message}", expected=exc.expected, actual=exc.actual)
-    except TypeError:  # pragma: no cover - every sealtrail error takes these arguments
-        return exc

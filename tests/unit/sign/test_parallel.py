@@ -58,3 +58,19 @@ def test_it_returns_only_after_every_running_task_has_ended() -> None:
     # The tasks already running when task 0 failed had ended before the error came back.
     assert sorted(finished) == [1, 2, 3]
     assert not any(t.name.startswith("sealtrail-sign-") for t in threading.enumerate())
+
+
+def test_one_worker_runs_the_tasks_here_in_order_and_stops_at_a_failure() -> None:
+    ran: list[tuple[int, str]] = []
+
+    def task(n: int) -> int:
+        ran.append((n, threading.current_thread().name))
+        if n == 2:
+            raise ValueError("task 2")
+        return n
+
+    assert _in_parallel([lambda n=n: task(n) for n in range(2)], 1) == [0, 1]
+    ran.clear()
+    with pytest.raises(ValueError, match="task 2"):
+        _in_parallel([lambda n=n: task(n) for n in range(5)], 1)
+    assert ran == [(n, threading.current_thread().name) for n in range(3)]

@@ -14,7 +14,8 @@ import pytest
 
 from sealtrail.errors import LogError, SigningProcessError, UsageError
 from sealtrail.sign import processes
-from sealtrail.sign.processes import _shares, auto_processes, can_fork, run_in_processes
+from sealtrail.sign.processes import (_shares, auto_processes, can_fork, effective_processes,
+                                     run_in_processes)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -258,3 +259,12 @@ def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> N
     assert can_fork() == (os.uname().sysname == "Linux")
     monkeypatch.setattr(processes.sys, "platform", "darwin")
     assert not can_fork()
+
+
+def test_effective_processes_never_exceed_the_artifacts_and_need_a_safe_fork(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processes, "can_fork", lambda: True)
+    assert [effective_processes(4, n) for n in (1, 2, 3, 10)] == [1, 2, 3, 4]
+    assert effective_processes(1, 10) == 1
+    monkeypatch.setattr(processes, "can_fork", lambda: False)
+    assert effective_processes(4, 10) == 1
