@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -19,9 +20,7 @@ def usage_error(message: str) -> Exception:
     return UsageError(message)
 
 
-_terminal_columns: list[int] = []
-
-
+@functools.cache
 def terminal_columns() -> int:
     """The terminal's width, as ``shutil.get_terminal_size`` gives it ($COLUMNS, else the
     terminal of stdout, else 80), found once per process.
@@ -29,21 +28,19 @@ def terminal_columns() -> int:
     argparse makes a help formatter for every argument it defines (to check its metavar),
     and each one imports shutil (which imports bz2, lzma and zlib) and asks the terminal:
     about 2.5 ms of every start-up, spent before any command runs."""
-    if not _terminal_columns:
-        import os
+    import os
 
-        columns = 0
+    columns = 0
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        pass
+    if columns <= 0:
         try:
-            columns = int(os.environ.get("COLUMNS", "0"))
-        except ValueError:
-            pass
-        if columns <= 0:
-            try:
-                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-            except (AttributeError, ValueError, OSError):
-                columns = 0
-        _terminal_columns.append(columns if columns > 0 else 80)
-    return _terminal_columns[0]
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 class HelpFormatter(argparse.HelpFormatter):

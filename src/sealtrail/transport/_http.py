@@ -38,6 +38,7 @@ proxies).
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -603,6 +604,15 @@ def _request_head(method: str, path: str, authority: str, fields: Mapping[str, s
     return "\r\n".join(lines).encode("latin-1")
 
 
+@functools.cache
+def _httptools() -> tuple[Any, tuple[type[Exception], ...]]:
+    """httptools' response parser and the errors it raises; imported with the first
+    exchange (C, llhttp), not at start-up."""
+    import httptools
+
+    return httptools.HttpResponseParser, (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
+
 class _MalformedAnswerError(Exception):
     """The bytes that came back are not an HTTP/1.1 response."""
 
@@ -620,11 +630,9 @@ class _AnswerReader:
     """
 
     def __init__(self, limit: int) -> None:
-        import httptools  # C parser (llhttp); imported with the first exchange
-
+        parser_class, self._errors = _httptools()
         self._limit = limit
-        self._parser = httptools.HttpResponseParser(self)
-        self._errors = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+        self._parser = parser_class(self)
         self.started = False  # any byte of the answer came
         self.complete = False
         self.keep_alive = False
