@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from _harness import BIN, local_instance, server_cpu
@@ -30,7 +31,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(argv: list[str], server_pid: int, outputs: list[str] = ()) -> tuple[float, float, float]:
+def _run(argv: list[str], server_pid: int,
+         outputs: Sequence[str] = ()) -> tuple[float, float, float]:
     """Run ``argv`` (after deleting ``outputs``); return (wall seconds, its CPU seconds, the
     server's CPU seconds)."""
     for path in outputs:
