@@ -326,6 +326,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+#: Client commands that hold nothing at exit that interpreter finalisation would flush or
+#: release (no server, database or log handler): they leave through :func:`_leave_now`.
+QUICK_EXIT_COMMANDS = frozenset({"sign", "attest", "verify", "generate-key-pair"})
+
+
+def _leave_now(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping finalisation.
+
+    Why: tearing down the ~600 modules a signing run imports (cryptography's among them) took
+    9-14 ms at the end of a 100-file ``sign`` (measured), for nothing: the outputs are
+    committed, helper processes reaped, and sockets close with the process. Only when every
+    thread of ours has finished; otherwise the normal exit waits for them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    threading = sys.modules.get("threading")
+    if threading is None or threading.active_count() == 1:
+        os._exit(code)
+
+
 def run() -> None:
     """Console-script wrapper."""
     # Start-up allocates many long-lived objects (imported modules); collecting cycles among
@@ -333,7 +352,10 @@ def run() -> None:
     # heavy imports are done, after freezing what was imported.
     gc.disable()
     try:
-        sys.exit(main())
+        code = main()
+        if command_in(sys.argv[1:]) in QUICK_EXIT_COMMANDS:
+            _leave_now(code)
+        sys.exit(code)
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
