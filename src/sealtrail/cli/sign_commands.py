@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from sealtrail.cli._common import EXIT_OK, usage_error
@@ -223,15 +224,70 @@ def _key_id(public_pem: bytes) -> str:
     return PublicKey.from_pem(public_pem).key_id.hex()[:16]
 
 
-def _progress(total: int) -> Any:
-    done = [0]
+class _ProgressLines:
+    """One line per signed file: what a CI log keeps."""
 
-    def report(result: Any) -> None:
-        done[0] += 1
-        print(f"[{done[0]}/{total}] signed {result.name} (log index {result.log_index})",
-              file=sys.stderr)
+    def __init__(self, total: int, stream: Any) -> None:
+        self.total, self.done, self._stream = total, 0, stream
 
-    return report
+    def __enter__(self) -> "_ProgressLines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, result: Any) -> None:
+        self.done += 1
+        print(f"[{self.done}/{self.total}] signed {result.name} (log index {result.log_index})",
+              file=self._stream)
+
+
+class _ProgressBar(_ProgressLines):
+    """A progress bar (rich) for a person at a terminal, redrawn by the thread that reports
+    a file, at most every :data:`REFRESH_SECONDS`. No refresh thread: ``sign_many`` forks
+    helper processes only when no other thread runs."""
+
+    REFRESH_SECONDS = 0.1
+
+    def __init__(self, total: int, stream: Any) -> None:
+        super().__init__(total, stream)
+        # Imported here: about 45 ms, paid only at a terminal.
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self._bar = Progress(TextColumn("signing"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=Console(file=stream),
+                             auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self._task = self._bar.add_task("signing", total=total)
+        self._clock = time.monotonic
+        self._next_refresh = 0.0
+
+    def __enter__(self) -> "_ProgressBar":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()  # draws the last count, whatever the refresh interval skipped
+
+    def __call__(self, result: Any) -> None:
+        self.done += 1
+        self._bar.advance(self._task)
+        now = self._clock()
+        if now >= self._next_refresh:
+            self._next_refresh = now + self.REFRESH_SECONDS
+            self._bar.refresh()
+
+
+def _progress(total: int, stream: Any = None) -> _ProgressLines:
+    """How signing reports each file: a bar at a terminal (for more than one file), one line
+    per file elsewhere."""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        interactive = stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError, OSError):  # a closed or replaced stream
+        interactive = False
+    return (_ProgressBar if interactive and total > 1 else _ProgressLines)(total, stream)
 
 
 def sign(args: Any) -> int:
@@ -276,8 +332,9 @@ def sign(args: Any) -> int:
             _collect_from_here()  # after the certificate: start-up's objects stay frozen
             if processes > 1:
                 print(f"signing in {processes} processes", file=sys.stderr)
-            results = signer.sign_many([(path, None) for path in args.files], on_done=done,
-                                       processes=processes, prepare=stage)
+            with progress:
+                results = signer.sign_many([(path, None) for path in args.files],
+                                           on_done=done, processes=processes, prepare=stage)
         if args.output_signature or args.output_certificate:
             import base64
 

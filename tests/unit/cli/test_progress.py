@@ -1,0 +1,84 @@
+"""How `sealtrail sign` reports progress: one line per file in logs, a bar at a terminal."""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import NamedTuple
+
+import pytest
+
+from sealtrail.cli.sign_commands import _progress, _ProgressBar, _ProgressLines
+
+
+class _Result(NamedTuple):
+    name: str
+    log_index: int
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_log_gets_one_line_per_file() -> None:
+    stream = io.StringIO()
+    report = _progress(3, stream)
+    assert type(report) is _ProgressLines
+    with report:
+        for i in range(3):
+            report(_Result(f"f{i}.txt", 40 + i))
+    assert stream.getvalue().splitlines() == [
+        "[1/3] signed f0.txt (log index 40)",
+        "[2/3] signed f1.txt (log index 41)",
+        "[3/3] signed f2.txt (log index 42)",
+    ]
+
+
+def test_a_terminal_gets_a_bar_that_ends_at_the_total(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    stream = _Terminal()
+    report = _progress(5, stream)
+    assert isinstance(report, _ProgressBar)
+    with report:
+        for i in range(5):
+            report(_Result(f"f{i}.txt", i))
+    output = stream.getvalue()
+    assert "5/5" in output  # the final count is drawn, whatever the refresh interval skipped
+    assert "signed f0.txt" not in output  # no per-file lines under the bar
+
+
+def test_the_bar_starts_no_thread(monkeypatch) -> None:
+    # sign_many forks helper processes only when no other thread runs: a refresh thread
+    # would silently turn multi-process signing off at every terminal.
+    monkeypatch.setenv("TERM", "xterm")
+    before = threading.active_count()
+    report = _progress(4, _Terminal())
+    with report:
+        report(_Result("a", 1))
+        assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("total, term", [(1, "xterm"), (10, "dumb")])
+def test_one_file_or_a_dumb_terminal_gets_lines(monkeypatch, total: int, term: str) -> None:
+    monkeypatch.setenv("TERM", term)
+    assert type(_progress(total, _Terminal())) is _ProgressLines
+
+
+def test_a_closed_stream_gets_lines() -> None:
+    stream = io.StringIO()
+    stream.close()
+    assert type(_progress(10, stream)) is _ProgressLines
+
+
+def test_the_bar_redraws_at_most_every_interval(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    report = _progress(100, _Terminal())
+    assert isinstance(report, _ProgressBar)
+    drawn = []
+    monkeypatch.setattr(report._bar, "refresh", lambda: drawn.append(1))
+    clock = iter([0.0, 0.01, 0.02, 0.5, 0.51])
+    monkeypatch.setattr(report, "_clock", lambda: next(clock))
+    for i in range(5):
+        report(_Result(str(i), i))
+    assert len(drawn) == 2  # at 0.0 and at 0.5
