@@ -38,9 +38,16 @@ V2 = fake_log("v2")
 
 
 def abandon(engine: LogEngine) -> None:
-    """The process is gone: stop the syncer thread without any final barrier."""
+    """The process is gone: stop the syncer and the writer without any final barrier (a
+    writer left idling would outlive the test, and later tests that fork refuse to)."""
     if engine._syncer is not None:
         engine._syncer.shutdown(wait=True)
+    with engine._cond:
+        engine._stopping = True  # the writer leaves at its next wait, writing nothing more
+        engine._cond.notify_all()
+    if engine._thread is not None:
+        engine._thread.join(10)
+        assert not engine._thread.is_alive(), "the abandoned writer did not stop"
 
 
 def expected_objects(bodies: list[bytes]) -> dict[str, bytes]:
