@@ -127,6 +127,13 @@ class Server:
                     self.close_connection = True
                 elif path == "/redirect":
                     self._answer(302, b"", Location="/ok")
+                elif path in ("/busy-once", "/close-once") and owner.count(path) == 1:
+                    if path == "/busy-once":
+                        self._answer(503, b"not now", Retry_After="0")
+                    else:  # closes the connection without a byte of an answer
+                        self.close_connection = True
+                elif path in ("/busy-once", "/close-once"):
+                    self._answer(200, body)
                 else:
                     self._answer(404, b"no")
 
@@ -497,3 +504,76 @@ def test_https_goes_through_a_connect_tunnel(proxy: ForwardProxy, tmp_path: Path
     tunnels = [t for m, t, _, _ in proxy.seen if m == "CONNECT"]
     assert tunnels == [f"target.test:{tls_server.port}", f"other.test:{tls_server.port}"]
     assert len(tls_server.requests) == 2 and len(tls_server.ports()) == 1
+
+
+# -- a request sent early, its answer read later -----------------------------------------------
+
+def _received(server: Server, count: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if len(server.requests) >= count:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_send_early_sends_now_and_reads_the_answer_later(server: Server) -> None:
+    with client() as http:
+        answer = http.send_early("POST", server.url + "/echo", body=b"early",
+                                 headers={"Content-Type": "text/plain"}, service=SERVICE,
+                                 limit=100)
+        assert _received(server, 1)  # the service has it before anyone waits for the answer
+        response = answer()
+        assert (response.status, response.body) == (200, b"early")
+        assert get(http, server.url + "/ok").text == "ok"
+    sent = server.requests[0]
+    assert sent["headers"]["user-agent"] == USER_AGENT
+    assert sent["headers"]["content-type"] == "text/plain"
+    assert len(server.ports()) == 1  # the connection was kept for the next request
+
+
+def test_send_early_answered_not_now_is_retried_by_request(server: Server) -> None:
+    sleeps: list[float] = []
+    with client(sleeps, attempts=3, backoff=0.01) as http:
+        response = http.send_early("POST", server.url + "/busy-once", body=b"x",
+                                   service=SERVICE, limit=100)()
+    assert (response.status, response.body) == (200, b"x")
+    assert server.count("/busy-once") == 2 and len(sleeps) == 1
+
+
+def test_send_early_closed_without_an_answer_is_sent_again(server: Server) -> None:
+    with client(attempts=2, backoff=0.01) as http:
+        response = http.send_early("POST", server.url + "/close-once", body=b"y",
+                                   service=SERVICE, limit=100)()
+    assert (response.status, response.body) == (200, b"y")
+    assert server.count("/close-once") == 2
+
+
+def test_send_early_to_nobody_reports_as_request_does() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    sleeps: list[float] = []
+    with client(sleeps, attempts=3, backoff=0.01) as http:
+        answer = http.send_early("GET", f"http://127.0.0.1:{port}/ok", service=SERVICE,
+                                 limit=100)
+        with pytest.raises(ServiceUnavailableError) as info:
+            answer()
+    assert info.value.message.startswith(f"cannot reach {SERVICE}: ")
+    assert info.value.message.endswith("(after 3 attempts)") and len(sleeps) == 2
+
+
+def test_send_early_slow_answer_times_out_and_is_not_repeated(server: Server) -> None:
+    with client(timeout=0.3) as http:
+        answer = http.send_early("GET", server.url + "/slow", service=SERVICE, limit=100)
+        with pytest.raises(ServiceUnavailableError, match="did not answer in time"):
+            answer()
+    assert server.count("/slow") == 1
+
+
+def test_send_early_dropped_mid_answer_is_reported_not_repeated(server: Server) -> None:
+    with client() as http:
+        answer = http.send_early("GET", server.url + "/drop", service=SERVICE, limit=1000)
+        with pytest.raises(ServiceUnavailableError, match="dropped the connection while answering"):
+            answer()
+    assert server.count("/drop") == 1

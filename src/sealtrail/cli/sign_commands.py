@@ -184,11 +184,14 @@ def _builtin_issuer_source(args: Any) -> list[Any]:
 
 
 def _make_signer(args: Any, context: Any) -> Any:
-    from sealtrail.sign import Signer
+    from sealtrail.sign.processes import MAX_WORKERS
 
+    if not 1 <= args.jobs <= MAX_WORKERS:  # before the CA is asked for anything
+        raise usage_error(f"--jobs takes 1 to {MAX_WORKERS}")
     if args.key:
         if args.identity_token:
             raise usage_error("--key and --identity-token exclude each other")
+        from sealtrail.sign import Signer
         from sealtrail.sign.keys import load_private_key
 
         key = load_private_key(_read_small(args.key, "key", 64 * 1024),
@@ -196,6 +199,7 @@ def _make_signer(args: Any, context: Any) -> Any:
         return Signer(context, private_key=key, max_workers=args.jobs)
     from datetime import datetime, timezone
 
+    from sealtrail.sign.certificate_request import CertificateRequest
     from sealtrail.transport.oidc import find_identity_token
 
     token, source = find_identity_token(
@@ -204,7 +208,11 @@ def _make_signer(args: Any, context: Any) -> Any:
         oidc_issuer=getattr(args, "oidc_issuer", None) or getattr(context, "oidc_url", None))
     print(f"identity token from {source}: {token.identity} (issuer {token.issuer})",
           file=sys.stderr)
-    return Signer(context, identity_token=token, max_workers=args.jobs)
+    # Sent now, read by the signer: the CA works while the signer's modules load.
+    request = CertificateRequest(context, token)
+    from sealtrail.sign import Signer
+
+    return Signer(context, certificate_request=request, max_workers=args.jobs)
 
 
 def _announce(signer: Any) -> None:

@@ -47,9 +47,15 @@ from typing import Any
 from sealtrail import errors
 from sealtrail.errors import Error, SigningProcessError
 
-__all__ = ["MIN_ITEMS_PER_PROCESS", "auto_processes", "can_fork", "effective_processes",
-           "run_in_processes"]
+__all__ = ["DEFAULT_WORKERS", "MAX_WORKERS", "MIN_ITEMS_PER_PROCESS", "auto_processes",
+           "can_fork", "effective_processes", "run_in_processes"]
 
+# Log submissions wait on the network (and, for Rekor v2, on the next checkpoint): many in
+# flight at once let the log batch them. Bounded so a large release does not open hundreds
+# of connections. (Here rather than in the signer: the CLI checks --jobs before it asks the
+# CA anything, without loading the signer.)
+DEFAULT_WORKERS = 16
+MAX_WORKERS = 64
 #: Fewer artifacts than this per process are not worth a fork (about 2-3 ms each).
 MIN_ITEMS_PER_PROCESS = 32
 MAX_PROCESSES = 16

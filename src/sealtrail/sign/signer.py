@@ -4,9 +4,10 @@ Keyless flow (``Signer(context, identity_token=...)``), in this order:
 
 1. make an ephemeral ECDSA P-256 key and a CSR for it (empty subject: the identity comes
    from the token);
-2. ask the CA for a certificate; check that it certifies *our* key, and verify the leaf's
-   profile, its chain to a CA of the trusted root and its embedded SCT against the trusted
-   CT logs, before signing anything (``verify_certificate``);
+2. ask the CA for a certificate (or read the answer to a request sent before the signer was
+   made, :mod:`sealtrail.sign.certificate_request`); check that it certifies *our* key, and
+   verify the leaf's profile, its chain to a CA of the trusted root and its embedded SCT
+   against the trusted CT logs, before signing anything (``verify_certificate``);
 3. for every artifact, in parallel worker threads under that one certificate: sign the
    SHA-256 digest, have every selected TSA timestamp the signature, log a hashedrekord
    entry (Rekor v1 ``hashedrekord 0.0.1`` or Rekor v2 ``hashedRekordRequestV002``), build a
@@ -54,9 +55,16 @@ from sealtrail.errors import (
 )
 from sealtrail.models.bundle import DSSEEnvelope
 from sealtrail.models.certificate import FulcioIdentity
+from sealtrail.sign.certificate_request import CertificateRequest, signing_request
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
-from sealtrail.sign.processes import MAX_PROCESSES, effective_processes, run_in_processes
+from sealtrail.sign.processes import (
+    DEFAULT_WORKERS,
+    MAX_PROCESSES,
+    MAX_WORKERS,
+    effective_processes,
+    run_in_processes,
+)
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
 from sealtrail.transport._http import HttpClient, http_client
 from sealtrail.transport.ca import CAClient
@@ -76,11 +84,6 @@ __all__ = ["BUNDLE_MEDIA_TYPE", "DEFAULT_WORKERS", "SignedArtifact", "Signer", "
 _T = TypeVar("_T")
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-# Log submissions wait on the network (and, for Rekor v2, on the next checkpoint): many in
-# flight at once let the log batch them. Bounded so a large release does not open hundreds
-# of connections.
-DEFAULT_WORKERS = 16
-MAX_WORKERS = 64
 # How far the CA's clock may run ahead of ours before a fresh certificate looks "not yet
 # valid" to us; within this, the certificate is checked at its own notBefore.
 _CLOCK_SKEW = timedelta(minutes=2)
@@ -127,7 +130,9 @@ class _Signing(NamedTuple):
 class Signer:
     """Signs artifacts and statements under one key (and one certificate when keyless).
 
-    Exactly one of ``identity_token`` (keyless) or ``private_key`` (managed key) is given.
+    Exactly one of ``identity_token`` (keyless), ``certificate_request`` (keyless, the CA
+    asked already: a :class:`~sealtrail.sign.certificate_request.CertificateRequest` to the
+    context's CA, whose key and token are used) or ``private_key`` (managed key) is given.
     ``http`` replaces the HTTP client (tests pass one over a fake transport);
     ``clock`` replaces the wall clock. Use as a context manager, or call :meth:`close`.
     """
@@ -135,10 +140,17 @@ class Signer:
     def __init__(self, context: SigningContext, *,
                  identity_token: IdentityToken | str | None = None,
                  private_key: ec.EllipticCurvePrivateKey | None = None,
+                 certificate_request: CertificateRequest | None = None,
                  max_workers: int = DEFAULT_WORKERS, http: HttpClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        if (identity_token is None) == (private_key is None):
-            raise UsageError("sign either keyless (with an identity token) or with a key")
+        if sum(given is not None for given in (identity_token, private_key,
+                                               certificate_request)) != 1:
+            raise UsageError("sign either keyless (with an identity token, or a certificate "
+                             "request already sent) or with a key")
+        if certificate_request is not None and certificate_request.ca_url != context.ca_url:
+            raise UsageError("the certificate request went to another CA than the signing "
+                             "context's", actual=certificate_request.ca_url,
+                             expected=context.ca_url)
         if not 1 <= max_workers <= MAX_WORKERS:
             raise UsageError("worker count out of range", actual=max_workers,
                              expected=f"1..{MAX_WORKERS}")
@@ -150,9 +162,13 @@ class Signer:
         self._owns_http = http is None
         if isinstance(identity_token, str):
             identity_token = IdentityToken.parse(identity_token)
+        self._request = certificate_request
+        if certificate_request is not None:
+            identity_token = certificate_request.token
         self._token = identity_token
         self._managed = private_key is not None
-        self._key = private_key or ec.generate_private_key(ec.SECP256R1())
+        self._key = (certificate_request.key if certificate_request is not None
+                     else private_key or ec.generate_private_key(ec.SECP256R1()))
         self._certificate: x509.Certificate | None = None
         self._identity: FulcioIdentity | None = None
         self._signing: _Signing | None = self._encode(None) if self._managed else None
@@ -221,14 +237,12 @@ class Signer:
     def _obtain_certificate(self) -> tuple[x509.Certificate, FulcioIdentity]:
         assert self._token is not None
         now = self._clock()
-        self._token.check_fresh(now)
-        # SPEC: sigstore-wire.md §1: sigstore-python sends a P-256 CSR with an empty subject;
-        # the CSR's self-signature is the proof of possession.
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name([]))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .sign(self._key, hashes.SHA256()))
-        issued = CAClient(self.context.ca_url, self._http).request_certificate(csr, self._token.raw)
+        if self._request is not None:
+            issued = self._request.result()  # its token's expiry was checked when it was sent
+        else:
+            self._token.check_fresh(now)
+            issued = CAClient(self.context.ca_url, self._http).request_certificate(
+                signing_request(self._key), self._token.raw)
         leaf = issued.leaf
         ours = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -65,6 +65,7 @@ __all__ = [
     "RETRY_STATUSES",
     "RetryPolicy",
     "USER_AGENT",
+    "failure",
     "http_client",
     "service_message",
 ]
@@ -284,68 +285,116 @@ class HttpClient:
         retried), :class:`ConnectTimeoutError` (retried), ``TimeoutError``,
         :class:`AnswerDroppedError`, or another ``OSError`` / ``http.client.HTTPException``.
         """
-        if self._closed:
-            raise UsageError("the HTTP client has been closed")
-        fields = Headers({"User-Agent": USER_AGENT})
-        if headers:
-            for name, value in headers.items():
-                dict.__setitem__(fields, name.lower(), value)
-        request = HttpRequest(method, url, fields, body)
+        return self._attempts(self.prepare(method, url, body=body, headers=headers), service,
+                              limit, deadline)
+
+    def _attempts(self, request: HttpRequest, service: str, limit: int,
+                  deadline: float | None, attempt: int = 1,
+                  answered: HttpResponse | None = None) -> HttpResponse:
+        """:meth:`request` from attempt number ``attempt`` on; ``answered`` is the answer of
+        the attempt before it, when that one was made elsewhere (:meth:`send_early`)."""
         policy = self.policy
         attempts = max(1, policy.attempts)
-        attempt = 1
+        if answered is not None:
+            if answered.status not in RETRY_STATUSES or attempt > attempts:
+                return answered
+            self._sleep(self._wait(answered, attempt - 1))
         while True:
             try:
                 if self._transport is None:
                     response = self._exchange(request, limit, deadline)
                 else:
                     response = self._via_transport(request, limit)
-            except ConnectTimeoutError as exc:
+            except (ConnectTimeoutError, ConnectionError) as exc:
+                # Nothing reached the service (or it closed before answering): try again.
                 if attempt < attempts:
                     self._sleep(policy.delay(attempt, self._rand))
                     attempt += 1
                     continue
-                raise ServiceUnavailableError(
-                    f"{service} did not answer in time (connecting timed out"
-                    + (f", {attempts} attempts)" if attempts > 1 else ")")) from exc
-            except TimeoutError as exc:
-                # The service may be working on it: repeating could do it twice.
-                raise ServiceUnavailableError(
-                    f"{service} did not answer in time ({type(exc).__name__})") from exc
-            except ConnectionError as exc:
-                if attempt < attempts:
-                    self._sleep(policy.delay(attempt, self._rand))
-                    attempt += 1
-                    continue
-                raise ServiceUnavailableError(
-                    f"cannot reach {service}: {_describe(exc)}{_after(attempts)}") from exc
+                raise failure(exc, service, limit, attempts) from exc
             except _OversizedError as exc:
-                raise ServiceUnavailableError(f"{service} sent an oversized answer",
-                                              actual=exc.args[0],
-                                              expected=f"<= {limit} bytes") from None
-            except AnswerDroppedError as exc:
-                raise ServiceUnavailableError(
-                    f"{service} dropped the connection while answering: {exc}") from exc
-            except _MalformedAnswerError as exc:
-                # Definite, and not improved by repeating.
-                raise ServiceUnavailableError(f"{service} sent a malformed answer: {exc}") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                # TLS failures, malformed answers: definite, and not improved by repeating.
-                raise ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}") from exc
+                raise failure(exc, service, limit) from None
+            except (OSError, http.client.HTTPException, AnswerDroppedError,
+                    _MalformedAnswerError) as exc:
+                raise failure(exc, service, limit) from exc
             except ValueError as exc:
                 if self._transport is not None:
                     raise  # a test's own bug: let it show
                 # A URL (or header) that cannot be sent.
-                raise ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}") from exc
+                raise failure(exc, service, limit) from exc
             if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
-            wait = policy.delay(attempt, self._rand)
-            retry_after = response.headers.get("retry-after", "")
-            if retry_after.isdigit():
-                # Honour the service's own estimate, but never beyond our cap.
-                wait = max(wait, min(float(retry_after), policy.max_backoff))
-            self._sleep(wait)
+            self._sleep(self._wait(response, attempt))
             attempt += 1
+
+    def _wait(self, response: HttpResponse, attempt: int) -> float:
+        """Seconds before the attempt after ``attempt``, answered "not now" by ``response``."""
+        wait = self.policy.delay(attempt, self._rand)
+        retry_after = response.headers.get("retry-after", "")
+        if retry_after.isdigit():
+            # Honour the service's own estimate, but never beyond our cap.
+            wait = max(wait, min(float(retry_after), self.policy.max_backoff))
+        return wait
+
+    def prepare(self, method: str, url: str, *, body: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> HttpRequest:
+        """The request as :meth:`request` sends it (our User-Agent, field names lower-cased)."""
+        if self._closed:
+            raise UsageError("the HTTP client has been closed")
+        fields = Headers({"User-Agent": USER_AGENT})
+        if headers:
+            for name, value in headers.items():
+                dict.__setitem__(fields, name.lower(), value)
+        return HttpRequest(method, url, fields, body)
+
+    def send_early(self, method: str, url: str, *, body: bytes | None = None,
+                   headers: Mapping[str, str] | None = None, service: str,
+                   limit: int) -> Callable[[], HttpResponse]:
+        """Send a request now; the returned function reads its answer (wait for it then).
+
+        The service works on the request meanwhile, while this thread does something else
+        (the CLI loads the signer while the CA issues its certificate). Call the function
+        from this thread, before this thread sends another request to the same service. The
+        answer, its retries and its errors are :meth:`request`'s, this send being its first
+        attempt: a request that could not be sent now, or that the service closed without
+        answering, is made again when the answer is read (nothing was processed); one
+        answered "not now" (:data:`RETRY_STATUSES`) is retried after the usual back-off.
+        """
+        request = self.prepare(method, url, body=body, headers=headers)
+
+        def again() -> HttpResponse:
+            return self._attempts(request, service, limit, None)
+
+        if self._transport is not None:
+            return again
+        try:
+            target = self._target(url)
+            connection = self._connections().get(target.key)
+            if connection is not None and not connection.sealtrail_used:  # type: ignore[attr-defined]
+                self._drop(target, connection)  # left half-used by an interrupted exchange
+                connection = None
+            if connection is None:
+                connection = self._open(target, self.policy.timeout)
+            reader = self._send(target, connection, request, limit, None)
+        except Exception:  # noqa: BLE001 - request() tries again and reports as it always does
+            return again
+
+        def answer() -> HttpResponse:
+            try:
+                response = self._receive(target, connection, reader, None)
+            except ConnectionError:
+                # Closed before any answer (RFC 9112 §9.3.1), a kept-alive connection the
+                # service had dropped among them: nothing was processed.
+                return again()
+            except _OversizedError as exc:
+                raise failure(exc, service, limit) from None
+            except (OSError, http.client.HTTPException, AnswerDroppedError,
+                    _MalformedAnswerError) as exc:
+                raise failure(exc, service, limit) from exc
+            # This was the first attempt: "not now" waits and goes on with the second.
+            return self._attempts(request, service, limit, None, attempt=2, answered=response)
+
+        return answer
 
     def proxy_for(self, url: str) -> Proxy | None:
         """The proxy a request to ``url`` goes through, or None for a direct connection."""
@@ -524,8 +573,9 @@ class HttpClient:
                 self._drop(target, connection)
         return self._round_trip(target, self._open(target, timeout), request, limit, end)
 
-    def _round_trip(self, target: _Target, connection: http.client.HTTPConnection,
-                    request: HttpRequest, limit: int, end: float | None) -> HttpResponse:
+    def _encode(self, target: _Target, request: HttpRequest) -> bytes:
+        """The bytes of ``request`` on a connection to ``target`` (ValueError for a field
+        that cannot be sent)."""
         proxy = None if target.https else self._proxy(target)
         path = target.path
         fields: Mapping[str, str] = request.headers
@@ -535,16 +585,38 @@ class HttpClient:
             if proxy.authorization:
                 fields = {**fields, "proxy-authorization": proxy.authorization}
         head = _request_head(request.method, path, _authority(target), fields, request.body)
+        return head + request.body if request.body else head
+
+    def _round_trip(self, target: _Target, connection: http.client.HTTPConnection,
+                    request: HttpRequest, limit: int, end: float | None) -> HttpResponse:
+        return self._receive(target, connection,
+                             self._send(target, connection, request, limit, end), end)
+
+    def _send(self, target: _Target, connection: http.client.HTTPConnection,
+              request: HttpRequest, limit: int, end: float | None) -> _AnswerReader:
+        """Write ``request`` on ``connection``; the reader for its answer."""
+        data = self._encode(target, request)
         sock = connection.sock
         if sock is None:  # pragma: no cover - _open connects, _drop forgets
             raise ConnectionResetError("the connection is closed")
         connection.sealtrail_used = False  # type: ignore[attr-defined]  # until answered
-        reader = _AnswerReader(limit)
         try:
             if end is not None:
                 _budget(connection, end, self.policy.timeout)
             # One send for head and body: one segment, one wake-up of the service.
-            sock.sendall(head + request.body if request.body else head)
+            sock.sendall(data)
+        except BaseException:
+            self._drop(target, connection)
+            raise
+        return _AnswerReader(limit)
+
+    def _receive(self, target: _Target, connection: http.client.HTTPConnection,
+                 reader: _AnswerReader, end: float | None) -> HttpResponse:
+        """Read the answer to the request :meth:`_send` wrote on ``connection``."""
+        sock = connection.sock
+        if sock is None:  # closed since (the client was closed): nothing can come
+            raise ConnectionResetError("the connection is closed")
+        try:
             while not reader.complete:
                 if end is not None:
                     _budget(connection, end, self.policy.timeout)
@@ -726,6 +798,32 @@ def _budget(connection: http.client.HTTPConnection, end: float, cap: float) -> N
         raise TimeoutError("the deadline passed")
     if connection.sock is not None:
         connection.sock.settimeout(min(left, cap))
+
+
+def failure(exc: BaseException, service: str, limit: int,
+            attempts: int = 1) -> ServiceUnavailableError:
+    """What :meth:`HttpClient.request` raises for ``exc``, its last attempt's error (after
+    ``attempts`` attempts), naming ``service``; ``limit`` is the answer's size limit."""
+    if isinstance(exc, ConnectTimeoutError):
+        return ServiceUnavailableError(f"{service} did not answer in time (connecting timed out"
+                                       + (f", {attempts} attempts)" if attempts > 1 else ")"))
+    if isinstance(exc, TimeoutError):
+        # The service may be working on it: repeating could do it twice.
+        return ServiceUnavailableError(f"{service} did not answer in time "
+                                       f"({type(exc).__name__})")
+    if isinstance(exc, ConnectionError):
+        return ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}"
+                                       f"{_after(attempts)}")
+    if isinstance(exc, _OversizedError):
+        return ServiceUnavailableError(f"{service} sent an oversized answer", actual=exc.args[0],
+                                       expected=f"<= {limit} bytes")
+    if isinstance(exc, AnswerDroppedError):
+        return ServiceUnavailableError(f"{service} dropped the connection while answering: {exc}")
+    if isinstance(exc, _MalformedAnswerError):
+        # Definite, and not improved by repeating.
+        return ServiceUnavailableError(f"{service} sent a malformed answer: {exc}")
+    # TLS failures, other socket errors, a URL or header that cannot be sent: definite.
+    return ServiceUnavailableError(f"cannot reach {service}: {_describe(exc)}")
 
 
 def _after(attempts: int) -> str:

@@ -360,3 +360,13 @@ def test_urllib_request_is_imported_only_when_a_proxy_variable_is_set() -> None:
     proxied = subprocess.run([sys.executable, "-c", code], env={**env, "no_proxy": "x.test"},
                              capture_output=True, text=True, timeout=60, check=True)
     assert proxied.stdout.strip() == "True"
+
+
+def test_send_early_over_a_transport_asks_when_the_answer_is_read() -> None:
+    transport = Scripted(respond(503), respond(200, content=b"done"))
+    sleeps: list[float] = []
+    client = make(transport, sleeps, attempts=2)
+    answer = client.send_early("POST", URL, body=b"b", service=SERVICE, limit=100)
+    assert transport.requests == []  # a test transport has no socket to send on early
+    assert answer().body == b"done"
+    assert [r.body for r in transport.requests] == [b"b", b"b"] and len(sleeps) == 1

@@ -1,0 +1,85 @@
+"""Asking the CA for the signing certificate before the signer has loaded.
+
+:class:`CertificateRequest` sends the certificate request (an ephemeral key's CSR and the
+identity token) as soon as it is made, and reads the CA's answer when asked for it. The CLI
+makes one right after it has a token and then loads the signer's modules (the verifier, the
+timestamp and log clients) while the CA works; the
+:class:`~sealtrail.sign.signer.Signer` it is handed to reads the answer and verifies it
+against the trusted root before anything is signed. Nothing here trusts the answer.
+
+Why: at the start of ``sealtrail sign``, the CA round trip and the signer's imports (about
+20 ms on the 2-core benchmark machine) came one after the other on the path of every run.
+Sending first and reading later needs no thread: a thread measured no gain, since the
+imports hold the interpreter lock that its reads then wait for. Against a remote CA, whose
+round trip is longer than the imports, the imports disappear from the run.
+
+This module imports only what the exchange needs, which parsing the trust root has loaded
+already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sealtrail._internal.clock import utcnow
+from sealtrail.sign.context import SigningContext
+from sealtrail.transport._http import HttpClient, http_client
+from sealtrail.transport.ca import CAClient, SigningCertificate
+from sealtrail.transport.oidc import IdentityToken
+
+__all__ = ["CertificateRequest", "signing_request"]
+
+
+def signing_request(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
+    """The CSR that asks the CA to certify ``key``.
+
+    SPEC: sigstore-wire.md §1: sigstore-python sends a P-256 CSR with an empty subject (the
+    identity comes from the token); the CSR's self-signature is the proof of possession.
+    """
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([]))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
+class CertificateRequest:
+    """A certificate request to the CA of ``context``, sent when it is made.
+
+    The token's expiry is checked first, so an expired token is refused with its expiry and
+    nothing is sent. ``key`` is the ephemeral key to certify (a fresh P-256 key by default);
+    ``now`` replaces the clock, ``http`` the HTTP client (otherwise one of its own, closed
+    once the answer is read). Read the answer with :meth:`result` from the thread that made
+    the request, before it asks this CA anything else.
+    """
+
+    def __init__(self, context: SigningContext, token: IdentityToken, *,
+                 key: ec.EllipticCurvePrivateKey | None = None, http: HttpClient | None = None,
+                 now: datetime | None = None) -> None:
+        token.check_fresh(now or utcnow())
+        self.ca_url = context.ca_url
+        self.token = token
+        self.key = key or ec.generate_private_key(ec.SECP256R1())
+        self._http = http or http_client()
+        self._owns_http = http is None
+        self._answer: Callable[[], SigningCertificate] | None = CAClient(
+            self.ca_url, self._http).send_early(signing_request(self.key), token.raw)
+        self._issued: SigningCertificate | None = None
+
+    def result(self) -> SigningCertificate:
+        """The CA's answer, waiting for it (errors as ``CAClient.request_certificate``); the
+        same answer on later calls."""
+        if self._issued is None:
+            answer, self._answer = self._answer, None
+            if answer is None:
+                raise RuntimeError("the certificate request failed before")
+            try:
+                self._issued = answer()
+            finally:
+                if self._owns_http:
+                    self._http.close()
+        return self._issued

@@ -1,0 +1,102 @@
+"""The certificate request sent before the signer loads: the same checks and errors as the
+signer's own request, and the signer signs with its key and verifies its answer."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sealtrail.errors import CertChainInvalidError, TokenInvalidError, UsageError
+from sealtrail.sign import Signer, SigningContext
+from sealtrail.sign.certificate_request import CertificateRequest
+from sealtrail.transport.oidc import IdentityToken
+from tests.fakes.ca import FakeCA
+from tests.unit.sign._services import FakeServices, make_token
+
+
+def context(services: FakeServices, version: int | None = None) -> SigningContext:
+    return SigningContext.from_trust_config(services.trust_config(), version)
+
+
+def token(**kwargs: Any) -> IdentityToken:
+    return IdentityToken.parse(make_token(**kwargs))
+
+
+def spki(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_the_signer_signs_with_the_requested_certificate(services: FakeServices) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = CertificateRequest(context(services), token(), key=key, http=services.client())
+    with Signer(context(services, 2), certificate_request=request,
+                http=services.client()) as signer:
+        certificate = signer.certificate()
+        assert certificate is not None
+        assert spki(certificate.public_key()) == spki(key.public_key())
+        result = signer.sign_digest(hashlib.sha256(b"artifact").digest())
+    assert result.certificate == certificate and result.log_index >= 0
+    assert services.sent("ca") == 1  # the signer read the early request's answer
+
+
+def test_an_expired_token_is_refused_before_anything_is_sent(services: FakeServices) -> None:
+    with pytest.raises(TokenInvalidError, match="expired at 20"):
+        CertificateRequest(context(services), token(lifetime=-30), http=services.client())
+    assert services.requests == []
+
+
+def test_the_answer_is_verified_by_the_signer(services: FakeServices) -> None:
+    trusted = context(services)  # the trusted root as it was
+    original = services.instance.ca
+    services.instance.ca = FakeCA()  # issues from a CA the trusted root does not know
+    try:
+        request = CertificateRequest(trusted, token(), http=services.client())
+        with Signer(trusted, certificate_request=request, http=services.client()) as signer:
+            with pytest.raises(CertChainInvalidError):
+                signer.certificate()
+    finally:
+        services.instance.ca = original
+    assert services.sent("rekor1") == 0 and services.sent("rekor2") == 0
+
+
+def test_a_refusal_reaches_the_signer_and_is_not_asked_again(services: FakeServices) -> None:
+    services.fail["ca"] = 401
+    request = CertificateRequest(context(services), token(), http=services.client())
+    with Signer(context(services), certificate_request=request,
+                http=services.client()) as signer:
+        with pytest.raises(TokenInvalidError, match="refused the identity token"):
+            signer.certificate()
+    with pytest.raises(RuntimeError, match="failed before"):
+        request.result()
+    assert services.sent("ca") == 1
+
+
+def test_a_request_to_another_ca_is_refused(services: FakeServices) -> None:
+    request = CertificateRequest(context(services), token(), http=services.client())
+    other = context(services)._replace(ca_url="https://other-ca.test")
+    with pytest.raises(UsageError, match="another CA"):
+        Signer(other, certificate_request=request)
+
+
+@pytest.mark.parametrize("given", [{"identity_token": "t"}, {"private_key": "k"}])
+def test_a_request_excludes_a_token_or_a_key(services: FakeServices, given: dict) -> None:
+    request = CertificateRequest(context(services), token(), http=services.client())
+    with pytest.raises(UsageError, match="either keyless"):
+        Signer(context(services), certificate_request=request, **given)
+
+
+def test_importing_the_request_does_not_load_the_signer() -> None:
+    # What the CLI relies on to ask the CA while the signer's modules load.
+    code = ("import sys, sealtrail.sign.outputs, sealtrail.sign.certificate_request; "
+            "print(sorted(m for m in sys.modules if m in ('sealtrail.sign.signer', "
+            "'sealtrail.verify.verifier', 'sealtrail.transport.tsa')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
