@@ -73,7 +73,7 @@ def test_a_refusal_reaches_the_signer_and_is_not_asked_again(services: FakeServi
                 http=services.client()) as signer:
         with pytest.raises(TokenInvalidError, match="refused the identity token"):
             signer.certificate()
-    with pytest.raises(RuntimeError, match="failed before"):
+    with pytest.raises(UsageError, match="failed already"):
         request.result()
     assert services.sent("ca") == 1
 
