@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail._internal.clock import utcnow
-from sealtrail.errors import UsageError
+from sealtrail.errors import TokenInvalidError, UsageError
 from sealtrail.sign.context import SigningContext
 from sealtrail.transport._http import HttpClient, http_client
 from sealtrail.transport.ca import CAClient, SigningCertificate
@@ -53,17 +53,22 @@ def signing_request(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningR
 class CertificateRequest:
     """A certificate request to the CA of ``context``, sent when it is made.
 
-    The token's expiry is checked first, so an expired token is refused with its expiry and
-    nothing is sent. ``key`` is the ephemeral key to certify (a fresh P-256 key by default);
-    ``now`` replaces the clock, ``http`` the HTTP client (otherwise one of its own, closed
-    once the answer is read). Read the answer with :meth:`result` from the thread that made
+    A token whose claims are read (:meth:`IdentityToken.parse`) has its expiry checked
+    first: an expired one is refused with its expiry and nothing is sent. An unread token
+    (:meth:`IdentityToken.unread`, as the CLI passes it: reading loads PyJWT) goes as it
+    is; if the CA refuses it, its claims are read then, so that an expired or malformed
+    token is reported as such. ``key`` is the ephemeral key to certify (a fresh P-256 key
+    by default); ``now`` replaces the clock, ``http`` the HTTP client (otherwise one of its
+    own, closed once the answer is read). Read the answer with :meth:`result` from the thread that made
     the request, before it asks this CA anything else.
     """
 
     def __init__(self, context: SigningContext, token: IdentityToken, *,
                  key: ec.EllipticCurvePrivateKey | None = None, http: HttpClient | None = None,
                  now: datetime | None = None) -> None:
-        token.check_fresh(now or utcnow())
+        if token.is_read:
+            token.check_fresh(now or utcnow())
+        self._now = now
         self.ca_url = context.ca_url
         self.token = token
         self.key = key or ec.generate_private_key(ec.SECP256R1())
@@ -82,6 +87,11 @@ class CertificateRequest:
                 raise UsageError("this certificate request failed already; make a new one")
             try:
                 self._issued = answer()
+            except TokenInvalidError:
+                if not self.token.is_read:
+                    # Say why, when the token says it: expired (and when), or not a JWT.
+                    self.token.check_fresh(self._now or utcnow())
+                raise
             finally:
                 if self._owns_http:
                     self._http.close()

@@ -86,37 +86,64 @@ def unverified_claims(token: str, what: str) -> dict[str, Any]:
 
 
 class IdentityToken:
-    """A raw OIDC identity token (JWT) and its claims, read without verification."""
+    """A raw OIDC identity token (JWT) and its claims, read without verification.
 
-    __slots__ = ("raw", "claims")
+    :meth:`parse` reads the claims at once; :meth:`unread` leaves them until first used,
+    so that a caller that only forwards the token (the CLI, which hands it to the CA) does
+    not load PyJWT (about 8 ms of start-up) unless the CA refuses the token."""
 
-    def __init__(self, raw: str, claims: Mapping[str, Any]) -> None:
+    __slots__ = ("raw", "_claims")
+
+    def __init__(self, raw: str, claims: Mapping[str, Any] | None) -> None:
         self.raw = raw
-        self.claims = dict(claims)
+        self._claims = dict(claims) if claims is not None else None
 
     def __repr__(self) -> str:  # never print the token itself
+        if self._claims is None:
+            return "IdentityToken(claims not read)"
         return f"IdentityToken(issuer={self.issuer!r}, identity={self.identity!r})"
 
     @classmethod
     def parse(cls, raw: str) -> "IdentityToken":
         """Decode ``raw``'s claims (no signature check); raise :class:`TokenInvalidError`
         if it is not a JWT with an issuer and a numeric expiry."""
+        token = cls.unread(raw)
+        token.claims  # noqa: B018 - reads (and checks) them now
+        return token
+
+    @classmethod
+    def unread(cls, raw: str) -> "IdentityToken":
+        """``raw`` as a token whose claims are read (and checked, as :meth:`parse` does) when
+        first used; :class:`TokenInvalidError` now only if it is empty or too long."""
         raw = raw.strip() if isinstance(raw, str) else raw
         if not isinstance(raw, str) or not raw:
             raise TokenInvalidError("the identity token is empty")
         if len(raw) > MAX_TOKEN_CHARS:
             raise TokenInvalidError("the identity token is too long", actual=len(raw),
                                     expected=f"<= {MAX_TOKEN_CHARS} characters")
-        # The CA verifies the signature; we only read the claims (and check exp ourselves
-        # below, to say *when* the token expired).
-        claims = unverified_claims(raw, "the identity token")
-        if not isinstance(claims.get("iss"), str) or not claims["iss"]:
-            raise TokenInvalidError("the identity token has no issuer (iss claim)")
-        exp = claims.get("exp")
-        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
-            raise TokenInvalidError("the identity token has no numeric expiry (exp claim)",
-                                    actual=exp)
-        return cls(raw, claims)
+        return cls(raw, None)
+
+    @property
+    def is_read(self) -> bool:
+        """Whether the claims have been read (no more cost to ask for them)."""
+        return self._claims is not None
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The claims, read now if they were not; :class:`TokenInvalidError` if the token is
+        not a JWT with an issuer and a numeric expiry."""
+        if self._claims is None:
+            # The CA verifies the signature; we only read the claims (and check exp
+            # ourselves, to say *when* the token expired).
+            claims = unverified_claims(self.raw, "the identity token")
+            if not isinstance(claims.get("iss"), str) or not claims["iss"]:
+                raise TokenInvalidError("the identity token has no issuer (iss claim)")
+            exp = claims.get("exp")
+            if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+                raise TokenInvalidError("the identity token has no numeric expiry (exp claim)",
+                                        actual=exp)
+            self._claims = claims
+        return self._claims
 
     @property
     def issuer(self) -> str:
@@ -264,11 +291,14 @@ def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] |
                         extra_sources: Sequence[TokenSource] = (),
                         now: datetime | None = None, oidc_issuer: str | None = None,
                         interactive: bool | None = None,
-                        login: Callable[[str], str] | None = None) -> tuple[IdentityToken, str]:
+                        login: Callable[[str], str] | None = None,
+                        read: bool = True) -> tuple[IdentityToken, str]:
     """The first identity token found, in the documented order, and the source's name.
 
     ``env`` defaults to ``os.environ``. With ``now``, an expired token is refused with its
-    expiry. ``oidc_issuer`` enables the interactive browser login as the last source;
+    expiry. ``read=False`` returns the token unread (:meth:`IdentityToken.unread`; ``now``
+    is then not checked): for a caller that checks it if the CA refuses it.
+    ``oidc_issuer`` enables the interactive browser login as the last source;
     ``interactive`` overrides the terminal check (default: stdin and stderr are TTYs) and
     ``login`` replaces :func:`~sealtrail.transport.oidc_browser.browser_login` (tests).
     Raises :class:`TokenInvalidError` listing each source tried when none has one.
@@ -283,6 +313,8 @@ def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] |
     for source in sources:
         value, reason = source.fetch()
         if value:
+            if not read:
+                return IdentityToken.unread(value), source.name
             token = IdentityToken.parse(value)
             if now is not None:
                 token.check_fresh(now)

@@ -100,3 +100,35 @@ def test_importing_the_request_does_not_load_the_signer() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# -- an unread token (the CLI's): its claims are read only if the CA refuses it ------------------
+
+@pytest.mark.parametrize("raw, message", [
+    (make_token(lifetime=-3600), "expired at 20"),
+    ("not.a.jwt", "is not a JWT"),
+    (make_token(), "refused the identity token"),
+])
+def test_a_refused_unread_token_says_why(services: FakeServices, raw: str,
+                                         message: str) -> None:
+    services.fail["ca"] = 401
+    request = CertificateRequest(context(services), IdentityToken.unread(raw),
+                                 http=services.client())
+    with pytest.raises(TokenInvalidError, match=message):
+        request.result()
+    assert services.sent("ca") == 1  # an unread token is sent as it is
+
+
+def test_an_unread_token_is_only_sent_and_stays_unread(services: FakeServices) -> None:
+    unread = IdentityToken.unread(make_token())
+    request = CertificateRequest(context(services), unread, http=services.client())
+    assert request.result().leaf is not None
+    assert not unread.is_read
+
+
+def test_an_unread_token_does_not_load_pyjwt() -> None:
+    code = ("import sys; from sealtrail.transport.oidc import IdentityToken; "
+            "t = IdentityToken.unread('a.b.c'); print('jwt' in sys.modules, t.is_read)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr

@@ -125,3 +125,19 @@ def test_identity_prefers_email_and_never_prints_the_token() -> None:
     assert parsed.identity == "dev@example.com" and parsed.issuer == "https://issuer.test"
     assert IdentityToken.parse(token()).identity == "s"
     assert parsed.raw not in repr(parsed)
+
+
+def test_an_unread_token_reads_its_claims_when_first_asked() -> None:
+    unread = IdentityToken.unread("  " + token() + "\n")
+    assert not unread.is_read and "not read" in repr(unread)
+    assert unread.issuer == "https://issuer.test" and unread.is_read
+    with pytest.raises(TokenInvalidError, match="empty"):
+        IdentityToken.unread("  ")
+
+
+def test_find_identity_token_can_leave_the_token_unread() -> None:
+    expired = token(exp=int(time.time()) - 120)
+    found, source = find_identity_token(expired, env={}, now=NOW, read=False)
+    assert source == "--identity-token" and not found.is_read  # expiry not checked here
+    with pytest.raises(TokenInvalidError, match="expired at"):
+        found.check_fresh(NOW)
