@@ -15,6 +15,8 @@ import os
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -445,8 +447,8 @@ def test_http_proxy_carries_plain_http_requests(server: Server, proxy: ForwardPr
     assert len(server.requests) == 5
 
 
-def _tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context for target.test, client context trusting only its CA)."""
+def _tls_pair(tmp_path: Path, name: str = "target.test") -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context for ``name``, client context trusting only its CA)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test proxy CA")])
@@ -462,11 +464,11 @@ def _tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "target.test")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("target.test")]),
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
                            critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
@@ -504,6 +506,55 @@ def test_https_goes_through_a_connect_tunnel(proxy: ForwardProxy, tmp_path: Path
     tunnels = [t for m, t, _, _ in proxy.seen if m == "CONNECT"]
     assert tunnels == [f"target.test:{tls_server.port}", f"other.test:{tls_server.port}"]
     assert len(tls_server.requests) == 2 and len(tls_server.ports()) == 1
+
+
+def test_https_direct_checks_the_certificate_and_the_host_name(tmp_path: Path,
+                                                              no_proxy_env: Any) -> None:
+    server_context, client_context = _tls_pair(tmp_path, "localhost")
+    tls_server = Server(tls=server_context)
+    try:
+        with client(attempts=1) as http:
+            http._tls = client_context  # trust the test CA instead of certifi's bundle
+            for _ in range(2):
+                assert get(http, f"https://localhost:{tls_server.port}/ok").text == "ok"
+            # The certificate names localhost, not the address: refused, not retried.
+            with pytest.raises(ServiceUnavailableError, match="cannot reach .*certificate|"
+                                                               "cannot reach .*hostname|"
+                                                               "cannot reach .*IP address"):
+                get(http, f"https://127.0.0.1:{tls_server.port}/ok")
+        with client(attempts=1) as http:  # certifi's bundle does not know the test CA
+            with pytest.raises(ServiceUnavailableError, match="certificate verify failed"):
+                get(http, f"https://localhost:{tls_server.port}/ok")
+    finally:
+        tls_server.close()
+    assert len(tls_server.requests) == 2 and len(tls_server.ports()) == 1  # kept alive
+
+
+PLAIN_HTTP_LOADS_NO_TLS = r"""
+import socket, sys, threading
+listener = socket.create_server(("127.0.0.1", 0))
+def serve():
+    conn, _ = listener.accept()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    conn.close()
+threading.Thread(target=serve, daemon=True).start()
+from sealtrail.transport._http import HttpClient
+with HttpClient() as http:
+    answer = http.request("GET", "http://127.0.0.1:%d/" % listener.getsockname()[1],
+                          service="s", limit=100)
+print(answer.body.decode(), "ssl" in sys.modules, "http.client" in sys.modules)
+"""
+
+
+def test_plain_http_loads_neither_tls_nor_http_client() -> None:
+    # Each costs start-up time (about 9 ms together with http.client's email parser).
+    done = subprocess.run([sys.executable, "-c", PLAIN_HTTP_LOADS_NO_TLS], capture_output=True,
+                          text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                      if not k.lower().endswith("_proxy")})
+    assert done.stdout.split() == ["ok", "False", "False"], done.stderr
 
 
 # -- a request sent early, its answer read later -----------------------------------------------

@@ -1,9 +1,9 @@
 """The small retrying HTTP client every client of this package shares (CA, TSA, OIDC, Rekor).
 
-:class:`HttpClient` opens connections with the standard library's :mod:`http.client`
-(TCP, TLS, CONNECT tunnels through a proxy), writes each request itself in one send, and has
-httptools (llhttp, the parser uvicorn uses) parse the answer; it adds only what the signing
-clients need:
+:class:`HttpClient` opens connections with the standard library (a socket, then TLS for
+https; :mod:`http.client` only for connections through a proxy, which it tunnels with
+CONNECT), writes each request itself in one send, and has httptools (llhttp, the parser
+uvicorn uses) parse the answer; it adds only what the signing clients need:
 
 - **keep-alive connections held per thread** and per ``(scheme, host, port)``: the signer's
   worker threads each reuse their own connection, so the hot path takes no shared lock.
@@ -39,19 +39,23 @@ proxies).
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import os
 import random
 import re
-import ssl
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sealtrail import __version__
+
+if TYPE_CHECKING:
+    import ssl
 from sealtrail.errors import ServiceUnavailableError, UsageError
 
 __all__ = [
@@ -241,6 +245,35 @@ def _describe(exc: BaseException) -> str:
 Transport = Callable[[HttpRequest], HttpResponse]
 
 
+class _Connection:
+    """A connected socket to a service (TLS for https), as the client keeps it. Connections
+    through a proxy are ``http.client`` connections instead, which look the same here (a
+    ``sock``, ``close()``)."""
+
+    __slots__ = ("sock", "sealtrail_used")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket | None = sock
+        self.sealtrail_used = False  # answered, and kept alive for the next request
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _http_client_errors() -> tuple[type[BaseException], ...]:
+    """``http.client``'s own errors, when it is in use (only for connections through a
+    proxy): without it loaded, none of them can be raised."""
+    module = sys.modules.get("http.client")
+    return (module.HTTPException,) if module is not None else ()
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    module = sys.modules.get("ssl")
+    return module is not None and isinstance(exc, module.SSLError)
+
+
 class HttpClient:
     """A thread-safe HTTP/1.1 client with per-thread keep-alive connections and retries.
 
@@ -263,7 +296,7 @@ class HttpClient:
         # Every connection any thread opened, so close() can reach them; only touched when
         # a connection is opened or dropped, never on the hot path.
         self._lock = threading.Lock()
-        self._opened: dict[int, tuple[threading.Thread, http.client.HTTPConnection]] = {}
+        self._opened: dict[int, tuple[threading.Thread, Any]] = {}
         self._tls: ssl.SSLContext | None = None
         self._closed = False
 
@@ -314,14 +347,17 @@ class HttpClient:
                 raise failure(exc, service, limit, attempts) from exc
             except _OversizedError as exc:
                 raise failure(exc, service, limit) from None
-            except (OSError, http.client.HTTPException, AnswerDroppedError,
-                    _MalformedAnswerError) as exc:
+            except (OSError, AnswerDroppedError, _MalformedAnswerError) as exc:
                 raise failure(exc, service, limit) from exc
             except ValueError as exc:
                 if self._transport is not None:
                     raise  # a test's own bug: let it show
                 # A URL (or header) that cannot be sent.
                 raise failure(exc, service, limit) from exc
+            except Exception as exc:
+                if not isinstance(exc, _http_client_errors()):
+                    raise
+                raise failure(exc, service, limit) from exc  # a proxy tunnel that failed
             if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
             self._sleep(self._wait(response, attempt))
@@ -388,8 +424,7 @@ class HttpClient:
                 return again()
             except _OversizedError as exc:
                 raise failure(exc, service, limit) from None
-            except (OSError, http.client.HTTPException, AnswerDroppedError,
-                    _MalformedAnswerError) as exc:
+            except (OSError, AnswerDroppedError, _MalformedAnswerError) as exc:
                 raise failure(exc, service, limit) from exc
             # This was the first attempt: "not now" waits and goes on with the second.
             return self._attempts(request, service, limit, None, attempt=2, answered=response)
@@ -480,6 +515,8 @@ class HttpClient:
     def _tls_context(self) -> ssl.SSLContext:
         context = self._tls
         if context is None:
+            import ssl  # loaded with the first https request: plain http never needs it
+
             with self._lock:
                 if self._tls is None:
                     try:
@@ -491,52 +528,34 @@ class HttpClient:
                 context = self._tls
         return context
 
-    def _connections(self) -> dict[tuple[str, str, int], http.client.HTTPConnection]:
+    def _connections(self) -> dict[tuple[str, str, int], Any]:
         try:
             return self._local.connections  # type: ignore[no-any-return]
         except AttributeError:
-            connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+            connections: dict[tuple[str, str, int], Any] = {}
             self._local.connections = connections
             return connections
 
-    def _open(self, target: _Target, timeout: float) -> http.client.HTTPConnection:
+    def _open(self, target: _Target, timeout: float) -> Any:
         """A new, connected connection for ``target`` (through its proxy, if any)."""
         proxy = self._proxy(target)
         connect_timeout = min(timeout, MAX_CONNECT_TIMEOUT)
-        connection: http.client.HTTPConnection
-        if target.https:
-            host, port = (proxy.host, proxy.port) if proxy else (target.host, target.port)
-            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout,
-                                                     context=self._tls_context())
-            if proxy is not None:
-                tunnel_headers = ({"Proxy-Authorization": proxy.authorization}
-                                  if proxy.authorization else None)
-                connection.set_tunnel(target.host, target.port, headers=tunnel_headers)
-        elif proxy is not None:
-            connection = http.client.HTTPConnection(proxy.host, proxy.port,
-                                                    timeout=connect_timeout)
-        else:
-            connection = http.client.HTTPConnection(target.host, target.port,
-                                                    timeout=connect_timeout)
         try:
-            connection.connect()
+            connection = (self._direct(target, connect_timeout) if proxy is None
+                          else self._through(proxy, target, connect_timeout))
         except TimeoutError as exc:
-            connection.close()
             raise ConnectTimeoutError(f"connecting to {target.host}:{target.port} timed out "
                                       f"after {connect_timeout:g} s") from exc
-        except ssl.SSLError:
-            connection.close()
-            raise  # a certificate we refuse: definite, not retried
         except ConnectionError:
-            connection.close()
             raise
         except OSError as exc:
+            if _is_tls_error(exc):
+                raise  # a certificate we refuse: definite, not retried
             # Unreachable network, unknown name, refused tunnel...: nothing was sent.
-            connection.close()
             raise ConnectionError(_describe(exc)) from exc
         assert connection.sock is not None
         connection.sock.settimeout(timeout)
-        connection.sealtrail_used = False  # type: ignore[attr-defined]
+        connection.sealtrail_used = False
         with self._lock:
             # Connections of threads that have ended are closed here rather than leaked.
             for ident, (thread, old) in list(self._opened.items()):
@@ -547,7 +566,42 @@ class HttpClient:
         self._connections()[target.key] = connection
         return connection
 
-    def _drop(self, target: _Target, connection: http.client.HTTPConnection) -> None:
+    def _direct(self, target: _Target, timeout: float) -> _Connection:
+        """A socket to ``target`` itself: TCP, then TLS for https (without ``http.client``,
+        whose import with its email parser and ``ssl`` cost about 9 ms of every start-up,
+        for what two calls do here)."""
+        sock = socket.create_connection((target.host, target.port), timeout)
+        try:
+            # Requests go out in one send each; Nagle's algorithm would only delay them.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if target.https:
+                sock = self._tls_context().wrap_socket(sock, server_hostname=target.host)
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
+
+    def _through(self, proxy: Proxy, target: _Target, timeout: float) -> Any:
+        """A connection through ``proxy``: an ``http.client`` one, which speaks CONNECT
+        for https targets (tunnel answers are parsed by it, never by hand)."""
+        import http.client
+
+        connection: http.client.HTTPConnection
+        if target.https:
+            connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout,
+                                                     context=self._tls_context())
+            connection.set_tunnel(target.host, target.port, headers=(
+                {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None))
+        else:
+            connection = http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _drop(self, target: _Target, connection: Any) -> None:
         connection.close()
         connections = self._connections()
         if connections.get(target.key) is connection:
@@ -587,12 +641,12 @@ class HttpClient:
         head = _request_head(request.method, path, _authority(target), fields, request.body)
         return head + request.body if request.body else head
 
-    def _round_trip(self, target: _Target, connection: http.client.HTTPConnection,
+    def _round_trip(self, target: _Target, connection: Any,
                     request: HttpRequest, limit: int, end: float | None) -> HttpResponse:
         return self._receive(target, connection,
                              self._send(target, connection, request, limit, end), end)
 
-    def _send(self, target: _Target, connection: http.client.HTTPConnection,
+    def _send(self, target: _Target, connection: Any,
               request: HttpRequest, limit: int, end: float | None) -> _AnswerReader:
         """Write ``request`` on ``connection``; the reader for its answer."""
         data = self._encode(target, request)
@@ -610,7 +664,7 @@ class HttpClient:
             raise
         return _AnswerReader(limit)
 
-    def _receive(self, target: _Target, connection: http.client.HTTPConnection,
+    def _receive(self, target: _Target, connection: Any,
                  reader: _AnswerReader, end: float | None) -> HttpResponse:
         """Read the answer to the request :meth:`_send` wrote on ``connection``."""
         sock = connection.sock
@@ -791,7 +845,7 @@ def _authority(target: _Target) -> str:
     return host if target.port == _DEFAULT_PORTS["http"] else f"{host}:{target.port}"
 
 
-def _budget(connection: http.client.HTTPConnection, end: float, cap: float) -> None:
+def _budget(connection: Any, end: float, cap: float) -> None:
     """Set the socket timeout to what is left of the deadline (TimeoutError if nothing)."""
     left = end - time.monotonic()
     if left <= 0:
