@@ -322,19 +322,19 @@ class HttpClient:
                               limit, deadline)
 
     def _attempts(self, request: HttpRequest, service: str, limit: int,
-                  deadline: float | None, attempt: int = 1,
-                  answered: HttpResponse | None = None) -> HttpResponse:
-        """:meth:`request` from attempt number ``attempt`` on; ``answered`` is the answer of
-        the attempt before it, when that one was made elsewhere (:meth:`send_early`)."""
+                  deadline: float | None,
+                  first: Callable[[], HttpResponse] | None = None) -> HttpResponse:
+        """:meth:`request`'s attempts; ``first``, when given, makes the first one (it reads
+        the answer to a request :meth:`send_early` wrote)."""
         policy = self.policy
         attempts = max(1, policy.attempts)
-        if answered is not None:
-            if answered.status not in RETRY_STATUSES or attempt > attempts:
-                return answered
-            self._sleep(self._wait(answered, attempt - 1))
+        attempt = 1
         while True:
             try:
-                if self._transport is None:
+                if first is not None:
+                    exchange, first = first, None
+                    response = exchange()
+                elif self._transport is None:
                     response = self._exchange(request, limit, deadline)
                 else:
                     response = self._via_transport(request, limit)
@@ -360,17 +360,13 @@ class HttpClient:
                 raise failure(exc, service, limit) from exc  # a proxy tunnel that failed
             if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
-            self._sleep(self._wait(response, attempt))
+            wait = policy.delay(attempt, self._rand)
+            retry_after = response.headers.get("retry-after", "")
+            if retry_after.isdigit():
+                # Honour the service's own estimate, but never beyond our cap.
+                wait = max(wait, min(float(retry_after), policy.max_backoff))
+            self._sleep(wait)
             attempt += 1
-
-    def _wait(self, response: HttpResponse, attempt: int) -> float:
-        """Seconds before the attempt after ``attempt``, answered "not now" by ``response``."""
-        wait = self.policy.delay(attempt, self._rand)
-        retry_after = response.headers.get("retry-after", "")
-        if retry_after.isdigit():
-            # Honour the service's own estimate, but never beyond our cap.
-            wait = max(wait, min(float(retry_after), self.policy.max_backoff))
-        return wait
 
     def prepare(self, method: str, url: str, *, body: bytes | None = None,
                 headers: Mapping[str, str] | None = None) -> HttpRequest:
@@ -415,21 +411,17 @@ class HttpClient:
         except Exception:  # noqa: BLE001 - request() tries again and reports as it always does
             return again
 
-        def answer() -> HttpResponse:
+        def answered() -> HttpResponse:
             try:
-                response = self._receive(target, connection, reader, None)
+                return self._receive(target, connection, reader, None)
             except ConnectionError:
                 # Closed before any answer (RFC 9112 §9.3.1), a kept-alive connection the
-                # service had dropped among them: nothing was processed.
-                return again()
-            except _OversizedError as exc:
-                raise failure(exc, service, limit) from None
-            except (OSError, AnswerDroppedError, _MalformedAnswerError) as exc:
-                raise failure(exc, service, limit) from exc
-            # This was the first attempt: "not now" waits and goes on with the second.
-            return self._attempts(request, service, limit, None, attempt=2, answered=response)
+                # service had dropped among them: nothing was processed. One fresh
+                # connection, not counted as an attempt, as _exchange does.
+                return self._exchange(request, limit, None)
 
-        return answer
+        # The early send is the first attempt; its errors and retries are request()'s.
+        return lambda: self._attempts(request, service, limit, None, first=answered)
 
     def proxy_for(self, url: str) -> Proxy | None:
         """The proxy a request to ``url`` goes through, or None for a direct connection."""
