@@ -55,7 +55,7 @@ from sealtrail.errors import (
 )
 from sealtrail.models.bundle import DSSEEnvelope
 from sealtrail.models.certificate import FulcioIdentity
-from sealtrail.sign.certificate_request import CertificateRequest, signing_request
+from sealtrail.sign.certificate_request import CertificateRequest
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
 from sealtrail.sign.processes import (
@@ -67,7 +67,6 @@ from sealtrail.sign.processes import (
 )
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
 from sealtrail.transport._http import HttpClient, http_client
-from sealtrail.transport.ca import CAClient
 from sealtrail.transport.oidc import IdentityToken
 from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
 from sealtrail.transport.tsa import TSAClient
@@ -237,12 +236,11 @@ class Signer:
     def _obtain_certificate(self) -> tuple[x509.Certificate, FulcioIdentity]:
         assert self._token is not None
         now = self._clock()
-        if self._request is not None:
-            issued = self._request.result()  # its token's expiry was checked when it was sent
-        else:
-            self._token.check_fresh(now)
-            issued = CAClient(self.context.ca_url, self._http).request_certificate(
-                signing_request(self._key), self._token.raw)
+        # One path for both: a request sent before the signer was made, or one sent now
+        # (which checks a read token's expiry first, and explains a refused unread one).
+        request = self._request or CertificateRequest(self.context, self._token, key=self._key,
+                                                      http=self._http, now=now)
+        issued = request.result()
         leaf = issued.leaf
         ours = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
