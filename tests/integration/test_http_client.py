@@ -487,20 +487,28 @@ def _tls_pair(tmp_path: Path, name: str = "target.test") -> tuple[ssl.SSLContext
     return server_context, client_context
 
 
+def _https_twice_then_refused(client_context: ssl.SSLContext, named: str, other: str,
+                              match: str) -> None:
+    """Two requests to ``named`` (trusting the test CA instead of certifi's bundle), then one
+    to ``other``, which the certificate does not name: refused, not retried."""
+    with client(attempts=1) as http:
+        http._tls = client_context
+        for _ in range(2):
+            assert get(http, named + "/ok").text == "ok"
+        with pytest.raises(ServiceUnavailableError, match=match):
+            get(http, other + "/ok")
+
+
 def test_https_goes_through_a_connect_tunnel(proxy: ForwardProxy, tmp_path: Path,
                                              no_proxy_env: pytest.MonkeyPatch) -> None:
     server_context, client_context = _tls_pair(tmp_path)
     tls_server = Server(tls=server_context)
     no_proxy_env.setenv("HTTPS_PROXY", proxy.url)
     try:
-        with client(attempts=1) as http:
-            http._tls = client_context  # trust the test CA instead of certifi's bundle
-            for _ in range(2):
-                assert get(http, f"https://target.test:{tls_server.port}/ok").text == "ok"
-            # Hostname checking stays on: the certificate names target.test only.
-            with pytest.raises(ServiceUnavailableError, match="cannot reach .*certificate|"
-                                                               "cannot reach .*hostname"):
-                get(http, f"https://other.test:{tls_server.port}/ok")
+        # Hostname checking stays on: the certificate names target.test only.
+        _https_twice_then_refused(client_context, f"https://target.test:{tls_server.port}",
+                                  f"https://other.test:{tls_server.port}",
+                                  "cannot reach .*certificate|cannot reach .*hostname")
     finally:
         tls_server.close()
     tunnels = [t for m, t, _, _ in proxy.seen if m == "CONNECT"]
@@ -513,15 +521,11 @@ def test_https_direct_checks_the_certificate_and_the_host_name(tmp_path: Path,
     server_context, client_context = _tls_pair(tmp_path, "localhost")
     tls_server = Server(tls=server_context)
     try:
-        with client(attempts=1) as http:
-            http._tls = client_context  # trust the test CA instead of certifi's bundle
-            for _ in range(2):
-                assert get(http, f"https://localhost:{tls_server.port}/ok").text == "ok"
-            # The certificate names localhost, not the address: refused, not retried.
-            with pytest.raises(ServiceUnavailableError, match="cannot reach .*certificate|"
-                                                               "cannot reach .*hostname|"
-                                                               "cannot reach .*IP address"):
-                get(http, f"https://127.0.0.1:{tls_server.port}/ok")
+        # The certificate names localhost, not the address.
+        _https_twice_then_refused(client_context, f"https://localhost:{tls_server.port}",
+                                  f"https://127.0.0.1:{tls_server.port}",
+                                  "cannot reach .*certificate|cannot reach .*hostname|"
+                                  "cannot reach .*IP address")
         with client(attempts=1) as http:  # certifi's bundle does not know the test CA
             with pytest.raises(ServiceUnavailableError, match="certificate verify failed"):
                 get(http, f"https://localhost:{tls_server.port}/ok")

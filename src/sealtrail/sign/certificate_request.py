@@ -59,8 +59,8 @@ class CertificateRequest:
     is; if the CA refuses it, its claims are read then, so that an expired or malformed
     token is reported as such. ``key`` is the ephemeral key to certify (a fresh P-256 key
     by default); ``now`` replaces the clock, ``http`` the HTTP client (otherwise one of its
-    own, closed once the answer is read). Read the answer with :meth:`result` from the thread that made
-    the request, before it asks this CA anything else.
+    own, closed once the answer is read). Read the answer with :meth:`result` from the
+    thread that made the request, before it asks this CA anything else.
     """
 
     def __init__(self, context: SigningContext, token: IdentityToken, *,
