@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from sealtrail.errors import ServiceUnavailableError
 from sealtrail.transport._http import USER_AGENT, HttpClient, RetryPolicy
+from tests.integration.instance_server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -255,9 +256,7 @@ def test_a_server_closing_idle_connections_is_transparent(no_proxy_env: Any) -> 
 
 
 def test_refused_connections_are_retried_then_reported() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here once closed
+    port = free_port()  # nothing listens here once the probe is closed
     sleeps: list[float] = []
     with client(sleeps, attempts=3, backoff=0.01) as http:
         with pytest.raises(ServiceUnavailableError) as info:
@@ -607,9 +606,7 @@ def test_send_early_closed_without_an_answer_is_sent_again(server: Server) -> No
 
 
 def test_send_early_to_nobody_reports_as_request_does() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here once closed
+    port = free_port()  # nothing listens here once the probe is closed
     sleeps: list[float] = []
     with client(sleeps, attempts=3, backoff=0.01) as http:
         answer = http.send_early("GET", f"http://127.0.0.1:{port}/ok", service=SERVICE,
