@@ -244,8 +244,10 @@ class _ProgressLines:
 
     def __call__(self, result: Any) -> None:
         self.done += 1
-        print(f"[{self.done}/{self.total}] signed {result.name} (log index {result.log_index})",
-              file=self._stream)
+        # One write per line: print() writes the end of line separately, a second system
+        # call per file on an unbuffered stream (PYTHONUNBUFFERED, as CI systems often set).
+        self._stream.write(f"[{self.done}/{self.total}] signed {result.name} "
+                           f"(log index {result.log_index})\n")
 
 
 class _ProgressBar(_ProgressLines):

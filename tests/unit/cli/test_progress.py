@@ -35,6 +35,27 @@ def test_a_log_gets_one_line_per_file() -> None:
     ]
 
 
+class _Writes(io.StringIO):
+    """Remembers every write call, as an unbuffered stderr turns each into a system call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_each_line_is_one_write() -> None:
+    stream = _Writes()
+    with _progress(2, stream) as report:
+        report(_Result("a.txt", 1))
+        report(_Result("b.txt", 2))
+    assert stream.writes == ["[1/2] signed a.txt (log index 1)\n",
+                             "[2/2] signed b.txt (log index 2)\n"]
+
+
 def test_a_terminal_gets_a_bar_that_ends_at_the_total(monkeypatch) -> None:
     monkeypatch.setenv("TERM", "xterm")
     stream = _Terminal()
