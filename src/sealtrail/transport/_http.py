@@ -48,15 +48,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sealtrail import __version__
+from sealtrail.errors import ServiceUnavailableError, UsageError
 
 if TYPE_CHECKING:
     import ssl
-from sealtrail.errors import ServiceUnavailableError, UsageError
 
 __all__ = [
     "AnswerDroppedError",
@@ -69,7 +68,6 @@ __all__ = [
     "RETRY_STATUSES",
     "RetryPolicy",
     "USER_AGENT",
-    "failure",
     "http_client",
     "service_message",
 ]
@@ -318,7 +316,7 @@ class HttpClient:
         retried), :class:`ConnectTimeoutError` (retried), ``TimeoutError``,
         :class:`AnswerDroppedError`, or another ``OSError`` / ``http.client.HTTPException``.
         """
-        return self._attempts(self.prepare(method, url, body=body, headers=headers), service,
+        return self._attempts(self._prepare(method, url, body=body, headers=headers), service,
                               limit, deadline)
 
     def _attempts(self, request: HttpRequest, service: str, limit: int,
@@ -344,20 +342,20 @@ class HttpClient:
                     self._sleep(policy.delay(attempt, self._rand))
                     attempt += 1
                     continue
-                raise failure(exc, service, limit, attempts) from exc
+                raise _failure(exc, service, limit, attempts) from exc
             except _OversizedError as exc:
-                raise failure(exc, service, limit) from None
+                raise _failure(exc, service, limit) from None
             except (OSError, AnswerDroppedError, _MalformedAnswerError) as exc:
-                raise failure(exc, service, limit) from exc
+                raise _failure(exc, service, limit) from exc
             except ValueError as exc:
                 if self._transport is not None:
                     raise  # a test's own bug: let it show
                 # A URL (or header) that cannot be sent.
-                raise failure(exc, service, limit) from exc
+                raise _failure(exc, service, limit) from exc
             except Exception as exc:
                 if not isinstance(exc, _http_client_errors()):
                     raise
-                raise failure(exc, service, limit) from exc  # a proxy tunnel that failed
+                raise _failure(exc, service, limit) from exc  # a proxy tunnel that failed
             if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
             wait = policy.delay(attempt, self._rand)
@@ -368,7 +366,7 @@ class HttpClient:
             self._sleep(wait)
             attempt += 1
 
-    def prepare(self, method: str, url: str, *, body: bytes | None = None,
+    def _prepare(self, method: str, url: str, *, body: bytes | None = None,
                 headers: Mapping[str, str] | None = None) -> HttpRequest:
         """The request as :meth:`request` sends it (our User-Agent, field names lower-cased)."""
         if self._closed:
@@ -392,7 +390,7 @@ class HttpClient:
         answering, is made again when the answer is read (nothing was processed); one
         answered "not now" (:data:`RETRY_STATUSES`) is retried after the usual back-off.
         """
-        request = self.prepare(method, url, body=body, headers=headers)
+        request = self._prepare(method, url, body=body, headers=headers)
 
         def again() -> HttpResponse:
             return self._attempts(request, service, limit, None)
@@ -401,12 +399,7 @@ class HttpClient:
             return again
         try:
             target = self._target(url)
-            connection = self._connections().get(target.key)
-            if connection is not None and not connection.sealtrail_used:  # type: ignore[attr-defined]
-                self._drop(target, connection)  # left half-used by an interrupted exchange
-                connection = None
-            if connection is None:
-                connection = self._open(target, self.policy.timeout)
+            connection = self._kept_alive(target) or self._open(target, self.policy.timeout)
             reader = self._send(target, connection, request, limit, None)
         except Exception:  # noqa: BLE001 - request() tries again and reports as it always does
             return again
@@ -604,22 +597,28 @@ class HttpClient:
         with self._lock:
             self._opened.pop(id(connection), None)
 
+    def _kept_alive(self, target: _Target) -> Any | None:
+        """This thread's answered connection to ``target``, kept alive for the next request,
+        or None; one left half-used by an interrupted exchange is closed instead."""
+        connection = self._connections().get(target.key)
+        if connection is not None and not connection.sealtrail_used:
+            self._drop(target, connection)
+            return None
+        return connection
+
     def _exchange(self, request: HttpRequest, limit: int, deadline: float | None) -> HttpResponse:
         target = self._target(request.url)
         end = None if deadline is None else time.monotonic() + deadline
         timeout = self.policy.timeout if deadline is None else min(self.policy.timeout, deadline)
-        connection = self._connections().get(target.key)
+        connection = self._kept_alive(target)
         if connection is not None:
-            if connection.sealtrail_used:  # type: ignore[attr-defined]
-                try:
-                    return self._round_trip(target, connection, request, limit, end)
-                except ConnectionError:
-                    # RFC 9112 §9.3.1: the server closed the idle kept-alive connection (or
-                    # reset it) before answering: nothing was processed. One fresh
-                    # connection, not counted as an attempt.
-                    pass
-            else:  # left half-used by an interrupted exchange
-                self._drop(target, connection)
+            try:
+                return self._round_trip(target, connection, request, limit, end)
+            except ConnectionError:
+                # RFC 9112 §9.3.1: the server closed the idle kept-alive connection (or
+                # reset it) before answering: nothing was processed. One fresh
+                # connection, not counted as an attempt.
+                pass
         return self._round_trip(target, self._open(target, timeout), request, limit, end)
 
     def _encode(self, target: _Target, request: HttpRequest) -> bytes:
@@ -849,7 +848,7 @@ def _budget(connection: Any, end: float, cap: float) -> None:
         connection.sock.settimeout(min(left, cap))
 
 
-def failure(exc: BaseException, service: str, limit: int,
+def _failure(exc: BaseException, service: str, limit: int,
             attempts: int = 1) -> ServiceUnavailableError:
     """What :meth:`HttpClient.request` raises for ``exc``, its last attempt's error (after
     ``attempts`` attempts), naming ``service``; ``limit`` is the answer's size limit."""
