@@ -48,7 +48,7 @@ from sealtrail import errors
 from sealtrail.errors import Error, SigningProcessError
 
 __all__ = ["DEFAULT_WORKERS", "MAX_WORKERS", "MIN_ITEMS_PER_PROCESS", "auto_processes",
-           "can_fork", "effective_processes", "run_in_processes"]
+           "can_fork", "effective_processes", "raise_first", "run_in_processes"]
 
 # Log submissions wait on the network (and, for Rekor v2, on the next checkpoint): many in
 # flight at once let the log batch them. Bounded so a large release does not open hundreds
@@ -135,6 +135,13 @@ def run_in_processes(count: int, processes: int, sign_share: ShareSigner,
         # sign_share marks each failure with its artifact's index; anything else (say, a
         # KeyboardInterrupt) comes first.
         failures.append((getattr(own_failure, "sealtrail_index", -1), own_failure))
+    raise_first(failures)
+
+
+def raise_first(failures: Sequence[tuple[int, BaseException]]) -> None:
+    """Raise the failure of the lowest artifact index among ``failures`` (index, error), if
+    there is one: the rule of the module notes, whether the failures come from threads or
+    from processes. Index -1 (no one artifact's, say a KeyboardInterrupt) comes first."""
     if failures:
         raise min(failures, key=lambda failure: failure[0])[1]
 

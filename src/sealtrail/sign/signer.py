@@ -63,6 +63,7 @@ from sealtrail.sign.processes import (
     MAX_PROCESSES,
     MAX_WORKERS,
     effective_processes,
+    raise_first,
     run_in_processes,
 )
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
@@ -408,8 +409,7 @@ class Signer:
             finally:
                 checks.put(None)
                 checker.join()
-            if failures:
-                raise min(failures, key=lambda failure: failure[0])[1]
+            raise_first(failures)
 
         if processes == 1:
             sign_share(range(len(items)), deliver, threading.Event())
@@ -552,8 +552,7 @@ def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
             if thread.ident is not None:  # started
                 thread.join()
         raise
-    if failures:
-        raise min(failures, key=lambda failure: failure[0])[1]
+    raise_first(failures)
     return results  # type: ignore[return-value]  # every slot is filled when none failed
 
 
