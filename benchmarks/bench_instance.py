@@ -46,7 +46,7 @@ def _csr_body() -> bytes:
 def _timestamp_query() -> bytes:
     import secrets
 
-    from sealtrail.transport.tsa import build_request
+    from sealtrail.clients.tsa import build_request
 
     return build_request(b"a signature to timestamp", secrets.randbits(63) | 1)
 

@@ -54,7 +54,7 @@ def bench_in_process() -> list[tuple[str, float, float, float]]:
     from sigstore.verify.policy import Identity
 
     from sealtrail.models.bundle import Bundle
-    from sealtrail.trust import load_trusted_root
+    from sealtrail.trustroot import load_trusted_root
     from sealtrail.verify.policy import IdentityPolicy
     from sealtrail.verify.verifier import Artifact, Verifier
 

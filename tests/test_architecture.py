@@ -12,9 +12,10 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "sealtrail"
 # Top-level modules/packages of sealtrail and their layer. A new package must be added here.
 LAYERS = {
     "errors": 0, "_internal": 0,
-    "crypto": 1, "merkle": 1, "models": 1,
-    "verify": 2, "log": 2, "ca": 2, "tsa": 2, "transport": 2, "oidc": 2, "trustrepo": 2,
-    "trust": 3, "batch": 3, "sign": 3, "provenance": 3, "monitor": 3,
+    "crypto": 1, "merkle": 1, "models": 1, "net": 1,
+    "verify": 2, "log": 2, "ca": 2, "tsa": 2, "issuer": 2, "tufrepo": 2, "clients": 2,
+    "identity": 2,
+    "trustroot": 3, "batch": 3, "sign": 3, "provenance": 3, "monitor": 3,
     "cli": 4, "server": 4,
 }
 # Siblings in L2-L4 must not import each other, except these (importer, imported) pairs.

@@ -27,7 +27,7 @@ _EXPORTS = {
     "VerificationError": "sealtrail.errors",
     "VerificationResult": "sealtrail.verify.verifier",
     "Verifier": "sealtrail.verify.verifier",
-    "load_trusted_root": "sealtrail.trust",
+    "load_trusted_root": "sealtrail.trustroot",
     "verify_many": "sealtrail.batch",
 }
 

@@ -1,6 +1,6 @@
 """Answering sealtrail's HTTP client in memory: the ``HttpClient(transport=...)`` seam.
 
-A handler takes the :class:`~sealtrail.transport._http.HttpRequest` the client would send
+A handler takes the :class:`~sealtrail.net.http.HttpRequest` the client would send
 (method, url, headers with case-insensitive lookup, body) and returns an answer built with
 :func:`respond`, or raises what the network would (``ConnectionRefusedError``,
 ``TimeoutError``...)::
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sealtrail.transport._http import Headers, HttpClient, HttpRequest, HttpResponse, RetryPolicy
+from sealtrail.net.http import Headers, HttpClient, HttpRequest, HttpResponse, RetryPolicy
 
 __all__ = ["Handler", "fake_client", "query_of", "respond"]
 

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from sealtrail.ca.authority import CertificateAuthority
 from sealtrail.ca.ctlog import CTLog
 from sealtrail.ca.keys import create_ca, create_ct_key
-from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
+from sealtrail.ca.token_verifier import IssuerConfig, TokenVerifier
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.models.trusted_root import CertificateAuthority as TrustedCA

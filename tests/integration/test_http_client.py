@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sealtrail.errors import ServiceUnavailableError
-from sealtrail.transport._http import USER_AGENT, HttpClient, RetryPolicy
+from sealtrail.net.http import USER_AGENT, HttpClient, RetryPolicy
 from tests.integration.instance_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -205,7 +205,7 @@ def test_answers_leave_no_cyclic_garbage(server: Server) -> None:
     # by reference counting (the answer reader and its parser used to hold each other).
     import gc
 
-    from sealtrail.transport._http import _AnswerReader
+    from sealtrail.net.http import _AnswerReader
 
     with client() as http:
         get(http, server.url + "/ok")
@@ -544,7 +544,7 @@ def serve():
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     conn.close()
 threading.Thread(target=serve, daemon=True).start()
-from sealtrail.transport._http import HttpClient
+from sealtrail.net.http import HttpClient
 with HttpClient() as http:
     answer = http.request("GET", "http://127.0.0.1:%d/" % listener.getsockname()[1],
                           service="s", limit=100)

@@ -187,7 +187,7 @@ def _consistency(server: LogServer, client: httpx.Client, api: int, old: int, ne
                           params={"firstSize": old, "lastSize": new}).json()
         return [bytes.fromhex(h) for h in data["hashes"]]
     # For the v2 log, compute the proof from its public tiles like a monitor would.
-    from sealtrail.log.proofs import consistency_proof_from_tiles
+    from sealtrail.merkle.tile_proofs import consistency_proof_from_tiles
 
     def fetch(path: str) -> bytes:
         response = client.get(f"{server.v2_url()}/{path}")

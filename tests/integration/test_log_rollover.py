@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sealtrail.models.trusted_root import TrustedRoot
-from sealtrail.transport.rekor import tlog_entry_from_v1
+from sealtrail.clients.rekor import tlog_entry_from_v1
 from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import Verifier
 from tests.integration.log_server import (

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.merkle import leaf_hash, verify_consistency, verify_inclusion
 from sealtrail.models.checkpoint import Checkpoint, SignedNote
 from sealtrail.models.trusted_root import TrustedRoot
-from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
+from sealtrail.clients.rekor import RekorV1Client, RekorV2Client
 from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import Verifier
 from tests.integration.log_server import (
@@ -76,7 +76,7 @@ def test_v1_hashedrekord_bundle_verifies_with_sealtrail_and_sigstore_python(
     (entry_id,) = response.json()
     assert response.headers["ETag"] == entry_id[16:]
     assert response.headers["Location"] == f"/api/v1/log/entries/{entry_id}"
-    from sealtrail.transport.rekor import tlog_entry_from_v1
+    from sealtrail.clients.rekor import tlog_entry_from_v1
 
     bundle = message_bundle(cert, artifact, signature, tlog_entry_from_v1(response.json()))
     result = verifier.verify_artifact(artifact, bundle, POLICY)
@@ -301,7 +301,7 @@ def test_v2_entry_is_recovered_from_tiles_after_a_lost_answer(server: LogServer,
     # The signer's answer to 409 on Rekor v2 (no read API): rebuild the entry from the tiles.
     from sealtrail.errors import LogEntryInvalidError
     from sealtrail.sign.recover import recover_v2_entry
-    from sealtrail.transport._http import RetryPolicy, http_client
+    from sealtrail.net.http import RetryPolicy, http_client
 
     key, cert = trust.signer()
     artifact = os.urandom(24)

@@ -22,9 +22,9 @@ import uvicorn
 from sigstore.oidc import IdentityToken
 from starlette.applications import Starlette
 
-from sealtrail.oidc import BuiltinIssuer, create_issuer_key, create_token_secret, email_subject
+from sealtrail.issuer import BuiltinIssuer, create_issuer_key, create_token_secret, email_subject
 from sealtrail.server._http import EXCEPTION_HANDLERS
-from sealtrail.server.oidc_api import MAX_TOKEN_REQUEST_BYTES, build_oidc_routes
+from sealtrail.server.issuer_api import MAX_TOKEN_REQUEST_BYTES, build_oidc_routes
 
 pytestmark = pytest.mark.integration
 

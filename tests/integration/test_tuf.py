@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 
 from sealtrail.errors import InputError, TrustUpdateError, UsageError
-from sealtrail.trust.tuf_client import (
+from sealtrail.trustroot.tuf_client import (
     ENV_TRUST_DIR,
     PUBLIC_GOOD,
     PUBLIC_GOOD_STAGING,
     TrustStore,
     default_cache_dir,
 )
-from sealtrail.trustrepo import RepoKeys, TrustRepository
+from sealtrail.tufrepo import RepoKeys, TrustRepository
 from tests.fakes.network import forbid_network
 from tests.samples import (
     BEACON_IDENTITY as IDENTITY,
@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.repo_dir`` at /tuf/ through the repository's own URL mapping."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        from sealtrail.trustrepo import resolve
+        from sealtrail.tufrepo import resolve
 
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
         found = None

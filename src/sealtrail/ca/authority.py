@@ -32,7 +32,7 @@ from sealtrail.ca.identities import (
     Principal,
     utf8_der,
 )
-from sealtrail.ca.tokens import IssuerConfig
+from sealtrail.ca.token_verifier import IssuerConfig
 from sealtrail.errors import CertificateRequestInvalidError, ConfigInvalidError, Error
 
 __all__ = ["CertificateAuthority", "PublicKeyTypes", "embedded_sct_response"]

@@ -67,7 +67,7 @@ def _sign_bundle(args: Any) -> str:
     if (trusted_root is None) != (signing_config is None):
         raise UsageError("give both --trusted-root and --signing-config, or neither")
     if trusted_root is None:
-        from sealtrail.trust import packaged_path
+        from sealtrail.trustroot import packaged_path
 
         instance = "staging" if args.staging else "production"
         trusted_root = packaged_path(instance, "trusted_root.json")
@@ -99,7 +99,7 @@ def _verify_bundle(args: Any) -> str:
     from sealtrail._internal.files import digest_file
     from sealtrail.batch import read_bundle
     from sealtrail.errors import UsageError
-    from sealtrail.trust import load_trusted_root
+    from sealtrail.trustroot import load_trusted_root
     from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
     from sealtrail.verify.verifier import Artifact, Verifier
 

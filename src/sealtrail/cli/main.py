@@ -255,7 +255,7 @@ def _report(outcomes: list[Any], args: Any) -> int:
 
 def _verify(args: Any) -> int:
     from sealtrail.batch import Pair, verify_many
-    from sealtrail.trust import read_trusted_root_bytes
+    from sealtrail.trustroot import read_trusted_root_bytes
 
     policy = _policy_from_args(args)
     if args.signature:
@@ -275,7 +275,7 @@ def _verify(args: Any) -> int:
             Artifact.from_digest(artifact)  # a malformed digest is a usage error, said once
         pairs.append(Pair(artifact, args.bundle or artifact + ".sigstore.json"))
     if args.instance:
-        from sealtrail.trust.tuf_client import TrustStore
+        from sealtrail.trustroot.tuf_client import TrustStore
 
         root_json = TrustStore().trusted_root_bytes(args.instance)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from sealtrail.cli._common import EXIT_OK, usage_error
 
 def trust(args: Any) -> int:
-    from sealtrail.trust.tuf_client import TrustStore
+    from sealtrail.trustroot.tuf_client import TrustStore
 
     store = TrustStore()
     if args.trust_command == "add":
@@ -118,7 +118,7 @@ def instance_commands(args: Any) -> int:
 def _ca_dry_run(instance: Any, args: Any) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    from sealtrail.ca.tokens import TokenVerifier
+    from sealtrail.ca.token_verifier import TokenVerifier
 
     if args.ca_command != "dry-run":
         raise usage_error("give a ca command: dry-run")

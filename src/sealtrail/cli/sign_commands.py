@@ -111,12 +111,12 @@ def _signing_context(args: Any) -> Any:
         path = args.trust_config or os.path.join(args.instance_dir, "trust", "trust_config.json")
         return SigningContext.from_trust_config(_read_small(path, "trust config"), version)
     if args.instance:
-        from sealtrail.trust.tuf_client import TrustStore
+        from sealtrail.trustroot.tuf_client import TrustStore
 
         store = TrustStore()
         return SigningContext.from_documents(store.trusted_root_bytes(args.instance),
                                              store.signing_config_bytes(args.instance), version)
-    from sealtrail.trust import packaged_path
+    from sealtrail.trustroot import packaged_path
 
     instance = "staging" if args.staging else "production"
     return SigningContext.from_documents(
@@ -159,7 +159,7 @@ def _passphrase(prompt: str, *, confirm: bool = False) -> bytes:
 
 def _builtin_issuer_source(args: Any) -> list[Any]:
     """With --instance-dir: the instance's built-in issuer, as a last token source."""
-    from sealtrail.transport.oidc import TokenSource
+    from sealtrail.identity.tokens import TokenSource
 
     if not args.instance_dir:
         return []
@@ -198,7 +198,7 @@ def _make_signer(args: Any, context: Any) -> Any:
                                _passphrase(f"passphrase for {args.key}: "))
         return Signer(context, private_key=key, max_workers=args.jobs)
     from sealtrail.sign.certificate_request import CertificateRequest
-    from sealtrail.transport.oidc import find_identity_token
+    from sealtrail.identity.tokens import find_identity_token
 
     # Unread: its claims (and PyJWT, about 8 ms to load) are needed only if the CA refuses
     # it, to say why; the certificate line below names the identity it certifies.

@@ -52,7 +52,7 @@ from sealtrail.errors import (
     LogStorageError,
     UsageError,
 )
-from sealtrail.log import proofs as _proofs
+from sealtrail.merkle import tile_proofs as _proofs
 from sealtrail.log._integrate import Edge, TileWrite, edge_levels, integrate
 from sealtrail.log.storage import LogStorage
 from sealtrail.log.storage.protocols import IntegrationState, NewEntry

@@ -3,7 +3,7 @@
 Declarative classes decoded and encoded by cryptography's Rust DER codec (strict DER: an
 indefinite or non-minimal length, an unsorted SET OF, an explicitly encoded DEFAULT or
 trailing bytes are refused). :mod:`sealtrail.models.rfc3161` parses tokens with them and
-:mod:`sealtrail.transport.tsa` builds requests and checks replies with them.
+:mod:`sealtrail.clients.tsa` builds requests and checks replies with them.
 
 Conventions:
 
@@ -355,7 +355,7 @@ class SignedData:
     signer_infos: asn1.SetOf[SignerInfo]
 
 
-# -- what sealtrail writes (sealtrail.transport.tsa and sealtrail.tsa) --------------------
+# -- what sealtrail writes (sealtrail.clients.tsa and sealtrail.tsa) --------------------
 
 # SHA-2 AlgorithmIdentifiers as sealtrail writes them: NULL parameters, as asn1crypto and
 # OpenSSL write them (SPEC: RFC 5754 §2 lets readers accept both NULL and absent). Shared,

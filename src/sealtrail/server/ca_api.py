@@ -28,10 +28,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sealtrail.ca.authority import CertificateAuthority, embedded_sct_response
-from sealtrail.ca.tokens import IssuerConfig, TokenVerifier
+from sealtrail.ca.token_verifier import IssuerConfig, TokenVerifier
 from sealtrail.errors import CertificateRequestInvalidError, ServiceUnavailableError, TokenInvalidError
 from sealtrail.server._http import read_json
-from sealtrail.transport._http import HttpClient, RetryPolicy, http_client
+from sealtrail.net.http import HttpClient, RetryPolicy, http_client
 
 __all__ = ["build_ca_routes", "make_fetch_json"]
 
@@ -46,7 +46,7 @@ FETCH_TIMEOUT_SECONDS = 5.0
 
 def make_fetch_json(*, timeout: float = FETCH_TIMEOUT_SECONDS, max_bytes: int = MAX_FETCH_BYTES,
                     client: HttpClient | None = None) -> Callable[[str], Any]:
-    """An HTTP ``fetch_json(url)`` for :class:`~sealtrail.ca.tokens.TokenVerifier`.
+    """An HTTP ``fetch_json(url)`` for :class:`~sealtrail.ca.token_verifier.TokenVerifier`.
 
     GET with a total deadline of ``timeout`` seconds, no redirects, a response size limit
     of ``max_bytes`` and status 200 required; raises ``ValueError`` otherwise (the verifier

@@ -1,7 +1,7 @@
 """A whole self-hosted instance: create it (`sealtrail init`) and serve it (`sealtrail serve`).
 
 See docs/instance.md for the directory layout and the URLs. This module only wires: keys and
-certificates come from `sealtrail.ca`, `sealtrail.tsa`, `sealtrail.oidc`, `sealtrail.trustrepo`
+certificates come from `sealtrail.ca`, `sealtrail.tsa`, `sealtrail.issuer`, `sealtrail.tufrepo`
 and the log directory; the trust documents from `sealtrail.models.trust_documents`.
 """
 
@@ -148,8 +148,8 @@ class Instance:
              passphrase: bytes | None = None, operator: str = "sealtrail") -> "Instance":
         """Create every key, certificate, log, trust document and the TUF repository."""
         from sealtrail.ca.keys import create_ca, create_ct_key, save_ct_key
-        from sealtrail.oidc import create_issuer_key, create_token_secret
-        from sealtrail.trustrepo import RepoKeys, TrustRepository
+        from sealtrail.issuer import create_issuer_key, create_token_secret
+        from sealtrail.tufrepo import RepoKeys, TrustRepository
         from sealtrail.tsa.keys import create_tsa
 
         instance = cls(directory, passphrase=passphrase)
@@ -271,7 +271,7 @@ class Instance:
 
     def publish_trust(self) -> int:
         """Rebuild the trust documents (after a rotation) and publish them through TUF."""
-        from sealtrail.trustrepo import RepoKeys, TrustRepository
+        from sealtrail.tufrepo import RepoKeys, TrustRepository
 
         trusted_root, signing_config = self._write_trust_documents(self.config())
         keys = RepoKeys.load(self.path("keys", "tuf"), password=self.passphrase())
@@ -282,7 +282,7 @@ class Instance:
     # -- tokens from the built-in issuer -------------------------------------------------
     def builtin_issuer(self, kind: str = "email") -> Any:
         """The built-in issuer for ``kind`` ``email`` or ``github`` identities."""
-        from sealtrail.oidc import BuiltinIssuer, load_issuer_key
+        from sealtrail.issuer import BuiltinIssuer, load_issuer_key
 
         config = self.config()
         with open(self.path("keys", "oidc.pem"), "rb") as handle:
@@ -295,7 +295,7 @@ class Instance:
 
     def refresh_tuf(self) -> tuple[str, ...]:
         """Re-sign TUF metadata that is close to expiry (the timestamp lives one day)."""
-        from sealtrail.trustrepo import RepoKeys, TrustRepository
+        from sealtrail.tufrepo import RepoKeys, TrustRepository
 
         keys = RepoKeys.load(self.path("keys", "tuf"), password=self.passphrase())
         return TrustRepository.open(self.path("tuf"), keys).refresh_expiring()
@@ -339,7 +339,7 @@ class Instance:
 
     def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], list[Any]]:
         """(issuer configs, JWKS fetcher, built-in issuers) as the CA sees them."""
-        from sealtrail.ca.tokens import IssuerConfig
+        from sealtrail.ca.token_verifier import IssuerConfig
         from sealtrail.server.ca_api import make_fetch_json
 
         config = self.config()
@@ -362,13 +362,13 @@ class Instance:
         from starlette.responses import FileResponse, JSONResponse, Response
         from starlette.routing import Route
 
-        from sealtrail.ca.tokens import TokenVerifier
+        from sealtrail.ca.token_verifier import TokenVerifier
         from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError
         from sealtrail.server.ca_api import build_ca_routes
         from sealtrail.server.log_api import log_routes
-        from sealtrail.server.oidc_api import build_oidc_routes
+        from sealtrail.server.issuer_api import build_oidc_routes
         from sealtrail.server.tsa_api import build_tsa_routes
-        from sealtrail.trustrepo import resolve
+        from sealtrail.tufrepo import resolve
         from sealtrail.tsa.authority import TimestampAuthority
         from sealtrail.tsa.keys import load_tsa
 

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail._internal.clock import utcnow
 from sealtrail.errors import TokenInvalidError, UsageError
 from sealtrail.sign.context import SigningContext
-from sealtrail.transport._http import HttpClient, http_client
-from sealtrail.transport.ca import CAClient, SigningCertificate
-from sealtrail.transport.oidc import IdentityToken
+from sealtrail.net.http import HttpClient, http_client
+from sealtrail.clients.ca import CAClient, SigningCertificate
+from sealtrail.identity.tokens import IdentityToken
 
 __all__ = ["CertificateRequest", "signing_request"]
 

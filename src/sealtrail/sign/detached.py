@@ -24,8 +24,8 @@ from sealtrail.errors import (
     SignatureInvalidError,
     TlogEntryMismatchError,
 )
-from sealtrail.transport._http import HttpClient, RetryPolicy, http_client
-from sealtrail.transport.rekor import MAX_LOG_RESPONSE_BYTES, tlog_entry_from_v1
+from sealtrail.net.http import HttpClient, RetryPolicy, http_client
+from sealtrail.clients.rekor import MAX_LOG_RESPONSE_BYTES, tlog_entry_from_v1
 
 __all__ = ["bundle_from_detached", "read_detached_signature"]
 

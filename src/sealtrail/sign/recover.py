@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from sealtrail.errors import InputError, LogError, ServiceUnavailableError
-from sealtrail.log.proofs import inclusion_proof_from_tiles
+from sealtrail.merkle.tile_proofs import inclusion_proof_from_tiles
 from sealtrail.merkle.tiles import (
     ENTRY_BUNDLE_WIDTH,
     MAX_ENTRY_SIZE,
@@ -25,7 +25,7 @@ from sealtrail.merkle.tiles import (
 )
 from sealtrail.models.checkpoint import Checkpoint, SignedNote
 from sealtrail.models.trusted_root import TrustedRoot
-from sealtrail.transport._http import HttpClient
+from sealtrail.net.http import HttpClient
 
 __all__ = ["recover_v2_entry"]
 

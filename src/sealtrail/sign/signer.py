@@ -67,10 +67,10 @@ from sealtrail.sign.processes import (
     run_in_processes,
 )
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
-from sealtrail.transport._http import HttpClient, http_client
-from sealtrail.transport.oidc import IdentityToken
-from sealtrail.transport.rekor import RekorV1Client, RekorV2Client
-from sealtrail.transport.tsa import TSAClient
+from sealtrail.net.http import HttpClient, http_client
+from sealtrail.identity.tokens import IdentityToken
+from sealtrail.clients.rekor import RekorV1Client, RekorV2Client
+from sealtrail.clients.tsa import TSAClient
 # The bundles made here carry timestamps: the verifier's timestamp module (which the verifier
 # imports on first use) is loaded now, before helper processes fork, and not by each
 # verifying thread while the workers compete for the interpreter (1-3.5 ms measured there).

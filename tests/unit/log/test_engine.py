@@ -586,7 +586,7 @@ def test_open_checks_its_arguments() -> None:
 def test_the_tile_directory_alone_serves_the_read_api(tmp_path) -> None:
     # What a static file server or CDN would serve: the checkpoint, tiles and bundles,
     # enough for a client to prove inclusion and consistency without the engine.
-    from sealtrail.log.proofs import consistency_proof_from_tiles, inclusion_proof_from_tiles
+    from sealtrail.merkle.tile_proofs import consistency_proof_from_tiles, inclusion_proof_from_tiles
     from sealtrail.merkle.tiles import entries_path
 
     engine = LogEngine.open(config(V2, batch_max=64, batch_wait=0),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sealtrail.errors import UsageError
 from sealtrail.log._integrate import Edge, TileWrite, integrate
-from sealtrail.log.proofs import (
+from sealtrail.merkle.tile_proofs import (
     TileFetcherSource,
     consistency_proof,
     consistency_proof_from_tiles,

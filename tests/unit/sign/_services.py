@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.log.entries import canonicalize_v1, canonicalize_v2
 from sealtrail.merkle.tiles import TILE_HEIGHT, encode_entry_bundle, encode_tile, parse_tile_path
 from sealtrail.merkle.tree import compute_root
-from sealtrail.transport._http import HttpClient, HttpRequest, HttpResponse, http_client
+from sealtrail.net.http import HttpClient, HttpRequest, HttpResponse, http_client
 from tests.fakes.http import respond
 from tests.fakes.instance import FakeInstance, FakeRekor
 

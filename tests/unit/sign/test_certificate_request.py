@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.errors import CertChainInvalidError, TokenInvalidError, UsageError
 from sealtrail.sign import Signer, SigningContext
 from sealtrail.sign.certificate_request import CertificateRequest
-from sealtrail.transport.oidc import IdentityToken
+from sealtrail.identity.tokens import IdentityToken
 from tests.fakes.ca import FakeCA
 from tests.unit.sign._services import FakeServices, make_token
 
@@ -96,7 +96,7 @@ def test_importing_the_request_does_not_load_the_signer() -> None:
     # What the CLI relies on to ask the CA while the signer's modules load.
     code = ("import sys, sealtrail.sign.outputs, sealtrail.sign.certificate_request; "
             "print(sorted(m for m in sys.modules if m in ('sealtrail.sign.signer', "
-            "'sealtrail.verify.verifier', 'sealtrail.transport.tsa')))")
+            "'sealtrail.verify.verifier', 'sealtrail.clients.tsa')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
@@ -127,7 +127,7 @@ def test_an_unread_token_is_only_sent_and_stays_unread(services: FakeServices) -
 
 
 def test_an_unread_token_does_not_load_pyjwt() -> None:
-    code = ("import sys; from sealtrail.transport.oidc import IdentityToken; "
+    code = ("import sys; from sealtrail.identity.tokens import IdentityToken; "
             "t = IdentityToken.unread('a.b.c'); print('jwt' in sys.modules, t.is_read)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

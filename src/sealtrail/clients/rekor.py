@@ -1,0 +1,130 @@
+"""Clients for Rekor v1 and Rekor v2 logs, returning bundle ``tlogEntries`` items.
+
+SPEC: sigstore-wire.md §3 (v1 LogEntry) and §4 (v2 TransparencyLogEntry); protobuf-specs
+TransparencyLogEntry (bundle JSON: int64 as strings, bytes as base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from sealtrail.errors import LogEntryInvalidError, LogError, ServiceUnavailableError
+from sealtrail.net.http import HttpClient, HttpResponse, http_client
+
+__all__ = ["MAX_LOG_RESPONSE_BYTES", "RekorV1Client", "RekorV2Client", "tlog_entry_from_v1"]
+
+# An entry answer carries the canonicalized body (a DSSE envelope of up to 16 MiB of payload,
+# base64 inside base64) plus its proof: generous, but bounded.
+MAX_LOG_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def tlog_entry_from_v1(response: Any) -> dict[str, Any]:
+    """Convert a Rekor v1 ``{entryID: LogEntry}`` map into a bundle tlog entry."""
+    try:
+        ((_, entry),) = response.items()
+        body = base64.b64decode(entry["body"], validate=True)
+        kind_version = json.loads(body)
+        verification = entry["verification"]
+        proof = verification["inclusionProof"]
+        return {
+            "logIndex": str(entry["logIndex"]),
+            "logId": {"keyId": _b64(bytes.fromhex(entry["logID"]))},
+            "kindVersion": {"kind": kind_version["kind"], "version": kind_version["apiVersion"]},
+            "integratedTime": str(entry["integratedTime"]),
+            "inclusionPromise": {"signedEntryTimestamp": verification["signedEntryTimestamp"]},
+            "inclusionProof": {
+                "logIndex": str(proof["logIndex"]),
+                "rootHash": _b64(bytes.fromhex(proof["rootHash"])),
+                "treeSize": str(proof["treeSize"]),
+                "hashes": [_b64(bytes.fromhex(h)) for h in proof["hashes"]],
+                "checkpoint": {"envelope": proof["checkpoint"]},
+            },
+            "canonicalizedBody": entry["body"],
+        }
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise LogError(f"Rekor v1 response is malformed: {exc}") from exc
+
+
+class _Client:
+    def __init__(self, base_url: str, client: HttpClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        # The shared client: timeouts, and retries when the log is unreachable or busy.
+        self._client = client or http_client()
+
+    def _send(self, method: str, path: str, body: bytes | None = None) -> HttpResponse:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            return self._client.request(method, self.base_url + path, body=body,
+                                        headers=headers, service=f"the log at {self.base_url}",
+                                        limit=MAX_LOG_RESPONSE_BYTES)
+        except ServiceUnavailableError as exc:
+            # Log clients report every log failure as a LogError; the message says which
+            # ("cannot reach the log at ...", "... did not answer in time").
+            raise LogError(exc.message, expected=exc.expected, actual=exc.actual) from exc
+
+    def _post(self, path: str, payload: Any) -> HttpResponse:
+        response = self._send("POST", path,
+                              json.dumps(payload, separators=(",", ":")).encode())
+        if response.status == 409:
+            raise LogEntryInvalidError("the log already holds this entry",
+                                       actual=response.headers.get("location")
+                                       or response.headers.get("x-log-index"))
+        if response.status >= 400:
+            raise LogError(f"the log refused the entry (HTTP {response.status}): "
+                           f"{response.text[:300]}")
+        return response
+
+    def _get(self, path: str) -> HttpResponse:
+        response = self._send("GET", path)
+        if response.status >= 400:
+            raise LogError(f"the log could not return the entry (HTTP {response.status})")
+        return response
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RekorV1Client(_Client):
+    """POST /api/v1/log/entries and friends."""
+
+    def create_entry(self, proposed: dict[str, Any]) -> dict[str, Any]:
+        """Log ``proposed`` ({apiVersion, kind, spec}); return the bundle tlog entry."""
+        try:
+            response = self._post("/api/v1/log/entries", proposed)
+        except LogEntryInvalidError as exc:
+            # 409: the log already holds this very entry -- typically our own earlier attempt,
+            # whose answer was lost. The entry (same body, same signature) is what we want.
+            location = exc.actual if isinstance(exc.actual, str) else None
+            if not location or not location.startswith("/api/v1/log/entries/"):
+                raise
+            response = self._get(location)
+        try:
+            return tlog_entry_from_v1(response.json())
+        except ValueError as exc:
+            raise LogError("Rekor v1 response is not JSON") from exc
+
+
+class RekorV2Client(_Client):
+    """POST <log>/api/v2/log/entries."""
+
+    def create_entry(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Log ``request`` (hashedRekordRequestV002 / dsseRequestV002); return the tlog entry."""
+        response = self._post("/api/v2/log/entries", request)
+        try:
+            entry = response.json()
+        except ValueError as exc:
+            raise LogError("Rekor v2 response is not JSON") from exc
+        if not isinstance(entry, dict):
+            raise LogError("Rekor v2 response is not a JSON object")
+        # A bundle carries no inclusionPromise for v2 entries.
+        return {k: v for k, v in entry.items() if not (k == "inclusionPromise" and v is None)}
+
+
