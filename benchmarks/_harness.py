@@ -56,18 +56,44 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_port() -> int:
+    return _free_port()
+
+
 @contextlib.contextmanager
-def local_instance(root: Path) -> Iterator[LocalInstance]:
+def local_instance(root: Path, *, port: int | None = None,
+                   public_url: str | None = None) -> Iterator[LocalInstance]:
     """A fresh instance under ``root`` (``sealtrail init`` + ``serve``), served until the
-    block ends."""
+    block ends. With ``public_url``, the trust documents (and so every client) name that URL
+    instead of the instance's own address (a relay in front of it, for example)."""
     directory = root / "instance"
-    port = _free_port()
+    port = port or _free_port()
+    extra = ["--public-url", public_url] if public_url else []
     subprocess.run([str(BIN / "sealtrail"), "init", str(directory), "--port", str(port),
-                    "--builtin-issuer"], check=True, capture_output=True)
+                    "--builtin-issuer", *extra], check=True, capture_output=True)
     port_file = root / "port"
     with serving([str(BIN / "sealtrail"), "serve", str(directory), "--port-file", str(port_file)],
                  port_file, "instance") as server:
         token = subprocess.run([str(BIN / "sealtrail"), "token", "email", "bench@example.com",
                                 "--instance", str(directory)], check=True, capture_output=True,
                                text=True).stdout.strip()
-        yield LocalInstance(directory, f"http://127.0.0.1:{port}", server, token)
+        yield LocalInstance(directory, public_url or f"http://127.0.0.1:{port}", server, token)
+
+
+# Budgets a benchmark found exceeded (run_all.py exits non-zero when this is not empty).
+FAILURES: list[str] = []
+
+
+def spread(ratios: list[float], fmt: str = "{:.2f}") -> str:
+    """The median of per-pair ratios with the lowest and highest pair: '**2.31x** (1.90-2.60)'."""
+    import statistics
+
+    ordered = sorted(ratios)
+    return (f"**{fmt.format(statistics.median(ordered))}x** "
+            f"({fmt.format(ordered[0])}-{fmt.format(ordered[-1])})")
+
+
+def median_time(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
