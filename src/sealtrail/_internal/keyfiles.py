@@ -12,11 +12,14 @@ import os
 import stat
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.x509.oid import NameOID
 
 from sealtrail._internal.clock import utcnow
@@ -113,7 +116,7 @@ def read_bounded(path: str | os.PathLike[str], limit: int = MAX_PEM_BYTES, *,
     return data
 
 
-def private_key_pem(key: Any, passphrase: bytes | None = None) -> bytes:
+def private_key_pem(key: PrivateKeyTypes, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM, encrypted with cryptography's best available scheme when a passphrase is given."""
     if passphrase is not None and (not isinstance(passphrase, bytes) or not passphrase):
         raise ConfigInvalidError("key passphrase must be non-empty bytes")
@@ -124,13 +127,13 @@ def private_key_pem(key: Any, passphrase: bytes | None = None) -> bytes:
                              encryption)
 
 
-def write_private_key(path: str | os.PathLike[str], key: Any, *,
+def write_private_key(path: str | os.PathLike[str], key: PrivateKeyTypes, *,
                       passphrase: bytes | None = None) -> None:
     """Write ``key`` as PKCS#8 PEM to a new file of mode 0600 (never overwrites)."""
     write_exclusive(path, private_key_pem(key, passphrase), 0o600)
 
 
-def load_private_key(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Any:
+def load_private_key(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> PrivateKeyTypes:
     """Read a PEM private key written by :func:`write_private_key`.
 
     Refuses (:class:`ConfigInvalidError`) a file that group or others may read;
@@ -194,7 +197,7 @@ def validity_window(now: datetime | None, validity: timedelta) -> tuple[datetime
     return start, start + validity
 
 
-def ca_certificate_builder(subject: x509.Name, issuer: x509.Name, public_key: Any,
+def ca_certificate_builder(subject: x509.Name, issuer: x509.Name, public_key: CertificatePublicKeyTypes,
                            start: datetime, end: datetime, *,
                            path_length: int) -> x509.CertificateBuilder:
     """A builder for a CA certificate (the CA's and the TSA's roots and intermediates):

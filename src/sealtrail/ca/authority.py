@@ -48,8 +48,9 @@ MAX_KEY_PEM_CHARS = 16 * 1024
 MAX_PROOF_BYTES = 1024
 # SPEC: sigstore-wire.md §1 "Client keys": Fulcio's default registry.
 _CURVES = ("secp256r1", "secp384r1", "secp521r1")
-_CURVE_HASHES = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384,
-                 "secp521r1": hashes.SHA512}
+_SigningHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+_CURVE_HASHES: dict[str, type[_SigningHash]] = {
+    "secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 4096
 
@@ -68,12 +69,10 @@ def embedded_sct_response(chain: Sequence[x509.Certificate]) -> dict[str, Any]:
         "certificates": [_pem(cert) for cert in chain]}}}
 
 
-def _signing_hash(key: Any) -> hashes.HashAlgorithm | None:
+def _signing_hash(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> _SigningHash:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return _CURVE_HASHES[key.curve.name]()
-    if isinstance(key, rsa.RSAPrivateKey):
-        return hashes.SHA256()
-    return None
+    return hashes.SHA256()
 
 
 def _check_key(key: Any) -> PublicKeyTypes:
@@ -141,10 +140,10 @@ class CertificateAuthority:
                                      actual=len(chain), expected=">= 2")
         # SPEC: sigstore-wire.md §0: the issuing CA must not be Ed25519; §2: the SCT issuer
         # key must be EC or RSA.
-        self._hash = _signing_hash(intermediate_key)
-        if self._hash is None:
+        if not isinstance(intermediate_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
             raise ConfigInvalidError("the CA intermediate key must be ECDSA or RSA",
                                      actual=type(intermediate_key).__name__)
+        self._hash = _signing_hash(intermediate_key)
         if intermediate_key.public_key() != chain[0].public_key():
             raise ConfigInvalidError("the CA intermediate key does not match chain[0]")
         self._key = intermediate_key
@@ -155,7 +154,9 @@ class CertificateAuthority:
         self._on_issue = on_issue
         self._issuer_spki = chain[0].public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(chain[0].public_key())
+        # (The intermediate key's public half, which is chain[0]'s, as checked above.)
+        self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            intermediate_key.public_key())
         # The precertificate is signed only to obtain its TBS bytes, which depend on the
         # signature *algorithm* (ecdsa-with-SHA384) but not on the key: a P-256 key signs
         # several times faster than P-384. The final certificate is signed with the real key,

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from sealtrail._internal.encoding import b64decode, require_list
 from sealtrail.errors import CertificateRequestInvalidError, ConfigInvalidError
@@ -45,7 +46,7 @@ MAX_CERT_BYTES = 64 * 1024
 E = CertificateRequestInvalidError
 
 
-def _spki(public_key: Any) -> bytes:
+def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -202,6 +203,7 @@ def _tbs_without_poison(precert_der: bytes) -> bytes:
     try:
         stripped = tbs.copy()
         stripped["extensions"] = asn1_x509.Extensions(kept) if kept else None
-        return stripped.dump(force=False)
+        der: bytes = stripped.dump(force=False)
+        return der
     except (ValueError, TypeError) as exc:
         raise E("precertificate TBS cannot be re-encoded") from exc

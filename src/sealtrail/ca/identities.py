@@ -53,7 +53,8 @@ _SAN_KINDS = ("uri", "email", "othername")
 
 def utf8_der(text: str) -> bytes:
     """DER UTF8String, the encoding of the Fulcio extensions from .1.8 on."""
-    return core.UTF8String(text).dump()
+    der: bytes = core.UTF8String(text).dump()
+    return der
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,7 @@ def principal_from_claims(identity_type: IdentityType, claims: Mapping[str, Any]
     values["_base"] = base.rstrip("/")
     for name, (claim, options) in identity_type.choices.items():
         selector = _claim_text(claims, claim)
-        if selector not in options:
+        if selector is None or selector not in options:
             raise T(f"token claim {claim} has an unexpected value", actual=selector,
                     expected=sorted(options))
         values[name] = _render(options[selector], values, claims, identity_type.name)

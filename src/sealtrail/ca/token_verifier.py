@@ -363,7 +363,7 @@ class TokenVerifier:
             fresh = cached is not None and now - cached.fetched_at < self._jwks_ttl
             if fresh and not refresh:
                 return cached
-            if fresh and refresh:
+            if fresh and refresh and cached is not None:
                 if now - cached.last_refetch < self._refetch_interval:
                     return None
                 cached.last_refetch = now  # claim the refetch before fetching, outside the lock

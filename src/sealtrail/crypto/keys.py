@@ -30,7 +30,8 @@ HASHES: dict[str, str] = {
     "sha512": "sha512",
 }
 
-_CRYPTO_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_CRYPTO_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 # SPEC: protobuf-specs sigstore_common.proto PublicKeyDetails -> (family, curve or size, hash).
 _DETAILS: dict[str, tuple[str, str | int | None, str | None]] = {
@@ -90,9 +91,11 @@ class PublicKey(NamedTuple):
                 or (family.startswith("rsa") and isinstance(key, rsa.RSAPublicKey)
                     and (param is None or key.key_size == param))
             )
-            if not ok:
+            # (``ok`` implies the isinstance check, which tells the type checker the type.)
+            if not ok or not isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey,
+                                              rsa.RSAPublicKey)):
                 raise error("public key does not match its key details", actual=details)
-            return cls(key, family, digest, details)  # type: ignore[arg-type]
+            return cls(key, family, digest, details)
         if isinstance(key, ec.EllipticCurvePublicKey):
             digest = _CURVE_HASH.get(key.curve.name)
             if digest is None:
@@ -147,7 +150,8 @@ class PublicKey(NamedTuple):
         digest_name = hash_name or self.default_hash
         try:
             if self.family == "ed25519":
-                self.key.verify(signature, data)  # type: ignore[call-arg]
+                assert isinstance(self.key, ed25519.Ed25519PublicKey)
+                self.key.verify(signature, data)
                 return True
             if self.family == "ed25519ph":
                 return False  # Ed25519ph is not supported by cryptography; never accept.
@@ -170,14 +174,18 @@ class PublicKey(NamedTuple):
 
     def _verify_digest(self, signature: bytes, digest: bytes, hash_name: str) -> bool:
         algorithm = Prehashed(_CRYPTO_HASHES[hash_name]())
+        # from_key ties each family to its key type.
         if self.family == "ecdsa":
-            self.key.verify(signature, digest, ec.ECDSA(algorithm))  # type: ignore[call-arg]
+            assert isinstance(self.key, ec.EllipticCurvePublicKey)
+            self.key.verify(signature, digest, ec.ECDSA(algorithm))
         elif self.family == "rsa-pkcs1":
-            self.key.verify(signature, digest, padding.PKCS1v15(), algorithm)  # type: ignore[call-arg]
+            assert isinstance(self.key, rsa.RSAPublicKey)
+            self.key.verify(signature, digest, padding.PKCS1v15(), algorithm)
         elif self.family == "rsa-pss":
+            assert isinstance(self.key, rsa.RSAPublicKey)
             pss = padding.PSS(mgf=padding.MGF1(_CRYPTO_HASHES[hash_name]()),
                               salt_length=padding.PSS.AUTO)
-            self.key.verify(signature, digest, pss, algorithm)  # type: ignore[call-arg]
+            self.key.verify(signature, digest, pss, algorithm)
         else:
             return False
         return True

@@ -312,7 +312,8 @@ class BuiltinIssuer:
 
     def mint(self, request: TokenRequest) -> str:
         """Mint the token a parsed HTTP :class:`~sealtrail.issuer.request.TokenRequest` asks for."""
-        minters = {"email": self.mint_email, "github-workflow": self.mint_github_workflow}
+        minters: dict[str, Callable[..., str]] = {"email": self.mint_email,
+                                                  "github-workflow": self.mint_github_workflow}
         minter = minters.get(request.kind)
         if minter is None:
             raise UsageError("unknown token kind", expected="email or github-workflow",

@@ -126,7 +126,9 @@ class TileRef(NamedTuple):
     """A parsed tile path. ``level`` is None for an entry bundle; ``width`` None if full."""
 
     level: int | None
-    index: int
+    # The field shadows tuple.index, which mypy reports as an incompatible override; the
+    # name is the API (callers unpack ``level, index, width`` and read ``ref.index``).
+    index: int  # type: ignore[assignment]
     width: int | None
 
     @property

@@ -470,6 +470,7 @@ def _parse_signature_algorithm(
         hash_algorithm = params.hash_algorithm
         digest = "sha1" if hash_algorithm is None else _digest_name(hash_algorithm.algorithm)
         mgf = params.mask_gen_algorithm
+        mgf_hash: str | None
         if mgf is None:  # the DEFAULT: MGF1 with SHA-1
             mgf_name, mgf_hash = "mgf1", "sha1"
         else:

@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator
 
 import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -57,7 +57,9 @@ class LogService:
     name: str
     api_version: int  # 1 (Rekor v1 API) or 2 (Rekor v2 API + tiles)
     engine: LogEngine
-    private_key: Any  # signs Rekor v1 SETs (the checkpoint signer lives in the engine)
+    # Signs Rekor v1 SETs (the checkpoint signer lives in the engine): ECDSA P-256 for v1 logs,
+    # Ed25519 for v2 logs.
+    private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     public_key: PublicKey
     log_id: bytes  # v1: SHA-256(SPKI); v2: the signed-note key id
     tree_id: int = 0  # v1 only
@@ -76,6 +78,7 @@ class LogService:
         """SPEC: Rekor v1 SET: the log key signs JCS of body, integratedTime, logID, logIndex."""
         payload = rfc8785.dumps({"body": _b64(body), "integratedTime": integrated_time,
                                  "logID": self.log_id_hex, "logIndex": global_index})
+        assert isinstance(self.private_key, ec.EllipticCurvePrivateKey)  # v1 logs only
         return self.private_key.sign(payload, ec.ECDSA(hashes.SHA256()))
 
 
@@ -365,7 +368,7 @@ class _V2:
         except InputError as exc:
             raise ApiError(404, "NOT_FOUND", exc.diagnostics()) from None
         engine = self.service.engine
-        data = (engine.read_entry_bundle(ref.index, ref.width) if ref.is_entries
+        data = (engine.read_entry_bundle(ref.index, ref.width) if ref.level is None
                 else engine.read_tile(ref.level, ref.index, ref.width))
         # SPEC: C2SP tlog-tiles: full tiles never change, so caches may keep them forever.
         cache = PARTIAL_TILE_CACHE if ref.is_partial else FULL_TILE_CACHE

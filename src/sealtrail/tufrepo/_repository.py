@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.keyfiles import write_atomic
@@ -38,12 +38,15 @@ from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.tufrepo._keys import ROLES, RepoKeys
 
 if TYPE_CHECKING:
-    from tuf.api.metadata import Metadata, TargetFile
+    from tuf.api.metadata import Metadata, Root, Signed, Snapshot, TargetFile, Targets, Timestamp
 
 try:  # POSIX: serialise writers (a server refreshing the timestamp, a CLI publishing).
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+# One of the four top-level roles' signed parts (tuf's own Metadata type variable).
+_Role = TypeVar("_Role", "Root", "Snapshot", "Targets", "Timestamp")
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -171,8 +174,15 @@ class _State:
         self.metadata = metadata
         self.raw = raw
 
-    def signed(self, role: str) -> Any:
-        return self.metadata[role].signed
+    def signed(self, role: str) -> Signed:
+        """The signed part of ``role``'s metadata (its version and expiry)."""
+        signed: Signed = self.metadata[role].signed
+        return signed
+
+    def targets(self) -> Targets:
+        """The signed part of the targets metadata."""
+        targets: Targets = self.metadata["targets"].signed
+        return targets
 
 
 class TrustRepository:
@@ -268,13 +278,13 @@ class TrustRepository:
 
     def target_names(self) -> tuple[str, ...]:
         """The names of the current targets, sorted."""
-        return tuple(sorted(self._load().signed("targets").targets))
+        return tuple(sorted(self._load().targets().targets))
 
     def read_target(self, name: str) -> bytes:
         """The content of target ``name``, checked against the signed length and hash."""
         from tuf.api.exceptions import LengthOrHashMismatchError
 
-        info = self._load().signed("targets").targets.get(name)
+        info = self._load().targets().targets.get(name)
         if info is None:
             raise UsageError("no such target in the TUF repository", actual=name)
         with self._io("read"):
@@ -463,7 +473,7 @@ class TrustRepository:
             files[name] = info
         return files
 
-    def _sign(self, role: str, signed: Any) -> tuple[Metadata[Any], bytes]:
+    def _sign(self, role: str, signed: _Role) -> tuple[Metadata[_Role], bytes]:
         from tuf.api.metadata import Metadata
 
         md = Metadata(signed)
@@ -528,7 +538,7 @@ class TrustRepository:
         targets_raw, targets_version = state.raw["targets"], state.signed("targets").version
         snapshot_raw, snapshot_version = state.raw["snapshot"], state.signed("snapshot").version
         if role == "targets":
-            files = target_files if target_files is not None else state.signed("targets").targets
+            files = target_files if target_files is not None else state.targets().targets
             targets_version += 1
             targets_raw = self._write_targets(files, targets_version, when)
         if role in ("targets", "snapshot"):

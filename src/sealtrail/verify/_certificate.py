@@ -275,7 +275,8 @@ def _single_sct(leaf: x509.Certificate) -> SignedCertificateTimestamp:
     E = SCTInvalidError
     extensions = _extensions(leaf, E)
     try:
-        scts = list(extensions.get_extension_for_class(
+        # (cryptography leaves the items of this extension untyped.)
+        scts: list[SignedCertificateTimestamp] = list(extensions.get_extension_for_class(
             x509.PrecertificateSignedCertificateTimestamps).value)
     except x509.ExtensionNotFound:
         raise E("certificate has no embedded SCT", expected=1, actual=0) from None

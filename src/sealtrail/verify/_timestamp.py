@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -33,6 +34,8 @@ __all__ = ["MAX_TIMESTAMPS", "verify_timestamp", "verify_timestamps"]
 MAX_TIMESTAMPS = 32
 
 E = TimestampInvalidError
+
+_ExtensionType = TypeVar("_ExtensionType", bound=x509.ExtensionType)
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -263,8 +266,8 @@ def _check_cms(token: TimestampToken, leaf: x509.Certificate) -> None:
                                    "certificate")) from exc
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType],
-               rank: int) -> x509.Extension | None:
+def _extension(cert: x509.Certificate, kind: type[_ExtensionType],
+               rank: int) -> x509.Extension[_ExtensionType] | None:
     # cryptography parses extensions lazily; a malformed one surfaces here as ValueError.
     try:
         return cert.extensions.get_extension_for_class(kind)
@@ -275,7 +278,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType],
                               actual=str(exc))) from exc
 
 
-def _eku(cert: x509.Certificate, rank: int) -> x509.Extension | None:
+def _eku(cert: x509.Certificate, rank: int) -> x509.Extension[x509.ExtendedKeyUsage] | None:
     return _extension(cert, x509.ExtendedKeyUsage, rank)
 
 

@@ -40,6 +40,11 @@ class IdentityPolicy:
     """
 
     __slots__ = ("identity", "identity_regexp", "issuer", "issuer_regexp", "extensions")
+    identity: str | None
+    identity_regexp: str | None
+    issuer: str | None
+    issuer_regexp: str | None
+    extensions: dict[str, str]
 
     def __init__(self, *, identity: str | None = None, identity_regexp: str | None = None,
                  issuer: str | None = None, issuer_regexp: str | None = None,
@@ -110,6 +115,7 @@ class KeyPolicy:
     """Managed-key policy: the bundle must be signed by this public key (PEM)."""
 
     __slots__ = ("public_key_pem",)
+    public_key_pem: bytes
 
     def __init__(self, public_key_pem: bytes) -> None:
         PublicKey.from_pem(public_key_pem)  # fail early on a malformed key
