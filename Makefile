@@ -11,7 +11,7 @@ NPM_STAMP := interop/node_modules/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[server,test]'
 	@# An editable install compiles nothing; without bytecode every CLI start recompiles sources.
 	$(PY) -m compileall -q src/sealtrail
 	touch $(STAMP)

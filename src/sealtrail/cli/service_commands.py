@@ -13,6 +13,22 @@ from typing import Any
 
 from sealtrail.cli._common import EXIT_OK, usage_error
 
+#: What the services import and no client command does: installed by ``sealtrail[server]``.
+SERVER_MODULES = ("starlette", "uvicorn")
+
+
+def require_server_extra(command: str) -> None:
+    """Refuse a service command (exit 2, one line) when the server extra is not installed.
+
+    The client (verify, sign, attest, trust, token) installs without the service stack."""
+    import importlib.util
+
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise usage_error(f"`sealtrail {command}` needs the server extra (missing: "
+                          f"{', '.join(missing)}): pip install 'sealtrail[server]'")
+
+
 def trust(args: Any) -> int:
     from sealtrail.trustroot.tuf_client import TrustStore
 
@@ -68,6 +84,8 @@ def _passphrase_for_init(args: Any) -> bytes | None:
 
 
 def instance_commands(args: Any) -> int:
+    if args.command != "token":  # token only mints with the instance's issuer key
+        require_server_extra(args.command)
     from sealtrail.server.instance import Instance
 
     if args.command == "init":
@@ -132,6 +150,7 @@ def _ca_dry_run(instance: Any, args: Any) -> int:
 
 
 def log(args: Any) -> int:
+    require_server_extra(f"log {args.log_command or ''}".strip())
     from sealtrail.server.log_instance import LogDirectory
 
     directory = LogDirectory(args.directory)

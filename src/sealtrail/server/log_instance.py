@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -28,7 +28,9 @@ from sealtrail.errors import InputError, UsageError
 from sealtrail.log.engine import LogConfig, LogEngine
 from sealtrail.log.storage import LogStorage
 from sealtrail.models.checkpoint import note_key_id
-from sealtrail.server.log_api import LogService
+
+if TYPE_CHECKING:  # imported by open(): the client's `token` and `sign` read an instance
+    from sealtrail.server.log_api import LogService  # without the server extra (starlette)
 
 __all__ = ["LogDirectory", "LogSpec"]
 
@@ -190,6 +192,8 @@ class LogDirectory:
         Writers wait for their checkpoint, so a short batch window keeps latency low
         (1 ms; measured: ~4,000 entries/s with 32 waiting writers against ~2,500 at 5 ms).
         """
+        from sealtrail.server.log_api import LogService
+
         engine_options.setdefault("batch_wait", 0.001)
         services = []
         for spec in self.specs():
