@@ -50,23 +50,55 @@ def record(name: str, body: str) -> None:
     DOC.write_text(text)
 
 
-BENCHMARKS = ("verify", "log", "instance", "sign")
+# name -> (module, keyword arguments of its main()). A main() returns one section's body, or
+# a list of (section name, body) when it fills several sections.
+BENCHMARKS = {
+    "verify": ("bench_verify", {}),
+    "sign": ("bench_sign", {"latency_ms": 0}),
+    "sign-latency": ("bench_sign", {"latency_ms": 25}),
+    "imports": ("bench_imports", {}),
+    "log": ("bench_log", {}),
+    "instance": ("bench_instance", {}),
+}
 
 
 def main() -> None:
+    import argparse
     import importlib
+    import time
 
-    wanted = sys.argv[1:] or BENCHMARKS
-    for name in wanted:
-        try:
-            module = importlib.import_module(f"bench_{name}")
-        except ModuleNotFoundError:
-            print(f"(no benchmarks/bench_{name}.py)")
-            continue
-        body = module.main()
-        print(body + "\n")
-        record(name, body)
-    print(f"recorded in {DOC.relative_to(REPO)}")
+    import _harness
+
+    parser = argparse.ArgumentParser(description="Run the benchmarks and record them in "
+                                                 "docs/benchmarks.md.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default all: {', '.join(BENCHMARKS)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer runs where a benchmark supports it (development)")
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    args = parser.parse_args()
+    for name in args.names:
+        if name not in BENCHMARKS:
+            parser.error(f"unknown benchmark {name!r}")
+    began = time.monotonic()
+    for name in args.names or BENCHMARKS:
+        module_name, kwargs = BENCHMARKS[name]
+        module = importlib.import_module(module_name)
+        if args.quick and "quick" in module.main.__code__.co_varnames:
+            kwargs = {**kwargs, "quick": True}
+        started = time.monotonic()
+        result = module.main(**kwargs)
+        for section, body in ([(name, result)] if isinstance(result, str) else result):
+            print(body + "\n")
+            if not args.no_record:
+                record(section, body)
+        print(f"({name}: {time.monotonic() - started:.0f} s)\n", flush=True)
+    print(f"all benchmarks: {time.monotonic() - began:.0f} s")
+    if not args.no_record:
+        print(f"recorded in {DOC.relative_to(REPO)}")
+    if _harness.FAILURES:
+        print("\n".join(["budgets exceeded:", *_harness.FAILURES]), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
