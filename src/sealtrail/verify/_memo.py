@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, cast
 
 __all__ = ["SuccessMemo"]
 
@@ -72,7 +72,9 @@ class SuccessMemo:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
-                return self._entries[key]  # type: ignore[return-value]
+                # The key covers the check's inputs and kind, so what is stored under it
+                # is a result of this same check.
+                return cast(T, self._entries[key])
         result = check()
         self._store(key, result)
         return result
