@@ -4,28 +4,39 @@ Every exception that sealtrail raises on purpose derives from :class:`Error`, an
 name ends in ``Error``. Each class carries a stable, machine-readable ``code`` that the CLI
 prints in ``--json`` output; codes never change meaning once released.
 
+Each class also carries the ``exit_code`` of a command that ends with it: the one mapping
+from errors to exit statuses, which every command uses and prints in ``--json`` output.
+
+- ``0``: success (no error);
+- ``1`` (:data:`EXIT_VERIFICATION_FAILED`): well-formed input failed a check;
+- ``2`` (:data:`EXIT_INPUT`): a usage or input error (flags, files, a token we refuse);
+  retrying the same command will fail the same way;
+- ``3`` (:data:`EXIT_SERVICE`): a service could not be reached or failed (a CA, TSA, log,
+  TUF repository or CI token service), or a helper process died; retrying later may work.
+
 ::
 
-    Error
-    ├── UsageError                      USAGE               (bad flags or option values)
-    ├── InputError                      INPUT_INVALID       (a file that cannot be read or parsed)
+    Error                                                   exit
+    ├── UsageError                      USAGE               2 (bad flags or option values)
+    ├── InputError                      INPUT_INVALID       2 (a file that cannot be read or parsed)
     │   ├── BundleMalformedError        BUNDLE_MALFORMED
     │   ├── TrustRootMalformedError     TRUST_ROOT_MALFORMED
     │   ├── KeyMalformedError           KEY_MALFORMED
     │   ├── LogEntryInvalidError        LOG_ENTRY_INVALID   (a log entry request we refuse)
     │   ├── CertificateRequestInvalidError  CERTIFICATE_REQUEST_INVALID (CSR, proof of possession)
     │   ├── TimestampRequestInvalidError    TIMESTAMP_REQUEST_INVALID
-    │   └── ConfigInvalidError          CONFIG_INVALID      (an instance's configuration)
-    ├── TokenInvalidError               TOKEN_INVALID       (an OIDC identity token we refuse)
-    ├── TrustUpdateError                TRUST_UPDATE_FAILED (TUF refresh of a trust root)
-    ├── ServiceUnavailableError         SERVICE_UNAVAILABLE (a CA, TSA, log or token service failed)
-    ├── SigningProcessError             SIGNING_PROCESS_FAILED (a helper signing process died)
-    ├── LogError                        LOG_ERROR           (the transparency log service)
+    │   └── ConfigInvalidError          CONFIG_INVALID      (a configuration file)
+    ├── TokenInvalidError               TOKEN_INVALID       2 (an OIDC identity token we refuse,
+    │                                                          or none found)
+    ├── TrustUpdateError                TRUST_UPDATE_FAILED 3 (TUF refresh of a trust root)
+    ├── ServiceUnavailableError         SERVICE_UNAVAILABLE 3 (a CA, TSA, log or token service failed)
+    ├── SigningProcessError             SIGNING_PROCESS_FAILED 3 (a helper signing process died)
+    ├── LogError                        LOG_ERROR           3 (the transparency log service)
     │   ├── LogFrozenError              LOG_FROZEN
     │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
     │   ├── LogOverloadedError          LOG_OVERLOADED
     │   └── LogStorageError             LOG_STORAGE
-    └── VerificationError               VERIFICATION_FAILED (the input is well-formed but untrusted)
+    └── VerificationError               VERIFICATION_FAILED 1 (the input is well-formed but untrusted)
         ├── SignatureInvalidError       SIGNATURE_INVALID
         ├── DigestMismatchError         DIGEST_MISMATCH
         ├── CertChainInvalidError       CERT_CHAIN_INVALID
@@ -91,6 +102,12 @@ __all__ = [
     "VerificationError",
 ]
 
+#: Exit statuses (0 is success): see the module docstring. Not in ``__all__``, which lists
+#: the error classes only.
+EXIT_VERIFICATION_FAILED = 1
+EXIT_INPUT = 2
+EXIT_SERVICE = 3
+
 # The longest value we echo back in a message: inputs are untrusted and may be huge.
 _MAX_VALUE_CHARS = 200
 
@@ -111,7 +128,8 @@ class Error(Exception):
     """
 
     code: str = "ERROR"
-    exit_code: int = 2
+    #: The exit status of a command that ends with this error (subclasses set theirs).
+    exit_code: int = EXIT_INPUT
 
     def __init__(self, message: str, *, expected: Any = None, actual: Any = None) -> None:
         super().__init__(message)
@@ -132,8 +150,9 @@ class Error(Exception):
         return text
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready description: code, message and evidence."""
-        out: dict[str, Any] = {"code": self.code, "message": self.diagnostics()}
+        """A JSON-ready description: code, exit status, message and evidence."""
+        out: dict[str, Any] = {"code": self.code, "exit_code": self.exit_code,
+                               "message": self.diagnostics()}
         if self.expected is not None:
             out["expected"] = _short(self.expected)
         if self.actual is not None:
@@ -206,6 +225,7 @@ class TrustUpdateError(Error):
     """Refreshing a trust root through TUF failed (tampered or expired metadata, no network)."""
 
     code = "TRUST_UPDATE_FAILED"
+    exit_code = EXIT_SERVICE
 
 
 class ServiceUnavailableError(Error):
@@ -213,6 +233,7 @@ class ServiceUnavailableError(Error):
     timed out, or failed; nothing was signed with its answer."""
 
     code = "SERVICE_UNAVAILABLE"
+    exit_code = EXIT_SERVICE
 
 
 class SigningProcessError(Error):
@@ -220,12 +241,14 @@ class SigningProcessError(Error):
     results (killed, out of memory, or a bug); nothing was written."""
 
     code = "SIGNING_PROCESS_FAILED"
+    exit_code = EXIT_SERVICE
 
 
 class LogError(Error):
     """The transparency log cannot do what was asked."""
 
     code = "LOG_ERROR"
+    exit_code = EXIT_SERVICE
 
 
 class LogFrozenError(LogError):
@@ -256,7 +279,7 @@ class VerificationError(Error):
     """Well-formed input that failed a verification check."""
 
     code = "VERIFICATION_FAILED"
-    exit_code = 1
+    exit_code = EXIT_VERIFICATION_FAILED
 
 
 class SignatureInvalidError(VerificationError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -117,3 +118,41 @@ def require_str(value: Any, what: str, error: type[E]) -> str:
     if not isinstance(value, str):
         raise error(f"{what} must be a string", actual=type(value).__name__)
     return value
+
+
+def _shown(value: Any) -> str:
+    """``value`` with its JSON type, so ``"false"`` (a string) is not read as ``false``."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def require_bool(value: Any, what: str, error: type[E]) -> bool:
+    """Return ``value`` if it is a JSON boolean, else raise ``error``.
+
+    Configuration is parsed strictly (ADR 0002): ``"false"`` is a non-empty string, and
+    reading it for its truthiness would turn a feature *on*."""
+    if not isinstance(value, bool):
+        raise error(f"{what} must be true or false (a JSON boolean)", actual=_shown(value))
+    return value
+
+
+def require_json_int(value: Any, what: str, error: type[E], *, minimum: int = 0,
+                     maximum: int = 2**63 - 1) -> int:
+    """Return ``value`` if it is a JSON integer (not a boolean, a float or a string) in
+    ``[minimum, maximum]``, else raise ``error``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"{what} must be an integer", actual=_shown(value))
+    if not minimum <= value <= maximum:
+        raise error(f"{what} is out of range", actual=value, expected=f"{minimum}..{maximum}")
+    return value
+
+
+def reject_unknown(data: dict[str, Any], known: Iterable[str], what: str,
+                   error: type[E]) -> None:
+    """Raise ``error`` naming the fields of ``data`` that are not in ``known``.
+
+    An unknown field is most often a typo ("builtinIssuers"), which lenient parsing would
+    silently ignore, leaving the setting at its default."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise error(f"{what} has unknown fields: {', '.join(map(repr, unknown))}",
+                    expected=f"only {', '.join(sorted(known))}")

@@ -8,9 +8,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+# The exit statuses (README "Exit status"). A command that ends with an error exits with
+# that error's class attribute `exit_code` (sealtrail.errors: 1 verification failed, 2 usage
+# or input, 3 a service failed); these names are for the commands' own returns.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_SERVICE = 3
 
 
 def usage_error(message: str) -> Exception:

@@ -9,11 +9,12 @@ the bundle was written (after verifying it).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-from sealtrail.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ArgumentParser
+from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser
 
 
 def _build_parser() -> ArgumentParser:
@@ -39,14 +40,15 @@ def _build_parser() -> ArgumentParser:
 
 
 def _outcome(action: Callable[[], str]) -> int:
-    """Run ``action``; print its success line, or the error code and reason (exit 1 or 2)."""
+    """Run ``action``; print its success line, or the error code and reason (exit 1, 2 or 3:
+    the error's own exit code, as ``sealtrail`` uses)."""
     from sealtrail.errors import Error
 
     try:
         message = action()
     except Error as exc:
         print(f"{exc.code}: {exc.diagnostics()}", file=sys.stderr)
-        return EXIT_FAILED if exc.exit_code == EXIT_FAILED else EXIT_USAGE
+        return exc.exit_code
     except OSError as exc:
         print(f"INPUT_INVALID: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -54,7 +56,7 @@ def _outcome(action: Callable[[], str]) -> int:
     return EXIT_OK
 
 
-def _sign_bundle(args: Any) -> str:
+def _sign_bundle(args: argparse.Namespace) -> str:
     """``sign-bundle [--in-toto] --identity-token T --bundle B [--trusted-root R
     --signing-config C] FILE``: sign FILE (or the statement in FILE) and write bundle B.
 
@@ -94,7 +96,7 @@ def _sign_bundle(args: Any) -> str:
     return f"OK: log index {result.log_index}"
 
 
-def _verify_bundle(args: Any) -> str:
+def _verify_bundle(args: argparse.Namespace) -> str:
     """``verify-bundle``: verify ARTIFACT (or sha256:HEX) against bundle B."""
     from sealtrail._internal.files import digest_file
     from sealtrail.batch import read_bundle

@@ -1,6 +1,9 @@
 """``sealtrail``: the command line.
 
-Exit codes: 0 verified / ok, 1 verification failed, 2 usage or input error.
+Exit codes: 0 verified / ok, 1 verification failed, 2 usage or input error, 3 a service
+could not be reached or failed (retry later). A command that ends with an error exits with
+that error's ``exit_code`` (the one mapping, in :mod:`sealtrail.errors`) and, with ``--json``,
+prints it beside the error's ``code``.
 Heavy modules are imported inside the command functions, so ``sealtrail --help`` is instant.
 """
 

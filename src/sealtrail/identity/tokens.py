@@ -5,18 +5,20 @@ found:
 
 1. the token given explicitly (``--identity-token``);
 2. the ``SIGSTORE_ID_TOKEN`` environment variable (cosign's and sigstore-python's name);
-3. GitHub Actions ambient credentials: ``ACTIONS_ID_TOKEN_REQUEST_URL`` and
-   ``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` (the job needs ``permissions: id-token: write``),
-   asked for audience ``sigstore``;
-4. GitLab CI ``id_tokens``: a job declares ``id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore``,
-   which GitLab exposes as the variable of step 2; outside that, there is nothing to find;
-5. any extra sources the caller adds (the CLI adds a local instance's built-in issuer);
-6. an interactive browser login (authorization code with PKCE, see
+3. the ambient credentials of the CI system this runs in, for audience ``sigstore``,
+   found by the Sigstore project's `id` library (:func:`id.detect_credential`): GitHub
+   Actions (the job needs ``permissions: id-token: write``), Google Cloud, Buildkite,
+   GitLab CI (a job declares ``id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore``, which step 2
+   usually finds first) and CircleCI;
+4. any extra sources the caller adds (the CLI adds a local instance's built-in issuer);
+5. an interactive browser login (authorization code with PKCE, see
    :mod:`sealtrail.identity.browser`) at the OIDC issuer -- only for a person at a
    terminal (stdin and stderr are TTYs), never in CI (``$CI`` set and not ``false``), and
    only when an issuer URL is known (the signing config's, or ``--oidc-issuer``).
 
-When nothing is found, the error lists every source tried and why it gave nothing.
+When nothing is found, the error lists every source tried and why it gave nothing
+(:class:`~sealtrail.errors.TokenInvalidError`, exit 2). A CI token service that cannot be
+reached or fails is a :class:`~sealtrail.errors.ServiceUnavailableError` (exit 3).
 
 :class:`IdentityToken` decodes the claims *without verifying the signature*: the CA verifies
 the token; the client only reads its issuer, identity and expiry so that an expired token is
@@ -25,35 +27,33 @@ reported with its expiry instead of as a CA refusal.
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from sealtrail.errors import TokenInvalidError, ServiceUnavailableError
-from sealtrail.net.http import HttpClient, http_client, service_message
+from sealtrail.errors import ServiceUnavailableError, TokenInvalidError
+from sealtrail.net.http import HttpClient
 
 __all__ = [
+    "AMBIENT_SOURCE",
+    "BROWSER_SOURCE",
     "DEFAULT_AUDIENCE",
-    "GITHUB_REQUEST_TOKEN_ENV",
-    "GITHUB_REQUEST_URL_ENV",
     "IdentityToken",
     "TOKEN_ENV",
-    "BROWSER_SOURCE",
     "TokenSource",
+    "ambient_ci_token",
     "find_identity_token",
-    "github_actions_token",
 ]
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 GITHUB_REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
-GITHUB_REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 DEFAULT_AUDIENCE = "sigstore"
+AMBIENT_SOURCE = "CI ambient credentials"
 BROWSER_SOURCE = "interactive browser login"
 MAX_TOKEN_CHARS = 64 * 1024
-MAX_GITHUB_RESPONSE_BYTES = 256 * 1024
 
 # What a source yields: a token, or the reason it has none here.
 SourceResult = tuple[str | None, str]
@@ -175,62 +175,114 @@ class IdentityToken:
 
 # -- sources ------------------------------------------------------------------------------
 
-def github_actions_token(env: Mapping[str, str], client: HttpClient | None = None,
-                         audience: str = DEFAULT_AUDIENCE) -> SourceResult:
-    """Ask GitHub Actions for an identity token for ``audience``.
+#: The CI systems whose ambient credentials :func:`id.detect_credential` finds, in its order.
+AMBIENT_CI = "GitHub Actions, Google Cloud, Buildkite, GitLab CI, CircleCI"
 
-    SPEC: GitHub "Configuring OpenID Connect in cloud providers": GET
-    ``$ACTIONS_ID_TOKEN_REQUEST_URL&audience=<aud>`` with ``Authorization: bearer
-    $ACTIONS_ID_TOKEN_REQUEST_TOKEN``; the answer is ``{"value": "<jwt>"}``.
-    """
+# What the `id` library raises on purpose (it has no class for "could not reach"): a
+# request that failed with an HTTP status names it this way ("request failed (code=500").
+_HTTP_FAILURE = re.compile(r"request failed \(code=(\d+)")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_github_request_url(env: Mapping[str, str]) -> None:
+    """Refuse a GitHub token request URL that would send the bearer credential in clear.
+
+    The `id` library asks whatever URL the environment names; the request carries
+    ``ACTIONS_ID_TOKEN_REQUEST_TOKEN``, so it may go over plain HTTP only to this machine
+    (GitHub's own URL is always https)."""
     url = env.get(GITHUB_REQUEST_URL_ENV)
-    if not url:
-        return None, f"{GITHUB_REQUEST_URL_ENV} is not set (not in GitHub Actions)"
-    bearer = env.get(GITHUB_REQUEST_TOKEN_ENV)
-    if not bearer:
-        return None, (f"{GITHUB_REQUEST_URL_ENV} is set but {GITHUB_REQUEST_TOKEN_ENV} is not "
-                      "(does the job have `permissions: id-token: write`?)")
+    if not env.get("GITHUB_ACTIONS") or not url:
+        return
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError for a port that is not a number
-        if not parts.hostname:
-            raise ValueError("no host")
-        # The URL already carries a query (api-version): add to it, never replace it; an
-        # audience already there is replaced by ours.
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if k != "audience"]
-        target = urlunsplit(parts._replace(query=urlencode([*query, ("audience", audience)]),
-                                           fragment=""))
+        host, scheme = parts.hostname, parts.scheme
     except ValueError:
-        raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} is not a URL", actual=url[:100]) from None
-    # The request carries a bearer credential: never over plain HTTP to another host.
-    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} must be an https URL", actual=url[:100])
-    service = "the GitHub Actions token service"
-    owned = client is None
-    client = client or http_client()
+        host, scheme = None, ""
+    if not host or scheme not in ("https", "http"):
+        raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} is not a URL", actual=url[:100])
+    if scheme != "https" and host not in _LOOPBACK:
+        raise TokenInvalidError(f"{GITHUB_REQUEST_URL_ENV} must be an https URL",
+                                actual=url[:100])
+
+
+def _reached_nothing(exc: BaseException) -> bool:
+    """Whether ``exc`` (from `id`) comes from a network failure: its chain holds a urllib3
+    or OS error (`id` turns urllib3's MaxRetryError into AmbientCredentialError)."""
+    import urllib3
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.HTTPError, OSError)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def ambient_ci_token(audience: str = DEFAULT_AUDIENCE,
+                     detect: Callable[[str], str | None] | None = None,
+                     env: Mapping[str, str] | None = None) -> SourceResult:
+    """An identity token for ``audience`` from the CI system this runs in, if any.
+
+    ``detect`` defaults to :func:`id.detect_credential`, which reads the process
+    environment itself (``env``, default ``os.environ``, only feeds the checks and hints
+    here). What `id` raises becomes:
+
+    - a GitHub Actions job without ``permissions: id-token: write`` (GITHUB_ACTIONS set,
+      no ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN): no token here, with the reason telling the user
+      to add that permission (the search goes on, and lists it if nothing else has one);
+    - the CI's token service unreachable, timing out, or answering an HTTP error:
+      :class:`ServiceUnavailableError` (exit 3, retry later);
+    - any other detected-but-unusable credential (a GitLab job without ``id_tokens``, no
+      ``buildkite-agent``, a token for another audience...): no token, with the reason.
+    """
+    import id as ambient  # the `id` library (and urllib3) only when this source is asked
+
+    if env is None:
+        import os
+
+        env = os.environ
+    _check_github_request_url(env)
+    detect = detect or ambient.detect_credential
+    service = "the CI's identity token service"
     try:
-        status, _headers, body = client.request(
-            "GET", target,
-            headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},
-            service=service, limit=MAX_GITHUB_RESPONSE_BYTES)
-    finally:
-        if owned:
-            client.close()
-    if status != 200:
-        raise ServiceUnavailableError(f"{service} refused to issue an identity token: {service_message(body)}",
-                    actual=f"HTTP {status}")
-    try:
-        value = json.loads(body).get("value")
-    except (ValueError, AttributeError, RecursionError):
-        value = None
-    if not isinstance(value, str) or not value:
-        raise TokenInvalidError(f"{service} answered without a token (no \"value\")")
-    return value, "GitHub Actions"
+        value = detect(audience)
+    except ambient.GitHubOidcPermissionCredentialError as exc:
+        # SPEC: GitHub "About security hardening with OpenID Connect": a job may request an
+        # OIDC token only with `permissions: id-token: write`; without it the runner sets
+        # neither ACTIONS_ID_TOKEN_REQUEST_URL nor ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+        return None, ("in GitHub Actions, but the job may not request an identity token: add "
+                      f"`permissions: id-token: write` to the job ({_one_line(exc)})")
+    except ambient.IdentityError as exc:
+        message = _one_line(exc)
+        status = _HTTP_FAILURE.search(message)
+        if _reached_nothing(exc) or status:
+            raise ServiceUnavailableError(
+                f"could not get an identity token from {service}: {message}",
+                actual=f"HTTP {status.group(1)}" if status else None) from None
+        if message.startswith("GitLab:"):
+            # SPEC: GitLab CI/CD "OpenID Connect (OIDC) Authentication Using ID Tokens": the
+            # job's id_tokens keyword names the variable; Sigstore's is SIGSTORE_ID_TOKEN.
+            message += (f"; declare `id_tokens: {TOKEN_ENV}: aud: {audience}` in the job")
+        return None, message
+    except (OSError, ValueError) as exc:
+        # Raised through `id` unwrapped: a socket error, or an answer that is not JSON/UTF-8.
+        raise ServiceUnavailableError(f"could not get an identity token from {service}: "
+                                      f"{_one_line(exc) or type(exc).__name__}") from None
+    if not value:
+        return None, f"none detected ({AMBIENT_CI})"
+    return value, "found"
 
 
 def _default_sources(explicit: str | None, env: Mapping[str, str],
-                     client: HttpClient | None) -> list[TokenSource]:
+                     detect: Callable[[str], str | None] | None) -> list[TokenSource]:
     def from_explicit() -> SourceResult:
         return (explicit, "given") if explicit else (None, "not given")
 
@@ -238,21 +290,12 @@ def _default_sources(explicit: str | None, env: Mapping[str, str],
         value = env.get(TOKEN_ENV)
         return (value, "set") if value else (None, "not set")
 
-    def from_github() -> SourceResult:
-        return github_actions_token(env, client)
-
-    def from_gitlab() -> SourceResult:
-        if env.get("GITLAB_CI") != "true":
-            return None, "not in GitLab CI"
-        # SPEC: GitLab CI/CD "OpenID Connect (OIDC) Authentication Using ID Tokens": the job's
-        # id_tokens keyword names the variable; Sigstore's convention is SIGSTORE_ID_TOKEN.
-        return None, (f"in GitLab CI but no {TOKEN_ENV}: declare `id_tokens: {TOKEN_ENV}: "
-                      f"aud: {DEFAULT_AUDIENCE}` in the job")
+    def from_ci() -> SourceResult:
+        return ambient_ci_token(DEFAULT_AUDIENCE, detect, env)
 
     return [TokenSource("--identity-token", from_explicit),
             TokenSource(f"${TOKEN_ENV}", from_env),
-            TokenSource("GitHub Actions", from_github),
-            TokenSource("GitLab CI id_tokens", from_gitlab)]
+            TokenSource(AMBIENT_SOURCE, from_ci)]
 
 
 def _on_terminal() -> bool:
@@ -292,7 +335,9 @@ def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] |
                         now: datetime | None = None, oidc_issuer: str | None = None,
                         interactive: bool | None = None,
                         login: Callable[[str], str] | None = None,
-                        read: bool = True) -> tuple[IdentityToken, str]:
+                        read: bool = True,
+                        detect: Callable[[str], str | None] | None = None,
+                        ) -> tuple[IdentityToken, str]:
     """The first identity token found, in the documented order, and the source's name.
 
     ``env`` defaults to ``os.environ``. With ``now``, an expired token is refused with its
@@ -300,15 +345,17 @@ def find_identity_token(explicit: str | None = None, *, env: Mapping[str, str] |
     is then not checked): for a caller that checks it if the CA refuses it.
     ``oidc_issuer`` enables the interactive browser login as the last source;
     ``interactive`` overrides the terminal check (default: stdin and stderr are TTYs) and
-    ``login`` replaces :func:`~sealtrail.identity.browser.browser_login` (tests).
-    Raises :class:`TokenInvalidError` listing each source tried when none has one.
+    ``login`` replaces :func:`~sealtrail.identity.browser.browser_login` (tests), and
+    ``detect`` replaces :func:`id.detect_credential` (tests; see :func:`ambient_ci_token`).
+    Raises :class:`TokenInvalidError` listing each source tried when none has one, and
+    :class:`ServiceUnavailableError` when the CI's token service fails.
     """
     if env is None:
         import os
 
         env = os.environ
-    tried = []
-    sources = [*_default_sources(explicit, env, client), *extra_sources,
+    tried: list[str] = []
+    sources = [*_default_sources(explicit, env, detect), *extra_sources,
                _browser_source(env, oidc_issuer, interactive, login, client)]
     for source in sources:
         value, reason = source.fetch()

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from sealtrail._internal.encoding import (reject_unknown, require_bool, require_dict,
+                                          require_json_int, require_list, require_str)
 from sealtrail._internal.keyfiles import write_atomic, write_exclusive, write_private_key
 from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.models import trust_documents as docs
@@ -81,20 +83,108 @@ class InstanceConfig:
         return self.ca_generations or ({"dir": "", "start": self.created, "end": ""},)
 
     @classmethod
-    def from_json(cls, data: Any) -> "InstanceConfig":
-        if not isinstance(data, dict) or not isinstance(data.get("publicUrl"), str):
-            raise ConfigInvalidError(f"{CONFIG_NAME} must be an object with a publicUrl")
-        try:
-            return cls(public_url=data["publicUrl"].rstrip("/"), host=str(data.get("host", "127.0.0.1")),
-                       port=int(data.get("port", 8080)), operator=str(data.get("operator", "sealtrail")),
-                       builtin_issuer=bool(data.get("builtinIssuer", False)),
-                       issuers=tuple(data.get("issuers", [])), created=str(data.get("created", "")),
-                       encrypted_keys=bool(data.get("encryptedKeys", False)),
-                       ca_generations=tuple({"dir": str(g.get("dir", "")), "start": str(g["start"]),
-                                             "end": str(g.get("end", ""))}
-                                            for g in data.get("caGenerations", [])))
-        except (TypeError, ValueError) as exc:
-            raise ConfigInvalidError(f"{CONFIG_NAME} is malformed: {exc}") from exc
+    def from_json(cls, data: Any, source: str = CONFIG_NAME) -> "InstanceConfig":
+        """Parse sealtrail.json strictly (ADR 0002); ``source`` names the file in errors.
+
+        Every field has its JSON type (booleans are ``true``/``false``, never strings;
+        integers are not booleans), unknown fields are refused (a typo would otherwise leave
+        a setting at its default), and each issuer is checked as the CA will use it.
+        Raises :class:`ConfigInvalidError` naming the file and the field."""
+        E = ConfigInvalidError
+        config = require_dict(data, source, E)
+        reject_unknown(config, _CONFIG_FIELDS, source, E)
+        if "publicUrl" not in config:
+            raise E(f"{source} has no publicUrl")
+        public_url = _url(config["publicUrl"], f"{source}: publicUrl")
+        issuers = []
+        for number, item in enumerate(require_list(config.get("issuers", []),
+                                                   f"{source}: issuers", E)):
+            issuers.append(_issuer(item, f"{source}: issuers[{number}]"))
+        generations = tuple(
+            _generation(item, f"{source}: caGenerations[{number}]")
+            for number, item in enumerate(require_list(config.get("caGenerations", []),
+                                                       f"{source}: caGenerations", E)))
+        if "created" not in config:
+            raise E(f"{source} has no created time")
+        created = _time(config["created"], f"{source}: created")
+        return cls(public_url=public_url,
+                   host=_text(config.get("host", "127.0.0.1"), f"{source}: host", empty=False),
+                   port=require_json_int(config.get("port", 8080), f"{source}: port", E,
+                                         maximum=65535),
+                   operator=_text(config.get("operator", "sealtrail"), f"{source}: operator",
+                                  empty=False),
+                   builtin_issuer=require_bool(config.get("builtinIssuer", False),
+                                               f"{source}: builtinIssuer", E),
+                   issuers=tuple(issuers), created=created,
+                   encrypted_keys=require_bool(config.get("encryptedKeys", False),
+                                               f"{source}: encryptedKeys", E),
+                   ca_generations=generations)
+
+
+# The fields of sealtrail.json (InstanceConfig.to_json writes all of them).
+_CONFIG_FIELDS = ("publicUrl", "host", "port", "operator", "builtinIssuer", "issuers",
+                  "created", "encryptedKeys", "caGenerations")
+_GENERATION_FIELDS = ("dir", "start", "end")
+
+
+def _text(value: Any, what: str, *, empty: bool = True) -> str:
+    text = require_str(value, what, ConfigInvalidError)
+    if not empty and not text:
+        raise ConfigInvalidError(f"{what} must not be empty")
+    return text
+
+
+def _time(value: Any, what: str) -> str:
+    """A time as sealtrail.json holds it (what :func:`_parse_time` reads back)."""
+    text = _text(value, what, empty=False)
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise ConfigInvalidError(f"{what} is not a time like 2026-01-31T12:00:00Z",
+                                 actual=text) from None
+    return text
+
+
+def _url(value: Any, what: str) -> str:
+    url = _text(value, what, empty=False).rstrip("/")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigInvalidError(f"{what} is not a URL", actual=url) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigInvalidError(f"{what} must be an http(s) URL", actual=url)
+    return url
+
+
+def _issuer(item: Any, what: str) -> dict[str, Any]:
+    """One trusted issuer, checked now as the CA will read it (token_verifier's parser):
+    a bad one fails at start-up, naming its place in the file."""
+    from sealtrail.ca.token_verifier import IssuerConfig
+
+    try:
+        IssuerConfig.from_dict(item)
+    except ConfigInvalidError as exc:
+        raise ConfigInvalidError(f"{what}: {exc.message}", expected=exc.expected,
+                                 actual=exc.actual) from None
+    return dict(item)
+
+
+def _generation(item: Any, what: str) -> dict[str, str]:
+    generation = require_dict(item, what, ConfigInvalidError)
+    reject_unknown(generation, _GENERATION_FIELDS, what, ConfigInvalidError)
+    if "start" not in generation:
+        raise ConfigInvalidError(f"{what} has no start")
+    end = _text(generation.get("end", ""), f"{what}.end")
+    out = {"dir": _text(generation.get("dir", ""), f"{what}.dir"),
+           "start": _time(generation["start"], f"{what}.start"),
+           "end": _time(end, f"{what}.end") if end else ""}
+    # The directory names a sub-directory of keys/ and certs/: one plain name, never a path.
+    if out["dir"] and (out["dir"] in (".", "..") or not out["dir"].replace("-", "").replace(
+            "_", "").isalnum()):
+        raise ConfigInvalidError(f"{what}.dir must be a plain directory name",
+                                 actual=out["dir"])
+    return out
 
 
 class Instance:
@@ -128,8 +218,8 @@ class Instance:
             raise ConfigInvalidError(f"{self.directory} is not a sealtrail instance "
                                      f"(cannot read {CONFIG_NAME}: {exc.strerror})") from exc
         except ValueError as exc:
-            raise ConfigInvalidError(f"{CONFIG_NAME} is not valid JSON") from exc
-        return InstanceConfig.from_json(data)
+            raise ConfigInvalidError(f"{self.path(CONFIG_NAME)} is not valid JSON") from exc
+        return InstanceConfig.from_json(data, self.path(CONFIG_NAME))
 
     def passphrase(self) -> bytes | None:
         if self._passphrase is not None:

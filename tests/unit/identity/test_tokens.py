@@ -1,19 +1,22 @@
-"""Identity token sources: their order, GitHub Actions' request, and the errors."""
+"""Identity token sources: their order, CI credentials through `id`, and the errors."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import id as ambient
 import jwt
 import pytest
+import urllib3
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sealtrail.errors import Error, TokenInvalidError
-from sealtrail.net.http import HttpClient, HttpRequest, HttpResponse
-from sealtrail.identity.tokens import IdentityToken, TokenSource, find_identity_token
-from tests.fakes.http import fake_client, query_of, respond
+from sealtrail.errors import ServiceUnavailableError, TokenInvalidError
+from sealtrail.identity.tokens import (AMBIENT_SOURCE, IdentityToken, TokenSource,
+                                       find_identity_token)
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 NOW = datetime.now(timezone.utc)
@@ -26,75 +29,145 @@ def token(**claims: Any) -> str:
     return jwt.encode({k: v for k, v in body.items() if v is not None}, KEY, algorithm="ES256")
 
 
-EXPLICIT, ENV, GITHUB, EXTRA = (token(sub=name) for name in ("explicit", "env", "github", "extra"))
-GITHUB_URL = "https://pipelines.actions.test/token?api-version=2.0"
-
-
-def github_client(calls: list[HttpRequest], status: int = 200,
-                  value: Any = GITHUB) -> HttpClient:
-    def handler(request: HttpRequest) -> HttpResponse:
-        calls.append(request)
-        return respond(status, json={"value": value} if status == 200 else {"message": "no"})
-    return fake_client(handler)
+EXPLICIT, ENV, CI, EXTRA = (token(sub=name) for name in ("explicit", "env", "ci", "extra"))
 
 
 def extra() -> TokenSource:
     return TokenSource("extra", lambda: (EXTRA, "minted"))
 
 
-GITHUB_ENV = {"ACTIONS_ID_TOKEN_REQUEST_URL": GITHUB_URL, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "ghs"}
+def finds(value: str | None) -> tuple[list[str], Callable[[str], str | None]]:
+    """A stand-in for `id.detect_credential` that returns ``value``; and its calls."""
+    calls: list[str] = []
+
+    def detect(audience: str) -> str | None:
+        calls.append(audience)
+        return value
+    return calls, detect
 
 
-@pytest.mark.parametrize("explicit,env,expected,source", [
-    (EXPLICIT, {"SIGSTORE_ID_TOKEN": ENV, **GITHUB_ENV}, "explicit", "--identity-token"),
-    (None, {"SIGSTORE_ID_TOKEN": ENV, **GITHUB_ENV}, "env", "$SIGSTORE_ID_TOKEN"),
-    (None, GITHUB_ENV, "github", "GitHub Actions"),
-    (None, {"GITLAB_CI": "true", "SIGSTORE_ID_TOKEN": ENV}, "env", "$SIGSTORE_ID_TOKEN"),
-    (None, {}, "extra", "extra"),
+def raises(exc: BaseException) -> Callable[[str], str | None]:
+    def detect(audience: str) -> str | None:
+        raise exc
+    return detect
+
+
+def chained(outer: BaseException, cause: BaseException) -> BaseException:
+    """``outer`` as `id` raises it from inside ``except cause`` (implicit chaining)."""
+    try:
+        try:
+            raise cause
+        except type(cause):
+            raise outer
+    except type(outer) as exc:
+        return exc
+
+
+@pytest.mark.parametrize("explicit,env,ci,expected,source", [
+    (EXPLICIT, {"SIGSTORE_ID_TOKEN": ENV}, CI, "explicit", "--identity-token"),
+    (None, {"SIGSTORE_ID_TOKEN": ENV}, CI, "env", "$SIGSTORE_ID_TOKEN"),
+    (None, {}, CI, "ci", AMBIENT_SOURCE),
+    (None, {}, None, "extra", "extra"),
 ])
-def test_sources_are_tried_in_order(explicit: str | None, env: dict[str, str], expected: str,
-                                    source: str) -> None:
-    calls: list[HttpRequest] = []
-    found, name = find_identity_token(explicit, env=env, client=github_client(calls),
+def test_sources_are_tried_in_order(explicit: str | None, env: dict[str, str],
+                                    ci: str | None, expected: str, source: str) -> None:
+    calls, detect = finds(ci)
+    found, name = find_identity_token(explicit, env=env, detect=detect,
                                       extra_sources=[extra()], now=NOW)
     assert found.claims["sub"] == expected and name == source
-    # GitHub is only asked when nothing earlier had a token.
-    assert len(calls) == (1 if expected == "github" else 0)
+    # The CI is only asked when nothing earlier had a token, and for Sigstore's audience.
+    assert calls == ([] if expected in ("explicit", "env") else ["sigstore"])
 
 
-def test_github_actions_request_shape() -> None:
-    calls: list[HttpRequest] = []
-    find_identity_token(env=GITHUB_ENV, client=github_client(calls), now=NOW)
-    (request,) = calls
-    assert request.method == "GET"
-    assert query_of(request) == {"api-version": "2.0",  # the service's own query is kept
-                                 "audience": "sigstore"}
-    assert request.url.startswith("https://pipelines.actions.test/token?")
-    assert request.headers["authorization"] == "bearer ghs"
+def test_the_id_library_is_the_default_detector(outside_ci: list[str]) -> None:
+    with pytest.raises(TokenInvalidError, match=r"CI ambient credentials \(none detected"):
+        find_identity_token(env={})
+    assert outside_ci == ["sigstore"]  # the conftest's stand-in for id.detect_credential
 
 
-def test_github_actions_failures() -> None:
-    with pytest.raises(Error, match="refused to issue"):
-        find_identity_token(env=GITHUB_ENV, client=github_client([], status=500))
-    with pytest.raises(TokenInvalidError, match="without a token"):
-        find_identity_token(env=GITHUB_ENV, client=github_client([], value=""))
-    with pytest.raises(TokenInvalidError, match="https"):
-        find_identity_token(env={**GITHUB_ENV, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://x.test/t"})
-    with pytest.raises(TokenInvalidError, match="not a URL"):
-        find_identity_token(env={**GITHUB_ENV, "ACTIONS_ID_TOKEN_REQUEST_URL": "https://x:y/t"})
+def test_github_actions_without_the_permission_says_to_add_it(
+        monkeypatch: pytest.MonkeyPatch, real_detect: Callable[[str], str | None]) -> None:
+    # The real `id` code path: GITHUB_ACTIONS set, no request URL or token. `id` raises
+    # before any request, so nothing reaches the network.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    with pytest.raises(TokenInvalidError) as info:
+        find_identity_token(env={}, detect=real_detect)
+    message = info.value.message
+    assert "add `permissions: id-token: write` to the job" in message
+    assert message.startswith("no identity token found; tried: ")
+    assert info.value.exit_code == 2
+    # Only the request token set (no URL): the same advice.
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ghs")
+    with pytest.raises(TokenInvalidError, match="add `permissions: id-token: write`"):
+        find_identity_token(env={}, detect=real_detect)
+
+
+def test_a_github_job_without_permission_can_still_use_a_later_source() -> None:
+    detect = raises(ambient.GitHubOidcPermissionCredentialError("GitHub: missing"))
+    assert find_identity_token(env={}, detect=detect, extra_sources=[extra()])[1] == "extra"
 
 
 def test_nothing_found_lists_every_source_and_why() -> None:
-    env = {"ACTIONS_ID_TOKEN_REQUEST_URL": GITHUB_URL, "GITLAB_CI": "true"}
+    detect = raises(ambient.AmbientCredentialError(
+        "GitLab: Environment variable SIGSTORE_ID_TOKEN not found"))
     with pytest.raises(TokenInvalidError) as info:
-        find_identity_token(env=env, extra_sources=[TokenSource("built-in", lambda: (None, "off"))])
+        find_identity_token(env={"GITLAB_CI": "true"}, detect=detect,
+                            extra_sources=[TokenSource("built-in", lambda: (None, "off"))])
     message = info.value.message
     for part in ("--identity-token (not given)", "$SIGSTORE_ID_TOKEN (not set)",
-                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN is not", "id-token: write",
-                 "declare `id_tokens: SIGSTORE_ID_TOKEN", "built-in (off)",
-                 "interactive browser login (skipped: "):
+                 "CI ambient credentials (GitLab: Environment variable SIGSTORE_ID_TOKEN",
+                 "declare `id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore` in the job",
+                 "built-in (off)", "interactive browser login (skipped: "):
         assert part in message
-    assert info.value.code == "TOKEN_INVALID"
+    assert info.value.code == "TOKEN_INVALID" and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("failure,evidence", [
+    (chained(ambient.AmbientCredentialError("GitHub: OIDC token request timed out"),
+             urllib3.exceptions.MaxRetryError(None, "https://x.test/", "refused")), None),
+    (ambient.AmbientCredentialError(
+        "GitHub: OIDC token request failed (code=503, body='down')"), "HTTP 503"),
+    (ambient.AmbientCredentialError(
+        "GCP: OIDC token request failed (code=500, body='')"), "HTTP 500"),
+    (json.JSONDecodeError("Expecting value", "<html>", 0), None),  # GCP's unguarded .json()
+    (ConnectionResetError(104, "Connection reset by peer"), None),
+])
+def test_a_failing_ci_token_service_is_a_service_failure(failure: BaseException,
+                                                         evidence: str | None) -> None:
+    with pytest.raises(ServiceUnavailableError) as info:
+        find_identity_token(env={}, detect=raises(failure), extra_sources=[extra()])
+    assert info.value.exit_code == 3 and info.value.code == "SERVICE_UNAVAILABLE"
+    assert info.value.actual == evidence
+    assert "could not get an identity token from the CI's identity token service" \
+        in info.value.message
+
+
+@pytest.mark.parametrize("failure", [
+    ambient.AmbientCredentialError("Buildkite: could not find Buildkite agent"),
+    ambient.AmbientCredentialError("Token audience claim mismatch (expected sigstore, got x)"),
+])
+def test_an_unusable_ci_credential_is_a_reason_not_a_failure(failure: BaseException) -> None:
+    found, name = find_identity_token(env={}, detect=raises(failure), extra_sources=[extra()])
+    assert name == "extra"
+    with pytest.raises(TokenInvalidError) as info:
+        find_identity_token(env={}, detect=raises(failure))
+    assert f"CI ambient credentials ({failure})" in info.value.message
+
+
+@pytest.mark.parametrize("url,message", [
+    ("http://pipelines.actions.test/token", "must be an https URL"),
+    ("https://x:y/t", "not a URL"),
+    ("file:///etc/passwd", "not a URL"),
+])
+def test_the_github_request_url_must_not_leak_the_bearer(url: str, message: str) -> None:
+    calls, detect = finds(CI)
+    env = {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_URL": url}
+    with pytest.raises(TokenInvalidError, match=message):
+        find_identity_token(env=env, detect=detect)
+    assert calls == []  # refused before `id` sends the bearer anywhere
+    # Plain HTTP to this machine (a test server) is allowed.
+    env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "http://127.0.0.1:9/token"
+    assert find_identity_token(env=env, detect=detect)[1] == AMBIENT_SOURCE
 
 
 def test_expired_token_names_its_expiry() -> None:
