@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealtrail._internal.clock import utcnow
@@ -40,6 +41,8 @@ __all__ = ["CertificateAuthority", "PublicKeyTypes", "embedded_sct_response"]
 E = CertificateRequestInvalidError
 
 PublicKeyTypes = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+# What signs certificates and SCTs (never Ed25519: sigstore-wire.md §0, §2).
+_IssuerKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 LEAF_LIFETIME = timedelta(minutes=10)
 # Bounds on untrusted request fields (a CSR or key PEM is well under 4 KiB).
@@ -69,13 +72,13 @@ def embedded_sct_response(chain: Sequence[x509.Certificate]) -> dict[str, Any]:
         "certificates": [_pem(cert) for cert in chain]}}}
 
 
-def _signing_hash(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> _SigningHash:
+def _signing_hash(key: _IssuerKey) -> _SigningHash:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return _CURVE_HASHES[key.curve.name]()
     return hashes.SHA256()
 
 
-def _check_key(key: Any) -> PublicKeyTypes:
+def _check_key(key: object) -> PublicKeyTypes:
     """Refuse client keys outside Fulcio's default registry."""
     if isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in _CURVES:
@@ -130,7 +133,7 @@ class CertificateAuthority:
     record it). Raises :class:`ConfigInvalidError` if the key does not match the chain.
     """
 
-    def __init__(self, intermediate_key: Any, chain: Sequence[x509.Certificate],
+    def __init__(self, intermediate_key: PrivateKeyTypes, chain: Sequence[x509.Certificate],
                  ct_log: CTLog, clock: Callable[[], datetime] = utcnow, *,
                  lifetime: timedelta = LEAF_LIFETIME,
                  on_issue: Callable[[x509.Certificate, Principal], None] | None = None) -> None:
@@ -242,7 +245,7 @@ class CertificateAuthority:
         return key
 
     # -- issuance ---------------------------------------------------------------------------
-    def _extensions(self, public_key: Any, principal: Principal
+    def _extensions(self, public_key: PublicKeyTypes, principal: Principal
                     ) -> list[tuple[x509.ExtensionType, bool]]:
         # SPEC: sigstore-wire.md §1 "Profile": KU digitalSignature (critical), EKU codeSigning
         # (non-critical, §0), SKI, AKI, exactly one SAN (critical: the subject is empty),
@@ -271,7 +274,7 @@ class CertificateAuthority:
         return out
 
     @staticmethod
-    def _builder(public_key: Any, issuer: x509.Name, serial: int, not_before: datetime,
+    def _builder(public_key: PublicKeyTypes, issuer: x509.Name, serial: int, not_before: datetime,
                  not_after: datetime, extensions: Sequence[tuple[x509.ExtensionType, bool]]
                  ) -> x509.CertificateBuilder:
         builder = (
@@ -287,8 +290,8 @@ class CertificateAuthority:
             builder = builder.add_extension(extension, critical)
         return builder
 
-    def _issue_leaf(self, public_key: Any, principal: Principal, *, signer: Any,
-                    precert_signer: Any, ct_log: CTLog, issuer_spki: bytes) -> x509.Certificate:
+    def _issue_leaf(self, public_key: PublicKeyTypes, principal: Principal, *,
+                    signer: _IssuerKey, precert_signer: _IssuerKey, ct_log: CTLog, issuer_spki: bytes) -> x509.Certificate:
         now = self.clock().astimezone(timezone.utc)
         # X.509 times have second precision; the SCT keeps milliseconds.
         not_before = now.replace(microsecond=0)
@@ -319,7 +322,7 @@ class CertificateAuthority:
             raise Error("internal error: the final TBS differs from the one the CT log signed")
         return leaf
 
-    def issue(self, public_key: Any, principal: Principal) -> list[x509.Certificate]:
+    def issue(self, public_key: PublicKeyTypes, principal: Principal) -> list[x509.Certificate]:
         """Issue a leaf for ``public_key`` naming ``principal``; return [leaf, *chain].
 
         ``public_key`` must come from :meth:`parse_request` (possession proven).
@@ -332,7 +335,7 @@ class CertificateAuthority:
             self._on_issue(leaf, principal)
         return [leaf, *self.chain]
 
-    def dry_run(self, principal: Principal, public_key: Any = None) -> x509.Certificate:
+    def dry_run(self, principal: Principal, public_key: PublicKeyTypes | None = None) -> x509.Certificate:
         """The certificate that :meth:`issue` would produce for ``principal``, to inspect.
 
         Same profile, names and extensions, but signed by a throwaway issuer key with an

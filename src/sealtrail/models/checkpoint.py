@@ -245,8 +245,12 @@ class Checkpoint(NamedTuple):
 
 # -- signing side ---------------------------------------------------------------------------
 
+# The key types of signed notes (other types are refused at run time).
+_NotePrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_NotePublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
-def _public_key(key: Any) -> Any:
+
+def _public_key(key: PublicKey | _NotePublicKey | _NotePrivateKey) -> _NotePublicKey:
     """Accept a sealtrail PublicKey, a cryptography public key or a private key."""
     if isinstance(key, PublicKey):
         return key.key
@@ -256,7 +260,7 @@ def _public_key(key: Any) -> Any:
     return key
 
 
-def note_key_id(name: str, key: Any) -> bytes:
+def note_key_id(name: str, key: PublicKey | _NotePublicKey | _NotePrivateKey) -> bytes:
     """The full 32-byte signed-note key id of ``key`` under the key name ``name``.
 
     The first 4 bytes are the key hint written in signature lines. For Rekor v2 logs the
@@ -288,7 +292,7 @@ def note_key_id(name: str, key: Any) -> bytes:
                             expected="Ed25519, ECDSA or RSA")
 
 
-def sign_note(body: str, name: str, private_key: Any) -> str:
+def sign_note(body: str, name: str, private_key: _NotePrivateKey) -> str:
     """Sign ``body`` as key ``name`` and return the full signed-note text.
 
     Ed25519 signs the body itself; ECDSA signs SHA-256(body) (DER signature) and RSA uses
