@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 from sealtrail._internal.encoding import (reject_unknown, require_bool, require_dict,
@@ -22,6 +22,16 @@ from sealtrail._internal.keyfiles import write_atomic, write_exclusive, write_pr
 from sealtrail.errors import ConfigInvalidError, UsageError
 from sealtrail.models import trust_documents as docs
 from sealtrail.server.log_instance import LogDirectory
+
+if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import BaseRoute
+
+    from sealtrail.ca.authority import CertificateAuthority
+    from sealtrail.ca.record import IssuanceRecord
+    from sealtrail.ca.token_verifier import IssuerConfig
+    from sealtrail.issuer import BuiltinIssuer
 
 __all__ = ["Instance", "InstanceConfig"]
 
@@ -370,7 +380,7 @@ class Instance:
                              TARGET_SIGNING_CONFIG: _json_bytes(signing_config)})
 
     # -- tokens from the built-in issuer -------------------------------------------------
-    def builtin_issuer(self, kind: str = "email") -> Any:
+    def builtin_issuer(self, kind: str = "email") -> BuiltinIssuer:
         """The built-in issuer for ``kind`` ``email`` or ``github`` identities."""
         from sealtrail.issuer import BuiltinIssuer, load_issuer_key
 
@@ -405,7 +415,8 @@ class Instance:
                 return
 
     # -- the CA and its token verifier ---------------------------------------------------------
-    def certificate_authority(self, *, record: Any = None) -> Any:
+    def certificate_authority(self, *, record: IssuanceRecord | None = None
+                              ) -> CertificateAuthority:
         """The CA of the active key generation, with the instance's CT log.
 
         ``record`` (an :class:`sealtrail.ca.record.IssuanceRecord`) receives every certificate
@@ -421,13 +432,14 @@ class Instance:
                                     CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)),
                                     on_issue=record.record if record is not None else None)
 
-    def issuance_record(self) -> Any:
+    def issuance_record(self) -> IssuanceRecord:
         """The CA's record of issued certificates (DIR/ca/issued.sqlite)."""
         from sealtrail.ca.record import IssuanceRecord
 
         return IssuanceRecord(self.path("ca", "issued.sqlite"))
 
-    def token_issuers(self) -> tuple[list[Any], Callable[[str], Any], list[Any]]:
+    def token_issuers(self) -> tuple[list[IssuerConfig], Callable[[str], Any],
+                                     list[BuiltinIssuer]]:
         """(issuer configs, JWKS fetcher, built-in issuers) as the CA sees them."""
         from sealtrail.ca.token_verifier import IssuerConfig
         from sealtrail.server.ca_api import make_fetch_json
@@ -435,7 +447,7 @@ class Instance:
         config = self.config()
         issuers = [IssuerConfig.from_dict(item) for item in config.issuers]
         fetch_json: Callable[[str], Any] = make_fetch_json()
-        builtin: list[Any] = []
+        builtin: list[BuiltinIssuer] = []
         if config.builtin_issuer:
             builtin = [self.builtin_issuer("email"), self.builtin_issuer("github")]
             issuers += [IssuerConfig(config.oidc_url, "email"),
@@ -444,7 +456,7 @@ class Instance:
         return issuers, fetch_json, builtin
 
     # -- serving ---------------------------------------------------------------------------
-    def build_app(self) -> Any:
+    def build_app(self) -> Starlette:
         """Every service of the instance as one ASGI app."""
         import contextlib
 
@@ -464,7 +476,7 @@ class Instance:
 
         passphrase = self.passphrase()
         issuers, fetch_json, builtin = self.token_issuers()
-        routes: list[Any] = []
+        routes: list[BaseRoute] = []
         for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
             routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix)
         record = self.issuance_record()
@@ -481,19 +493,19 @@ class Instance:
             "/trust/trust_config.json": self.path("trust", "trust_config.json"),
         }
 
-        async def trust_document(request: Any) -> Response:
+        async def trust_document(request: Request) -> Response:
             return FileResponse(trust_files[request.url.path], media_type="application/json",
                                 headers={"Cache-Control": "no-cache"})
 
         tuf_root = self.path("tuf")
 
-        async def tuf_file(request: Any) -> Response:
+        async def tuf_file(request: Request) -> Response:
             resolved = resolve(tuf_root, request.path_params["path"])
             if resolved is None or not os.path.isfile(resolved):
                 raise ApiError(404, "NOT_FOUND", "no such TUF file")
             return FileResponse(resolved, headers={"Cache-Control": "no-cache"})
 
-        async def health(request: Any) -> Response:
+        async def health(request: Request) -> Response:
             return JSONResponse({"status": "ok"})
 
         routes += [Route(path, trust_document, methods=["GET"]) for path in trust_files]
@@ -505,7 +517,7 @@ class Instance:
                                      name="tuf-refresh", daemon=True)
 
         @contextlib.asynccontextmanager
-        async def lifespan(app: Any) -> Any:
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
             refresher.start()
             try:
                 yield
@@ -521,7 +533,7 @@ class Instance:
 TUF_REFRESH_SECONDS = 3600.0
 
 
-def _answer_locally(issuers: list[Any], fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+def _answer_locally(issuers: list[BuiltinIssuer], fallback: Callable[[str], Any]) -> Callable[[str], Any]:
     """The CA fetches the built-in issuers' discovery and JWKS from memory, not over HTTP."""
     local = {}
     for issuer in issuers:
