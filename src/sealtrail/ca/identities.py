@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from asn1crypto import core
 
@@ -347,7 +347,7 @@ COMMON_EXTENSIONS = (
 
 # -- building a principal ----------------------------------------------------------------------
 
-def _split_url(value: str) -> Any:
+def _split_url(value: str) -> SplitResult | None:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a malformed port

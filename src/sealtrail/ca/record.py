@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sealtrail.errors import ConfigInvalidError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from sealtrail.ca.identities import Principal
 
 __all__ = ["IssuanceRecord", "IssuedCertificate"]
 
@@ -56,7 +59,7 @@ class IssuanceRecord:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigInvalidError(f"cannot open the CA's issuance record {path}: {exc}") from exc
 
-    def record(self, leaf: x509.Certificate, principal: Any) -> None:
+    def record(self, leaf: x509.Certificate, principal: Principal) -> None:
         """Record ``leaf`` issued to ``principal`` (a :class:`sealtrail.ca.identities.Principal`)."""
         row = (f"{leaf.serial_number:x}",
                leaf.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -121,7 +121,7 @@ def issuer_key_id(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -
     return jwk_thumbprint(ECAlgorithm.to_jwk(public, as_dict=True))
 
 
-def _check_signing_key(key: Any) -> ec.EllipticCurvePrivateKey:
+def _check_signing_key(key: object) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         curve = getattr(getattr(key, "curve", None), "name", None)
         raise KeyMalformedError("the OIDC issuer key must be an ECDSA P-256 private key (ES256)",
@@ -130,7 +130,7 @@ def _check_signing_key(key: Any) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _check_issuer_url(url: Any) -> str:
+def _check_issuer_url(url: object) -> str:
     if not isinstance(url, str) or not url or len(url) > _MAX_URL:
         raise UsageError("the issuer URL must be a non-empty string of at most 2048 characters")
     if any(not 0x21 <= ord(c) <= 0x7E for c in url):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -34,6 +34,8 @@ TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version
 MAX_TRUSTED_ROOT_BYTES = 16 * 1024 * 1024
 
 E = TrustRootMalformedError
+
+_Item = TypeVar("_Item")
 
 
 class ValidityWindow(NamedTuple):
@@ -156,7 +158,7 @@ class TrustedRoot(NamedTuple):
             raise E("unsupported trusted root media type", actual=media_type,
                     expected=TRUSTED_ROOT_MEDIA_TYPE)
 
-        def many(key: str, parse: Any) -> tuple[Any, ...]:
+        def many(key: str, parse: Callable[[Any, str], _Item]) -> tuple[_Item, ...]:
             items = require_list(data.get(key, []), key, E)
             return tuple(parse(item, f"{key}[{i}]") for i, item in enumerate(items))
 

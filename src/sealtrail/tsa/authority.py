@@ -376,7 +376,7 @@ class TimestampAuthority:
                              f"{cert.not_valid_after_utc.isoformat()}")
 
 
-def _check_hash_algorithm(name: Any) -> None:
+def _check_hash_algorithm(name: object) -> None:
     if name == "sha1":
         # SPEC: sigstore-wire.md §5: SHA-1 is rejected (collisions are practical).
         raise E("SHA-1 message imprints are not accepted", actual="sha1",
@@ -401,7 +401,7 @@ def _check_leaf_profile(leaf: x509.Certificate) -> None:
                                  actual=[o.dotted_string for o in eku.value])
 
 
-def _signing_time(when: datetime) -> Any:
+def _signing_time(when: datetime) -> asn1.UTCTime | asn1.GeneralizedTime:
     # SPEC: RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
     if 1950 <= when.year < 2050:
         return asn1.UTCTime(when)

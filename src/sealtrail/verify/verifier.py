@@ -54,7 +54,7 @@ from sealtrail.merkle import leaf_hash, verify_inclusion
 from sealtrail.models.bundle import Bundle, TlogEntry
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement
-from sealtrail.models.rekor import parse_entry_body
+from sealtrail.models.rekor import EntryBody, parse_entry_body
 from sealtrail.models.trusted_root import TransparencyLog, TrustedRoot
 from sealtrail.verify._certificate import verify_certificate
 from sealtrail.verify._checkpoint import verify_checkpoint
@@ -409,7 +409,7 @@ class Verifier:
                                           expected=f"{body.digest_algorithm}:{recorded_digest.hex()}")
 
 
-    def _entry_body(self, entry: TlogEntry) -> Any:
+    def _entry_body(self, entry: TlogEntry) -> EntryBody:
         """The parsed body of ``entry``; parsed once (pure), whichever step asks first."""
         return self._memo.run(("body", entry.kind, entry.version, entry.canonicalized_body),
                               lambda: parse_entry_body(entry.canonicalized_body, entry.kind,
