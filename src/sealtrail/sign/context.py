@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sealtrail._internal.clock import utcnow
-from sealtrail._internal.encoding import require_dict, require_list, require_str
+from sealtrail._internal.encoding import reject_unknown, require_dict, require_list, require_str
 from sealtrail.errors import ConfigInvalidError, TrustRootMalformedError, UsageError
 from sealtrail.models.trust_documents import (
     CLIENT_TRUST_CONFIG_MEDIA_TYPE,
@@ -45,6 +45,15 @@ MAX_SERVICES = 64
 
 E = ConfigInvalidError
 
+# The fields of each message (SPEC: protobuf-specs sigstore_trustroot.proto, in the JSON
+# mapping's lowerCamelCase). Anything else is refused (ADR 0002): a misspelt or newer field
+# would otherwise be skipped, and its services silently not used.
+_TRUST_CONFIG_FIELDS = ("mediaType", "trustedRoot", "signingConfig")
+_SIGNING_CONFIG_FIELDS = ("mediaType", "caUrls", "oidcUrls", "rekorTlogUrls", "rekorTlogConfig",
+                          "tsaUrls", "tsaConfig")
+_SERVICE_FIELDS = ("url", "majorApiVersion", "validFor", "operator")
+_SELECTOR_FIELDS = ("selector", "count")
+
 
 class Service(NamedTuple):
     """One service of a signing config."""
@@ -61,6 +70,7 @@ def _services(data: dict[str, Any], key: str) -> list[Service]:
     for i, item in enumerate(items):
         what = f"signing config {key}[{i}]"
         item = require_dict(item, what, E)
+        reject_unknown(item, _SERVICE_FIELDS, what, E)
         url = require_str(item.get("url"), f"{what}.url", E)
         try:
             parts = urlsplit(url)
@@ -95,8 +105,9 @@ def select_services(services: Sequence[Service], versions: Sequence[int],
         if best is None or service.major_api_version > best.major_api_version:
             by_operator[service.operator] = service
     chosen = list(by_operator.values())
-    if not config:
+    if not config:  # absent or {}: no selection asked for
         return chosen
+    reject_unknown(config, _SELECTOR_FIELDS, f"signing config {what} configuration", E)
     selector = config.get("selector", "ANY")
     if selector == "ALL":
         return chosen
@@ -139,6 +150,7 @@ class SigningContext(NamedTuple):
         when no usable log of the requested version exists.
         """
         data = _load(client_trust_config_json, "client trust config")
+        reject_unknown(data, _TRUST_CONFIG_FIELDS, "client trust config", E)
         media_type = data.get("mediaType")
         if media_type != CLIENT_TRUST_CONFIG_MEDIA_TYPE:
             raise E("unsupported client trust config media type", actual=media_type,
@@ -162,6 +174,7 @@ class SigningContext(NamedTuple):
     def _from_parts(cls, root: TrustedRoot, signing: dict[str, Any], rekor_version: int | None,
                     now: datetime | None) -> "SigningContext":
         now = now or utcnow()
+        reject_unknown(signing, _SIGNING_CONFIG_FIELDS, "signing config", E)
         media_type = signing.get("mediaType")
         if media_type != SIGNING_CONFIG_MEDIA_TYPE:
             raise E("unsupported signing config media type", actual=media_type,

@@ -100,6 +100,17 @@ def test_no_ca_is_refused(root: dict[str, Any]) -> None:
     (lambda c: c["caUrls"][0].update(majorApiVersion="1"), ConfigInvalidError, "integer"),
     (lambda c: c["caUrls"][0].pop("validFor"), ConfigInvalidError, "validFor"),
     (lambda c: c.update(caUrls={}), ConfigInvalidError, "caUrls"),
+    # Strict parsing (ADR 0002): a misspelt or unknown field is refused, not skipped.
+    (lambda c: c.update(tsaURLs=c.pop("tsaUrls")), ConfigInvalidError,
+     r"signing config has unknown fields: 'tsaURLs'"),
+    (lambda c: c["caUrls"][0].update(majorApiVersion=True), ConfigInvalidError, "integer"),
+    (lambda c: c["caUrls"][0].update(major_api_version=1), ConfigInvalidError,
+     r"caUrls\[0\] has unknown fields: 'major_api_version'"),
+    (lambda c: c["tsaUrls"][0].update(operator=7), ConfigInvalidError, "operator"),
+    (lambda c: c.update(tsaConfig={"selector": "EXACT", "count": True}), ConfigInvalidError,
+     "positive count"),
+    (lambda c: c.update(tsaConfig={"selector": "ALL", "cuont": 2}), ConfigInvalidError,
+     "TSA configuration has unknown fields: 'cuont'"),
 ])
 def test_malformed_signing_configs(root: dict[str, Any], mutate: Any, error: type, message: str) -> None:
     signing = copy.deepcopy(config())
@@ -113,6 +124,10 @@ def test_malformed_trust_config_documents(root: dict[str, Any]) -> None:
         SigningContext.from_trust_config(json.dumps({"mediaType": "x"}))
     with pytest.raises(ConfigInvalidError, match="not valid JSON"):
         SigningContext.from_trust_config(b"{")
+    document = {"mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+                "trustedRoot": root, "signingConfig": config(), "signing_config": {}}
+    with pytest.raises(ConfigInvalidError, match="unknown fields: 'signing_config'"):
+        SigningContext.from_trust_config(json.dumps(document))
     with pytest.raises(TrustRootMalformedError):
         SigningContext.from_documents(b"{}", json.dumps(config()))
     with pytest.raises(UsageError, match="Rekor version"):
