@@ -9,9 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sealtrail.cli._common import EXIT_OK, usage_error
+
+if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
+    from argparse import Namespace
+
+    from sealtrail.server.instance import Instance
 
 #: What the services import and no client command does: installed by ``sealtrail[server]``.
 SERVER_MODULES = ("starlette", "uvicorn")
@@ -29,7 +34,7 @@ def require_server_extra(command: str) -> None:
                           f"{', '.join(missing)}): pip install 'sealtrail[server]'")
 
 
-def trust(args: Any) -> int:
+def trust(args: Namespace) -> int:
     from sealtrail.trustroot.tuf_client import TrustStore
 
     store = TrustStore()
@@ -74,7 +79,7 @@ def trust(args: Any) -> int:
     raise usage_error("give a trust command: add, update or show")
 
 
-def _passphrase_for_init(args: Any) -> bytes | None:
+def _passphrase_for_init(args: Namespace) -> bytes | None:
     if not args.encrypt_keys:
         return None
     value = os.environ.get("SEALTRAIL_PASSPHRASE")
@@ -83,7 +88,7 @@ def _passphrase_for_init(args: Any) -> bytes | None:
     return value.encode()
 
 
-def instance_commands(args: Any) -> int:
+def instance_commands(args: Namespace) -> int:
     if args.command != "token":  # token only mints with the instance's issuer key
         require_server_extra(args.command)
     from sealtrail.server.instance import Instance
@@ -133,7 +138,7 @@ def instance_commands(args: Any) -> int:
     raise usage_error("unknown command")
 
 
-def _ca_dry_run(instance: Any, args: Any) -> int:
+def _ca_dry_run(instance: Instance, args: Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
     from sealtrail.ca.token_verifier import TokenVerifier
@@ -149,7 +154,7 @@ def _ca_dry_run(instance: Any, args: Any) -> int:
     return EXIT_OK
 
 
-def log(args: Any) -> int:
+def log(args: Namespace) -> int:
     require_server_extra(f"log {args.log_command or ''}".strip())
     from sealtrail.server.log_instance import LogDirectory
 
