@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from sealtrail._internal.keyfiles import write_atomic, write_private_key
 from sealtrail.crypto.keys import PublicKey
-from sealtrail.errors import InputError, UsageError
+from sealtrail._internal.encoding import (parse_rfc3339, reject_unknown, require_bool,
+                                          require_dict, require_json_int, require_str)
+from sealtrail.errors import ConfigInvalidError, InputError, UsageError
 from sealtrail.log.engine import LogConfig, LogEngine
 from sealtrail.log.storage import LogStorage
 from sealtrail.models.checkpoint import note_key_id
@@ -63,18 +65,45 @@ class LogSpec:
                 "created": self.created, "frozenAt": self.frozen_at}
 
     @classmethod
-    def from_json(cls, data: Any) -> "LogSpec":
-        try:
-            spec = cls(name=str(data["name"]), api_version=int(data["apiVersion"]),
-                       origin_host=str(data["originHost"]), tree_id=int(data.get("treeId", 0)),
-                       index_offset=int(data.get("indexOffset", 0)),
-                       frozen=bool(data.get("frozen", False)), created=str(data.get("created", "")),
-                       frozen_at=str(data.get("frozenAt", "")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{CONFIG_NAME} has a malformed log entry: {exc}") from exc
-        if spec.api_version not in (1, 2) or not spec.name.replace("-", "").isalnum():
-            raise InputError(f"{CONFIG_NAME}: log {spec.name!r} is invalid")
-        return spec
+    def from_json(cls, data: Any, source: str = CONFIG_NAME) -> "LogSpec":
+        """Parse one entry of logs.json strictly (ADR 0002): JSON types (``frozen`` is a
+        boolean, never ``"false"``; integers are not booleans), no unknown fields. Raises
+        :class:`ConfigInvalidError` naming ``source`` (the file and the entry)."""
+        E = ConfigInvalidError
+        entry = require_dict(data, source, E)
+        reject_unknown(entry, _SPEC_FIELDS, source, E)
+        missing = [key for key in ("name", "apiVersion", "originHost") if key not in entry]
+        if missing:
+            raise E(f"{source} has no {', '.join(missing)}")
+        name = require_str(entry["name"], f"{source}.name", E)
+        # The name becomes a directory and a key file name: one plain word.
+        if not name.replace("-", "").isalnum():
+            raise E(f"{source}.name must be letters, digits and dashes", actual=name)
+        api_version = require_json_int(entry["apiVersion"], f"{source}.apiVersion", E,
+                                       minimum=1, maximum=2)
+        origin_host = require_str(entry["originHost"], f"{source}.originHost", E)
+        if not origin_host:
+            raise E(f"{source}.originHost must not be empty")
+        return cls(name=name, api_version=api_version, origin_host=origin_host,
+                   tree_id=require_json_int(entry.get("treeId", 0), f"{source}.treeId", E),
+                   index_offset=require_json_int(entry.get("indexOffset", 0),
+                                                 f"{source}.indexOffset", E),
+                   frozen=require_bool(entry.get("frozen", False), f"{source}.frozen", E),
+                   created=_time(entry.get("created", ""), f"{source}.created"),
+                   frozen_at=_time(entry.get("frozenAt", ""), f"{source}.frozenAt"))
+
+
+# The fields of a logs.json entry (LogSpec.to_json writes all of them).
+_SPEC_FIELDS = ("name", "apiVersion", "originHost", "treeId", "indexOffset", "frozen",
+                "created", "frozenAt")
+
+
+def _time(value: Any, what: str) -> str:
+    """An RFC 3339 time, or "" (not recorded)."""
+    text = require_str(value, what, ConfigInvalidError)
+    if text:
+        parse_rfc3339(text, what, ConfigInvalidError)
+    return text
 
 
 def _now_rfc3339() -> str:
@@ -101,10 +130,16 @@ class LogDirectory:
         except OSError as exc:
             raise InputError(f"cannot read {self.config_path}: {exc.strerror}") from exc
         except ValueError as exc:
-            raise InputError(f"{self.config_path} is not valid JSON") from exc
+            raise ConfigInvalidError(f"{self.config_path} is not valid JSON") from exc
         if not isinstance(data, dict) or not isinstance(data.get("logs"), list):
-            raise InputError(f"{self.config_path} must hold {{\"logs\": [...]}}")
-        return [LogSpec.from_json(item) for item in data["logs"]]
+            raise ConfigInvalidError(f"{self.config_path} must hold {{\"logs\": [...]}}")
+        reject_unknown(data, ("logs",), self.config_path, ConfigInvalidError)
+        specs = [LogSpec.from_json(item, f"{self.config_path}: logs[{number}]")
+                 for number, item in enumerate(data["logs"])]
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise ConfigInvalidError(f"{self.config_path} names a log twice", actual=names)
+        return specs
 
     def create(self, origin_host: str, *, v1_name: str = "rekor", v2_name: str = "log1",
                passphrase: bytes | None = None) -> list[LogSpec]:
