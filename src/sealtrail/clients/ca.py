@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from typing import NamedTuple
 
 from cryptography import x509
@@ -88,22 +87,6 @@ class CAClient:
             request.method, request.url, body=request.body, headers=request.headers,
             service=self.service, limit=MAX_CA_RESPONSE_BYTES)
         return self._issued(status, body)
-
-    def send_early(self, csr: x509.CertificateSigningRequest,
-                   token: str) -> Callable[[], SigningCertificate]:
-        """:meth:`request_certificate`, sent now; the returned function waits for the answer
-        and returns it (errors as :meth:`request_certificate`). Call it from this thread,
-        before this thread asks this CA anything else (see ``HttpClient.send_early``)."""
-        request = self.build_request(csr, token)
-        answer = self._client.send_early(
-            request.method, request.url, body=request.body, headers=request.headers,
-            service=self.service, limit=MAX_CA_RESPONSE_BYTES)
-
-        def issued() -> SigningCertificate:
-            status, _headers, body = answer()
-            return self._issued(status, body)
-
-        return issued
 
     def _issued(self, status: int, body: bytes) -> SigningCertificate:
         """The chain in the CA's answer, or the error its status means."""

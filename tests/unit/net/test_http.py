@@ -1,16 +1,17 @@
 """The shared HTTP client without a network: retries, backoff, limits, error mapping (over its
-transport seam) and which proxy the environment selects for a URL."""
+transport seam, which sees the request after the URL and header checks), which proxy the
+environment selects for a URL, and how the urllib3 managers are configured."""
 
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import ssl
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+import urllib3
 
 from sealtrail.errors import ServiceUnavailableError, UsageError
 from sealtrail.net.http import (
@@ -20,10 +21,17 @@ from sealtrail.net.http import (
     HttpClient,
     HttpRequest,
     HttpResponse,
+    MAX_CONNECT_TIMEOUT,
+    PoolManagers,
+    Proxy,
+    ProxySettings,
     RETRY_STATUSES,
     RetryPolicy,
     USER_AGENT,
+    pool_manager,
     service_message,
+    timeout_for,
+    tls_context,
 )
 from tests.fakes.http import respond
 
@@ -246,21 +254,62 @@ def test_closed_client_refuses_requests() -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://svc.test/x", "https:///nohost", "http://svc.test:port/",
-                                 "http://svc.test/a b\r\nX-Injected: 1"])
-def test_urls_that_cannot_be_sent_are_refused_without_a_connection(url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                 "http://svc.test/a b\r\nX-Injected: 1", "https://svc.test/\u00e9"])
+def test_urls_that_cannot_be_sent_are_refused_before_the_transport(url: str) -> None:
+    # The seam sits below the checks: a fake transport sees only what production would send.
+    transport = Scripted(respond(200))
+    with pytest.raises(ServiceUnavailableError, match=f"^cannot reach {SERVICE}: "):
+        make(transport).request("GET", url, service=SERVICE, limit=10)
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize("headers", [{"Bad Name": "x"}, {"X-Ok": "a\r\nX-Injected: 1"},
+                                     {"X-Ok": "nul\x00"}, {"": "empty name"}])
+def test_header_fields_that_cannot_be_sent_are_refused_before_the_transport(
+        headers: dict[str, str]) -> None:
+    transport = Scripted(respond(200))
+    with pytest.raises(ServiceUnavailableError, match=f"^cannot reach {SERVICE}: invalid header"):
+        get(make(transport), headers=headers)
+    assert transport.requests == []
+    get(make(transport), headers={"X-Ok": "fine; q=1"})  # what a valid field looks like
+    assert len(transport.requests) == 1
+
+
+def test_urls_that_cannot_be_sent_never_reach_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.fakes.network import forbid_network
 
     attempts = forbid_network(monkeypatch)
     with pytest.raises(ServiceUnavailableError, match=f"^cannot reach {SERVICE}: "):
-        HttpClient(RetryPolicy(attempts=1)).request("GET", url, service=SERVICE, limit=10)
+        HttpClient(RetryPolicy(attempts=1)).request("GET", "http://svc.test:port/",
+                                                    service=SERVICE, limit=10)
     assert attempts == []
 
 
 def test_tls_context_verifies_certificates_and_hostnames() -> None:
-    context = HttpClient()._tls_context()
+    context = tls_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.cert_store_stats()["x509_ca"] > 0  # certifi's bundle (or the system's)
+    assert tls_context() is context  # made once
+
+
+def test_timeouts_cap_connecting_and_honour_a_deadline() -> None:
+    plain = timeout_for(30.0)
+    assert (plain.connect_timeout, plain.read_timeout, plain.total) == \
+        (MAX_CONNECT_TIMEOUT, 30.0, None)
+    short = timeout_for(30.0, deadline=2.0)
+    assert (short.connect_timeout, short.total) == (2.0, 2.0)
+    assert timeout_for(3.0).connect_timeout == 3.0
+
+
+def test_retries_are_logged_without_headers_or_query(caplog: pytest.LogCaptureFixture) -> None:
+    transport = Scripted(ConnectionRefusedError(111, "refused"), respond(503), respond(200))
+    caplog.set_level(logging.DEBUG, logger="sealtrail.net")
+    make(transport, attempts=3).request("GET", URL + "?token=secret", service=SERVICE,
+                                        limit=10, headers={"Authorization": "Bearer secret"})
+    messages = [r.getMessage() for r in caplog.records if r.name == "sealtrail.net"]
+    assert len(messages) == 2
+    assert "attempt 1 of 3 failed" in messages[0] and "HTTP 503" in messages[1]
+    assert not any("secret" in m for m in messages)
 
 
 # -- proxies ----------------------------------------------------------------------------------
@@ -329,18 +378,25 @@ def test_proxy_credentials_and_bare_host_port(clean_env: pytest.MonkeyPatch) -> 
     clean_env.setenv("HTTPS_PROXY", "http://user%40corp:p%3Ass@proxy.test:3128")
     chosen = HttpClient().proxy_for("https://fulcio.test/")
     assert chosen is not None and chosen.authorization == "Basic dXNlckBjb3JwOnA6c3M="
+    assert chosen.url == "http://proxy.test:3128"  # credentials stay out of the URL
     clean_env.setenv("HTTPS_PROXY", "proxy.test:3128")
     chosen = HttpClient().proxy_for("https://fulcio.test/")
     assert chosen is not None and (chosen.host, chosen.port, chosen.authorization) == \
         ("proxy.test", 3128, None)
 
 
-@pytest.mark.parametrize("value", ["https://proxy.test:443", "socks5://proxy.test:1080",
-                                   "http://proxy.test:port"])
+def test_https_proxies_are_supported(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTPS_PROXY", "https://proxy.test")
+    assert HttpClient().proxy_for("https://fulcio.test/") == \
+        Proxy("https://proxy.test:443", "proxy.test", 443, None)
+
+
+@pytest.mark.parametrize("value", ["socks5://proxy.test:1080", "http://user:pw@proxy.test:port"])
 def test_unsupported_proxies_are_refused(clean_env: pytest.MonkeyPatch, value: str) -> None:
     clean_env.setenv("HTTPS_PROXY", value)
-    with pytest.raises(UsageError, match="proxy"):
+    with pytest.raises(UsageError, match="proxy") as info:
         HttpClient().proxy_for("https://fulcio.test/")
+    assert "pw" not in str(info.value.actual)  # credentials are never shown
 
 
 def test_cgi_request_ignores_http_proxy(clean_env: pytest.MonkeyPatch) -> None:
@@ -350,23 +406,50 @@ def test_cgi_request_ignores_http_proxy(clean_env: pytest.MonkeyPatch) -> None:
     assert proxy("http://rekor.test/") is None
 
 
-def test_urllib_request_is_imported_only_when_a_proxy_variable_is_set() -> None:
-    code = ("import sys; from sealtrail.net.http import HttpClient; HttpClient(); "
-            "print('urllib.request' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                           text=True, timeout=60, check=True)
-    assert plain.stdout.strip() == "False"
-    proxied = subprocess.run([sys.executable, "-c", code], env={**env, "no_proxy": "x.test"},
-                             capture_output=True, text=True, timeout=60, check=True)
-    assert proxied.stdout.strip() == "True"
+def test_proxy_choice_is_logged(clean_env: pytest.MonkeyPatch,
+                                caplog: pytest.LogCaptureFixture) -> None:
+    clean_env.setenv("HTTPS_PROXY", "http://user:secret@proxy.test:3128")
+    clean_env.setenv("NO_PROXY", "inside.test")
+    caplog.set_level(logging.DEBUG, logger="sealtrail.net")
+    settings = ProxySettings()
+    settings.proxy_for("https", "fulcio.test", 443)
+    settings.proxy_for("https", "fulcio.test", 443)  # decided once
+    settings.proxy_for("https", "ca.inside.test", 443)
+    messages = [r.getMessage() for r in caplog.records if r.name == "sealtrail.net"]
+    assert messages == ["https://fulcio.test:443 goes through the proxy http://proxy.test:3128",
+                        "https://ca.inside.test:443 is in NO_PROXY: connecting directly"]
 
 
-def test_send_early_over_a_transport_asks_when_the_answer_is_read() -> None:
-    transport = Scripted(respond(503), respond(200, content=b"done"))
-    sleeps: list[float] = []
-    client = make(transport, sleeps, attempts=2)
-    answer = client.send_early("POST", URL, body=b"b", service=SERVICE, limit=100)
-    assert transport.requests == []  # a test transport has no socket to send on early
-    assert answer().body == b"done"
-    assert [r.body for r in transport.requests] == [b"b", b"b"] and len(sleeps) == 1
+# -- the urllib3 managers (shared with the TUF client) -------------------------------------
+
+def test_a_direct_manager_leaves_retries_and_redirects_to_the_policy() -> None:
+    manager = pool_manager(None)
+    assert type(manager) is urllib3.PoolManager
+    retries = manager.connection_pool_kw["retries"]
+    assert retries.total is False and retries.redirect == 0
+    assert manager.connection_pool_kw["ssl_context"] is tls_context()
+    assert manager.connection_pool_kw["maxsize"] == 1
+
+
+def test_a_proxy_manager_carries_the_credentials_and_the_tls_context() -> None:
+    context = ssl.create_default_context()
+    proxy = Proxy("https://proxy.test:8443", "proxy.test", 8443, "Basic dTpw")
+    manager = pool_manager(proxy, tls=context, headers={"User-Agent": "x"})
+    assert isinstance(manager, urllib3.ProxyManager)
+    assert str(manager.proxy) == "https://proxy.test:8443"
+    assert manager.proxy_headers == {"Proxy-Authorization": "Basic dTpw"}
+    assert manager.proxy_ssl_context is context
+    assert manager.connection_pool_kw["ssl_context"] is context
+    assert manager.headers == {"User-Agent": "x"}
+
+
+def test_managers_are_made_once_per_proxy(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    managers = PoolManagers(ProxySettings())
+    through = managers.for_url("https://fulcio.test/a")
+    assert managers.for_url("https://rekor.test/b") is through
+    assert isinstance(through, urllib3.ProxyManager)
+    direct = managers.for_url("https://127.0.0.1:9/")
+    assert direct is not through and not isinstance(direct, urllib3.ProxyManager)
+    managers.close()
+    assert managers.for_url("https://fulcio.test/a") is not through  # new after close()

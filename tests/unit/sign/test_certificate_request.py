@@ -1,11 +1,10 @@
-"""The certificate request sent before the signer loads: the same checks and errors as the
-signer's own request, and the signer signs with its key and verifies its answer."""
+"""The certificate request sent in the background while the signer loads: the same checks and
+errors as the signer's own request, and the signer signs with its key and verifies its answer."""
 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
+import threading
 from typing import Any
 
 import pytest
@@ -13,9 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail.errors import CertChainInvalidError, TokenInvalidError, UsageError
-from sealtrail.sign import Signer, SigningContext
-from sealtrail.sign.certificate_request import CertificateRequest
 from sealtrail.identity.tokens import IdentityToken
+from sealtrail.net.http import HttpClient, HttpRequest, HttpResponse, http_client
+from sealtrail.sign import Signer, SigningContext
+from sealtrail.sign import certificate_request
+from sealtrail.sign.certificate_request import CertificateRequest
 from tests.fakes.ca import FakeCA
 from tests.unit.sign._services import FakeServices, make_token
 
@@ -92,14 +93,39 @@ def test_a_request_excludes_a_token_or_a_key(services: FakeServices, given: dict
         Signer(context(services), certificate_request=request, **given)
 
 
-def test_importing_the_request_does_not_load_the_signer() -> None:
-    # What the CLI relies on to ask the CA while the signer's modules load.
-    code = ("import sys, sealtrail.sign.outputs, sealtrail.sign.certificate_request; "
-            "print(sorted(m for m in sys.modules if m in ('sealtrail.sign.signer', "
-            "'sealtrail.verify.verifier', 'sealtrail.clients.tsa')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    assert done.stdout.strip() == "[]", done.stderr
+def test_the_request_is_sent_in_the_background(services: FakeServices) -> None:
+    # The CA holds its answer until the test lets it go: the request must be made, and
+    # the constructor return, while nobody waits for the answer (a request sent from the
+    # constructor's own thread would block here until the handler gave up and failed).
+    arrived, release = threading.Event(), threading.Event()
+
+    def held(request: HttpRequest) -> HttpResponse:
+        arrived.set()
+        assert release.wait(timeout=10), "the CA's answer was awaited before it was asked for"
+        return services.handle(request)
+
+    request = CertificateRequest(context(services), token(),
+                                 http=http_client(transport=held, sleep=lambda _: None))
+    assert arrived.wait(timeout=10)
+    assert services.sent("ca") == 0  # the CA is still working on it
+    release.set()
+    issued = request.result()
+    assert services.sent("ca") == 1 and request.result() is issued  # read once, kept
+
+
+def test_its_own_http_client_is_closed_once_the_answer_is_read(
+        services: FakeServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[HttpClient] = []
+
+    def own_client() -> HttpClient:
+        made.append(services.client())
+        return made[0]
+
+    monkeypatch.setattr(certificate_request, "http_client", own_client)
+    request = CertificateRequest(context(services), token())
+    assert request.result().leaf is not None
+    with pytest.raises(UsageError, match="closed"):
+        made[0].request("GET", "https://ca.test/", service="the CA", limit=10)
 
 
 # -- an unread token (the CLI's): its claims are read only if the CA refuses it ------------------
@@ -124,11 +150,3 @@ def test_an_unread_token_is_only_sent_and_stays_unread(services: FakeServices) -
     request = CertificateRequest(context(services), unread, http=services.client())
     assert request.result().leaf is not None
     assert not unread.is_read
-
-
-def test_an_unread_token_does_not_load_pyjwt() -> None:
-    code = ("import sys; from sealtrail.identity.tokens import IdentityToken; "
-            "t = IdentityToken.unread('a.b.c'); print('jwt' in sys.modules, t.is_read)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    assert done.stdout.split() == ["False", "False"], done.stderr
