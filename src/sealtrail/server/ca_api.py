@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cryptography import x509
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -116,7 +117,7 @@ def build_ca_routes(authority: CertificateAuthority, token_verifier: TokenVerifi
             raise CertificateRequestInvalidError("request body must be a JSON object")
         token = _token(request, body)
 
-        def work() -> list[Any]:
+        def work() -> list[x509.Certificate]:
             principal = token_verifier.verify(token)
             key = authority.parse_request(body, principal)
             chain = authority.issue(key, principal)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -262,7 +263,7 @@ def _tree_head(checkpoint: Any) -> dict[str, Any]:
             "signedTreeHead": checkpoint.note}
 
 
-def _int_param(params: Any, name: str, *, default: int) -> int:
+def _int_param(params: Mapping[str, str], name: str, *, default: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
@@ -271,7 +272,7 @@ def _int_param(params: Any, name: str, *, default: int) -> int:
     return int(raw)
 
 
-def _search_query_v1(query: Any) -> tuple[str, str]:
+def _search_query_v1(query: object) -> tuple[str, str]:
     """SPEC: Rekor v1 SearchIndex: {"hash": "sha256:<hex>"} | {"email"} | {"publicKey"}.
 
     sealtrail also accepts {"identity": <any certificate SAN>}.
