@@ -120,7 +120,7 @@ class RetryPolicy(NamedTuple):
         "Equal jitter": half the exponential delay plus a random part of the other half, so
         parallel clients that failed together do not come back together.
         """
-        ceiling = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        ceiling = min(self.max_backoff, self.backoff * (2.0 ** (attempt - 1)))
         return ceiling / 2 + rand() * ceiling / 2
 
 
@@ -146,7 +146,7 @@ class Headers(dict[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]  # noqa: D102
+    def get(self, name: str, default: Any = None) -> Any:  # the dict API, ignoring case
         return dict.get(self, name.lower(), default)
 
 
@@ -284,6 +284,12 @@ def _without_credentials(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)[:100]
 
 
+# urllib's NO_PROXY matching (suffixes, ports, "*"), as requests and urllib3 users rely on;
+# public but missing from typeshed.
+_proxy_bypass: Callable[[str, dict[str, str]], bool] = (
+    urllib.request.proxy_bypass_environment)  # type: ignore[attr-defined]
+
+
 class ProxySettings:
     """The proxy settings of the environment, read once (as urllib reads them: lower-case
     names win; HTTP_PROXY is ignored under CGI, httpoxy), and the choice for each target."""
@@ -304,7 +310,7 @@ class ProxySettings:
         choice = None
         if self._proxies is not None and not _is_loopback(host):
             where = f"[{host}]" if ":" in host else host
-            if not urllib.request.proxy_bypass_environment(f"{where}:{port}", self._proxies):
+            if not _proxy_bypass(f"{where}:{port}", self._proxies):
                 url = self._proxies.get(scheme) or self._proxies.get("all")
                 choice = _parse_proxy(url) if url else None
             else:
@@ -376,7 +382,7 @@ class PoolManagers:
         for manager in managers:
             # PoolManager.clear() only forgets its pools (they close when collected): close
             # them now, so that the services see the connections end.
-            for key in manager.pools.keys():
+            for key in list(manager.pools.keys()):
                 pool = manager.pools.get(key)
                 if pool is not None:
                     pool.close()
@@ -538,9 +544,13 @@ class HttpClient:
                 raise _failure(exc, service, limit) from None
             except (OSError, AnswerDroppedError, _MalformedAnswerError, _DefiniteError) as exc:
                 raise _failure(exc, service, limit) from exc
-            except Exception as exc:
-                if self._transport is not None and not _is_http_client_error(exc):
+            except ValueError as exc:
+                if self._transport is not None:
                     raise  # a test's own bug: let it show
+                raise _failure(exc, service, limit) from exc  # something that cannot be sent
+            except Exception as exc:
+                if not _is_http_client_error(exc):
+                    raise  # a bug, not a service failure: let it show
                 raise _failure(exc, service, limit) from exc
             if response.status not in RETRY_STATUSES or attempt >= attempts:
                 return response
@@ -583,7 +593,9 @@ class HttpClient:
         assert self._transport is not None
         response = self._transport(request)
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        bodiless = request.method == "HEAD" or response.status in (204, 304) \
+            or 100 <= response.status < 200
+        if declared.isdigit() and int(declared) > limit and not bodiless:
             raise _OversizedError(f"{declared} bytes")
         if len(response.body) > limit:
             raise _OversizedError(f"> {limit} bytes")

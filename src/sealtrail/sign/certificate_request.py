@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail._internal.clock import utcnow
-from sealtrail.errors import TokenInvalidError, UsageError
-from sealtrail.sign.context import SigningContext
-from sealtrail.net.http import HttpClient, http_client
 from sealtrail.clients.ca import CAClient, SigningCertificate
+from sealtrail.errors import TokenInvalidError, UsageError
 from sealtrail.identity.tokens import IdentityToken
+from sealtrail.net.http import HttpClient, http_client
+from sealtrail.sign.context import SigningContext
 
 __all__ = ["CertificateRequest", "signing_request"]
 

@@ -15,19 +15,19 @@ import urllib3
 
 from sealtrail.errors import ServiceUnavailableError, UsageError
 from sealtrail.net.http import (
+    MAX_CONNECT_TIMEOUT,
+    RETRY_STATUSES,
+    USER_AGENT,
     AnswerDroppedError,
     ConnectTimeoutError,
     Headers,
     HttpClient,
     HttpRequest,
     HttpResponse,
-    MAX_CONNECT_TIMEOUT,
     PoolManagers,
     Proxy,
     ProxySettings,
-    RETRY_STATUSES,
     RetryPolicy,
-    USER_AGENT,
     pool_manager,
     service_message,
     timeout_for,

@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.errors import CertChainInvalidError, TokenInvalidError, UsageError
 from sealtrail.identity.tokens import IdentityToken
 from sealtrail.net.http import HttpClient, HttpRequest, HttpResponse, http_client
-from sealtrail.sign import Signer, SigningContext
-from sealtrail.sign import certificate_request
+from sealtrail.sign import Signer, SigningContext, certificate_request
 from sealtrail.sign.certificate_request import CertificateRequest
 from tests.fakes.ca import FakeCA
 from tests.unit.sign._services import FakeServices, make_token
