@@ -309,6 +309,48 @@ def _read_bounded(path: str, limit: int) -> bytes:
     return data
 
 
+# The fields of a cache entry's instance.json (written by TrustStore._write_state).
+_STATE_FIELDS = ("name", "url", "targets", "last_updated")
+_TARGET_RECORD_FIELDS = ("sha256", "length")
+_SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+def _check_state(state: Any, path: str) -> dict[str, Any]:
+    """A cache entry's state, checked strictly (ADR 0002): the fields we write, with their
+    JSON types; anything else means the file was edited or damaged."""
+    hint = "; remove the instance and add it again"
+
+    def corrupt(what: str, actual: Any = None) -> InputError:
+        return InputError(f"{path}: {what}{hint}", actual=actual)
+
+    if not isinstance(state, dict):
+        raise corrupt("not a JSON object", type(state).__name__)
+    unknown = sorted(set(state) - set(_STATE_FIELDS))
+    if unknown:
+        raise corrupt(f"unknown fields {', '.join(map(repr, unknown))}")
+    for key in ("name", "url"):
+        if key in state and not isinstance(state[key], str):
+            raise corrupt(f"{key} must be a string", state[key])
+    # null until the first successful update (what add() writes).
+    if state.get("last_updated") is not None:
+        if not isinstance(state["last_updated"], str):
+            raise corrupt("last_updated must be a string or null", state["last_updated"])
+        parse_rfc3339(state["last_updated"], f"{path}: last_updated", InputError)
+    targets = state.get("targets")
+    if not isinstance(targets, dict):
+        raise corrupt("targets must be a JSON object", type(targets).__name__)
+    for target, record in targets.items():
+        if not isinstance(record, dict) or set(record) - set(_TARGET_RECORD_FIELDS):
+            raise corrupt(f"targets[{target!r}] is not a {{sha256, length}} record")
+        if not isinstance(record.get("sha256"), str) or not _SHA256_HEX.match(record["sha256"]):
+            raise corrupt(f"targets[{target!r}].sha256 must be 64 lowercase hex digits",
+                          record.get("sha256"))
+        length = record.get("length", 0)
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise corrupt(f"targets[{target!r}].length must be an integer", length)
+    return state
+
+
 class TrustStore:
     """Per-user cache of TUF-verified trust roots for any number of Sigstore instances."""
 
@@ -356,7 +398,8 @@ class TrustStore:
             root = _parse_root(pinned, f"pinned root.json of {name}")
             roles["root"] = RoleInfo(root.version, root.expires)
         last = state.get("last_updated")
-        last_updated = parse_rfc3339(last, "last_updated", InputError) if last else None
+        last_updated = parse_rfc3339(last, "last_updated", InputError) if last is not None \
+            else None
         if now is not None and now.tzinfo is None:
             raise UsageError("show() needs a timezone-aware time")
         when = utcnow() if now is None else now
@@ -528,11 +571,7 @@ class TrustStore:
             state = json.loads(data)
         except ValueError as exc:
             raise InputError(f"{path} is not valid JSON") from exc
-        targets = state.get("targets") if isinstance(state, dict) else None
-        if not isinstance(targets, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in targets.values()):
-            raise InputError(f"{path} is corrupt; remove the instance and add it again")
-        return state
+        return _check_state(state, path)
 
     @staticmethod
     def _write_state(entry: str, state: dict[str, Any]) -> None:
