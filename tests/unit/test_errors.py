@@ -1,0 +1,34 @@
+"""The one mapping from errors to exit statuses: 1 verification failed, 2 usage or input,
+3 a service could not be reached or failed (README "Exit status")."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealtrail import errors
+from sealtrail.errors import (ConfigInvalidError, Error, InputError, LogError,
+                              ServiceUnavailableError, SigningProcessError, TokenInvalidError,
+                              TrustUpdateError, UsageError, VerificationError)
+
+CLASSES = [getattr(errors, name) for name in errors.__all__]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_has_one_of_the_documented_exit_codes(cls: type[Error]) -> None:
+    if issubclass(cls, VerificationError):
+        expected = 1
+    elif issubclass(cls, (ServiceUnavailableError, TrustUpdateError, LogError,
+                          SigningProcessError)):
+        expected = 3
+    else:
+        assert issubclass(cls, (UsageError, InputError, TokenInvalidError)) or cls is Error
+        expected = 2
+    assert cls.exit_code == expected
+
+
+def test_the_json_form_carries_the_exit_code_beside_the_code() -> None:
+    assert ServiceUnavailableError("the CA did not answer", actual="HTTP 503").to_json() == {
+        "code": "SERVICE_UNAVAILABLE", "exit_code": 3,
+        "message": "the CA did not answer (got HTTP 503)", "actual": "HTTP 503"}
+    assert ConfigInvalidError("bad").to_json()["exit_code"] == 2
+    assert VerificationError("no").to_json()["exit_code"] == 1
