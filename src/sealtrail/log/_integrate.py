@@ -35,7 +35,7 @@ class TileWrite(NamedTuple):
     """One tile or entry bundle to store. ``level`` None = entry bundle; ``width`` None = full."""
 
     level: int | None
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index
     width: int | None
     data: bytes
 

@@ -61,7 +61,7 @@ MAX_DEPTH = 16
 MAX_NODES = 10_000
 # Total characters in all strings: a 16 MiB payload is base64-encoded twice in intoto 0.0.2.
 MAX_TEXT_CHARS = 48 * 1024 * 1024
-# The engine's search index bounds (sealtrail.log.engine MAX_SEARCH_KEYS and
+# The engine's search index bounds (sealtrail.log.config MAX_SEARCH_KEYS and
 # MAX_SEARCH_VALUE_CHARS): keys past them are not indexed rather than the entry refused.
 MAX_SEARCH_KEYS = 32
 MAX_SEARCH_VALUE_CHARS = 2048

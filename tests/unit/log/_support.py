@@ -6,11 +6,13 @@ engine runs its ordinary code paths (docs/architecture.md habit 9).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sealtrail.log import LogConfig, LogEngine, LogStorage
+from sealtrail.log.clock import SYSTEM_CLOCK, Clock
 from sealtrail.log.storage import (
     Assignment,
     IntegrationState,
@@ -45,6 +47,89 @@ def body(i: int, tag: str = "") -> bytes:
     return f'{{"entry":{i},"tag":"{tag}"}}'.encode()
 
 
+# A bound on how long a test waits for the engine's threads to reach a state it needs.
+# Never reached when the code works, whatever the load: a safety net, not a schedule.
+PATIENCE = 60.0
+
+
+class ManualClock:
+    """A :class:`sealtrail.log.clock.Clock` that moves only when the test calls advance().
+
+    The engine's threads sleep in :meth:`wait_until`; :meth:`advance` wakes them all, and
+    :meth:`wait_for_sleepers` waits until they are asleep again, i.e. until the engine
+    has done everything the new time made due. Sleepers register under the clock's lock
+    and advance() reads them under the same lock, so no wake-up is lost: a sleeper that
+    registers after an advance already sees the new time.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._lock = threading.Condition()
+        self._time = start
+        self._monotonic = 1000.0  # unrelated to the wall time, as on a real machine
+        self._advances = 0
+        # sleeper -> (its condition, its deadline, the advance count when it fell asleep)
+        self._sleepers: dict[object, tuple[threading.Condition, float | None, int]] = {}
+
+    def time(self) -> float:
+        with self._lock:
+            return self._time
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._monotonic
+
+    def wait_until(self, condition: threading.Condition, deadline: float | None) -> None:
+        token = object()
+        with self._lock:
+            if deadline is not None and self._monotonic >= deadline:
+                return
+            self._sleepers[token] = (condition, deadline, self._advances)
+            self._lock.notify_all()
+        try:
+            condition.wait()  # the caller holds it: advance() notifies once we are inside
+        finally:
+            with self._lock:
+                del self._sleepers[token]
+                self._lock.notify_all()
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward and wake every sleeper."""
+        with self._lock:
+            self._time += seconds
+            self._monotonic += seconds
+            self._advances += 1
+            conditions = {id(c): c for c, _, _ in self._sleepers.values()}
+        for condition in conditions.values():
+            with condition:
+                condition.notify_all()
+
+    def _settled(self) -> list[float | None]:
+        """Deadlines of the threads asleep since the last advance()."""
+        return [d for _, d, n in self._sleepers.values() if n == self._advances]
+
+    def wait_for_deadline(self, offset: float) -> None:
+        """Wait until a thread sleeps with its deadline ``offset`` seconds from now."""
+        def found() -> bool:
+            return any(d is not None and math.isclose(d - self._monotonic, offset,
+                                                      abs_tol=1e-9)
+                       for _, d, _ in self._sleepers.values())
+
+        with self._lock:
+            assert self._lock.wait_for(found, PATIENCE), \
+                f"no thread went to sleep for {offset} s"
+
+    def wait_for_sleepers(self, count: int = 1) -> list[float | None]:
+        """Wait until ``count`` threads sleep that fell asleep after the last advance().
+
+        Returns their deadlines as offsets from now (None: no deadline), soonest first.
+        """
+        with self._lock:
+            ok = self._lock.wait_for(lambda: len(self._settled()) >= count, PATIENCE)
+            assert ok, f"the engine did not go back to sleep ({len(self._sleepers)} asleep)"
+            return sorted((None if d is None else d - self._monotonic
+                           for d in self._settled()), key=lambda d: (d is None, d or 0.0))
+
+
 class Crash(BaseException):
     """Kills the writer thread where it is raised, like a process dying there."""
 
@@ -60,6 +145,7 @@ class RecordingSequencer:
         self.inner = inner
         self.fault = fault
         self.states: list[IntegrationState] = []
+        self.batches: list[int] = []  # the size of every batch assigned
         self._lock = threading.Lock()
 
     def _maybe_fail(self, operation: str) -> None:
@@ -74,6 +160,8 @@ class RecordingSequencer:
     def assign(self, entries: Sequence[NewEntry], integrated_time: int) -> list[Assignment]:
         self._maybe_fail("assign")
         result = self.inner.assign(entries, integrated_time)
+        with self._lock:
+            self.batches.append(len(entries))
         self._maybe_fail("assign-after")
         return result
 
@@ -145,6 +233,30 @@ class FaultyTileStore:
         self.inner.close()
 
 
+def started(fake: FakeLog, storage: LogStorage | None = None, *,
+            clock: Clock = SYSTEM_CLOCK, **options: Any) -> LogEngine:
+    """An open, started engine for ``fake`` (memory storage unless given)."""
+    engine = LogEngine.open(config(fake, **options), storage or LogStorage.memory(),
+                            clock=clock)
+    engine.start()
+    return engine
+
+
+def abandon(engine: LogEngine) -> None:
+    """The process is gone: stop the writer and the syncer with no final barrier and no
+    state record (a writer left idling would outlive the test, and later tests that fork
+    refuse to). A writer killed by :class:`Crash` is already gone."""
+    writer = engine._writer
+    with writer._cond:
+        writer._stopping = True  # the writer leaves at its next wait, writing nothing more
+        writer._cond.notify_all()
+    thread = writer._thread
+    if thread is not None:
+        thread.join(PATIENCE)
+        assert not thread.is_alive(), "the abandoned writer did not stop"
+    engine._syncer.stop()
+
+
 def recording(storage: LogStorage, seq_fault: Any = None, tile_fault: Any = None
               ) -> tuple[LogStorage, RecordingSequencer, FaultyTileStore]:
     """Wrap both drivers of ``storage``."""
@@ -172,7 +284,10 @@ def check_all_consistent(fake: FakeLog, notes: Sequence[str], engine: LogEngine)
 
 
 __all__ = [
+    "PATIENCE",
     "Crash",
+    "ManualClock",
+    "abandon",
     "FaultyTileStore",
     "RecordingSequencer",
     "V1_URL",
@@ -182,4 +297,5 @@ __all__ = [
     "config",
     "fake_log",
     "recording",
+    "started",
 ]

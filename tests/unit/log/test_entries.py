@@ -801,7 +801,7 @@ def test_subject_digests_are_indexed_leniently() -> None:
 
 
 def test_search_keys_stay_within_the_engine_bounds() -> None:
-    engine = pytest.importorskip("sealtrail.log.engine")
+    engine = pytest.importorskip("sealtrail.log.config")
     assert entries.MAX_SEARCH_KEYS == engine.MAX_SEARCH_KEYS
     assert entries.MAX_SEARCH_VALUE_CHARS == engine.MAX_SEARCH_VALUE_CHARS
     many = [{"sha256": hashlib.sha256(str(i).encode()).hexdigest()} for i in range(100)]

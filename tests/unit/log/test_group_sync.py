@@ -12,15 +12,13 @@ and publishes a checkpoint consistent with every checkpoint published before.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 from typing import Any
 
 import pytest
 
-from sealtrail.log import LogEngine, LogStorage
-from sealtrail.log import engine as engine_module
+from sealtrail.log import LogEngine, LogStorage, tile_sync
 from sealtrail.log._integrate import Edge, integrate
 from sealtrail.merkle import HASH_SIZE, leaf_hash
 from sealtrail.merkle.tiles import (
@@ -31,23 +29,19 @@ from sealtrail.merkle.tiles import (
     tile_path,
 )
 from sealtrail.merkle.tree import compute_root
-from tests.unit.log._support import Crash, body, check_all_consistent, config, fake_log, recording
+from tests.unit.log._support import (
+    PATIENCE,
+    Crash,
+    abandon,
+    body,
+    check_all_consistent,
+    config,
+    fake_log,
+    recording,
+)
 
 V1 = fake_log("v1")
 V2 = fake_log("v2")
-
-
-def abandon(engine: LogEngine) -> None:
-    """The process is gone: stop the syncer and the writer without any final barrier (a
-    writer left idling would outlive the test, and later tests that fork refuse to)."""
-    if engine._syncer is not None:
-        engine._syncer.shutdown(wait=True)
-    with engine._cond:
-        engine._stopping = True  # the writer leaves at its next wait, writing nothing more
-        engine._cond.notify_all()
-    if engine._thread is not None:
-        engine._thread.join(10)
-        assert not engine._thread.is_alive(), "the abandoned writer did not stop"
 
 
 def expected_objects(bodies: list[bytes]) -> dict[str, bytes]:
@@ -115,8 +109,8 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: threadin
     rng = random.Random(seed)
     # Barriers as often as possible (every cycle) in some runs, rarely in others, so that
     # the durable size X is anywhere from 0 to the integrated size when the power goes.
-    monkeypatch.setattr(engine_module, "_SYNC_SECONDS", rng.choice([0.0, 0.0, 60.0]))
-    monkeypatch.setattr(engine_module, "_SYNC_OBJECTS", rng.choice([1, 4, 64]))
+    monkeypatch.setattr(tile_sync, "SYNC_SECONDS", rng.choice([0.0, 0.0, 60.0]))
+    monkeypatch.setattr(tile_sync, "SYNC_OBJECTS", rng.choice([1, 4, 64]))
     fake = rng.choice([V1, V2])
     memory = LogStorage.memory()
     acked: dict[bytes, int] = {}
@@ -143,7 +137,7 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: threadin
         engine.start()
         first = [engine.submit(body(i, f"{seed}-{round_}")) for i in range(rng.randint(1, 400))]
         for i, f in enumerate(first):
-            acked[body(i, f"{seed}-{round_}")] = f.result(10).index
+            acked[body(i, f"{seed}-{round_}")] = f.result(PATIENCE).index
         published.append(engine.wait_blocking(max(acked.values()), 10).note)
         armed.set()
         later: list[Any] = []
@@ -183,8 +177,8 @@ def test_a_checkpoint_published_before_its_state_was_durable_stays_consistent() 
     engine = LogEngine.open(config(V2, batch_wait=0, checkpoint_interval=3600), memory)
     futures = [engine.submit(body(i)) for i in range(10)]
     engine.start()  # one batch: one commit, then the publication whose record is lost
-    assert [f.result(10).index for f in futures] == list(range(10))
-    published = engine.wait_blocking(9, 10)  # a client holds this signed checkpoint now
+    assert [f.result(PATIENCE).index for f in futures] == list(range(10))
+    published = engine.wait_blocking(9, PATIENCE)  # a client holds this signed checkpoint now
     assert published.size == 10
     assert memory.sequencer.load_state().size == 10  # recorded, but not durably
     abandon(engine)  # the writer idles: no commit makes that record durable
@@ -198,7 +192,7 @@ def test_a_checkpoint_published_before_its_state_was_durable_stays_consistent() 
         cp = reopened.latest_checkpoint()
         assert (cp.size, cp.root_hash) == (published.size, published.root_hash)
         reopened.add_blocking(b"after the power loss")
-        later = reopened.wait_blocking(10, 10)
+        later = reopened.wait_blocking(10, PATIENCE)
         check_all_consistent(V2, [published.note, cp.note, later.note], reopened)
         check_every_stored_tile(memory.tiles.objects, [body(i) for i in range(10)] +
                                 [b"after the power loss"])
@@ -222,11 +216,11 @@ def test_a_lost_state_record_on_sqlite_is_re_derived(tmp_path, crash_hook: threa
     futures = [engine.submit(body(i)) for i in range(300)]
     engine.start()
     for f in futures:
-        f.result(10)
-    notes = [engine.wait_blocking(299, 10).note] + [s.checkpoint for s in seq.states]
+        f.result(PATIENCE)
+    notes = [engine.wait_blocking(299, PATIENCE).note] + [s.checkpoint for s in seq.states]
     armed.set()
     engine.submit(b"the writer dies before committing this")
-    assert crash_hook.wait(10)
+    assert crash_hook.wait(PATIENCE)
     abandon(engine)
     assert seq.inner.load_state().size == 0  # only the state saved at open is on disk
     seq.inner.close()
@@ -238,138 +232,3 @@ def test_a_lost_state_record_on_sqlite_is_re_derived(tmp_path, crash_hook: threa
         check_all_consistent(V1, notes + [cp.note], reopened)
     finally:
         reopened.close()
-
-
-def test_barriers_sync_full_tiles_drop_partials_and_record_the_durable_size(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_module, "_SYNC_SECONDS", 0.0)
-    memory = LogStorage.memory()
-    engine = LogEngine.open(config(V1, batch_max=50, batch_wait=0), memory)
-    futures = [engine.submit(body(i)) for i in range(600)]
-    engine.start()
-    try:
-        for f in futures:
-            f.result(10)
-        engine.wait_blocking(599, 10)
-        for _ in range(200):
-            if memory.sequencer.load_state().durable_size >= 512:
-                break
-            engine.add_blocking(body(len(futures) + _))  # a later cycle records X
-            engine.wait_blocking(len(futures) + _, 10)
-        state = memory.sequencer.load_state()
-        synced = {p for call in list(memory.tiles.synced) for p in call}
-        # Only full objects are ever synced: partials and the checkpoint are re-derived.
-        assert all(".p/" not in p and p != "checkpoint" for p in synced)
-        assert 512 <= state.durable_size <= state.size
-        assert {"tile/0/000", "tile/0/001", "tile/entries/000", "tile/entries/001"} <= synced
-        assert not any(p.startswith(("tile/0/000.p/", "tile/entries/001.p/"))
-                       for p in memory.tiles.objects)
-    finally:
-        engine.close()
-    state = memory.sequencer.load_state()
-    assert state.durable_size == state.size  # close() ends with a barrier
-
-
-def test_the_busy_path_commits_once_per_batch() -> None:
-    storage, seq, _ = recording(LogStorage.memory())
-    syncs = []
-    inner_save = seq.inner.save_state
-    seq.inner.save_state = (  # type: ignore[method-assign]
-        lambda state, sync=True: (syncs.append(sync), inner_save(state, sync=sync))[1])
-    engine = LogEngine.open(config(V1, batch_max=10, batch_wait=0, checkpoint_interval=3600),
-                            storage)
-    futures = [engine.submit(body(i)) for i in range(100)]
-    engine.start()
-    try:
-        for f in futures:
-            f.result(10)
-        engine.wait_blocking(99, 10)
-        assert syncs[0] is True  # the checkpoint published at open
-        assert syncs[1:] and not any(syncs[1:])  # the batches: no extra durable write
-    finally:
-        engine.close()
-    assert syncs[-1] is True  # close() records the final state durably
-
-
-# -- asyncio waiters ----------------------------------------------------------------------
-
-
-def test_async_callers_are_woken_once_per_batch_not_once_per_future() -> None:
-    async def scenario() -> tuple[int, list[Any]]:
-        loop = asyncio.get_running_loop()
-        engine = LogEngine.open(config(V1, batch_max=64, batch_wait=0), LogStorage.memory())
-        calls = {"n": 0}
-        original = loop.call_soon_threadsafe
-
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            calls["n"] += 1
-            return original(*args, **kwargs)
-
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
-
-        async def client(i: int) -> Any:
-            result = await engine.add(body(i))
-            await engine.wait_for_checkpoint(result.index, 10)
-            return result
-
-        tasks = [asyncio.create_task(client(i)) for i in range(32)]
-        await asyncio.sleep(0)  # every add is queued before the writer starts
-        engine.start()
-        try:
-            results = await asyncio.gather(*tasks)
-        finally:
-            engine.close()
-        return calls["n"], results
-
-    wakeups, results = asyncio.run(scenario())
-    assert sorted(r.index for r in results) == list(range(32))
-    # One wake-up carries the acknowledgements and the checkpoint (was one per future,
-    # twice: 64); at most one more if a waiter registered before the publication.
-    assert wakeups <= 2
-
-
-def test_async_acknowledgements_never_wait_for_a_checkpoint_that_cannot_come() -> None:
-    # Coroutine callers get their acknowledgement together with the cycle's checkpoint;
-    # a cycle that publishes nothing (all duplicates) or fails (tiles down) must still
-    # deliver the acknowledgements of what it committed.
-    broken = {"on": False}
-
-    def fault(operation: str, paths: list[str]) -> BaseException | None:
-        return OSError("tiles down") if broken["on"] and "checkpoint" not in paths else None
-
-    async def scenario() -> None:
-        storage, _, _ = recording(LogStorage.memory(), tile_fault=fault)
-        engine = LogEngine.open(config(V1, batch_wait=0, checkpoint_interval=3600), storage)
-        engine.start()
-        try:
-            first = await asyncio.wait_for(engine.add(b"first"), 5)
-            await engine.wait_for_checkpoint(first.index, 5)
-            again = await asyncio.wait_for(engine.add(b"first"), 5)  # publishes nothing
-            assert again.duplicate and again.index == first.index
-            broken["on"] = True
-            stuck = await asyncio.wait_for(engine.add(b"committed, not integrated"), 5)
-            assert stuck.index == 1 and engine.latest_checkpoint().size == 1
-        finally:
-            broken["on"] = False
-            engine.close()
-
-    asyncio.run(scenario())
-
-
-def test_a_cancelled_add_is_still_sequenced() -> None:
-    async def scenario() -> None:
-        engine = LogEngine.open(config(V1, batch_wait=0), LogStorage.memory())
-        try:
-            task = asyncio.create_task(engine.add(b"cancelled caller"))
-            await asyncio.sleep(0)  # queued
-            task.cancel()
-            engine.start()
-            assert (await engine.add(b"next")).index == 1
-            await engine.wait_for_checkpoint(1, 10)
-            assert engine.find(leaf_hash(b"cancelled caller")) == 0
-            assert (await engine.wait_for_checkpoint(0, None)).size == 2
-        finally:
-            engine.close()
-
-    asyncio.run(scenario())
-

@@ -52,7 +52,7 @@ class NewEntry(NamedTuple):
 class Assignment(NamedTuple):
     """The index an entry got (or already had, when ``duplicate``)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index
     duplicate: bool
     integrated_time: int
 
@@ -60,7 +60,7 @@ class Assignment(NamedTuple):
 class SequencedEntry(NamedTuple):
     """An entry as the sequencer holds it."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index
     leaf_hash: bytes
     body: bytes
     integrated_time: int
