@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import sealtrail
 
 
@@ -21,10 +18,3 @@ def test_unknown_names_raise_attribute_error() -> None:
         assert "NoSuchThing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
-
-
-def test_importing_the_package_stays_light() -> None:
-    # The CLI imports sealtrail first; cryptography must only load when needed.
-    code = "import sys, sealtrail; print('cryptography' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
+from sealtrail.cli import _runtime
 from sealtrail.cli._common import EXIT_OK, usage_error
 
 def _add_signing_source(command: Any) -> None:
@@ -29,9 +29,10 @@ def _add_signing_source(command: Any) -> None:
     source.add_argument("--staging", action="store_true",
                         help="the public-good staging instance (default: public-good production)")
     command.add_argument("--identity-token", metavar="TOKEN",
-                         help="OIDC identity token (else $SIGSTORE_ID_TOKEN, GitHub Actions or "
-                              "GitLab CI credentials, an instance's built-in issuer, or a "
-                              "browser login when at a terminal)")
+                         help="OIDC identity token (else $SIGSTORE_ID_TOKEN, the CI's ambient "
+                              "credentials (GitHub Actions, GitLab CI, Google Cloud, Buildkite, "
+                              "CircleCI), an instance's built-in issuer, or a browser login "
+                              "when at a terminal)")
     command.add_argument("--oidc-issuer", metavar="URL",
                          help="OIDC issuer for the interactive browser login (default: the "
                               "signing config's); used only at a terminal, never when $CI is "
@@ -66,9 +67,6 @@ def add_parsers(commands: Any) -> None:
                       help="also write the signature, base64 (cosign layout; single FILE)")
     sign.add_argument("--output-certificate", metavar="F.pem",
                       help="also write the signing certificate, PEM (single FILE, keyless)")
-    sign.add_argument("--processes", type=int, default=0, metavar="N",
-                      help="sign with N processes in all (default: one per core, at most one "
-                           "per 32 files; Linux only, else one)")
     _add_signing_source(sign)
 
     attest = commands.add_parser(
@@ -125,24 +123,6 @@ def _signing_context(args: Any) -> Any:
         version)
 
 
-#: Allocations between two collections of the youngest generation while files are signed
-#: (Python's default is 700). Signing a file leaves no cyclic garbage (a test keeps it so),
-#: so collections find nothing; at the default, they cost about 4 % of a 100-file run.
-SIGNING_GC_THRESHOLD = 100_000
-
-
-def _collect_from_here() -> None:
-    """Turn garbage collection back on (the CLI starts with it off), leaving what start-up
-    made (imports, trust root, signer, certificate) out of every future collection, and
-    collecting rarely: a release of many files must not keep cyclic garbage until exit,
-    but the signing itself should not pay for searching it."""
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(SIGNING_GC_THRESHOLD, *gc.get_threshold()[1:])
-    gc.enable()
-
-
 def _passphrase(prompt: str, *, confirm: bool = False) -> bytes:
     value = os.environ.get("SEALTRAIL_PASSPHRASE")
     if value:
@@ -184,7 +164,7 @@ def _builtin_issuer_source(args: Any) -> list[Any]:
 
 
 def _make_signer(args: Any, context: Any) -> Any:
-    from sealtrail.sign.processes import MAX_WORKERS
+    from sealtrail.sign import MAX_WORKERS
 
     if not 1 <= args.jobs <= MAX_WORKERS:  # before the CA is asked for anything
         raise usage_error(f"--jobs takes 1 to {MAX_WORKERS}")
@@ -251,11 +231,10 @@ class _ProgressLines:
 
 
 class _ProgressBar(_ProgressLines):
-    """A progress bar (rich) for a person at a terminal, redrawn by the thread that reports
-    a file, at most every :data:`REFRESH_SECONDS`. No refresh thread: ``sign_many`` forks
-    helper processes only when no other thread runs."""
+    """A progress bar (rich) for a person at a terminal, redrawn by rich's refresh thread
+    (so the elapsed time moves while the services work)."""
 
-    REFRESH_SECONDS = 0.1
+    REFRESHES_PER_SECOND = 10
 
     def __init__(self, total: int, stream: Any) -> None:
         super().__init__(total, stream)
@@ -266,25 +245,20 @@ class _ProgressBar(_ProgressLines):
 
         self._bar = Progress(TextColumn("signing"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), console=Console(file=stream),
-                             auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+                             refresh_per_second=self.REFRESHES_PER_SECOND,
+                             redirect_stdout=False, redirect_stderr=False)
         self._task = self._bar.add_task("signing", total=total)
-        self._clock = time.monotonic
-        self._next_refresh = 0.0
 
     def __enter__(self) -> "_ProgressBar":
         self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()  # draws the last count, whatever the refresh interval skipped
+        self._bar.stop()  # draws the last count and ends the refresh thread
 
     def __call__(self, result: Any) -> None:
         self.done += 1
         self._bar.advance(self._task)
-        now = self._clock()
-        if now >= self._next_refresh:
-            self._next_refresh = now + self.REFRESH_SECONDS
-            self._bar.refresh()
 
 
 def _progress(total: int, stream: Any = None) -> _ProgressLines:
@@ -319,30 +293,19 @@ def sign(args: Any) -> int:
         context = _signing_context(args)
         progress = _progress(len(args.files))
 
-        def stage(result: Any) -> str:
-            # Staged as each file is verified (a temporary beside its target), by the
-            # process that signed it, so that writing overlaps the rest of the run;
-            # nothing is moved into place until every file is done.
-            return outputs.stage(bundles[result.name], result.bundle_json())
-
         def done(result: Any) -> None:
-            outputs.adopt(bundles[result.name], result.staged)
+            # Staged as each file is verified (a temporary beside its target), so that
+            # writing overlaps the rest of the run; nothing is moved into place until
+            # every file is done.
+            outputs.put(bundles[result.name], result.bundle_json())
             progress(result)
 
-        from sealtrail.sign.processes import MAX_PROCESSES, auto_processes, effective_processes
-
-        if not 0 <= args.processes <= MAX_PROCESSES:
-            raise usage_error(f"--processes takes 0 (automatic) to {MAX_PROCESSES}")
-        processes = effective_processes(args.processes or auto_processes(len(args.files)),
-                                        len(args.files))
         with _make_signer(args, context) as signer:
             _announce(signer)
-            _collect_from_here()  # after the certificate: start-up's objects stay frozen
-            if processes > 1:
-                print(f"signing in {processes} processes", file=sys.stderr)
+            _runtime.started("sign")  # after the certificate: start-up's objects stay frozen
             with progress:
                 results = signer.sign_many([(path, None) for path in args.files],
-                                           on_done=done, processes=processes, prepare=stage)
+                                           on_done=done)
         if args.output_signature or args.output_certificate:
             import base64
 
@@ -404,6 +367,7 @@ def attest(args: Any) -> int:
         context = _signing_context(args)
         with _make_signer(args, context) as signer:
             _announce(signer)
+            _runtime.started("attest")
             result = signer.sign_statement(payload, name)
         print(f"attested {name} (log index {result.log_index})", file=sys.stderr)
         for bundle in bundles:
@@ -417,6 +381,7 @@ def generate_key_pair(args: Any) -> int:
     from sealtrail.sign.keys import generate_key_pair
     from sealtrail.sign.outputs import StagedOutputs
 
+    _runtime.started("generate-key-pair")
     private_path = args.output_key
     base = private_path[:-4] if private_path.endswith(".key") else private_path
     public_path = base + ".pub"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 from typing import Any
 
-__all__ = ["JsonLogFormatter", "configure_logging", "serve"]
+__all__ = ["JsonLogFormatter", "collect_garbage", "configure_logging", "serve"]
 
 log = logging.getLogger("sealtrail.server")
 
@@ -43,7 +44,13 @@ def configure_logging(level: int = logging.WARNING) -> None:
 
 
 def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | None = None) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM. ``port=0`` picks a free port; ``port_file`` receives it."""
+    """Serve ``app`` until SIGINT/SIGTERM. ``port=0`` picks a free port; ``port_file`` receives it.
+
+    The garbage collector runs, whoever calls this: a server lives for
+    days and must collect its reference cycles (the CLI's client commands turn it off while
+    they start; see sealtrail/cli/_runtime.py and docs/adr/0011).
+    """
+    collect_garbage()
     import uvicorn
 
     use_uvloop = _has("uvloop")
@@ -78,6 +85,11 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(main())
+
+
+def collect_garbage() -> None:
+    """Make sure the garbage collector runs, as a process that lives for long needs."""
+    gc.enable()
 
 
 def _has(module: str) -> bool:

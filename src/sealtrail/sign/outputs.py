@@ -4,13 +4,10 @@
 that each output path is free (unless overwriting was asked for), distinct from the others
 and in a directory that exists, so that a doomed run fails before it spends log entries.
 As each artifact is signed and verified, :meth:`put` writes its file to a temporary name
-beside the target (from any thread: the writing overlaps the rest of the run). It is
-:meth:`stage` (write the temporary; callable in a forked signing process too, whose copy
-of this object knows the same names) followed by :meth:`adopt` (take it on). When every
+beside the target (from any thread: the writing overlaps the rest of the run). When every
 artifact is done, :meth:`commit` moves them all into place; a failure moves none, and
-:meth:`discard` (or leaving the ``with`` block with an exception) removes the temporaries,
-also those a signing process wrote but never reported. Nothing ever appears at a target
-path before every output is ready.
+:meth:`discard` (or leaving the ``with`` block) removes the temporaries. Nothing ever
+appears at a target path before every output is ready.
 
 Without ``overwrite``, files are moved into place with ``link`` + ``unlink``, which fails
 rather than replacing a file that appeared in the meantime.
@@ -47,7 +44,6 @@ class StagedOutputs:
         # apart; the counter keeps this run's names apart without a random draw per file.
         self._tag = secrets.token_hex(8)  # 64 random bits: no other run shares it
         self._counter = itertools.count()
-        self._committed = False
 
     def __enter__(self) -> "StagedOutputs":
         return self
@@ -73,12 +69,8 @@ class StagedOutputs:
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write the content (and permission bits) of planned output ``path`` to a temporary
         file beside it; :meth:`commit` moves it into place. Thread-safe. Private keys use
-        ``mode=0o600``. Raises :class:`InputError` if the file cannot be written."""
-        self.adopt(path, self.stage(path, data, mode))
-
-    def stage(self, path: str, data: bytes, mode: int = 0o644) -> str:
-        """Write the temporary file of planned output ``path``; return its path, for
-        :meth:`adopt`. Thread-safe; may run in a forked process."""
+        ``mode=0o600``. Raises :class:`InputError` if the file cannot be written; content
+        put before for the same path is replaced."""
         absolute = os.path.abspath(path)
         if absolute not in self._planned:
             raise UsageError(f"{path} was not planned as an output")
@@ -114,16 +106,6 @@ class StagedOutputs:
             _remove(temporary)
             raise InputError(f"cannot write {path}: {exc.strerror}") from exc
         os.close(handle)
-        return temporary
-
-    def adopt(self, path: str, temporary: str) -> None:
-        """Take on ``temporary`` (from :meth:`stage`) as the content of ``path``; a content
-        staged before for it is removed. Thread-safe."""
-        absolute = os.path.abspath(path)
-        directory, name = os.path.split(absolute)
-        if (absolute not in self._planned or os.path.dirname(temporary) != directory
-                or not os.path.basename(temporary).startswith(self._prefix(name))):
-            raise UsageError(f"{temporary} is not a staged output of {path}")
         with self._lock:
             previous = self._staged.get(absolute)
             self._staged[absolute] = temporary
@@ -154,7 +136,6 @@ class StagedOutputs:
                     os.unlink(temporary)
                 with self._lock:  # moved: nothing left for discard() to remove
                     del self._staged[absolute]
-            self._committed = True  # every output is in place: nothing to sweep
         except FileExistsError as exc:
             self._undo(placed)
             raise UsageError(f"{exc.filename or 'an output'} appeared while signing; "
@@ -167,31 +148,12 @@ class StagedOutputs:
         return list(self._planned.values())
 
     def discard(self) -> None:
-        """Remove every temporary file not moved into place (a failed or abandoned run),
-        including any a forked signing process wrote without reporting it."""
+        """Remove every temporary file not moved into place (a failed or abandoned run)."""
         with self._lock:
             temporaries = list(self._staged.values())
             self._staged.clear()
         for temporary in temporaries:
             _remove(temporary)
-        if not self._committed:
-            self._sweep()
-
-    def _sweep(self) -> None:
-        """Remove this run's temporaries beside every planned output, known or not."""
-        prefixes: dict[str, list[str]] = {}
-        for absolute in self._planned:
-            directory, name = os.path.split(absolute)
-            prefixes.setdefault(directory, []).append(self._prefix(name))
-        for directory, names in prefixes.items():
-            wanted = tuple(names)
-            try:
-                entries = [e.name for e in os.scandir(directory)]
-            except OSError:
-                continue
-            for entry in entries:
-                if entry.startswith(wanted) and entry.endswith(".tmp"):
-                    _remove(os.path.join(directory, entry))
 
     @staticmethod
     def _undo(placed: list[str]) -> None:

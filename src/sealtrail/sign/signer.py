@@ -9,10 +9,15 @@ Keyless flow (``Signer(context, identity_token=...)``), in this order:
    verify the leaf's profile, its chain to a CA of the trusted root and its embedded SCT
    against the trusted CT logs, before signing anything (``verify_certificate``);
 3. for every artifact, in parallel worker threads under that one certificate: sign the
-   SHA-256 digest, have every selected TSA timestamp the signature, log a hashedrekord
-   entry (Rekor v1 ``hashedrekord 0.0.1`` or Rekor v2 ``hashedRekordRequestV002``), build a
-   v0.3 bundle, and verify that bundle with :class:`sealtrail.verify.verifier.Verifier`
-   against the trusted root. Only verified bundles are returned.
+   SHA-256 digest, have every selected TSA timestamp the signature while the log records a
+   hashedrekord entry (Rekor v1 ``hashedrekord 0.0.1`` or Rekor v2
+   ``hashedRekordRequestV002``; the two requests are in flight at once, since neither needs
+   the other's answer), build a v0.3 bundle, and verify that bundle with
+   :class:`sealtrail.verify.verifier.Verifier` against the trusted root. Only verified
+   bundles are returned.
+
+Threads come from :mod:`concurrent.futures` (docs/adr/0011): per :meth:`Signer.sign_many`
+call, one pool signs and logs, one holds the timestamp requests, and one thread verifies.
 
 An in-toto statement is signed the same way as a DSSE envelope (signature over PAE),
 logged as Rekor v1 ``dsse 0.0.1`` or, for Rekor v2, as hashedrekord over SHA-256(PAE) as
@@ -29,13 +34,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
-import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -58,30 +63,21 @@ from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.sign.certificate_request import CertificateRequest
 from sealtrail.sign.context import SigningContext
 from sealtrail.sign.keys import KEY_DETAILS, public_key_pem
-from sealtrail.sign.processes import (
-    DEFAULT_WORKERS,
-    MAX_PROCESSES,
-    MAX_WORKERS,
-    effective_processes,
-    raise_first,
-    run_in_processes,
-)
+from sealtrail.sign import DEFAULT_WORKERS, MAX_WORKERS
 from sealtrail.sign.statement import INTOTO_PAYLOAD_TYPE
 from sealtrail.net.http import HttpClient, http_client
 from sealtrail.identity.tokens import IdentityToken
 from sealtrail.clients.rekor import RekorV1Client, RekorV2Client
 from sealtrail.clients.tsa import TSAClient
 # The bundles made here carry timestamps: the verifier's timestamp module (which the verifier
-# imports on first use) is loaded now, before helper processes fork, and not by each
-# verifying thread while the workers compete for the interpreter (1-3.5 ms measured there).
+# imports on first use) is loaded now, not by the verifying thread while the workers compete
+# for the interpreter (1-3.5 ms measured there).
 from sealtrail.verify import _timestamp  # noqa: F401
 from sealtrail.verify._certificate import verify_certificate
 from sealtrail.verify.policy import IdentityPolicy, KeyPolicy
 from sealtrail.verify.verifier import Artifact, VerificationResult, Verifier
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "DEFAULT_WORKERS", "SignedArtifact", "Signer", "hash_file"]
-
-_T = TypeVar("_T")
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # How far the CA's clock may run ahead of ours before a fresh certificate looks "not yet
@@ -107,7 +103,6 @@ class SignedArtifact(NamedTuple):
     certificate: x509.Certificate | None
     log_index: int
     digest: bytes | None  # the artifact's SHA-256 (None for a DSSE statement)
-    staged: Any = None  # what sign_many's ``prepare`` returned for it (JSON-able)
 
     def bundle_json(self) -> bytes:
         """The bundle as JSON bytes, ready to write."""
@@ -267,18 +262,19 @@ class Signer:
     # -- signing --------------------------------------------------------------------------
     def sign_digest(self, digest: bytes, name: str = "artifact") -> SignedArtifact:
         """Sign one artifact given by its SHA-256 ``digest``; return the verified bundle."""
-        return self._checked(self._unchecked(digest, name))
+        with self._timestamping(1) as timestamping:
+            return self._checked(self._unchecked(digest, name, timestamping))
 
-    def _unchecked(self, digest: bytes, name: str) -> "_Unchecked":
+    def _unchecked(self, digest: bytes, name: str, timestamping: Executor) -> "_Unchecked":
         """Sign, timestamp and log ``digest``: a bundle that :meth:`_checked` must verify
-        before anyone sees it."""
+        before anyone sees it. ``timestamping`` runs the timestamp requests."""
         if len(digest) != 32:
             raise UsageError("a SHA-256 digest has 32 bytes", actual=len(digest), expected=32)
         certificate = self.certificate()
         self._check_still_valid(certificate)
         signature = self._key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        timestamps = self._timestamps(signature)
-        entry = self._create_entry(self._hashedrekord_request(digest, signature))
+        entry, timestamps = self._logged_and_timestamped(
+            self._hashedrekord_request(digest, signature), signature, timestamping)
         bundle = self._bundle(entry, timestamps, "messageSignature", {
             "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(digest)},
             "signature": _b64(signature),
@@ -307,7 +303,6 @@ class Signer:
         signature = self._key.sign(pae, ec.ECDSA(hashes.SHA256()))
         envelope_json = {"payload": _b64(payload), "payloadType": payload_type,
                          "signatures": [{"sig": _b64(signature)}]}
-        timestamps = self._timestamps(signature)
         if self.context.rekor_version == 1:
             # SPEC: sigstore-wire.md §3 dsse 0.0.1: the envelope as a JSON string plus the
             # verifiers (base64 PEM); the log checks the signature over PAE.
@@ -317,115 +312,89 @@ class Signer:
         else:
             # SPEC: sigstore-wire.md §4: rekor-tiles takes DSSE as hashedrekord over H(PAE).
             request = self._hashedrekord_request(hashlib.sha256(pae).digest(), signature)
-        entry = self._create_entry(request)
+        with self._timestamping(1) as timestamping:
+            entry, timestamps = self._logged_and_timestamped(request, signature, timestamping)
         bundle = self._bundle(entry, timestamps, "dsseEnvelope", envelope_json)
         result = self._verify(bundle, lambda v, p: v.verify_dsse(bundle, p))
         return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
 
     def sign_many(self, items: Sequence[tuple[str, bytes | None]],
-                  on_done: Callable[[SignedArtifact], None] | None = None, *,
-                  processes: int = 1,
-                  prepare: Callable[[SignedArtifact], Any] | None = None
+                  on_done: Callable[[SignedArtifact], None] | None = None
                   ) -> list[SignedArtifact]:
         """Sign many artifacts under one certificate, logging them in parallel.
 
         ``items`` are ``(name, sha256 digest)``, or ``(path, None)`` to hash the file.
-        ``on_done`` is called (from the verifying thread, or the thread reading a helper
-        process; one call at a time) as each bundle is verified.
-        Results come back in the order of ``items``. The first failure stops the run
-        (work not yet started is cancelled) and is raised, prefixed with the item's name.
-
-        ``processes`` > 1 also forks that many processes in all (each signs an interleaved
-        share with its own threads; see :mod:`sealtrail.sign.processes`) where that is safe
-        (Linux, no other thread running), and signs in this process alone otherwise. Every
-        result, and every ``on_done`` call, still happens in this process.
-
-        ``prepare`` runs on each verified result where it was signed, before ``on_done``
-        (say, to stage its file from the process that has it); its return value, which must
-        be JSON-able, becomes the result's ``staged``. Its failure fails the run.
+        ``on_done`` is called from the verifying thread (so one call at a time) as each
+        bundle is verified; its failure fails the run like a signing failure.
+        Results come back in the order of ``items``. The first failure stops the run: work
+        not yet started is not done, and the failure of the lowest item index is raised
+        (with its class, code and evidence), prefixed with the item's name. Whether it
+        returns or raises, no thread of the run is left running.
         """
-        if not 1 <= processes <= MAX_PROCESSES:
-            raise UsageError("process count out of range", actual=processes,
-                             expected=f"1..{MAX_PROCESSES}")
         if not items:
             return []
         self.certificate()  # one certificate, verified before any signature
-        processes = effective_processes(processes, len(items))
         results: list[SignedArtifact | None] = [None] * len(items)
-        done_lock = threading.Lock()
+        stop = threading.Event()  # set by the first failure: start nothing new
+        workers = min(self._max_workers, len(items))
+        # The workers sign, timestamp and log; one thread verifies every new bundle and only
+        # then reports it. Measured (ADR 0009): verifying in the 16 workers cost about 0.3 ms
+        # more client CPU per file than in one thread, from interpreter-lock hand-offs (the
+        # cryptography calls release it), and kept each worker from its next file.
+        verifying = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealtrail-verify")
 
-        def deliver(index: int, result: SignedArtifact) -> None:
-            with done_lock:
-                results[index] = result
+        def check(index: int, unchecked: _Unchecked) -> None:
+            if stop.is_set():
+                return  # the run is lost: do not verify nor report
+            try:
+                result = self._checked(unchecked)
                 if on_done is not None:
                     on_done(result)
-
-        # Log submissions in flight stay at max_workers in all, however many processes.
-        workers = max(1, -(-self._max_workers // processes))
-
-        def sign_share(indexes: Sequence[int], report: Callable[[int, SignedArtifact], None],
-                       halt: threading.Event) -> None:
-            # The workers sign, timestamp and log; one thread verifies every new bundle and
-            # only then reports it. Measured: verifying in the 16 workers cost about 0.3 ms
-            # more client CPU per file than in one thread, from interpreter-lock hand-offs
-            # (the cryptography calls release it), and kept each worker from its next file.
-            stop = threading.Event()
-            checks: queue.SimpleQueue[tuple[int, _Unchecked] | None] = queue.SimpleQueue()
-            failures: list[tuple[int, BaseException]] = []
-
-            def check_all() -> None:
-                while True:
-                    item = checks.get()
-                    if item is None:
-                        return
-                    index, unchecked = item
-                    if failures:
-                        continue  # the run is lost: drain without verifying
-                    try:
-                        result = self._checked(unchecked)
-                        if prepare is not None:
-                            result = result._replace(staged=prepare(result))
-                        report(index, result)
-                    except BaseException as exc:
-                        failures.append((index, _marked(exc, unchecked.name, index)))
-                        stop.set()
-
-            def one(index: int) -> None:
-                if halt.is_set() or stop.is_set():  # another process or check failed
-                    return
-                name, digest = items[index]
-                try:
-                    checks.put((index, self._unchecked(digest if digest is not None
-                                                       else hash_file(name), name)))
-                except BaseException as exc:
-                    raise _marked(exc, name, index)  # noqa: B904 - _marked keeps the cause
-
-            checker = threading.Thread(target=check_all, name="sealtrail-verify", daemon=True)
-            checker.start()
-            try:
-                _in_parallel([lambda i=i: one(i) for i in indexes], workers)
             except BaseException as exc:
-                failures.append((getattr(exc, "sealtrail_index", -1), exc))
-            finally:
-                checks.put(None)
-                checker.join()
-            raise_first(failures)
+                stop.set()
+                raise _named(exc, unchecked.name)  # noqa: B904 - _named keeps the cause
+            results[index] = result
 
-        if processes == 1:
-            sign_share(range(len(items)), deliver, threading.Event())
-        else:
-            run_in_processes(len(items), processes, sign_share, _result_message,
-                             lambda index, message: self._result_from(items[index][0], message),
-                             deliver, self._http.forget_connections)
+        def sign(index: int, timestamping: Executor) -> Future[None] | None:
+            if stop.is_set():
+                return None  # another item failed
+            name, digest = items[index]
+            try:
+                unchecked = self._unchecked(digest if digest is not None else hash_file(name),
+                                            name, timestamping)
+            except BaseException as exc:
+                stop.set()
+                raise _named(exc, name)  # noqa: B904 - _named keeps the cause
+            return verifying.submit(check, index, unchecked)
+
+        signed: list[Future[Future[None] | None]] = []
+        try:
+            with self._timestamping(workers) as timestamping:
+                signing = ThreadPoolExecutor(max_workers=workers,
+                                             thread_name_prefix="sealtrail-sign")
+                try:
+                    signed.extend(signing.submit(sign, index, timestamping)
+                                  for index in range(len(items)))
+                    signing.shutdown(wait=True)
+                except BaseException:  # e.g. Ctrl-C while waiting: start nothing new
+                    stop.set()
+                    signing.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            verifying.shutdown(wait=True)  # every check was submitted before signing ended
+        _raise_lowest(signed)
         return results  # type: ignore[return-value]  # every slot is filled when none failed
 
-    def _result_from(self, name: str, message: dict[str, Any]) -> SignedArtifact:
-        """A result a helper process sent (see :func:`_result_message`)."""
-        digest = message.get("digest")
-        return SignedArtifact(name, message["bundle"], base64.b64decode(message["signature"]),
-                              self._certificate, message["log_index"],
-                              bytes.fromhex(digest) if digest is not None else None,
-                              message.get("staged"))
+    @contextmanager
+    def _timestamping(self, files: int) -> Iterator[Executor]:
+        """Threads for the timestamp requests of ``files`` files in flight (one per TSA
+        each), all ended when the block is left."""
+        pool = ThreadPoolExecutor(max_workers=max(1, files * len(self._tsas)),
+                                  thread_name_prefix="sealtrail-timestamp")
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- pieces ---------------------------------------------------------------------------
     def _check_still_valid(self, certificate: x509.Certificate | None) -> None:
@@ -435,9 +404,24 @@ class Signer:
                 actual=self._clock().isoformat(),
                 expected=f"before {certificate.not_valid_after_utc.isoformat()}")
 
-    def _timestamps(self, signature: bytes) -> list[bytes]:
-        # SPEC: sigstore-wire.md §5/§7: the TSA token covers the signature bytes.
-        return [tsa.timestamp(signature).der for tsa in self._tsas]
+    def _logged_and_timestamped(self, request: dict[str, Any], signature: bytes,
+                                timestamping: Executor) -> tuple[dict[str, Any], list[bytes]]:
+        """Log ``request`` while every TSA timestamps ``signature``: the log entry and its
+        timestamps, once both have come back.
+
+        SPEC: sigstore-wire.md §3/§4: a log entry carries the signature and the verifier
+        (certificate or key), never a timestamp; §5/§7: the TSA token covers the signature
+        bytes. Neither request needs the other's answer, so both are in flight at once: a
+        file costs one round trip instead of two. A failed timestamp is reported before a
+        failed log request (as when the timestamps were asked first); either way this
+        returns only once every request of the file has ended.
+        """
+        pending = [timestamping.submit(tsa.timestamp, signature) for tsa in self._tsas]
+        try:
+            entry = self._create_entry(request)
+        finally:
+            timestamps = [future.result().der for future in pending]
+        return entry, timestamps
 
     def _encode(self, certificate: x509.Certificate | None) -> _Signing:
         if certificate is not None:
@@ -504,58 +488,6 @@ class Signer:
                             f"{exc.message}", expected=exc.expected, actual=exc.actual) from exc
 
 
-def _result_message(result: SignedArtifact) -> dict[str, Any]:
-    """What a helper process sends back for one result (the certificate is the parent's)."""
-    return {"bundle": result.bundle, "signature": _b64(result.signature),
-            "log_index": result.log_index,
-            "digest": result.digest.hex() if result.digest is not None else None,
-            "staged": result.staged}
-
-
-def _in_parallel(tasks: Sequence[Callable[[], _T]], workers: int) -> list[_T]:
-    """Run ``tasks`` on ``workers`` threads; results in task order.
-
-    The first failure (the lowest task index among those that failed) is raised once every
-    thread has stopped; tasks not yet started then never start. Returns only when no worker
-    runs any more, so nothing is staged after the caller has cleaned up. Plain threads, not
-    ``concurrent.futures``: that module pulls ``logging`` into every ``sign`` start-up.
-    """
-    if min(workers, len(tasks)) <= 1:  # no thread to start: run them here, in order
-        return [task() for task in tasks]
-    results: list[_T | None] = [None] * len(tasks)
-    failures: list[tuple[int, BaseException]] = []
-    claim = itertools.count()  # next() is atomic: each index is claimed by one thread
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            index = next(claim)
-            if index >= len(tasks):
-                return
-            try:
-                results[index] = tasks[index]()
-            except BaseException as exc:  # re-raised in the calling thread
-                failures.append((index, exc))
-                stop.set()
-                return
-
-    threads = [threading.Thread(target=work, name=f"sealtrail-sign-{n}", daemon=True)
-               for n in range(min(workers, len(tasks)))]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    except BaseException:  # e.g. Ctrl-C while waiting: start nothing new, then wait
-        stop.set()
-        for thread in threads:
-            if thread.ident is not None:  # started
-                thread.join()
-        raise
-    raise_first(failures)
-    return results  # type: ignore[return-value]  # every slot is filled when none failed
-
-
 class _Unchecked(NamedTuple):
     """A signed and logged artifact whose bundle is not verified yet."""
 
@@ -566,17 +498,31 @@ class _Unchecked(NamedTuple):
     digest: bytes
 
 
-def _marked(exc: BaseException, name: str, index: int) -> BaseException:
-    """``exc`` for the item ``name`` at ``index``: a sealtrail error becomes the same error
-    with the name in front of its message (the original as its cause); either way it
-    remembers its index (the lowest failed index wins)."""
-    marked = exc
-    if isinstance(exc, Error):
-        try:
-            marked = type(exc)(f"{name}: {exc.message}", expected=exc.expected,
-                               actual=exc.actual)
-            marked.__cause__ = exc
-        except TypeError:  # pragma: no cover - every sealtrail error takes these arguments
-            pass
-    marked.sealtrail_index = index  # type: ignore[attr-defined]
-    return marked
+def _named(exc: BaseException, name: str) -> BaseException:
+    """``exc`` for the item ``name``: a sealtrail error becomes the same error (class, code,
+    evidence) with the name in front of its message and the original as its cause; anything
+    else stays as it is."""
+    if not isinstance(exc, Error):
+        return exc
+    try:
+        named = type(exc)(f"{name}: {exc.message}", expected=exc.expected, actual=exc.actual)
+    except TypeError:  # pragma: no cover - every sealtrail error takes these arguments
+        return exc
+    named.__cause__ = exc
+    return named
+
+
+def _raise_lowest(signed: Sequence[Future[Future[None] | None]]) -> None:
+    """Raise the failure of the lowest item index, if any: ``signed[i]`` is item i's signing
+    (whose result is its verification, or None when it was skipped)."""
+    for future in signed:
+        if future.cancelled():
+            continue
+        error = future.exception()
+        if error is None:
+            check = future.result()
+            if check is None or check.cancelled():
+                continue
+            error = check.exception()
+        if error is not None:
+            raise error

@@ -195,49 +195,6 @@ def test_a_commit_leaves_nothing_for_discard(tmp_path: Path,
     assert removed == []
 
 
-def test_stage_then_adopt_is_put(tmp_path: Path) -> None:
-    path = str(tmp_path / "a.json")
-    with StagedOutputs() as outputs:
-        outputs.plan([path])
-        temporary = outputs.stage(path, b"content")
-        assert os.path.dirname(temporary) == str(tmp_path) and not os.path.exists(path)
-        outputs.adopt(path, temporary)
-        assert outputs.commit() == [path]
-    assert Path(path).read_bytes() == b"content" and os.listdir(tmp_path) == ["a.json"]
-
-
-@pytest.mark.parametrize("which", ["elsewhere", "another output", "not ours"])
-def test_only_a_staged_temporary_of_the_same_output_is_adopted(tmp_path: Path,
-                                                               which: str) -> None:
-    paths = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
-    outputs = StagedOutputs()
-    outputs.plan(paths)
-    temporary = outputs.stage(paths[1], b"b")
-    foreign = {"elsewhere": "/tmp/" + os.path.basename(temporary),
-               "another output": temporary,
-               "not ours": str(tmp_path / ".a.json.0123456789abcdef-0.tmp")}[which]
-    with pytest.raises(UsageError, match="is not a staged output of"):
-        outputs.adopt(paths[0], foreign)
-    outputs.discard()
-
-
-def test_a_failed_run_sweeps_temporaries_it_never_adopted(tmp_path: Path) -> None:
-    # A forked signing process stages with its copy of the outputs and may die before its
-    # parent hears of it: the parent's discard still removes what that run wrote.
-    paths = [str(tmp_path / "a.json"), str(tmp_path / "sub" / "b.json")]
-    (tmp_path / "sub").mkdir()
-    unrelated = tmp_path / ".a.json.other-run-0.tmp"
-    unrelated.write_bytes(b"another run's")
-    with pytest.raises(RuntimeError):
-        with StagedOutputs() as outputs:
-            outputs.plan(paths)
-            outputs.stage(paths[0], b"never reported")
-            outputs.stage(paths[1], b"never reported")
-            raise RuntimeError("the run failed")
-    assert sorted(os.listdir(tmp_path)) == [".a.json.other-run-0.tmp", "sub"]
-    assert os.listdir(tmp_path / "sub") == []
-
-
 def test_a_directory_gone_since_planning_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "out" / "a.json"
     path.parent.mkdir()
