@@ -55,7 +55,10 @@ from errors to exit statuses, which every command uses and prints in ``--json`` 
         ├── KeyMismatchError            KEY_MISMATCH
         └── SubjectMismatchError        SUBJECT_MISMATCH
 
-Only the CLI turns errors into text, through :meth:`Error.diagnostics`.
+Only the CLI turns errors into text, through :meth:`Error.diagnostics`. An ``OSError`` that
+no code turned into an :class:`Error` gets its class from :func:`from_os_error`, so it too
+ends in one line with a documented exit status (never a traceback and exit 1, which would
+read as "verification failed").
 """
 
 from __future__ import annotations
@@ -382,3 +385,17 @@ class SubjectMismatchError(VerificationError):
     """No in-toto statement subject carries the artifact's digest."""
 
     code = "SUBJECT_MISMATCH"
+
+
+def from_os_error(exc: OSError) -> Error:
+    """The :class:`Error` (and so the exit status) for an ``OSError`` nothing else caught.
+
+    A refused, reset or timed-out connection is a service that could not be reached
+    (:class:`ServiceUnavailableError`, exit 3); any other OS error is about a local path or
+    resource the user named (:class:`InputError`, exit 2), such as a directory that cannot
+    be created."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename else ""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return ServiceUnavailableError(f"a connection failed: {where}{reason}")
+    return InputError(f"{where}{reason}")

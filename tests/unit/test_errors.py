@@ -32,3 +32,18 @@ def test_the_json_form_carries_the_exit_code_beside_the_code() -> None:
         "message": "the CA did not answer (got HTTP 503)", "actual": "HTTP 503"}
     assert ConfigInvalidError("bad").to_json()["exit_code"] == 2
     assert VerificationError("no").to_json()["exit_code"] == 1
+
+
+@pytest.mark.parametrize("exc,cls,message", [
+    (ConnectionRefusedError(111, "Connection refused"), ServiceUnavailableError,
+     "a connection failed: Connection refused"),
+    (TimeoutError("timed out"), ServiceUnavailableError, "a connection failed: timed out"),
+    (FileNotFoundError(2, "No such file or directory", "/srv/x"), InputError,
+     "/srv/x: No such file or directory"),
+    (PermissionError(13, "Permission denied", "/etc/k"), InputError,
+     "/etc/k: Permission denied"),
+])
+def test_an_os_error_gets_a_class_and_so_an_exit_status(exc: OSError, cls: type[Error],
+                                                        message: str) -> None:
+    error = errors.from_os_error(exc)
+    assert type(error) is cls and error.message == message
