@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sealtrail.errors import LogEntryNotFoundError, LogError, LogStorageError, UsageError
+from sealtrail.errors import (
+    LogEntryNotFoundError,
+    LogError,
+    LogStorageError,
+    UsageError,
+)
 from sealtrail.log._integrate import Edge
 from sealtrail.log.config import MAX_SEARCH_LIMIT, check_search_keys, is_int
 from sealtrail.log.storage.protocols import SequencerStorage

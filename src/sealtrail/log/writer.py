@@ -22,8 +22,14 @@ import threading
 from collections import deque
 from typing import NamedTuple
 
-from sealtrail.errors import Error, LogEntryNotFoundError, LogError, LogOverloadedError, \
-    LogStorageError, UsageError
+from sealtrail.errors import (
+    Error,
+    LogEntryNotFoundError,
+    LogError,
+    LogOverloadedError,
+    LogStorageError,
+    UsageError,
+)
 from sealtrail.log._integrate import Edge, integrate
 from sealtrail.log.clock import Clock
 from sealtrail.log.config import LogConfig, is_int

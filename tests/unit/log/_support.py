@@ -6,6 +6,7 @@ engine runs its ordinary code paths (docs/architecture.md habit 9).
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -132,6 +133,44 @@ class ManualClock:
 
 class Crash(BaseException):
     """Kills the writer thread where it is raised, like a process dying there."""
+
+
+class CrashWatch:
+    """Learns when the simulated crash killed a thread; waits for it, or for progress."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._died = False
+
+    def set(self) -> None:
+        with self._cond:
+            self._died = True
+            self._cond.notify_all()
+
+    def is_set(self) -> bool:
+        with self._cond:
+            return self._died
+
+    def clear(self) -> None:
+        with self._cond:
+            self._died = False
+
+    def wait(self, timeout: float = PATIENCE) -> bool:
+        """Whether a thread died (waiting at most ``timeout`` for it)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._died, timeout)
+
+    def wait_or(self, future: concurrent.futures.Future[Any]) -> bool:
+        """Wait until a thread died (True) or ``future`` is done (False)."""
+        def poke(_: object) -> None:
+            with self._cond:
+                self._cond.notify_all()
+
+        future.add_done_callback(poke)
+        with self._cond:
+            assert self._cond.wait_for(lambda: self._died or future.done(), PATIENCE), \
+                "neither progress nor the simulated crash"
+            return self._died
 
 
 class RecordingSequencer:
@@ -286,6 +325,7 @@ def check_all_consistent(fake: FakeLog, notes: Sequence[str], engine: LogEngine)
 __all__ = [
     "PATIENCE",
     "Crash",
+    "CrashWatch",
     "ManualClock",
     "abandon",
     "FaultyTileStore",

@@ -6,13 +6,13 @@ import threading
 
 import pytest
 
-from tests.unit.log._support import Crash
+from tests.unit.log._support import Crash, CrashWatch
 
 
 @pytest.fixture
-def crash_hook(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+def crash_hook(monkeypatch: pytest.MonkeyPatch) -> CrashWatch:
     """Swallow the simulated crash in the writer thread and signal that it happened."""
-    died = threading.Event()
+    died = CrashWatch()
     original = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:

@@ -32,6 +32,7 @@ from sealtrail.merkle.tree import compute_root
 from tests.unit.log._support import (
     PATIENCE,
     Crash,
+    CrashWatch,
     abandon,
     body,
     check_all_consistent,
@@ -103,7 +104,7 @@ def open_after_power_loss(fake: Any, memory: LogStorage, caplog: pytest.LogCaptu
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: threading.Event,
+def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: CrashWatch,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     rng = random.Random(seed)
@@ -138,13 +139,16 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: threadin
         first = [engine.submit(body(i, f"{seed}-{round_}")) for i in range(rng.randint(1, 400))]
         for i, f in enumerate(first):
             acked[body(i, f"{seed}-{round_}")] = f.result(PATIENCE).index
-        published.append(engine.wait_blocking(max(acked.values()), 10).note)
+        published.append(engine.wait_blocking(max(acked.values()), PATIENCE).note)
         armed.set()
         later: list[Any] = []
-        while not crash_hook.wait(0.01):  # keep writing until the writer dies
+        while True:  # keep writing until the writer dies
             assert len(later) < 5000, "the simulated crash did not happen"
-            later += [engine.submit(body(i, f"{seed}-{round_}-later"))
-                      for i in range(len(later), len(later) + 20)]
+            batch = [engine.submit(body(i, f"{seed}-{round_}-later"))
+                     for i in range(len(later), len(later) + 20)]
+            later += batch
+            if crash_hook.wait_or(batch[-1]):
+                break
         crash_hook.clear()
         for i, f in enumerate(later):
             if f.done() and f.exception() is None:
@@ -200,7 +204,7 @@ def test_a_checkpoint_published_before_its_state_was_durable_stays_consistent() 
         reopened.close()
 
 
-def test_a_lost_state_record_on_sqlite_is_re_derived(tmp_path, crash_hook: threading.Event
+def test_a_lost_state_record_on_sqlite_is_re_derived(tmp_path, crash_hook: CrashWatch
                                                      ) -> None:
     # The same with the real SQLite driver: every sync=False state save is dropped, as a
     # power loss before the next commit would; checkpoints are published all the same.

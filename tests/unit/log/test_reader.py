@@ -13,7 +13,10 @@ import pytest
 from sealtrail.errors import LogEntryNotFoundError, UsageError
 from sealtrail.log import LogEngine, LogStorage, StoredEntry
 from sealtrail.merkle import EMPTY_ROOT, leaf_hash, verify_consistency, verify_inclusion
-from sealtrail.merkle.tile_proofs import consistency_proof_from_tiles, inclusion_proof_from_tiles
+from sealtrail.merkle.tile_proofs import (
+    consistency_proof_from_tiles,
+    inclusion_proof_from_tiles,
+)
 from sealtrail.merkle.tiles import decode_entry_bundle, decode_tile, entries_path
 from sealtrail.merkle.tree import compute_root
 from sealtrail.merkle.tree import inclusion_proof as oracle_inclusion

@@ -31,6 +31,7 @@ from sealtrail.verify._checkpoint import verify_checkpoint
 from tests.unit.log._support import (
     PATIENCE,
     Crash,
+    CrashWatch,
     body,
     check_all_consistent,
     config,
@@ -68,7 +69,7 @@ def verify_log(directory: Path, expected: dict[bytes, int], notes: list[str]) ->
     "checkpoint-file",   # checkpoint recorded, static copy not written
     "assign-after",      # committed but not yet acknowledged
 ])
-def test_a_crash_at_any_point_is_recovered(tmp_path: Path, crash_hook: threading.Event,
+def test_a_crash_at_any_point_is_recovered(tmp_path: Path, crash_hook: CrashWatch,
                                            point: str) -> None:
     directory = tmp_path / "log"
     cycles = {"n": 0}

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from sealtrail.log import LogEngine, LogStorage
-from sealtrail.log.waiters import CheckpointWaiters, Dispatch, LoopFuture, expire, resolve
+from sealtrail.log.waiters import (
+    CheckpointWaiters,
+    Dispatch,
+    LoopFuture,
+    expire,
+    resolve,
+)
 from sealtrail.merkle import leaf_hash
 from tests.unit.log._support import PATIENCE, body, config, fake_log, recording
 
