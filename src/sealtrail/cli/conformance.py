@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser
+from sealtrail.cli._common import EXIT_OK, ArgumentParser
 
 
 def _build_parser() -> ArgumentParser:
@@ -42,16 +42,14 @@ def _build_parser() -> ArgumentParser:
 def _outcome(action: Callable[[], str]) -> int:
     """Run ``action``; print its success line, or the error code and reason (exit 1, 2 or 3:
     the error's own exit code, as ``sealtrail`` uses)."""
-    from sealtrail.errors import Error
+    from sealtrail.errors import Error, from_os_error
 
     try:
         message = action()
-    except Error as exc:
+    except (Error, OSError) as caught:
+        exc = caught if isinstance(caught, Error) else from_os_error(caught)
         print(f"{exc.code}: {exc.diagnostics()}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        print(f"INPUT_INVALID: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     print(message)
     return EXIT_OK
 
