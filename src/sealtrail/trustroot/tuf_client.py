@@ -553,10 +553,10 @@ class TrustStore:
         except OSError as exc:
             raise InputError(f"the pinned root.json of {name!r} cannot be read: "
                              f"{exc.strerror}") from exc
-        url = state.get("url")
-        if not isinstance(url, str):
+        recorded = state.get("url")
+        if not isinstance(recorded, str):
             raise InputError(f"the trust cache entry of {name!r} is corrupt (no url)")
-        return _check_url(url), pinned, state
+        return _check_url(recorded), pinned, state
 
     @staticmethod
     def _read_state(entry: str) -> dict[str, Any] | None:
