@@ -49,9 +49,11 @@ class Install:
     venv: Path
     cwd: Path  # outside the repository
 
-    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(self.venv / "bin" / "sealtrail"), *argv], cwd=self.cwd, env=ENV,
-                              capture_output=True, text=True, timeout=120)
+    def run(self, *argv: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(self.venv / "bin" / "sealtrail"), *argv], cwd=self.cwd,
+                              env={**ENV, **(env or {})}, capture_output=True, text=True,
+                              timeout=120)
         if check and done.returncode != 0:
             raise AssertionError(f"sealtrail {argv[0]} failed ({done.returncode}):\n"
                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -144,6 +146,10 @@ def test_client_install_verifies_offline_and_names_the_extra_for_services(
     done = client.run("verify", "hello.txt", "--certificate-identity", PUBLIC_IDENTITY,
                       "--certificate-oidc-issuer", PUBLIC_ISSUER)
     assert done.stdout.startswith("OK: hello.txt: signed by identity " + PUBLIC_IDENTITY)
+    assert "public-good:" in client.run("trust", "show").stdout
+    client.run("generate-key-pair", "--output-key", "release.key",
+               env={"SEALTRAIL_PASSPHRASE": "correct horse"})
+    assert b"ENCRYPTED PRIVATE KEY" in (client.cwd / "release.key").read_bytes()
 
     for argv in (("serve", "instance"), ("init", "instance"), ("log", "serve", "logs")):
         done = client.run(*argv, check=False)
@@ -195,8 +201,17 @@ def test_server_extra_serves_an_instance_the_client_install_signs_against(
     done = client.run("sign", str(artifact), "--trust-config",
                       str(directory / "trust" / "trust_config.json"), "--identity-token", token)
     assert "[1/1] signed" in done.stderr, done.stderr
-    done = client.run("verify", str(artifact), "--trusted-root",
-                      str(directory / "trust" / "trusted_root.json"), "--certificate-identity",
-                      "releaser@example.com", "--certificate-oidc-issuer",
-                      f"http://127.0.0.1:{port}/oidc")
+    verify = ("verify", str(artifact), "--trusted-root",
+              str(directory / "trust" / "trusted_root.json"), "--certificate-identity",
+              "releaser@example.com", "--certificate-oidc-issuer", f"http://127.0.0.1:{port}/oidc")
+    done = client.run(*verify)
+    assert done.stdout.startswith(f"OK: {artifact}: signed by identity releaser@example.com")
+
+    predicate = client.cwd / "predicate.json"
+    predicate.write_text('{"builder": {"id": "https://example.com/ci"}}')
+    attested = client.cwd / "release-1.0.intoto.sigstore.json"
+    client.run("attest", str(artifact), "--predicate", str(predicate), "--predicate-type",
+               "https://slsa.dev/provenance/v1", "--bundle", str(attested), "--trust-config",
+               str(directory / "trust" / "trust_config.json"), "--identity-token", token)
+    done = client.run(*verify, "--bundle", str(attested))
     assert done.stdout.startswith(f"OK: {artifact}: signed by identity releaser@example.com")
