@@ -1,6 +1,10 @@
 """Durability: concurrent writers over HTTP while the log server is killed with SIGKILL and
 restarted several times. Afterwards every acknowledged entry is at its index, no index was
-used twice, and the final checkpoint is consistent with every checkpoint seen before."""
+used twice, and the final checkpoint is consistent with every checkpoint seen before.
+
+The kills are placed by events, not by sleeping: each comes after a random number of
+acknowledgements since the last restart, and the restart after the writers have found
+the server down, so every round makes progress and interrupts requests on any machine."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import os
 import random
 import socket
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,8 @@ pytestmark = pytest.mark.integration
 
 KILLS = 4
 WRITERS_PER_API = 6
+# A bound on waiting for the writers to make progress: a safety net, never a schedule.
+PATIENCE = 120.0
 
 
 def _free_port() -> int:
@@ -49,12 +55,22 @@ class Acked:
 @dataclass
 class Ledger:
     acked: list[Acked] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(default_factory=threading.Condition)
     errors: int = 0
 
     def add(self, item: Acked) -> None:
-        with self.lock:
+        with self.changed:
             self.acked.append(item)
+            self.changed.notify_all()
+
+    def error(self) -> None:
+        with self.changed:
+            self.errors += 1
+            self.changed.notify_all()
+
+    def wait_for(self, what: str, predicate: Callable[[Ledger], bool]) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: predicate(self), PATIENCE), what
 
 
 def _request(api: int, key: ec.EllipticCurvePrivateKey, pem: bytes, der: bytes) -> dict:
@@ -70,7 +86,8 @@ def _request(api: int, key: ec.EllipticCurvePrivateKey, pem: bytes, der: bytes) 
             "publicKey": {"rawBytes": b64(der)}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}}
 
 
-def _writer(api: int, url: str, ledger: Ledger, stop: threading.Event) -> None:
+def _writer(api: int, url: str, ledger: Ledger, stop: threading.Event, up: threading.Event
+            ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -81,9 +98,8 @@ def _writer(api: int, url: str, ledger: Ledger, stop: threading.Event) -> None:
             try:
                 response = client.post(url + path, json=_request(api, key, pem, der))
             except httpx.HTTPError:
-                with ledger.lock:
-                    ledger.errors += 1
-                time.sleep(0.05)  # the server is down: try again shortly
+                ledger.error()
+                up.wait(PATIENCE)  # the server is down: try again once it is back
                 continue
             if response.status_code != 201:
                 continue  # e.g. 503 during shutdown; nothing was acknowledged
@@ -129,20 +145,32 @@ def test_sigkill_during_concurrent_writes_loses_nothing(tmp_path: Path) -> None:
     server.start()
     ledger = Ledger()
     stop = threading.Event()
-    threads = [threading.Thread(target=_writer, args=(api, server.url, ledger, stop), daemon=True)
+    up = threading.Event()
+    up.set()
+    threads = [threading.Thread(target=_writer, args=(api, server.url, ledger, stop, up),
+                                daemon=True)
                for api in (1, 2) for _ in range(WRITERS_PER_API)]
     for thread in threads:
         thread.start()
     rng = random.Random(1234)
+
+    def progress(count: int) -> None:
+        target = len(ledger.acked) + count
+        ledger.wait_for(f"{count} more acknowledgements", lambda led: len(led.acked) >= target)
+
     try:
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.8, 1.6))
+            progress(rng.randint(10, 80))  # the kill lands anywhere in the stream
+            up.clear()
+            errors = ledger.errors
             server.kill()
-            time.sleep(rng.uniform(0.05, 0.3))
+            ledger.wait_for("a writer finding the server down", lambda led: led.errors > errors)
             server.start()
-        time.sleep(1.0)
+            up.set()
+        progress(20)
     finally:
         stop.set()
+        up.set()
         for thread in threads:
             thread.join(60)
     try:
