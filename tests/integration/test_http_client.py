@@ -1,5 +1,5 @@
 """The shared HTTP client (urllib3 underneath) against real servers on 127.0.0.1 (ephemeral
-ports): kept-alive connections per thread, servers that close idle connections, refused
+ports): kept-alive connections shared by threads, servers that close idle connections, refused
 connections, retries with Retry-After, many threads, oversized and broken answers, timeouts,
 HEAD/204/304/1xx answers, and forward proxies (tests/fakes/proxy.py): an http:// proxy
 (absolute form), a CONNECT tunnel to an https target, and an https:// proxy.
@@ -245,7 +245,7 @@ def test_forgotten_connections_are_left_open_and_replaced(server: Server) -> Non
     # (its socket belongs to the parent's exchanges); the next request opens its own.
     with client() as http:
         assert get(http, server.url + "/ok").text == "ok"
-        ((_, inherited),) = http._pools
+        inherited = http._pools
         pool = inherited.for_url(server.url).connection_from_url(server.url)
         (kept,) = [c for c in pool.pool.queue if c is not None]
         http.forget_connections()
@@ -306,7 +306,7 @@ def test_closed_without_an_answer_is_sent_again(server: Server) -> None:
     assert server.count("/close-once") == 2 and len(sleeps) == 1
 
 
-def test_threads_share_a_client_each_with_its_own_connection(server: Server) -> None:
+def test_threads_share_a_client_and_its_connections(server: Server) -> None:
     http = client()
     threads, errors = 8, []
     start = threading.Barrier(threads)
@@ -329,7 +329,8 @@ def test_threads_share_a_client_each_with_its_own_connection(server: Server) -> 
         worker.join(timeout=60)
     assert errors == []
     assert len(server.requests) == threads * 20
-    assert len(server.ports()) == threads  # one kept-alive connection per thread
+    # Kept-alive connections shared by the threads: at most one per thread at a time.
+    assert 1 <= len(server.ports()) <= threads
     http.close()
     assert server.wait_idle()  # close() reached every thread's connection
 

@@ -15,9 +15,10 @@ sealtrail needs:
 - **bounded answers**: a body over ``limit`` bytes is refused, from its Content-Length when
   it declares one, before it is read, else as soon as it grows past the limit;
 - errors that **name the service** (:class:`ServiceUnavailableError`);
-- **connection pools per thread**: each of the signer's worker threads keeps its own
-  urllib3 ``PoolManager`` (one kept-alive connection per service), so no thread waits on
-  another's pool lock and no answer can cross threads (ADR 0010);
+- **one shared set of kept-alive connections** (urllib3 pools, up to
+  :data:`MAX_CONNECTIONS_PER_SERVICE` per service), which the signer's worker threads take
+  turns on: measured, the pool's lock costs nothing next to a request's own CPU, so there
+  are no per-thread pools (ADR 0010);
 - the ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` environment variables
   (any case; http:// and https:// proxies), loopback never proxied; TLS verified against
   certifi's bundle (the system store when certifi is not installed).
@@ -69,6 +70,7 @@ __all__ = [
     "HttpClient",
     "HttpRequest",
     "HttpResponse",
+    "MAX_CONNECTIONS_PER_SERVICE",
     "MAX_CONNECT_TIMEOUT",
     "PoolManagers",
     "Proxy",
@@ -94,6 +96,10 @@ USER_AGENT = f"sealtrail/{__version__}"
 MAX_CONNECT_TIMEOUT = 10.0
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Kept-alive connections per service: the signer's worker threads (16 by default, up to
+#: 32 with --jobs) each find one free. More threads still work; the surplus connections
+#: are closed after their request.
+MAX_CONNECTIONS_PER_SERVICE = 32
 # How many distinct URLs keep their parsed form cached (the services are a handful).
 _MAX_CACHED_TARGETS = 512
 #: One read: a Rekor answer with its inclusion proof is a few KiB, a trust bundle more.
@@ -225,6 +231,8 @@ def tls_context() -> ssl.SSLContext:
     certifi's bundle, or the system's trust store when certifi is not installed. Made once
     (loading the bundle costs a few milliseconds); an SSLContext is safe to share."""
     global _tls
+    if _tls is not None:
+        return _tls
     with _tls_lock:
         if _tls is None:
             try:
@@ -328,17 +336,24 @@ class ProxySettings:
 
 def pool_manager(proxy: Proxy | None, *, tls: ssl.SSLContext | None = None,
                  headers: Mapping[str, str] | None = None,
-                 retries: urllib3.Retry | bool = False, maxsize: int = 1) -> urllib3.PoolManager:
+                 retries: urllib3.Retry | bool = False, maxsize: int = 1,
+                 plain_http_only: bool = False) -> urllib3.PoolManager:
     """A urllib3 manager with sealtrail's TLS (certifi, or ``tls``) that connects directly
     (``proxy`` None) or through ``proxy``: absolute-form requests for http targets, CONNECT
     tunnels for https targets (TLS inside TLS when the proxy itself is https).
 
     ``retries`` False (the default) turns off urllib3's retries and redirects, so that the
     caller's policy decides; ``maxsize`` is the connections kept per service.
+    ``plain_http_only``: the manager will only speak plain http (http targets, no proxy or
+    an http:// one), so no TLS context is made (loading certifi's bundle costs about 20 ms
+    of CPU on the benchmark machine).
     """
-    context = tls or tls_context()
-    kwargs: dict[str, Any] = {"ssl_context": context, "retries": retries, "maxsize": maxsize,
+    kwargs: dict[str, Any] = {"retries": retries, "maxsize": maxsize,
                               "headers": dict(headers) if headers else None}
+    context = None
+    if not plain_http_only:
+        context = tls or tls_context()
+        kwargs["ssl_context"] = context
     if proxy is None:
         return urllib3.PoolManager(**kwargs)
     return urllib3.ProxyManager(
@@ -348,27 +363,34 @@ def pool_manager(proxy: Proxy | None, *, tls: ssl.SSLContext | None = None,
 
 
 class PoolManagers:
-    """The urllib3 managers of one thread, by proxy: one for direct connections, one per
-    proxy in use. Not thread-safe: :class:`HttpClient` keeps one per thread; the TUF client
-    (one thread) keeps one."""
+    """urllib3 managers by route: one for direct connections, one per proxy in use (each
+    split by whether it speaks TLS). Thread-safe, as urllib3's managers are."""
 
     def __init__(self, proxies: ProxySettings, *, tls: ssl.SSLContext | None = None,
                  headers: Mapping[str, str] | None = None,
-                 retries: urllib3.Retry | bool = False) -> None:
+                 retries: urllib3.Retry | bool = False, maxsize: int = 1) -> None:
         self.proxies = proxies
         self._tls = tls
         self._headers = headers
         self._retries = retries
-        self._managers: dict[Proxy | None, urllib3.PoolManager] = {}
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+        # By (proxy, whether TLS is spoken): plain-http managers never load a TLS context.
+        self._managers: dict[tuple[Proxy | None, bool], urllib3.PoolManager] = {}
 
     def for_target(self, scheme: str, host: str, port: int) -> urllib3.PoolManager:
         """The manager that reaches ``scheme://host:port`` (through its proxy, if any)."""
         proxy = self.proxies.proxy_for(scheme, host, port)
-        manager = self._managers.get(proxy)
+        plain = scheme == "http" and (proxy is None or proxy.url.startswith("http:"))
+        manager = self._managers.get((proxy, plain))
         if manager is None:
-            manager = pool_manager(proxy, tls=self._tls, headers=self._headers,
-                                   retries=self._retries)
-            self._managers[proxy] = manager
+            with self._lock:
+                manager = self._managers.get((proxy, plain))
+                if manager is None:
+                    manager = pool_manager(proxy, tls=self._tls, headers=self._headers,
+                                           retries=self._retries, maxsize=self._maxsize,
+                                           plain_http_only=plain)
+                    self._managers[(proxy, plain)] = manager
         return manager
 
     def for_url(self, url: str) -> urllib3.PoolManager:
@@ -378,7 +400,8 @@ class PoolManagers:
 
     def close(self) -> None:
         """Close every connection of every manager."""
-        managers, self._managers = list(self._managers.values()), {}
+        with self._lock:
+            managers, self._managers = list(self._managers.values()), {}
         for manager in managers:
             # PoolManager.clear() only forgets its pools (they close when collected): close
             # them now, so that the services see the connections end.
@@ -438,7 +461,7 @@ Transport = Callable[[HttpRequest], HttpResponse]
 
 
 class HttpClient:
-    """A thread-safe HTTP/1.1 client with per-thread connection pools and retries.
+    """A thread-safe HTTP/1.1 client with kept-alive connections and retries.
 
     ``transport`` replaces the network (tests); ``sleep`` and ``rand`` are injectable so
     retry tests run instantly and deterministically; ``tls`` replaces the TLS context
@@ -456,14 +479,10 @@ class HttpClient:
         self._tls = tls
         self._proxies = ProxySettings()
         self._targets: dict[str, _Target] = {}
-        self._local = threading.local()
-        # Every thread's managers, so close() can reach them; only touched when a thread
-        # makes its first request, never on the hot path.
-        self._lock = threading.Lock()
-        self._pools: list[tuple[threading.Thread, PoolManagers]] = []
+        self._pools = self._new_pools()
         # A forked child's copies of the parent's connections, kept (never used, never
         # closed): see forget_connections().
-        self._inherited: list[Any] = []
+        self._inherited: list[PoolManagers] = []
         self._closed = False
 
     # -- public API ---------------------------------------------------------------------
@@ -498,19 +517,14 @@ class HttpClient:
     def close(self) -> None:
         """Close every connection, of every thread; the client cannot be used afterwards."""
         self._closed = True
-        with self._lock:
-            pools, self._pools = self._pools, []
-        for _, managers in pools:
-            managers.close()
+        self._pools.close()
 
     def forget_connections(self) -> None:
         """Drop (without closing) every connection: for a forked child process, whose
         copies of the parent's sockets belong to the parent's exchanges. The child then
         opens its own. Also renews the lock, which the parent's threads may have held."""
         self._inherited.append(self._pools)  # kept referenced: never closed by the child
-        self._lock = threading.Lock()
-        self._pools = []
-        self._local = threading.local()
+        self._pools = self._new_pools()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -602,29 +616,12 @@ class HttpClient:
         return response
 
     # -- the network (urllib3) ----------------------------------------------------------
-    def _managers(self) -> PoolManagers:
-        """This thread's managers (made on its first request)."""
-        try:
-            return self._local.pools  # type: ignore[no-any-return]
-        except AttributeError:
-            pass
-        pools = PoolManagers(self._proxies, tls=self._tls)
-        with self._lock:
-            # The pools of threads that have ended are closed here rather than leaked.
-            alive = []
-            for thread, old in self._pools:
-                if thread.is_alive():
-                    alive.append((thread, old))
-                else:
-                    old.close()
-            alive.append((threading.current_thread(), pools))
-            self._pools = alive
-        self._local.pools = pools
-        return pools
+    def _new_pools(self) -> PoolManagers:
+        return PoolManagers(self._proxies, tls=self._tls, maxsize=MAX_CONNECTIONS_PER_SERVICE)
 
     def _exchange(self, request: HttpRequest, limit: int, deadline: float | None) -> HttpResponse:
         target = self._target(request.url)
-        manager = self._managers().for_target(target.scheme, target.host, target.port)
+        manager = self._pools.for_target(target.scheme, target.host, target.port)
         end = None if deadline is None else time.monotonic() + deadline
         timeout = self.policy.timeout
         try:

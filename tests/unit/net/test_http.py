@@ -451,5 +451,10 @@ def test_managers_are_made_once_per_proxy(clean_env: pytest.MonkeyPatch) -> None
     assert isinstance(through, urllib3.ProxyManager)
     direct = managers.for_url("https://127.0.0.1:9/")
     assert direct is not through and not isinstance(direct, urllib3.ProxyManager)
+    assert direct.connection_pool_kw["ssl_context"] is tls_context()
+    # Plain http has its own manager, without a TLS context.
+    plain = managers.for_url("http://127.0.0.1:9/")
+    assert plain is not direct and "ssl_context" not in plain.connection_pool_kw
+    assert managers.for_url("http://localhost:8/x") is plain
     managers.close()
     assert managers.for_url("https://fulcio.test/a") is not through  # new after close()
