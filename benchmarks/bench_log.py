@@ -205,7 +205,7 @@ def bench_proofs() -> list[str]:
 
 
 def main() -> str:
-    lines = ["### Transparency log (issue 3)", "",
+    lines = ["### Transparency log", "",
              "| Measurement | sealtrail | target |", "|---|---|---|"]
     lines += bench_http()
     lines += bench_proofs()
