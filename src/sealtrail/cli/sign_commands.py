@@ -12,6 +12,7 @@ from typing import Any
 
 from sealtrail.cli import _runtime
 from sealtrail.cli._common import EXIT_OK, usage_error
+from sealtrail.sign import DEFAULT_WORKERS, MAX_WORKERS  # light: the signer loads on first use
 
 def _add_signing_source(command: Any) -> None:
     """The flags that say where to sign (services + trusted root) and with what identity."""
@@ -49,8 +50,9 @@ def _add_signing_source(command: Any) -> None:
                               "config offers)")
     command.add_argument("--overwrite", action="store_true",
                          help="replace existing output files")
-    command.add_argument("--jobs", type=int, default=16, metavar="N",
-                         help="log submissions in flight at once (default 16)")
+    command.add_argument("--jobs", type=int, default=DEFAULT_WORKERS, metavar="N",
+                         help=f"files in flight at once, each with its timestamp and log "
+                              f"requests (default {DEFAULT_WORKERS}, at most {MAX_WORKERS})")
 
 
 def add_parsers(commands: Any) -> None:
@@ -164,8 +166,6 @@ def _builtin_issuer_source(args: Any) -> list[Any]:
 
 
 def _make_signer(args: Any, context: Any) -> Any:
-    from sealtrail.sign import MAX_WORKERS
-
     if not 1 <= args.jobs <= MAX_WORKERS:  # before the CA is asked for anything
         raise usage_error(f"--jobs takes 1 to {MAX_WORKERS}")
     if args.key:
