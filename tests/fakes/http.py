@@ -1,8 +1,9 @@
 """Answering sealtrail's HTTP client in memory: the ``HttpClient(transport=...)`` seam.
 
-A handler takes the :class:`~sealtrail.net.http.HttpRequest` the client would send
-(method, url, headers with case-insensitive lookup, body) and returns an answer built with
-:func:`respond`, or raises what the network would (``ConnectionRefusedError``,
+A handler takes the :class:`~sealtrail.net.http.HttpRequest` the client would put on the
+wire, after the same URL and header checks as in production (method, absolute url, final
+headers with the User-Agent and case-insensitive lookup, body), and returns an answer built
+with :func:`respond`, or raises what the network would (``ConnectionRefusedError``,
 ``TimeoutError``...)::
 
     def handler(request):
