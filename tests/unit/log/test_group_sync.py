@@ -33,6 +33,7 @@ from tests.unit.log._support import (
     PATIENCE,
     Crash,
     CrashWatch,
+    ManualClock,
     abandon,
     body,
     check_all_consistent,
@@ -86,6 +87,7 @@ def full_at(path: str, size: int) -> bool:
 
 
 def open_after_power_loss(fake: Any, memory: LogStorage, caplog: pytest.LogCaptureFixture,
+                          clock: ManualClock,
                           **options: Any) -> tuple[LogEngine, LogStorage, Any, Any]:
     """Reopen, checking that the repair stayed beyond the durable size X.
 
@@ -96,7 +98,7 @@ def open_after_power_loss(fake: Any, memory: LogStorage, caplog: pytest.LogCaptu
     durable = state.durable_size if state is not None else 0
     storage, seq, tiles = recording(memory)
     caplog.clear()
-    engine = LogEngine.open(config(fake, **options), storage)
+    engine = LogEngine.open(config(fake, **options), storage, clock=clock)
     assert "rebuilding every tile" not in caplog.text
     rewritten = [p for call in tiles.writes for p in call if p != "checkpoint"]
     assert not [p for p in rewritten if full_at(p, durable)], "open() rewrote durable tiles"
@@ -108,8 +110,10 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: CrashWat
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     rng = random.Random(seed)
-    # Barriers as often as possible (every cycle) in some runs, rarely in others, so that
-    # the durable size X is anywhere from 0 to the integrated size when the power goes.
+    # Barriers as often as possible (every cycle) in some runs, only when enough full
+    # objects wait in others (the clock never moves), so that the durable size X is
+    # anywhere from 0 to the integrated size when the power goes.
+    clock = ManualClock()
     monkeypatch.setattr(tile_sync, "SYNC_SECONDS", rng.choice([0.0, 0.0, 60.0]))
     monkeypatch.setattr(tile_sync, "SYNC_OBJECTS", rng.choice([1, 4, 64]))
     fake = rng.choice([V1, V2])
@@ -129,7 +133,7 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: CrashWat
                 return Crash() if ops["n"] >= ops["crash_at"] else None
 
         engine, storage, seq, tiles = open_after_power_loss(
-            fake, memory, caplog, batch_max=rng.randint(1, 90), batch_wait=0,
+            fake, memory, caplog, clock, batch_max=rng.randint(1, 90), batch_wait=0,
             checkpoint_interval=3600)
         seq.fault = fault
         tiles.fault = fault
@@ -160,7 +164,7 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: CrashWat
         memory.sequencer.power_loss()
         memory.tiles.power_loss()
 
-    engine, *_ = open_after_power_loss(fake, memory, caplog)
+    engine, *_ = open_after_power_loss(fake, memory, caplog, clock)
     try:
         cp = engine.latest_checkpoint()
         bodies = [engine.entry(i).body for i in range(cp.size)]
@@ -178,7 +182,8 @@ def test_a_power_loss_at_any_point_loses_nothing(seed: int, crash_hook: CrashWat
 
 def test_a_checkpoint_published_before_its_state_was_durable_stays_consistent() -> None:
     memory = LogStorage.memory()
-    engine = LogEngine.open(config(V2, batch_wait=0, checkpoint_interval=3600), memory)
+    # The clock never moves: no idle re-signing (which saves durably) can slip in.
+    engine = LogEngine.open(config(V2, batch_wait=0), memory, clock=ManualClock())
     futures = [engine.submit(body(i)) for i in range(10)]
     engine.start()  # one batch: one commit, then the publication whose record is lost
     assert [f.result(PATIENCE).index for f in futures] == list(range(10))
@@ -215,8 +220,8 @@ def test_a_lost_state_record_on_sqlite_is_re_derived(tmp_path, crash_hook: Crash
     inner_save = seq.inner.save_state
     seq.inner.save_state = (  # type: ignore[method-assign]
         lambda state, sync=True: inner_save(state, sync=sync) if sync else None)
-    engine = LogEngine.open(config(V1, batch_max=40, batch_wait=0, checkpoint_interval=3600),
-                            storage)
+    engine = LogEngine.open(config(V1, batch_max=40, batch_wait=0), storage,
+                            clock=ManualClock())
     futures = [engine.submit(body(i)) for i in range(300)]
     engine.start()
     for f in futures:
