@@ -2,16 +2,14 @@
 
 One :class:`LogEngine` per log. The work is split by thread and role:
 
-============================  ==============================================================
-:mod:`~sealtrail.log.config`  :class:`LogConfig`, the defaults, the limits on entries
-:mod:`~sealtrail.log.clock`   the injected clock (every wait and every recorded time)
-:mod:`~sealtrail.log.writer`  the writer thread: gather, sequence, integrate, publish
-:mod:`~sealtrail.log.tile_sync`  the syncer thread: group sync of tiles, the durable size X
-:mod:`~sealtrail.log.recovery`  open(): re-derive what the committed entries imply
-:mod:`~sealtrail.log.reader`  the read path at the published snapshot (any thread)
-:mod:`~sealtrail.log.waiters`  callers waiting (threads, coroutines), woken in bulk
-:mod:`~sealtrail.log.tile_io`  tiles read with repair, written without rewriting
-============================  ==============================================================
+- ``config``: :class:`LogConfig`, the defaults, the limits on entries;
+- ``clock``: the injected clock (every wait and every recorded time);
+- ``writer``: the writer thread: gather, sequence, integrate, publish;
+- ``tile_sync``: the syncer thread: group sync of tiles, the durable size X;
+- ``recovery``: open(): re-derive what the committed entries imply;
+- ``reader``: the read path at the published snapshot (any thread);
+- ``waiters``: callers waiting (threads, coroutines), woken in bulk;
+- ``tile_io``: tiles read with repair, written without rewriting.
 
 The only fsync on the write path is the sequencing commit (docs/adr/0004); nothing is
 acknowledged before it, so a crash or a power loss at any point is repaired by
