@@ -121,6 +121,11 @@ class LogEngine:
         try:
             if not isinstance(config, LogConfig):
                 raise UsageError("config must be a LogConfig", actual=type(config).__name__)
+            if not all(callable(getattr(clock, name, None))
+                       for name in ("time", "monotonic", "wait_until")):
+                # Callers may be untyped (ADR 0002); a bare time function was the old API.
+                raise UsageError("clock must be a sealtrail.log.clock.Clock",
+                                 actual=type(clock).__name__)
             storage.sequencer.bind(config.origin)
             engine = cls(config, storage, clock)
             recovered = recover(storage.sequencer, storage.tiles, engine._io)

@@ -129,6 +129,8 @@ def test_an_empty_log_publishes_the_empty_tree() -> None:
 def test_open_checks_its_arguments() -> None:
     with pytest.raises(UsageError):
         LogEngine.open("config", LogStorage.memory())  # type: ignore[arg-type]
+    with pytest.raises(UsageError):  # the API before the clock protocol
+        LogEngine.open(config(V1), LogStorage.memory(), clock=lambda: 0.0)  # type: ignore[arg-type]
     storage = LogStorage.memory()
     LogEngine.open(config(V1), storage).close()
     with pytest.raises(LogStorageError):  # the storage belongs to another log
