@@ -240,25 +240,6 @@ def test_one_connection_for_many_requests_from_one_thread(server: Server) -> Non
     assert first["content-length"] == "2"
 
 
-def test_forgotten_connections_are_left_open_and_replaced(server: Server) -> None:
-    # What a forked signing process does: the parent's connection is neither used nor closed
-    # (its socket belongs to the parent's exchanges); the next request opens its own.
-    with client() as http:
-        assert get(http, server.url + "/ok").text == "ok"
-        inherited = http._pools
-        pool = inherited.for_url(server.url).connection_from_url(server.url)
-        (kept,) = [c for c in pool.pool.queue if c is not None]
-        http.forget_connections()
-        assert get(http, server.url + "/ok").text == "ok"
-        http.close()  # closes the client's own connections, not the inherited one
-        with server.lock:
-            assert server.lock.wait_for(lambda: server.active == 1, timeout=WAIT)
-        assert kept.sock is not None and kept.sock.fileno() >= 0  # untouched
-        inherited.close()
-    assert server.wait_idle()
-    assert len(server.requests) == 2 and len(server.ports()) == 2
-
-
 def test_a_server_closing_idle_connections_is_transparent(server: Server) -> None:
     sleeps: list[float] = []
     # One attempt only: re-opening the closed connection must not count as one.

@@ -479,10 +479,7 @@ class HttpClient:
         self._tls = tls
         self._proxies = ProxySettings()
         self._targets: dict[str, _Target] = {}
-        self._pools = self._new_pools()
-        # A forked child's copies of the parent's connections, kept (never used, never
-        # closed): see forget_connections().
-        self._inherited: list[PoolManagers] = []
+        self._pools = PoolManagers(self._proxies, tls=tls, maxsize=MAX_CONNECTIONS_PER_SERVICE)
         self._closed = False
 
     # -- public API ---------------------------------------------------------------------
@@ -518,13 +515,6 @@ class HttpClient:
         """Close every connection, of every thread; the client cannot be used afterwards."""
         self._closed = True
         self._pools.close()
-
-    def forget_connections(self) -> None:
-        """Drop (without closing) every connection: for a forked child process, whose
-        copies of the parent's sockets belong to the parent's exchanges. The child then
-        opens its own. Also renews the lock, which the parent's threads may have held."""
-        self._inherited.append(self._pools)  # kept referenced: never closed by the child
-        self._pools = self._new_pools()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -616,9 +606,6 @@ class HttpClient:
         return response
 
     # -- the network (urllib3) ----------------------------------------------------------
-    def _new_pools(self) -> PoolManagers:
-        return PoolManagers(self._proxies, tls=self._tls, maxsize=MAX_CONNECTIONS_PER_SERVICE)
-
     def _exchange(self, request: HttpRequest, limit: int, deadline: float | None) -> HttpResponse:
         target = self._target(request.url)
         manager = self._pools.for_target(target.scheme, target.host, target.port)
