@@ -96,10 +96,11 @@ USER_AGENT = f"sealtrail/{__version__}"
 MAX_CONNECT_TIMEOUT = 10.0
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Kept-alive connections per service: the signer's worker threads (16 by default, up to
-#: 32 with --jobs) each find one free. More threads still work; the surplus connections
-#: are closed after their request.
-MAX_CONNECTIONS_PER_SERVICE = 32
+#: Kept-alive connections per service (host and port): the signer's worker threads (up to
+#: 64 with --jobs, each with a timestamp and a log request in flight, which a local
+#: instance serves on one port) each find one free. Beyond it, urllib3 closes the surplus
+#: connections after their request, with a warning on stderr.
+MAX_CONNECTIONS_PER_SERVICE = 128
 # How many distinct URLs keep their parsed form cached (the services are a handful).
 _MAX_CACHED_TARGETS = 512
 #: One read: a Rekor answer with its inclusion proof is a few KiB, a trust bundle more.
@@ -512,7 +513,7 @@ class HttpClient:
         return self._proxies.proxy_for_url(url)
 
     def close(self) -> None:
-        """Close every connection, of every thread; the client cannot be used afterwards."""
+        """Close every kept-alive connection; the client cannot be used afterwards."""
         self._closed = True
         self._pools.close()
 
