@@ -5,9 +5,11 @@ importtime``), which lists the modules it imports; then those modules are import
 the same order, in a fresh single-threaded interpreter, RUNS times (a real `sign` imports in
 two threads at once, and overlapping imports make ``-X importtime``'s self times wrong). Per
 command the table gives the number of modules imported (deterministic), the total of the
-import self times (the fastest replay: load only adds to it) and the top self times. A command over its budget (BUDGETS: about 1.5x the figure measured when
-the budget was set, so that noise does not trip it but a new heavy import does) is reported,
-and `make bench` (benchmarks/run_all.py) exits non-zero.
+import self times (the fastest replay: load only adds to it) and the top self times. A
+command over its time budget is replayed RECHECK more times before it is called over. A
+command over its budget (BUDGETS: 1.5x the figures measured when the budget was set, so that
+noise does not trip it but a new heavy import does) is reported, and `make bench`
+(benchmarks/run_all.py) exits non-zero.
 
 Commands: `sealtrail --version`; `sealtrail verify --help`; a real offline `sealtrail verify`
 of one conformance bundle; a real `sealtrail sign` of one file against a fresh local instance;
@@ -34,6 +36,7 @@ IDENTITY = ("https://github.com/sigstore-conformance/extremely-dangerous-public-
             ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
 ISSUER = "https://token.actions.githubusercontent.com"
 RUNS, QUICK_RUNS = 7, 3
+RECHECK = 15  # more replays of a command found over its time budget
 TOP = 10
 
 # (total import self time in ms, modules imported): 1.5x of the figures measured on 2026-12-07
@@ -109,9 +112,13 @@ def replay(modules: list[str], runs: int) -> tuple[float, list[tuple[str, float]
     return min(totals), top
 
 
-def profile(argv: list[str], runs: int) -> tuple[int, float, list[tuple[str, float]]]:
+LOADED: dict[str, list[str]] = {}  # command -> the modules it imported
+
+
+def profile(argv: list[str], runs: int, name: str = "") -> tuple[int, float, list[tuple[str, float]]]:
     """(modules imported, total self ms of the fastest replay, top self times in ms)."""
     modules = modules_loaded(argv)
+    LOADED[name] = modules
     total, top = replay(modules, runs)
     return len(modules), total, top
 
@@ -130,7 +137,7 @@ def main(quick: bool = False) -> str:
     }
     results = {}
     for name, argv in commands.items():
-        results[name] = profile(argv, runs)
+        results[name] = profile(argv, runs, name)
     with tempfile.TemporaryDirectory() as tmp, local_instance(Path(tmp)) as instance:
         artifact = Path(tmp) / "artifact.txt"
         artifact.write_bytes(b"one release artifact\n")
@@ -138,12 +145,16 @@ def main(quick: bool = False) -> str:
                 str(instance.directory / "trust" / "trust_config.json"),
                 "--identity-token", instance.token]
         bundle = Path(str(artifact) + ".sigstore.json")
-        results["sealtrail sign (one file)"] = profile(argv, runs)
+        results["sealtrail sign (one file)"] = profile(argv, runs, "sealtrail sign (one file)")
     rows, tops, over = [], [], []
     for name in [*BUDGETS, "sigstore --version (reference)"]:
         count, total, top = results[name]
         budget = BUDGETS.get(name)
         verdict = "-"
+        if budget and total > budget[0] and count <= budget[1]:
+            # Over in time only: load (other processes on the machine) only ever adds, so the
+            # fastest of RECHECK more replays decides.
+            total = min(total, replay(LOADED[name], RECHECK)[0])
         if budget:
             ok = total <= budget[0] and count <= budget[1]
             verdict = ("within" if ok else "**OVER**") + f" ({budget[0]:.0f} ms, {budget[1]} modules)"

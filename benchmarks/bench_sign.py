@@ -15,7 +15,8 @@ lowest and highest pair: the machine's speed drifts by tens of percent over minu
 neighbouring runs see nearly the same machine. Every run signs a release whose bundles do not
 exist yet, as a CI job does (the previous run's bundles are deleted first, untimed).
 
-    python benchmarks/bench_sign.py [--latency-ms MS] [--quick] [--rekor 1|2]
+    python benchmarks/bench_sign.py [--latency-ms MS] [--quick] [--rekor 1|2] [--pairs N]
+                                    [--sealtrail-args '--jobs 64']
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def instance_behind(root: Path, latency_ms: float) -> Iterator[tuple[LocalInstan
 
 
 def measure(latency_ms: float = 0, *, pairs: int | None = None,
-            versions: Sequence[str] = ("2", "1"), single: bool = True) -> str:
+            versions: Sequence[str] = ("2", "1"), single: bool = True,
+            extra: Sequence[str] = ()) -> str:
+    """The table for ``latency_ms``; ``extra``: more arguments for `sealtrail sign` (to try an
+    option, e.g. ``--jobs 64``)."""
     if latency_ms:
         title = (f"### Signing {FILES} files as CI sees it: {latency_ms:g} ms each way to every "
                  "service")
@@ -104,7 +108,7 @@ def measure(latency_ms: float = 0, *, pairs: int | None = None,
             tools = {
                 "sealtrail sign": [str(BIN / "sealtrail"), "sign", *ours, "--trust-config",
                                    trust_config, "--identity-token", token, "--rekor-version",
-                                   version],
+                                   version, *extra],
                 "sigstore-python sign": [str(BIN / "sigstore"), "--trust-config", trust_config,
                                          "sign", "--identity-token", token, "--rekor-version",
                                          version, *theirs],
@@ -173,6 +177,10 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_PAIRS} pairs of runs, no one-file row")
     parser.add_argument("--rekor", choices=("1", "2"), help="only this Rekor version")
+    parser.add_argument("--pairs", type=int, help="pairs of runs per Rekor version")
+    parser.add_argument("--sealtrail-args", default="",
+                        help="more arguments for `sealtrail sign` (e.g. '--jobs 64')")
     args = parser.parse_args()
-    print(measure(args.latency_ms, pairs=QUICK_PAIRS if args.quick else None,
-                  versions=(args.rekor,) if args.rekor else ("2", "1"), single=not args.quick))
+    print(measure(args.latency_ms, pairs=args.pairs or (QUICK_PAIRS if args.quick else None),
+                  versions=(args.rekor,) if args.rekor else ("2", "1"), single=not args.quick,
+                  extra=args.sealtrail_args.split()))
