@@ -147,6 +147,8 @@ class Server:
                         self._answer(503, b"not now", Retry_After="0")
                     else:  # closes the connection without a byte of an answer
                         self.close_connection = True
+                elif path == "/close-always":
+                    self.close_connection = True
                 elif path in ("/busy-once", "/close-once"):
                     self._answer(200, body)
                 else:
@@ -278,13 +280,28 @@ def test_a_busy_service_is_asked_again_after_its_retry_after(server: Server) -> 
     assert server.count("/busy-once") == 2 and server.count("/busy-later") == 2
 
 
-def test_closed_without_an_answer_is_sent_again(server: Server) -> None:
+def test_closed_without_an_answer_is_sent_again_at_once(server: Server) -> None:
+    # What a kept-alive connection closed by the service just as the request went out
+    # looks like: nothing was processed, so it is sent again, without counting an attempt.
     sleeps: list[float] = []
-    with client(sleeps, attempts=2, backoff=0.01) as http:
+    with client(sleeps, attempts=1) as http:
+        assert get(http, server.url + "/ok").text == "ok"
         answer = http.request("POST", server.url + "/close-once", body=b"y", service=SERVICE,
                               limit=100)
     assert (answer.status, answer.body) == (200, b"y")
-    assert server.count("/close-once") == 2 and len(sleeps) == 1
+    assert server.count("/close-once") == 2 and sleeps == []
+
+
+def test_a_service_that_always_closes_is_retried_then_reported(server: Server) -> None:
+    sleeps: list[float] = []
+    with client(sleeps, attempts=3, backoff=0.01) as http:
+        with pytest.raises(ServiceUnavailableError) as info:
+            http.request("POST", server.url + "/close-always", body=b"z", service=SERVICE,
+                         limit=100)
+    # One immediate resend, then the policy's attempts with their backoff.
+    assert server.count("/close-always") == 4 and len(sleeps) == 2
+    assert info.value.message.startswith(f"cannot reach {SERVICE}: ")
+    assert info.value.message.endswith("(after 3 attempts)")
 
 
 def test_threads_share_a_client_and_its_connections(server: Server) -> None:

@@ -199,6 +199,11 @@ class _MalformedAnswerError(Exception):
     """The bytes that came back are not an HTTP/1.1 response."""
 
 
+class _ClosedBeforeAnswerError(ConnectionError):
+    """The service closed (or reset) the connection before any byte of an answer: nothing
+    was processed (RFC 9112 §9.3.1), so the request may be sent again."""
+
+
 class _DefiniteError(Exception):
     """A failure that repeating would not cure (a TLS refusal, a proxy that refuses)."""
 
@@ -529,6 +534,7 @@ class HttpClient:
         policy = self.policy
         attempts = max(1, policy.attempts)
         attempt = 1
+        resent = False
         while True:
             try:
                 if self._transport is None:
@@ -536,6 +542,14 @@ class HttpClient:
                 else:
                     response = self._via_transport(request, limit)
             except (ConnectTimeoutError, ConnectionError) as exc:
+                if isinstance(exc, _ClosedBeforeAnswerError) and not resent:
+                    # Most often a kept-alive connection the service closed as it went
+                    # idle, in the instant before our request: sent again at once on
+                    # another connection, once per request, not counted as an attempt.
+                    logger.debug("%s closed the connection before answering (%s); sending "
+                                 "the request again", service, _describe(exc))
+                    resent = True
+                    continue
                 # Nothing reached the service (or it closed before answering): try again.
                 if attempt < attempts:
                     wait = policy.delay(attempt, self._rand)
@@ -684,7 +698,7 @@ def _before_answer(exc: u3.HTTPError) -> BaseException:
     if isinstance(exc, u3.ProtocolError):
         if isinstance(reason, ConnectionError):
             # RFC 9112 §9.3.1: closed (or reset) before any answer: nothing was processed.
-            return ConnectionError(_describe(reason))
+            return _ClosedBeforeAnswerError(_describe(reason))
         return _MalformedAnswerError(f"the answer is not HTTP/1.1 ({_describe(reason)})")
     if isinstance(exc, u3.LocationValueError):
         return ValueError(_describe(exc))
