@@ -16,7 +16,8 @@ request and parses the answer; it waits for the CA with the lock released.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from datetime import datetime
 
 from cryptography import x509
@@ -71,13 +72,20 @@ class CertificateRequest:
         self._http = http or http_client()
         self._owns_http = http is None
         csr = signing_request(self.key)
-        # One worker, shut down at once: its thread ends when the exchange does.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealtrail-ca")
-        try:
-            self._answer: Future[SigningCertificate] | None = executor.submit(
-                CAClient(self.ca_url, self._http).request_certificate, csr, token.raw)
-        finally:
-            executor.shutdown(wait=False)
+        answer: Future[SigningCertificate] = Future()
+        client = CAClient(self.ca_url, self._http)
+
+        def ask() -> None:
+            answer.set_running_or_notify_cancel()
+            try:
+                answer.set_result(client.request_certificate(csr, token.raw))
+            except BaseException as exc:  # noqa: BLE001 - handed to result()'s caller
+                answer.set_exception(exc)
+
+        # A daemon thread, not an executor's: a command that fails before it reads the
+        # answer must not wait at exit for a CA that is slow to answer.
+        threading.Thread(target=ask, name="sealtrail-ca", daemon=True).start()
+        self._answer: Future[SigningCertificate] | None = answer
         self._issued: SigningCertificate | None = None
 
     def result(self) -> SigningCertificate:
