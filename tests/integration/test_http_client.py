@@ -488,3 +488,22 @@ def test_an_https_proxy_carries_https_and_http_targets(ca: TestCA, server: Serve
         ("CONNECT", f"target.test:{tls_server.port}"),
         ("GET", f"http://target.test:{server.port}/ok")]
     assert len(tls_server.requests) == 2 and len(server.requests) == 1
+
+
+def test_an_unreachable_proxy_is_retried_a_refused_tunnel_is_not(
+        no_proxy_env: pytest.MonkeyPatch) -> None:
+    no_proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    sleeps: list[float] = []
+    with client(sleeps, attempts=2, backoff=0.01) as http:
+        with pytest.raises(ServiceUnavailableError,
+                           match=f"^cannot reach {SERVICE}: through the proxy: .*refused"):
+            get(http, "https://target.test:1/ok")
+    assert len(sleeps) == 1
+    with ForwardProxy() as proxy:
+        no_proxy_env.setenv("HTTPS_PROXY", proxy.url)
+        with client(sleeps, attempts=3) as http:
+            # The test proxy tunnels to target.test and other.test only.
+            with pytest.raises(ServiceUnavailableError, match="through the proxy: .*403"):
+                get(http, "https://elsewhere.test:1/ok")
+    assert proxy.seen[0][:2] == ("CONNECT", "elsewhere.test:1")
+    assert len(proxy.seen) == 1 and len(sleeps) == 1  # the refusal is definite

@@ -686,8 +686,11 @@ def _before_answer(exc: u3.HTTPError) -> BaseException:
         if isinstance(reason, u3.ConnectTimeoutError) and \
                 not isinstance(reason, u3.NewConnectionError):
             return ConnectTimeoutError(f"connecting to the proxy timed out ({_describe(reason)})")
-        # Unreachable proxy, or a tunnel it refused: nothing reached the service.
-        return ConnectionError(f"through the proxy: {_describe(reason)}")
+        if isinstance(reason, ConnectionError):
+            # The proxy is unreachable, or closed on us: nothing reached the service.
+            return ConnectionError(f"through the proxy: {_describe(reason)}")
+        # The proxy answered the tunnel request with a refusal (403, 407...): definite.
+        return _DefiniteError(f"through the proxy: {_describe(reason)}")
     if isinstance(exc, u3.NewConnectionError):
         # Refused, unreachable network, unknown name: nothing was sent.
         return ConnectionError(_describe(reason))
