@@ -507,3 +507,21 @@ def test_an_unreachable_proxy_is_retried_a_refused_tunnel_is_not(
                 get(http, "https://elsewhere.test:1/ok")
     assert proxy.seen[0][:2] == ("CONNECT", "elsewhere.test:1")
     assert len(proxy.seen) == 1 and len(sleeps) == 1  # the refusal is definite
+
+
+def test_the_tuf_fetcher_goes_through_the_same_proxies(
+        server: Server, no_proxy_env: pytest.MonkeyPatch) -> None:
+    from tuf.api.exceptions import DownloadHTTPError
+
+    from sealtrail.trustroot.tuf_client import _fetcher
+
+    with ForwardProxy() as proxy:
+        no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+        fetcher = _fetcher(5, "sealtrail/test")
+        assert b"".join(fetcher.fetch(f"http://target.test:{server.port}/ok")) == b"ok"
+        assert b"".join(fetcher.fetch(server.url + "/big")) == b"x" * 5000  # loopback: direct
+        with pytest.raises(DownloadHTTPError):
+            b"".join(fetcher.fetch(server.url + "/missing"))
+    assert [(m, t) for m, t, _, _ in proxy.seen] == [("GET", f"http://target.test:{server.port}/ok")]
+    agent = server.requests[0]["headers"]["user-agent"]
+    assert agent.startswith("sealtrail/test python-tuf/")
