@@ -70,13 +70,13 @@ def local_instance(root: Path, *, port: int | None = None,
     port = port or _free_port()
     extra = ["--public-url", public_url] if public_url else []
     subprocess.run([str(BIN / "sealtrail"), "init", str(directory), "--port", str(port),
-                    "--builtin-issuer", *extra], check=True, capture_output=True)
+                    "--builtin-issuer", *extra], check=True, capture_output=True, timeout=120)
     port_file = root / "port"
     with serving([str(BIN / "sealtrail"), "serve", str(directory), "--port-file", str(port_file)],
                  port_file, "instance") as server:
         token = subprocess.run([str(BIN / "sealtrail"), "token", "email", "bench@example.com",
                                 "--instance", str(directory)], check=True, capture_output=True,
-                               text=True).stdout.strip()
+                               text=True, timeout=120).stdout.strip()
         yield LocalInstance(directory, public_url or f"http://127.0.0.1:{port}", server, token)
 
 

@@ -59,7 +59,8 @@ def _wrk(url: str, body: bytes, content_type: str, auth: str, tmp: str) -> tuple
     env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_CONTENT_TYPE": content_type,
            "BENCH_AUTH": auth}
     done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--timeout", "30s",
-                           "-s", str(script), url], capture_output=True, text=True, env=env, check=True)
+                           "-s", str(script), url], capture_output=True, text=True, env=env, check=True,
+                          timeout=DURATION + 60)
     line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT"))
     requests, duration_us, errors, p50, p99 = map(int, line.split()[1:])
     return (requests - errors) / (duration_us / 1e6), errors, p50 / 1000, p99 / 1000

@@ -133,7 +133,7 @@ def _wrk(url: str, api: int, tmp: str) -> tuple[int, float, float, float, int]:
     script.write_text(WRK_SCRIPT)
     done = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{DURATION:.0f}s", "--timeout", "30s",
                            "-s", str(script), url, "--", str(bodies), str(WRK_THREADS)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, timeout=DURATION + 60)
     line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT"))
     requests, duration_us, errors, p50_us, p99_us = map(int, line.split()[1:])
     return requests - errors, duration_us / 1e6, p50_us / 1e6, p99_us / 1e6, errors
