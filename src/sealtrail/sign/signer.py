@@ -128,7 +128,8 @@ class Signer:
     Exactly one of ``identity_token`` (keyless), ``certificate_request`` (keyless, the CA
     asked already: a :class:`~sealtrail.sign.certificate_request.CertificateRequest` to the
     context's CA, whose key and token are used) or ``private_key`` (managed key) is given.
-    ``http`` replaces the HTTP client (tests pass one over a fake transport);
+    ``max_workers`` is how many files :meth:`sign_many` has in flight at once (each with its
+    timestamp and log requests). ``http`` replaces the HTTP client (tests pass one over a fake transport);
     ``clock`` replaces the wall clock. Use as a context manager, or call :meth:`close`.
     """
 
