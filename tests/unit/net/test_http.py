@@ -391,7 +391,8 @@ def test_https_proxies_are_supported(clean_env: pytest.MonkeyPatch) -> None:
         Proxy("https://proxy.test:443", "proxy.test", 443, None)
 
 
-@pytest.mark.parametrize("value", ["socks5://proxy.test:1080", "http://user:pw@proxy.test:port"])
+@pytest.mark.parametrize("value", ["socks5://proxy.test:1080", "http://user:pw@proxy.test:port",
+                                   "user:pw@proxy.test:port"])
 def test_unsupported_proxies_are_refused(clean_env: pytest.MonkeyPatch, value: str) -> None:
     clean_env.setenv("HTTPS_PROXY", value)
     with pytest.raises(UsageError, match="proxy") as info:
@@ -458,3 +459,4 @@ def test_managers_are_made_once_per_proxy(clean_env: pytest.MonkeyPatch) -> None
     assert managers.for_url("http://localhost:8/x") is plain
     managers.close()
     assert managers.for_url("https://fulcio.test/a") is not through  # new after close()
+
