@@ -128,3 +128,22 @@ class Relay:
 def relay(target_port: int, delay_ms: float) -> Iterator[Relay]:
     with Relay(target_port, delay_ms) as running:
         yield running
+
+
+def probe(port: int, path: str = "/healthz") -> tuple[float, float]:
+    """Seconds for a GET of ``path`` through the relay on ``port``: on a new connection, then
+    again on the same connection (expected: about 4 and 2 one-way delays)."""
+    import http.client
+    import time
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            connection.request("GET", path)
+            connection.getresponse().read()
+            times.append(time.perf_counter() - start)
+        return times[0], times[1]
+    finally:
+        connection.close()

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from _harness import BIN, LocalInstance, free_port, local_instance, server_cpu, spread
-from _relay import Relay
+from _relay import Relay, probe
 
 FILES = 100
 PAIRS = {0: 15, 25: 7}  # pairs of runs per Rekor version, by latency (others: the 25 ms count)
@@ -157,8 +157,13 @@ def measure(latency_ms: float = 0, *, pairs: int | None = None,
                             + (spread(ratios) if name == "sealtrail sign" else "1x") + " |")
         opened = "; ".join(f"{name.split()[0]} {statistics.median(counts):.0f}"
                            for name, counts in connections.items())
-        opened = (f" Connections opened per {FILES}-file run (median, through the relay): "
-                  f"{opened}." if relay else "")
+        if relay:
+            fresh, kept = probe(relay.port)
+            opened = (f" Connections opened per {FILES}-file run (median, through the relay): "
+                      f"{opened}. A GET through the relay took {fresh * 1000:.0f} ms on a new "
+                      f"connection and {kept * 1000:.0f} ms on a kept-alive one.")
+        else:
+            opened = ""
     target = "at least 4x" if latency_ms else "at least 2.5x"
     lines = [title, "",
              f"One invocation per run signs all {FILES} files (certificate, then an RFC 3161 "

@@ -1,7 +1,13 @@
 """`make bench`: run every benchmark and record the results, with the machine, in docs/benchmarks.md.
 
-The file keeps one section per benchmark between markers, replaced on each run, so results
-from different issues live side by side.
+The file keeps one section per table between markers, replaced on each run, so results from
+different benchmarks live side by side with hand-written notes around them. A benchmark's
+main() returns one section's body, or several (name, body) pairs.
+
+    python benchmarks/run_all.py [NAME ...] [--quick] [--no-record]
+
+Exits 1 when a benchmark reports a budget exceeded (the start-up import budget), after
+recording everything.
 """
 
 from __future__ import annotations
