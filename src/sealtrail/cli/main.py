@@ -9,13 +9,12 @@ Heavy modules are imported inside the command functions, so ``sealtrail --help``
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
 from typing import Any, Sequence
 
-from sealtrail.cli import service_commands, sign_commands
+from sealtrail.cli import _runtime, service_commands, sign_commands
 from sealtrail.cli._common import (EXIT_OK, EXIT_USAGE, ArgumentParser, Commands, command_in,
                                    usage_error)
 
@@ -263,8 +262,7 @@ def _verify(args: Any) -> int:
     policy = _policy_from_args(args)
     if args.signature:
         return _verify_detached(args, policy)
-    gc.freeze()  # what start-up imported lives until exit: keep it out of future collections
-    gc.enable()
+    _runtime.started("verify")  # what start-up made lives until exit (see cli/_runtime.py)
     if args.bundle and len(args.artifacts) != 1:
         raise usage_error("--bundle can be used with a single artifact only")
     pairs = []
@@ -329,35 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-#: Client commands that hold nothing at exit that interpreter finalisation would flush or
-#: release (no server, database or log handler): they leave through :func:`_leave_now`.
-QUICK_EXIT_COMMANDS = frozenset({"sign", "attest", "verify", "generate-key-pair"})
-
-
-def _leave_now(code: int) -> None:
-    """End the process with ``code`` once its output is flushed, skipping finalisation.
-
-    Why: tearing down the ~600 modules a signing run imports (cryptography's among them) took
-    9-14 ms at the end of a 100-file ``sign`` (measured), for nothing: the outputs are
-    committed, helper processes reaped, and sockets close with the process. Only when every
-    thread of ours has finished; otherwise the normal exit waits for them."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    threading = sys.modules.get("threading")
-    if threading is None or threading.active_count() == 1:
-        os._exit(code)
-
-
 def run() -> None:
-    """Console-script wrapper."""
-    # Start-up allocates many long-lived objects (imported modules); collecting cycles among
-    # them is wasted work for a short-lived command. _verify re-enables collection once the
-    # heavy imports are done, after freezing what was imported.
-    gc.disable()
+    """Console-script wrapper: the command runs and ends as cli/_runtime.py declares."""
+    command = command_in(sys.argv[1:])
+    _runtime.begin(command)
     try:
         code = main()
-        if command_in(sys.argv[1:]) in QUICK_EXIT_COMMANDS:
-            _leave_now(code)
+        _runtime.leave(command, code)
         sys.exit(code)
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as Unix tools do.

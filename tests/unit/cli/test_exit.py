@@ -70,3 +70,21 @@ def test_buffered_output_is_flushed_before_leaving(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert json.loads(done.stdout)["message"].startswith("cannot read bundle")
+
+
+def test_a_daemon_thread_does_not_hold_the_quick_exit(monkeypatch, tmp_path):
+    # A normal exit does not wait for a daemon thread either (a progress bar's refresh
+    # thread that is ending, say).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_main.os, "_exit", _fake_exit)
+    monkeypatch.setattr(sys, "argv", ["sealtrail", *VERIFY_MISSING])
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        with pytest.raises(_Left) as left:
+            cli_main.run()
+    finally:
+        release.set()
+        other.join()
+    assert left.value.args == (2,)
