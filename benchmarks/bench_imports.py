@@ -144,7 +144,6 @@ def main(quick: bool = False) -> str:
         argv = [sealtrail, "sign", str(artifact), "--trust-config",
                 str(instance.directory / "trust" / "trust_config.json"),
                 "--identity-token", instance.token]
-        bundle = Path(str(artifact) + ".sigstore.json")
         results["sealtrail sign (one file)"] = profile(argv, runs, "sealtrail sign (one file)")
     rows, tops, over = [], [], []
     for name in [*BUDGETS, "sigstore --version (reference)"]:
