@@ -133,3 +133,37 @@ def test_3_when_a_trust_root_cannot_be_refreshed(unreachable: Path, tmp_path: Pa
                          env={"SEALTRAIL_TRUST_DIR": str(tmp_path / "trust")})
     assert done.returncode == 3, done.stderr
     one_error_line(done, "TRUST_UPDATE_FAILED")
+
+
+def test_2_for_an_os_error_no_command_caught(tmp_path: Path) -> None:
+    # Not a traceback and exit 1 (which would read as "verification failed").
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = sealtrail("init", str(blocker / "instance"))
+    assert done.returncode == 2
+    line = one_error_line(done, "INPUT_INVALID")
+    assert str(blocker) in line and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_conformance_cli_uses_the_same_statuses(unreachable: Path, tmp_path: Path) -> None:
+    conformance = str(Path(SEALTRAIL).parent / "sealtrail-conformance")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([conformance, *argv], capture_output=True, text=True, timeout=120)
+
+    verify = ["verify-bundle", "--certificate-identity", IDENTITY,
+              "--certificate-oidc-issuer", ISSUER]
+    assert run(*verify, "--bundle", str(BUNDLE), str(ARTIFACT)).returncode == 0
+    other = tmp_path / "other.txt"
+    other.write_text("not what was signed\n")
+    assert run(*verify, "--bundle", str(BUNDLE), str(other)).returncode == 1
+    missing = run(*verify, "--bundle", str(tmp_path / "missing.json"), str(ARTIFACT))
+    assert missing.returncode == 2 and missing.stderr.startswith("INPUT_INVALID: ")
+    token = sealtrail("token", "email", "dev@example.com", "--instance", str(unreachable))
+    signed = run("sign-bundle", "--identity-token", token.stdout.strip(),
+                 "--bundle", str(tmp_path / "out.sigstore.json"),
+                 "--trusted-root", str(unreachable / "trust" / "trusted_root.json"),
+                 "--signing-config", str(unreachable / "trust" / "signing_config.v0.2.json"),
+                 str(ARTIFACT))
+    assert signed.returncode == 3, signed.stderr
+    assert signed.stderr.startswith("SERVICE_UNAVAILABLE: ")

@@ -34,6 +34,9 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
     and help lines of the others: what a run needs, at a fraction of the start-up cost."""
     parser = ArgumentParser(prog="sealtrail", description="Sign releases and verify them, offline.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debugging details to stderr (retries, proxies, fallbacks; "
+                             "never tokens)")
     # An explicit prog spares argparse a help formatter (and its shutil import) at start-up.
     commands = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", prog="sealtrail",
                                               parser_class=ArgumentParser), only)
@@ -286,6 +289,17 @@ def _verify(args: Any) -> int:
     return _report(outcomes, args)
 
 
+def _log_debug_to_stderr() -> None:
+    """``-v``: the "sealtrail" loggers (e.g. ``sealtrail.net``) print DEBUG records to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sealtrail: debug: %(name)s: %(message)s"))
+    logger = logging.getLogger("sealtrail")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sealtrail``; returns the process exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
@@ -299,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from sealtrail.errors import Error
+    if args.verbose:
+        _log_debug_to_stderr()
+    from sealtrail.errors import Error, from_os_error
 
     try:
         if args.command == "verify":
@@ -316,7 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return service_commands.trust(args)
         if args.command in ("init", "serve", "token", "ca", "rotate"):
             return service_commands.instance_commands(args)
-    except Error as exc:
+    except (Error, OSError) as caught:
+        # The one mapping from errors to exit statuses (sealtrail.errors): the class decides.
+        if isinstance(caught, BrokenPipeError):
+            raise  # output closed by a reader (`| head`): run() stops quietly
+        exc = caught if isinstance(caught, Error) else from_os_error(caught)
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, **exc.to_json()}, sort_keys=True))
         print(f"sealtrail: error: {exc.code}: {exc.diagnostics()}", file=sys.stderr)
