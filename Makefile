@@ -23,6 +23,7 @@ $(NPM_STAMP): interop/package.json interop/package-lock.json
 install: $(STAMP) $(NPM_STAMP)
 
 test: install
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: install

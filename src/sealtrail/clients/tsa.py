@@ -106,6 +106,8 @@ def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
             raise E(f"{service} answer is not a valid TimeStampResp: it is a bare token")
         status = outline.first.parse(g.PKIStatusHead).status
         granted = status in _GRANTED
+        # What the granted token says; None when the TSA refused (reported below).
+        imprint_seen: tuple[str, bytes, int | None] | None = None
         if granted:
             token = outline.second
             if not isinstance(token, asn1.TLV):
@@ -123,19 +125,19 @@ def check_reply(der: bytes, data: bytes, nonce: int, hash_name: str = "sha256",
                 raise E(f"{service} token content is not a TSTInfo")
             tst_info = asn1.decode_der(g.TSTInfo, encap.e_content)
             imprint = tst_info.message_imprint
-            algorithm = (g.DIGEST_NAMES.get(imprint.hash_algorithm.algorithm)
-                         or imprint.hash_algorithm.algorithm.dotted_string)
-            hashed = imprint.hashed_message
-            got_nonce = tst_info.nonce
+            imprint_seen = ((g.DIGEST_NAMES.get(imprint.hash_algorithm.algorithm)
+                             or imprint.hash_algorithm.algorithm.dotted_string),
+                            imprint.hashed_message, tst_info.nonce)
     except TimestampInvalidError:
         raise
     # The codec raises ValueError on anything that is not DER of this grammar.
     except (ValueError, TypeError, OverflowError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise E(f"{service} answer is not a valid TimeStampResp: {detail}") from exc
-    if not granted:
+    if imprint_seen is None:  # not granted
         raise E(f"{service} refused to timestamp: {_status_text(outline.first, status)}",
                 actual=g.PKI_STATUS_NAMES.get(status, status), expected="granted")
+    algorithm, hashed, got_nonce = imprint_seen
     # SPEC: RFC 3161 §2.4.2: the requester MUST check that messageImprint and nonce are the
     # ones it sent (the nonce binds this answer to this request).
     expected = hashlib.new(hash_name, data).digest()

@@ -61,9 +61,9 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _clean(text: Any) -> str:
+def _clean(value: object) -> str:
     """A foreign string, made safe to show: one line, printable, bounded."""
-    text = text if isinstance(text, str) else repr(text)
+    text = value if isinstance(value, str) else repr(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
     return text[:MAX_ERROR_CHARS]
 
