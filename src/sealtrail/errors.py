@@ -30,7 +30,6 @@ from errors to exit statuses, which every command uses and prints in ``--json`` 
     │                                                          or none found)
     ├── TrustUpdateError                TRUST_UPDATE_FAILED 3 (TUF refresh of a trust root)
     ├── ServiceUnavailableError         SERVICE_UNAVAILABLE 3 (a CA, TSA, log or token service failed)
-    ├── SigningProcessError             SIGNING_PROCESS_FAILED 3 (a helper signing process died)
     ├── LogError                        LOG_ERROR           3 (the transparency log service)
     │   ├── LogFrozenError              LOG_FROZEN
     │   ├── LogEntryNotFoundError       LOG_ENTRY_NOT_FOUND
@@ -91,7 +90,6 @@ __all__ = [
     "SETInvalidError",
     "ServiceUnavailableError",
     "SignatureInvalidError",
-    "SigningProcessError",
     "SubjectMismatchError",
     "TimestampInvalidError",
     "TimestampRequestInvalidError",
@@ -236,14 +234,6 @@ class ServiceUnavailableError(Error):
     timed out, or failed; nothing was signed with its answer."""
 
     code = "SERVICE_UNAVAILABLE"
-    exit_code = EXIT_SERVICE
-
-
-class SigningProcessError(Error):
-    """A helper process that signed part of a large release ended without reporting its
-    results (killed, out of memory, or a bug); nothing was written."""
-
-    code = "SIGNING_PROCESS_FAILED"
     exit_code = EXIT_SERVICE
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sealtrail import errors
 from sealtrail.errors import (ConfigInvalidError, Error, InputError, LogError,
-                              ServiceUnavailableError, SigningProcessError, TokenInvalidError,
+                              ServiceUnavailableError, TokenInvalidError,
                               TrustUpdateError, UsageError, VerificationError)
 
 CLASSES = [getattr(errors, name) for name in errors.__all__]
@@ -17,8 +17,7 @@ CLASSES = [getattr(errors, name) for name in errors.__all__]
 def test_every_error_has_one_of_the_documented_exit_codes(cls: type[Error]) -> None:
     if issubclass(cls, VerificationError):
         expected = 1
-    elif issubclass(cls, (ServiceUnavailableError, TrustUpdateError, LogError,
-                          SigningProcessError)):
+    elif issubclass(cls, (ServiceUnavailableError, TrustUpdateError, LogError)):
         expected = 3
     else:
         assert issubclass(cls, (UsageError, InputError, TokenInvalidError)) or cls is Error
