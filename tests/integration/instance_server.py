@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.integration.serving import start_server
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -63,17 +64,11 @@ class InstanceServer:
         port_file = self.directory.parent / f"{self.directory.name}.port"
         if port_file.exists():
             port_file.unlink()
-        log = open(self.directory.parent / f"{self.directory.name}.log", "ab")
-        self.process = subprocess.Popen([str(BIN / "sealtrail"), "serve", str(self.directory),
-                                         "--port-file", str(port_file)],
-                                        stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not port_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("instance did not start: " + (
-                    self.directory.parent / f"{self.directory.name}.log").read_text()[-3000:])
-            time.sleep(0.05)
+        self.process, port = start_server(
+            [str(BIN / "sealtrail"), "serve", str(self.directory), "--port-file",
+             str(port_file)], self.directory.parent / f"{self.directory.name}.log",
+            timeout=timeout)
+        assert port == self.port == int(port_file.read_text())
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

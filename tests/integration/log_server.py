@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.server.log_instance import LogDirectory
 from tests.fakes.ca import FakeCA
 from tests.fakes.tsa import FakeTSA
+from tests.integration.serving import start_server
 
 BIN = Path(sys.executable).parent
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -58,20 +58,11 @@ class LogServer:
         if port_file.exists():
             port_file.unlink()
         self.log_file = self.directory.parent / f"{self.directory.name}.log"
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(
+        self.process, self.port = start_server(
             [str(BIN / "sealtrail"), "log", "serve", str(self.directory), "--port",
              str(self.port), "--port-file", str(port_file), *self.extra_args],
-            stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not port_file.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"log server exited: {self.log_file.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("log server did not start in time")
-            time.sleep(0.02)
-        self.port = int(port_file.read_text())
+            self.log_file, timeout=timeout)
+        assert self.port == int(port_file.read_text())
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or shut down gracefully."""

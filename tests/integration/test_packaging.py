@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration.instance_server import free_port
+from tests.integration.serving import start_server
 
 pytestmark = pytest.mark.integration
 
@@ -166,17 +166,11 @@ def served(installs: dict[str, Install], tmp_path: Path) -> Iterator[tuple[Path,
     server, directory, port = installs["server"], tmp_path / "instance", free_port()
     server.run("init", str(directory), "--port", str(port), "--builtin-issuer")
     port_file, log_path = tmp_path / "port", tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(server.venv / "bin" / "sealtrail"), "serve",
-                                    str(directory), "--port-file", str(port_file)],
-                                   cwd=server.cwd, env=ENV, stdout=log, stderr=log,
-                                   start_new_session=True)
+    process, listening = start_server([str(server.venv / "bin" / "sealtrail"), "serve",
+                                       str(directory), "--port-file", str(port_file)],
+                                      log_path, cwd=server.cwd, env=ENV)
     try:
-        deadline = time.monotonic() + 60
-        while not port_file.exists():  # written once the socket listens
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
-        assert int(port_file.read_text()) == port
+        assert listening == port == int(port_file.read_text())
         yield directory, port
     finally:
         if process.poll() is None:

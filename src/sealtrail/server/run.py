@@ -68,12 +68,13 @@ def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, port_file: str | 
                 return
             await asyncio.sleep(0.01)
         bound = server.servers[0].sockets[0].getsockname()[1]
-        log.warning("listening on http://%s:%d", host, bound)
         if port_file:
             temporary = port_file + ".tmp"
             with open(temporary, "w") as handle:
                 handle.write(f"{bound}\n")
             os.replace(temporary, port_file)
+        # Last: whoever waits for this line (a supervisor, the tests) finds the port file too.
+        log.warning("listening on http://%s:%d", host, bound)
         await task
 
     # uvicorn's ``loop=`` only applies when uvicorn makes the loop itself; this function makes
