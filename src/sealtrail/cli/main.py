@@ -14,7 +14,8 @@ import os
 import sys
 from typing import Sequence
 
-from sealtrail.cli import _runtime, service_commands, sign_commands, verify_commands
+from sealtrail.cli import (_runtime, service_commands, sign_commands, trust_commands,
+                           verify_commands)
 from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser, Commands, command_in
 
 
@@ -56,21 +57,7 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
     tlogs.add_argument("--base-url", required=True, metavar="URL",
                        help="the URL clients use to reach the server")
 
-    trust = commands.add_parser("trust", help="manage the trust roots of Sigstore instances (TUF)")
-    trust_commands = trust.add_subparsers(dest="trust_command", metavar="COMMAND",
-                                          prog="sealtrail trust", parser_class=ArgumentParser)
-    trust_add = trust_commands.add_parser(
-        "add", help="bootstrap an instance from its TUF repository and a pinned root.json")
-    trust_add.add_argument("name", metavar="NAME")
-    trust_add.add_argument("url", metavar="URL", help="the instance's TUF repository URL")
-    trust_add.add_argument("--root", required=True, metavar="root.json",
-                           help="the root.json to pin (obtained out of band)")
-    trust_update = trust_commands.add_parser(
-        "update", help="refresh trust roots over the network (all, or NAME)")
-    trust_update.add_argument("name", nargs="?", metavar="NAME")
-    trust_show = trust_commands.add_parser("show", help="show cached trust roots and their age")
-    trust_show.add_argument("name", nargs="?", metavar="NAME")
-    trust_show.add_argument("--json", action="store_true")
+    trust_commands.add_parser(commands)
 
     init = commands.add_parser("init", help="create a self-hosted instance in DIR (keys, CA, TSA, "
                                             "logs, trust root, TUF repository)")
@@ -160,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "log":
             return service_commands.log(args)
         if args.command == "trust":
-            return service_commands.trust(args)
+            return trust_commands.trust(args)
         if args.command in ("init", "serve", "token", "ca", "rotate"):
             return service_commands.instance_commands(args)
     except (Error, OSError) as caught:

@@ -1,5 +1,5 @@
-"""The service side of the CLI: ``init``, ``serve``, ``token``, ``ca``, ``rotate``, ``log`` and
-``trust`` (following an instance's trust root through TUF).
+"""The service side of the CLI: ``init``, ``serve``, ``token``, ``ca``, ``rotate`` and ``log``
+(``trust`` is in :mod:`sealtrail.cli.trust_commands`).
 
 Heavy modules are imported inside the functions, so the CLI starts fast.
 """
@@ -32,51 +32,6 @@ def require_server_extra(command: str) -> None:
     if missing:
         raise usage_error(f"`sealtrail {command}` needs the server extra (missing: "
                           f"{', '.join(missing)}): pip install 'sealtrail[server]'")
-
-
-def trust(args: Namespace) -> int:
-    from sealtrail.trustroot.tuf_client import TrustStore
-
-    store = TrustStore()
-    if args.trust_command == "add":
-        try:
-            with open(args.root, "rb") as handle:
-                root = handle.read(1024 * 1024)
-        except OSError as exc:
-            raise usage_error(f"cannot read {args.root}: {exc.strerror}") from exc
-        info = store.add(args.name, args.url, root)
-        print(f"added {info.name} ({info.url}): root version {info.root_version}")
-        return EXIT_OK
-    names = [args.name] if args.name else list(store.instances())
-    if args.trust_command == "update":
-        for name in names:
-            info = store.update(name)
-            print(f"updated {name}: root v{info.root_version}, targets "
-                  f"{', '.join(sorted(info.targets)) or 'none'}")
-        return EXIT_OK
-    if args.trust_command == "show":
-        from datetime import datetime, timezone
-
-        now = datetime.now(timezone.utc)
-        for name in names:
-            info = store.show(name, now=now)
-            if args.json:
-                print(json.dumps({
-                    "name": info.name, "url": info.url, "builtin": info.builtin,
-                    "root_version": info.root_version,
-                    "last_updated": info.last_updated.isoformat() if info.last_updated else None,
-                    "age_seconds": int(info.age.total_seconds()) if info.age else None,
-                    "expired_roles": list(info.expired_roles(now)),
-                    "roles": {r: {"version": v.version, "expires": v.expires.isoformat()}
-                              for r, v in info.roles.items()}}, sort_keys=True))
-                continue
-            age = (f"updated {int(info.age.total_seconds() // 3600)} h ago" if info.age is not None
-                   else "never updated (only the pinned root)")
-            expired = info.expired_roles(now)
-            print(f"{info.name}: {info.url} root v{info.root_version}, {age}"
-                  + (f"; EXPIRED: {', '.join(expired)}" if expired else ""))
-        return EXIT_OK
-    raise usage_error("give a trust command: add, update or show")
 
 
 def _passphrase_for_init(args: Namespace) -> bytes | None:
