@@ -68,3 +68,25 @@ def test_rotate_ca_and_logs_old_and_new_bundles_verify(tmp_path: Path) -> None:
         assert "ca-2" in issuer(after[0][1])
     finally:
         instance.stop()
+
+
+def test_rotations_are_refused_while_the_instance_is_served(tmp_path: Path) -> None:
+    """A running server keeps the CA key it started with: rotating it underneath would publish
+    a trust root the server's certificates do not chain to. Both rotations are refused
+    (the running server holds its logs' locks), and nothing is changed."""
+    instance = InstanceServer(tmp_path / "instance")
+    instance.init()
+    config_before = (instance.directory / "sealtrail.json").read_text()
+    root_before = instance.trusted_root.read_text()
+    instance.start()
+    try:
+        for argv in (("ca",), ("log", "--api", "1")):
+            done = run(str(BIN / "sealtrail"), "rotate", argv[0], str(instance.directory),
+                       *argv[1:], check=False)
+            assert done.returncode == 3, done.stderr
+            assert "in use" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    finally:
+        instance.stop()
+    assert (instance.directory / "sealtrail.json").read_text() == config_before
+    assert instance.trusted_root.read_text() == root_before
+    assert not (instance.directory / "keys" / "ca-2").exists()

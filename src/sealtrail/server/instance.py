@@ -7,19 +7,20 @@ and the log directory; the trust documents from `sealtrail.models.trust_document
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
 from sealtrail._internal.encoding import (reject_unknown, require_bool, require_dict,
                                           require_json_int, require_list, require_str)
 from sealtrail._internal.keyfiles import write_atomic, write_exclusive, write_private_key
-from sealtrail.errors import ConfigInvalidError, UsageError
+from sealtrail.errors import ConfigInvalidError, LogStorageError, UsageError
 from sealtrail.models import trust_documents as docs
 from sealtrail.server.log_instance import LogDirectory
 
@@ -337,6 +338,10 @@ class Instance:
         The old CA's ``validFor`` ends now and the new one's starts now, in the trusted root
         published through TUF: bundles signed before still verify.
         """
+        with self._not_served("rotate the CA"):
+            return self._rotate_ca()
+
+    def _rotate_ca(self) -> int:
         from sealtrail.ca.keys import create_ca
 
         config = self.config()
@@ -354,6 +359,35 @@ class Instance:
         _write_json(self.path(CONFIG_NAME),
                     dataclasses.replace(config, ca_generations=tuple(generations)).to_json())
         return self.publish_trust()
+
+    @contextlib.contextmanager
+    def _not_served(self, action: str) -> Iterator[None]:
+        """Hold every log's process lock for the duration of ``action``.
+
+        A running `serve` holds these locks (the log storage takes them at open), which is
+        how `rotate log` is refused while the instance is served; `rotate ca` needs the
+        same refusal, because a running server keeps signing with the CA key it loaded, so
+        a trust root published under it would not match the certificates it issues.
+        Holding the locks until the end also keeps a server from starting half-way.
+        Raises :class:`LogStorageError` (the code `rotate log` gives) when one is held.
+        """
+        from sealtrail.log.storage import LogStorage
+
+        held: list[LogStorage] = []
+        try:
+            for spec in self.logs.specs():
+                try:
+                    held.append(LogStorage.embedded(os.path.join(self.logs.directory,
+                                                                 spec.name)))
+                except LogStorageError as exc:
+                    raise LogStorageError(
+                        f"cannot {action} of {self.directory} while it is served "
+                        f"(log {spec.name} is in use): stop `sealtrail serve` first",
+                        actual=exc.actual) from exc
+            yield
+        finally:
+            for storage in held:
+                storage.close()
 
     def rotate_log(self, api_version: int) -> int:
         """Freeze the active log of ``api_version``, start a new shard, publish the trust root."""
@@ -458,7 +492,6 @@ class Instance:
     # -- serving ---------------------------------------------------------------------------
     def build_app(self) -> Starlette:
         """Every service of the instance as one ASGI app."""
-        import contextlib
 
         from starlette.applications import Starlette
         from starlette.responses import FileResponse, JSONResponse, Response
