@@ -154,3 +154,29 @@ def test_missing_bundle_is_an_input_error(tmp_path: Path, capsys: pytest.Capture
 def test_no_command_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--version")[0] == 0
     assert run(capsys)[0] == 2
+
+
+@pytest.mark.parametrize("argv, private, public", [
+    ([], "sealtrail.key", "sealtrail.pub"),
+    (["--output-key", "release.key"], "release.key", "release.pub"),
+    (["--output-key", "release"], "release", "release.pub"),
+    (["--output-key-prefix", "release"], "release.key", "release.pub"),
+])
+def test_generate_key_pair_writes_the_names_its_help_gives(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        argv: list[str], private: str, public: str) -> None:
+    """cosign's names: PREFIX.key and PREFIX.pub; an explicit key path KEY gets the sibling
+    with its .key suffix replaced by .pub. The help and docs/signing.md say so."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEALTRAIL_PASSPHRASE", "correct horse")
+    code, out, _ = run(capsys, "generate-key-pair", *argv)
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([private, public])
+    assert f"wrote {private} " in out and f" {public} " in out
+    with pytest.raises(SystemExit):
+        main(["generate-key-pair", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for text in ("PREFIX.key and PREFIX.pub", "release.key -> release.pub"):
+        assert text in help_text
+    docs = " ".join((Path(__file__).parents[2] / "docs" / "signing.md").read_text().split())
+    assert "`KEY.pub`" not in docs and "release.key -> release.pub" in docs

@@ -88,11 +88,16 @@ def add_parsers(commands: Any) -> None:
 
     keygen = commands.add_parser(
         "generate-key-pair", help="make an encrypted ECDSA P-256 signing key for `sign --key`",
-        description="Write KEY (encrypted PKCS#8 PEM, mode 0600) and KEY.pub. The passphrase "
+        description="Write PREFIX.key (encrypted PKCS#8 PEM, mode 0600) and PREFIX.pub, as "
+                    "cosign does: sealtrail.key and sealtrail.pub by default. With --output-key "
+                    "KEY the public key is KEY with .key replaced by .pub (release.key -> "
+                    "release.pub), or KEY.pub when KEY does not end in .key. The passphrase "
                     "comes from $SEALTRAIL_PASSPHRASE, else a prompt.")
-    keygen.add_argument("--output-key", metavar="KEY", default="sealtrail.key",
-                        help="private key path (default sealtrail.key; public key beside it "
-                             "with .pub)")
+    names = keygen.add_mutually_exclusive_group()
+    names.add_argument("--output-key-prefix", metavar="PREFIX",
+                       help="write PREFIX.key and PREFIX.pub (cosign's flag; default sealtrail)")
+    names.add_argument("--output-key", metavar="KEY",
+                       help="private key path; the public key is its .pub sibling")
     keygen.add_argument("--overwrite", action="store_true", help="replace existing key files")
 
 
@@ -382,8 +387,13 @@ def generate_key_pair(args: Any) -> int:
     from sealtrail.sign.outputs import StagedOutputs
 
     _runtime.started("generate-key-pair")
-    private_path = args.output_key
-    base = private_path[:-4] if private_path.endswith(".key") else private_path
+    # cosign's naming (its users bring scripts that expect it): PREFIX.key / PREFIX.pub.
+    if args.output_key is not None:
+        private_path = args.output_key
+        base = private_path[:-len(".key")] if private_path.endswith(".key") else private_path
+    else:
+        base = args.output_key_prefix or "sealtrail"
+        private_path = base + ".key"
     public_path = base + ".pub"
     with StagedOutputs(overwrite=args.overwrite) as outputs:
         outputs.plan([private_path, public_path])
