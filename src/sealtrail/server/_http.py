@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -27,8 +28,8 @@ from sealtrail.errors import (
     UsageError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "read_body",
-           "read_json"]
+__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "is_decimal",
+           "read_body", "read_json"]
 
 log = logging.getLogger("sealtrail.server")
 
@@ -51,6 +52,9 @@ class ApiError(Exception):
 def error_response(status: int, reason: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     """The JSON error body every service uses."""
+    # A message may quote what the client sent; text that UTF-8 cannot encode (a lone
+    # surrogate) is escaped rather than allowed to turn the answer into a 500.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"code": status, "message": message, "reason": reason},
                         status_code=status, headers=headers)
 
@@ -74,7 +78,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refusing (413) more than ``limit`` bytes before reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not is_decimal(declared):
             raise ApiError(400, "BAD_REQUEST", "invalid Content-Length")
         if int(declared) > limit:
             raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
@@ -92,11 +96,56 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
     """The request body as JSON, refusing oversized or malformed bodies with a 4xx."""
     body = await read_body(request, limit)
     try:
-        return json.loads(body)
+        # SPEC: RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8. Decoded here,
+        # strictly: json.loads(bytes) would also take UTF-16 and UTF-8-encoded surrogates.
+        value = json.loads(body.decode("utf-8"))
     except RecursionError:
         raise ApiError(400, "BAD_REQUEST", "request JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "BAD_REQUEST", f"request body is not valid JSON: {exc}") from None
+    # Valid UTF-8 cannot hold a surrogate, so one can only come from a \u escape: look at
+    # the strings only when the body has such an escape (almost never).
+    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
+        # SPEC: RFC 8259 §8.2 / RFC 7493 (I-JSON) §2.1: strings MUST NOT hold a lone
+        # surrogate; Python parses one anyway, and it cannot be encoded again (in an error
+        # message, a database query, a certificate).
+        raise ApiError(400, "BAD_REQUEST", "request JSON holds a string with a lone UTF-16 "
+                       "surrogate (\\ud800-\\udfff without its pair)")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string (or key) with an unpaired surrogate.
+
+    json.loads joins a valid escaped pair into one character, so any surrogate left in a
+    string is a lone one. Iterative: the nesting depth was bounded by the parser.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def is_decimal(text: str, max_digits: int = 19) -> bool:
+    """Whether ``text`` is 1 to ``max_digits`` ASCII digits.
+
+    SPEC: RFC 5234 B.1 (the core rules RFC 9110 uses): DIGIT = %x30-39. ``str.isdigit``
+    and ``int`` also take "²" and "١٢" (and ``int`` then fails, or reads a number no
+    client meant).
+    """
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 async def handle_errors(request: Request, exc: Exception) -> Response:

@@ -33,7 +33,7 @@ from sealtrail.log.engine import LogEngine
 from sealtrail.log.entries import CanonicalEntry, canonicalize_v1, canonicalize_v2
 from sealtrail.merkle import leaf_hash
 from sealtrail.merkle.tiles import parse_tile_path
-from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError, read_json
+from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError, is_decimal, read_json
 
 __all__ = ["LogService", "build_log_app"]
 
@@ -166,7 +166,7 @@ class _V1:
 
     async def get_by_index(self, request: Request) -> Response:
         raw = request.query_params.get("logIndex")
-        if raw is None or not raw.isdigit() or len(raw) > 19:
+        if raw is None or not is_decimal(raw):
             raise ApiError(400, "BAD_REQUEST", "logIndex must be a non-negative integer")
         service, index = self._locate_global(int(raw))
         return JSONResponse(self._entry_json(service, index))
@@ -267,7 +267,7 @@ def _int_param(params: Mapping[str, str], name: str, *, default: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 19:
+    if not is_decimal(raw):
         raise ApiError(400, "BAD_REQUEST", f"{name} must be a non-negative integer")
     return int(raw)
 
