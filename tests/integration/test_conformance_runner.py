@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RUNNER = REPO.parent / "shared" / "tools" / "conformance_runner.py"
+# Where `make conformance` looks: $CONFORMANCE_RUNNER, else the shared folder beside the repo.
+RUNNER = Path(os.environ.get("CONFORMANCE_RUNNER")
+              or REPO.parent / "shared" / "tools" / "conformance_runner.py")
 
 
 @pytest.mark.integration
