@@ -18,9 +18,11 @@ metadata at ``URL/<N>.root.json``, ``URL/timestamp.json``...; targets at
 cached documents (:meth:`TrustStore.trusted_root_bytes`) never touches the network: it
 returns what the last successful update verified, after checking its recorded SHA-256.
 
-Two instances are known without being added: ``public-good`` (https://tuf-repo-cdn.sigstore.dev)
-and ``public-good-staging`` (https://tuf-repo-cdn.sigstage.dev), pinned to the root.json
-files shipped in the package. Nothing is fetched until ``update`` is called.
+Instances whose root.json ships in the package are known without being added:
+``public-good`` (https://tuf-repo-cdn.sigstore.dev), ``public-good-staging``
+(https://tuf-repo-cdn.sigstage.dev) and, once its files are packaged, ``github``
+(https://tuf-repo.github.com), each pinned to its packaged root.json. Nothing is fetched
+until ``update`` is called.
 
 Every failure is a :class:`~sealtrail.errors.Error`: problems with the arguments are
 :class:`~sealtrail.errors.UsageError` / :class:`~sealtrail.errors.InputError`, and every
@@ -46,7 +48,7 @@ from sealtrail import __version__
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.encoding import parse_rfc3339
 from sealtrail._internal.keyfiles import write_atomic
-from sealtrail.trustroot import packaged_path
+from sealtrail.trustroot import packaged_instances, packaged_path
 from sealtrail.errors import InputError, TrustUpdateError, UsageError
 
 try:  # POSIX: one update at a time per entry (python-tuf's Updater is single-instance).
@@ -57,6 +59,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "BUILTIN_INSTANCES",
     "ENV_TRUST_DIR",
+    "GITHUB",
     "InstanceInfo",
     "PUBLIC_GOOD",
     "PUBLIC_GOOD_STAGING",
@@ -69,11 +72,17 @@ __all__ = [
 
 PUBLIC_GOOD = "public-good"
 PUBLIC_GOOD_STAGING = "public-good-staging"
-# name -> (TUF repository URL, package data folder holding the pinned root.json).
-BUILTIN_INSTANCES: Mapping[str, tuple[str, str]] = {
-    PUBLIC_GOOD: ("https://tuf-repo-cdn.sigstore.dev", "production"),
-    PUBLIC_GOOD_STAGING: ("https://tuf-repo-cdn.sigstage.dev", "staging"),
+GITHUB = "github"
+_TUF_URLS = {
+    PUBLIC_GOOD: "https://tuf-repo-cdn.sigstore.dev",
+    PUBLIC_GOOD_STAGING: "https://tuf-repo-cdn.sigstage.dev",
+    # GitHub's instance (artifact attestations of private repositories), as gh uses it.
+    GITHUB: "https://tuf-repo.github.com",
 }
+# name -> (TUF repository URL, packaged instance holding the pinned root.json): the
+# instances above whose files ship in this package (packaged_path(name, "root.json")).
+BUILTIN_INSTANCES: Mapping[str, tuple[str, str]] = {
+    name: (url, name) for name, url in _TUF_URLS.items() if name in packaged_instances()}
 # The targets Sigstore repositories publish (sigstore-python and cosign look these up).
 TRUSTED_ROOT = "trusted_root.json"
 SIGNING_CONFIG = "signing_config.v0.2.json"
@@ -431,6 +440,33 @@ class TrustStore:
     def target_bytes(self, name: str, target: str) -> bytes:
         """Any cached target by name (offline); see :meth:`trusted_root_bytes`."""
         _, _, state = self._entry(name)
+        return self._verified_target(name, state, target)
+
+    def cached_target(self, name: str,
+                      target: str = TRUSTED_ROOT) -> tuple[bytes, datetime] | None:
+        """``(content, when it was verified)`` of ``target`` as the last successful update
+        left it, or ``None`` if no update has fetched it. Offline, and lighter than
+        :meth:`show` (no TUF metadata is parsed): what verification reads.
+
+        Raises :class:`~sealtrail.errors.InputError` if the entry's state is damaged and
+        :class:`~sealtrail.errors.TrustUpdateError` if the cached copy cannot be read or
+        changed since it was verified; :class:`~sealtrail.errors.UsageError` for a name
+        that is neither built in nor added.
+        """
+        _check_name(name)
+        state = self._read_state(self._entry_dir(name))
+        if state is None:
+            if name in BUILTIN_INSTANCES:
+                return None
+            raise UsageError("unknown trust instance", actual=name,
+                             expected=" or ".join(self.instances()))
+        last = state.get("last_updated")
+        if last is None or target not in state.get("targets", {}):
+            return None
+        when = parse_rfc3339(last, "last_updated", InputError)
+        return self._verified_target(name, state, target), when
+
+    def _verified_target(self, name: str, state: Mapping[str, Any], target: str) -> bytes:
         record = state.get("targets", {}).get(target)
         if record is None:
             raise TrustUpdateError(f"no verified {target} cached for {name!r}: run an update "
@@ -466,7 +502,8 @@ class TrustStore:
         _parse_root(root_json, "root.json")
         final = self._entry_dir(name)
         if os.path.exists(os.path.join(final, _STATE_FILE)) and not replace:
-            raise UsageError(f"instance {name!r} already exists (remove it or pass replace)")
+            raise UsageError(f"instance {name!r} already exists (remove it first, or replace "
+                             "it: `sealtrail trust add --replace`)")
         staging = os.path.join(self._root, f".add-{name}-{os.getpid()}")
         try:
             shutil.rmtree(staging, ignore_errors=True)
@@ -541,8 +578,8 @@ class TrustStore:
         entry = self._entry_dir(name)
         state = self._read_state(entry)
         if name in BUILTIN_INSTANCES:
-            url, folder = BUILTIN_INSTANCES[name]
-            with open(packaged_path(folder, "root.json"), "rb") as handle:
+            url, packaged = BUILTIN_INSTANCES[name]
+            with open(packaged_path(packaged, "root.json"), "rb") as handle:
                 pinned = handle.read()
             return url, pinned, state or {"name": name, "url": url, "targets": {}}
         if state is None:
