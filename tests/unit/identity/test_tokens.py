@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -19,13 +18,16 @@ from sealtrail.identity.tokens import (AMBIENT_SOURCE, IdentityToken, TokenSourc
                                        find_identity_token)
 
 KEY = ec.generate_private_key(ec.SECP256R1())
-NOW = datetime.now(timezone.utc)
+# The one clock of these tests: tokens are minted at NOW and checked at NOW (passed as the
+# ``now`` the code takes), never against the wall clock, so a slow run cannot move an expiry
+# across the instant it is checked at.
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW_SECONDS = int(NOW.timestamp())
 
 
 def token(**claims: Any) -> str:
-    now = int(time.time())
-    body = {"iss": "https://issuer.test", "sub": "s", "aud": "sigstore", "iat": now,
-            "exp": now + 600, **claims}
+    body = {"iss": "https://issuer.test", "sub": "s", "aud": "sigstore", "iat": NOW_SECONDS,
+            "exp": NOW_SECONDS + 600, **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, KEY, algorithm="ES256")
 
 
@@ -171,7 +173,7 @@ def test_the_github_request_url_must_not_leak_the_bearer(url: str, message: str)
 
 
 def test_expired_token_names_its_expiry() -> None:
-    expired = token(exp=int(time.time()) - 120)
+    expired = token(exp=NOW_SECONDS - 120)
     with pytest.raises(TokenInvalidError, match=r"expired at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ") as info:
         find_identity_token(expired, env={}, now=NOW)
     assert "https://issuer.test" in info.value.message
@@ -209,7 +211,7 @@ def test_an_unread_token_reads_its_claims_when_first_asked() -> None:
 
 
 def test_find_identity_token_can_leave_the_token_unread() -> None:
-    expired = token(exp=int(time.time()) - 120)
+    expired = token(exp=NOW_SECONDS - 120)
     found, source = find_identity_token(expired, env={}, now=NOW, read=False)
     assert source == "--identity-token" and not found.is_read  # expiry not checked here
     with pytest.raises(TokenInvalidError, match="expired at"):
