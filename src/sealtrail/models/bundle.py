@@ -130,7 +130,9 @@ class TlogEntry(NamedTuple):
         if "canonicalizedBody" not in data:
             raise E(f"{what} has no canonicalizedBody")
         return cls(
-            log_index=parse_int(data.get("logIndex"), f"{what}.logIndex", E),
+            # SPEC: protobuf JSON mapping: a zero int64 is omitted, so an entry at log index
+            # 0 (the first entry of a log) has no "logIndex"; likewise integratedTime.
+            log_index=parse_int(data.get("logIndex", 0), f"{what}.logIndex", E),
             log_id=b64decode(log_id_json.get("keyId"), f"{what}.logId.keyId", E),
             kind=require_str(kind_version.get("kind"), f"{what}.kindVersion.kind", E),
             version=require_str(kind_version.get("version"), f"{what}.kindVersion.version", E),
@@ -206,7 +208,8 @@ class DSSEEnvelope(NamedTuple):
         if len(signatures) != 1:
             raise E(f"{what} must carry exactly one signature", actual=len(signatures), expected=1)
         return cls(
-            payload=b64decode(data.get("payload"), f"{what}.payload", E),
+            # SPEC: protobuf JSON mapping: empty bytes are omitted.
+            payload=b64decode(data.get("payload", ""), f"{what}.payload", E),
             payload_type=require_str(data.get("payloadType"), f"{what}.payloadType", E),
             signatures=tuple(signatures),
         )

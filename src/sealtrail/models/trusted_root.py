@@ -7,7 +7,7 @@ SPEC: protobuf-specs sigstore_trustroot.proto, media type
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +43,11 @@ class ValidityWindow(NamedTuple):
 
     start: datetime
     end: datetime | None = None
+
+    @classmethod
+    def unbounded(cls) -> "ValidityWindow":
+        """The window of a key whose ``validFor`` is absent: valid at every time."""
+        return cls(datetime.min.replace(tzinfo=timezone.utc))
 
     def contains(self, when: datetime) -> bool:
         """Whether ``when`` lies in the window (the end is inclusive)."""
@@ -84,7 +89,10 @@ class TransparencyLog(NamedTuple):
         raw = b64decode(pk.get("rawBytes"), f"{what}.publicKey.rawBytes", E)
         details = require_str(pk.get("keyDetails"), f"{what}.publicKey.keyDetails", E)
         key = PublicKey.from_spki_der(raw, details, E)
-        validity = ValidityWindow.from_json(pk.get("validFor"), f"{what}.publicKey.validFor")
+        # SPEC: sigstore_common.proto PublicKey: `optional TimeRange valid_for`; sigstore-go
+        # treats an absent window as no bound.
+        validity = (ValidityWindow.from_json(pk["validFor"], f"{what}.publicKey.validFor")
+                    if pk.get("validFor") is not None else ValidityWindow.unbounded())
         log_id = b64decode(require_dict(data.get("logId"), f"{what}.logId", E).get("keyId"),
                            f"{what}.logId.keyId", E)
         checkpoint_key_id = None

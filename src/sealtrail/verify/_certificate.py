@@ -371,6 +371,15 @@ def verify_embedded_sct(
                 actual=f"log id {log_id}")
 
 
+def _embeds_sct(leaf: x509.Certificate) -> bool:
+    try:
+        _extensions(leaf, SCTInvalidError).get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
 # -- all together -----------------------------------------------------------------------------
 
 def verify_certificate(
@@ -378,10 +387,14 @@ def verify_certificate(
     authorities: Sequence[CertificateAuthority],
     ctlogs: Sequence[TransparencyLog],
     at: datetime,
+    *,
+    require_sct: bool | None = True,
 ) -> list[x509.Certificate]:
     """Check a Fulcio signing certificate at time ``at``; return the verified path.
 
-    Raises :class:`CertProfileInvalidError`, :class:`CertChainInvalidError` or
+    ``require_sct=None`` asks for an SCT only if ``ctlogs`` is not empty or the leaf embeds
+    one: GitHub's own instance issues certificates without SCTs and its trusted root has no
+    CT logs; an SCT that is there is always checked. Raises :class:`CertProfileInvalidError`, :class:`CertChainInvalidError` or
     :class:`SCTInvalidError`.
     """
     # 1. SPEC: Fulcio certificate-specification.md: the leaf is a code-signing
@@ -395,5 +408,10 @@ def verify_certificate(
                                     expected=">= 2 certificates")
     # 3. SPEC: sigstore client spec "Certificate Transparency": the SCT embedded in the leaf
     #    verifies with a trusted CT log key, over a TBS bound to the leaf's issuer.
-    verify_embedded_sct(leaf, path[1], ctlogs)
+    #    SPEC: gh attestation verify (sigstore-go config of GitHub's instance) asks for no
+    #    SCT; a trusted root without CT logs cannot vouch for one anyway.
+    if require_sct is None:
+        require_sct = bool(ctlogs) or _embeds_sct(leaf)
+    if require_sct:
+        verify_embedded_sct(leaf, path[1], ctlogs)
     return path

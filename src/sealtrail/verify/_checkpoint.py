@@ -53,11 +53,16 @@ def _signer_name(origin: str, log: TransparencyLog) -> str:
             return origin
         raise E("checkpoint origin does not name the log", actual=origin,
                 expected=log.origin_name)
-    # An ECDSA or RSA key: Rekor v1 writes "<name> - <tree id>" (every shard of a v1 log
-    # shares one key, so the tree id itself cannot be pinned). rekor-tiles may also run
-    # with an ECDSA key, and then writes the bare name.
+    # An ECDSA or RSA key: Rekor v1 writes "<host> - <tree id>" (every shard of a v1 log
+    # shares one key, so the tree id itself cannot be pinned). SPEC: rekor
+    # pkg/util/checkpoint.go: <host> is the server's `rekor_server.hostname`, which
+    # defaults to the machine's own host name, so a private deployment's origin need not
+    # be its URL's host; the signature line carries the same name. Rekor v1 clients
+    # (sigstore-go through rekor's VerifyCheckpointSignature) bind a v1 checkpoint to the
+    # log by its key alone: the key is the one the entry's log id names.
+    # rekor-tiles may also run with an ECDSA key, and then writes the bare name.
     match = _V1_ORIGIN_RE.match(origin)
-    if match and match.group(1) in names:
+    if match:
         return match.group(1)
     if origin in names:
         return origin

@@ -28,7 +28,8 @@ from sealtrail.errors import TimestampInvalidError
 from sealtrail.models.rfc3161 import TST_INFO_OID, TimestampToken
 from sealtrail.models.trusted_root import CertificateAuthority
 
-__all__ = ["MAX_TIMESTAMPS", "verify_timestamp", "verify_timestamps"]
+__all__ = ["MAX_TIMESTAMPS", "check_timestamp_count", "verify_timestamp", "verify_timestamp_der",
+           "verify_timestamps"]
 
 # SPEC: sigstore-python verify/verifier.py MAX_ALLOWED_TIMESTAMP = 32 (a DoS bound).
 MAX_TIMESTAMPS = 32
@@ -92,6 +93,27 @@ def verify_timestamp(token: TimestampToken, signature: bytes,
         return token.gen_time
     assert best is not None
     raise best.error
+
+
+def check_timestamp_count(tokens_der: Sequence[bytes]) -> None:
+    """Refuse too many tokens, or the same token twice, before verifying any.
+
+    SPEC: sigstore-python MAX_ALLOWED_TIMESTAMP = 32; sigstore-go refuses duplicate
+    timestamps (a duplicate would count twice towards the threshold of verified times).
+    """
+    if len(tokens_der) > MAX_TIMESTAMPS:
+        raise E("too many RFC 3161 timestamps", actual=len(tokens_der),
+                expected=f"<= {MAX_TIMESTAMPS}")
+    if not all(isinstance(t, (bytes, bytearray)) for t in tokens_der):
+        raise E("RFC 3161 timestamps must be bytes")
+    if len(set(bytes(t) for t in tokens_der)) != len(tokens_der):
+        raise E("duplicate RFC 3161 timestamp")
+
+
+def verify_timestamp_der(der: bytes, signature: bytes,
+                         authorities: Sequence[CertificateAuthority]) -> datetime:
+    """Parse one DER token and verify it over ``signature``; return its genTime."""
+    return verify_timestamp(TimestampToken.from_der(der), signature, authorities)
 
 
 def verify_timestamps(tokens_der: Sequence[bytes], signature: bytes,

@@ -12,7 +12,7 @@ import hashlib
 from cryptography import x509
 
 from sealtrail.crypto.keys import PublicKey, hash_by_name
-from sealtrail.errors import SETInvalidError, TlogEntryMismatchError
+from sealtrail.errors import Error, SETInvalidError, TlogEntryMismatchError
 from sealtrail.models.bundle import Bundle, TlogEntry
 from sealtrail.models.rekor import EntryBody
 from sealtrail.models.trusted_root import TransparencyLog
@@ -45,13 +45,36 @@ def verify_set(entry: TlogEntry, log: TransparencyLog) -> None:
             f"of {log.base_url}")
 
 
-def _same_verifier(body: EntryBody, index: int, certificate: x509.Certificate | None,
-                   key: PublicKey | None) -> bool:
+def _signer_problem(body: EntryBody, index: int, certificate: x509.Certificate | None,
+                    key: PublicKey | None) -> str | None:
+    """Why the entry's recorded signer is not the bundle's, naming what was compared."""
     verifier = body.signatures[index].verifier
     if certificate is not None:
-        return verifier.matches_certificate(certificate)
+        if verifier.certificate is not None:
+            if verifier.matches_certificate(certificate):
+                return None
+            return (f"the entry records certificate serial {verifier.certificate.serial_number:x}, "
+                    f"the bundle's is serial {certificate.serial_number:x}")
+        assert verifier.public_key is not None
+        try:
+            cert_key = PublicKey.from_key(certificate.public_key())
+        except Error:
+            return "the bundle's certificate key is not a supported signing key"
+        if body.version == "0.0.2" and body.kind == "hashedrekord":
+            # SPEC: rekor-tiles hashedrekord 0.0.2 Verifier is a certificate or a public
+            # key; a signer may log its key alone, which binds the entry to the certificate
+            # only through that key.
+            if verifier.public_key.same_key(cert_key):
+                return None
+            return (f"the entry records public key {verifier.public_key.key_id.hex()[:16]}, "
+                    f"the bundle certificate's key is {cert_key.key_id.hex()[:16]}")
+        return (f"the entry records public key {verifier.public_key.key_id.hex()[:16]}, not a "
+                "certificate, and only a hashedrekord 0.0.2 entry may record the "
+                "certificate's key alone")
     assert key is not None
-    return verifier.matches_key(key)
+    if verifier.matches_key(key):
+        return None
+    return f"the entry records {verifier.describe()}, the expected key is {key.key_id.hex()[:16]}"
 
 
 def match_entry_body(body: EntryBody, bundle: Bundle, certificate: x509.Certificate | None,
@@ -67,9 +90,9 @@ def match_entry_body(body: EntryBody, bundle: Bundle, certificate: x509.Certific
         raise TlogEntryMismatchError(f"{where} must record exactly one signature",
                                      actual=len(body.signatures), expected=1)
     recorded = body.signatures[0]
-    if not _same_verifier(body, 0, certificate, key):
-        raise TlogEntryMismatchError(
-            f"{where} was made by a different signer ({recorded.verifier.describe()})")
+    problem = _signer_problem(body, 0, certificate, key)
+    if problem is not None:
+        raise TlogEntryMismatchError(f"{where} was made by a different signer: {problem}")
     if recorded.signature != bundle.signature:
         raise TlogEntryMismatchError(f"{where} records a different signature than the bundle")
 

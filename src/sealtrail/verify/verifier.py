@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -47,11 +47,12 @@ from sealtrail.errors import (
     SignatureInvalidError,
     SubjectMismatchError,
     TimestampInvalidError,
+    TlogInclusionInvalidError,
     TlogKeyUnknownError,
     UsageError,
 )
 from sealtrail.merkle import leaf_hash, verify_inclusion
-from sealtrail.models.bundle import Bundle, TlogEntry
+from sealtrail.models.bundle import Bundle, InclusionProof, TlogEntry
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement
 from sealtrail.models.rekor import EntryBody, parse_entry_body
@@ -118,8 +119,8 @@ class VerificationResult(NamedTuple):
     issuer: str | None
     extensions: Mapping[str, str]
     key_id: str | None
-    log_index: int
-    log_url: str
+    log_index: int | None  # None: the bundle has no log entry (GitHub's instance)
+    log_url: str | None
     verified_times: tuple[datetime, ...]
     payload_type: str | None = None
     payload: bytes | None = None
@@ -141,17 +142,40 @@ class VerificationResult(NamedTuple):
 
 
 class Verifier:
-    """Verifies Sigstore bundles against one trusted root. Thread-safe and reusable."""
+    """Verifies Sigstore bundles against one trusted root. Thread-safe and reusable.
+
+    ``other_roots`` are further trusted roots (for example GitHub's own instance beside
+    public-good): for a keyless bundle, the root whose certificate authority issued the
+    leaf certificate is used (chosen by the leaf's issuer name), else ``trusted_root``.
+    What a root requires follows what it holds: transparency log entries if it has logs,
+    an embedded SCT if it has CT logs. ``time_threshold`` is the number of verified times
+    required (RFC 3161 timestamps that verify, plus integrated times of Rekor v1 entries
+    whose inclusion promise verifies), as sigstore-go's observer-timestamp threshold.
+    """
 
     def __init__(self, trusted_root: TrustedRoot, *, now: datetime | None = None,
                  clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-                 memo_size: int = DEFAULT_MAX_ENTRIES) -> None:
+                 memo_size: int = DEFAULT_MAX_ENTRIES,
+                 other_roots: Sequence[TrustedRoot] = (),
+                 time_threshold: int = 1) -> None:
         """``memo_size`` bounds the memory of passed checks (0 turns it off); see ``_memo``."""
-        if now is not None and now.tzinfo is None:
-            raise UsageError("now must be timezone-aware")
+        for index, root in enumerate((trusted_root, *other_roots)):
+            if not isinstance(root, TrustedRoot):
+                raise UsageError(
+                    "Verifier needs a parsed TrustedRoot" + (f" (other_roots[{index - 1}])"
+                                                             if index else ""),
+                    actual=type(root).__name__,
+                    expected="TrustedRoot.from_json(...) or sealtrail.load_trusted_root()")
+        if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+            raise UsageError("now must be a timezone-aware datetime")
+        if isinstance(time_threshold, bool) or not isinstance(time_threshold, int) \
+                or time_threshold < 1:
+            raise UsageError("time_threshold must be an integer >= 1", actual=time_threshold)
         self._trusted_root = trusted_root
+        self._roots = (trusted_root, *other_roots)
         self._fixed_now = now
         self._clock_skew = clock_skew
+        self._time_threshold = time_threshold
         self._memo = SuccessMemo(memo_size)
 
     @property
@@ -169,14 +193,36 @@ class Verifier:
         """
         if isinstance(artifact, (bytes, bytearray)):
             artifact = Artifact.from_bytes(bytes(artifact))
+        elif not isinstance(artifact, Artifact):
+            raise UsageError("artifact must be bytes or an Artifact",
+                             actual=type(artifact).__name__)
+        _check_policy(policy)
         return self._verify(_as_bundle(bundle), policy, artifact)
 
-    def verify_dsse(self, bundle: Bundle | str | bytes | dict[str, Any], policy: Policy) -> VerificationResult:
-        """Verify a DSSE bundle and return its verified payload (and in-toto statement)."""
+    def verify_dsse(self, bundle: Bundle | str | bytes | dict[str, Any], policy: Policy, *,
+                    payload_type: str | None = None) -> VerificationResult:
+        """Verify a DSSE bundle without an artifact; return its verified payload.
+
+        The payload need not be an in-toto statement (the result then has no statement).
+        ``payload_type``, when given, must equal the envelope's payload type (checked
+        before anything else, and again as part of what the signature covers).
+        """
+        _check_policy(policy)
         parsed = _as_bundle(bundle)
         if parsed.dsse_envelope is None:
             raise BundleMalformedError("bundle holds a message signature, not a DSSE envelope")
+        if payload_type is not None and parsed.dsse_envelope.payload_type != payload_type:
+            raise SubjectMismatchError("DSSE payload type is not the expected one",
+                                       actual=parsed.dsse_envelope.payload_type,
+                                       expected=payload_type)
         return self._verify(parsed, policy, None)
+
+    def verify_bundle(self, bundle: Bundle, policy: Policy,
+                      artifact: Artifact | None = None) -> VerificationResult:
+        """Verify an already-parsed bundle: against ``artifact`` if given, else as DSSE."""
+        if artifact is None:
+            return self.verify_dsse(bundle, policy)
+        return self.verify_artifact(artifact, bundle, policy)
 
     @staticmethod
     def required_digests(bundle: Bundle) -> tuple[str, ...]:
@@ -202,14 +248,32 @@ class Verifier:
         return ("sha256",)
 
     # -- the steps --------------------------------------------------------------------
+    def _root_for(self, bundle: Bundle) -> tuple[TrustedRoot, int]:
+        """The trusted root for ``bundle`` and its index (part of every memo key).
+
+        SPEC: gh attestation verify picks the verifier by the leaf certificate's issuer
+        (provenance-formats.md §2); here the root whose CA issued the leaf, by name.
+        """
+        certificate = bundle.certificate
+        if certificate is not None and len(self._roots) > 1:
+            for index, root in enumerate(self._roots):
+                if any(ca.chain and ca.chain[0].subject == certificate.issuer
+                       for ca in root.certificate_authorities):
+                    return root, index
+        return self._trusted_root, 0
+
     def _verify(self, bundle: Bundle, policy: Policy, artifact: Artifact | None) -> VerificationResult:
         now = self._fixed_now or utcnow()
-        if not bundle.tlog_entries:
+        root, tag = self._root_for(bundle)
+        _refuse_duplicate_entries(bundle)
+        if not bundle.tlog_entries and root.tlogs:
+            # SPEC: sigstore-go requires a log entry when the trusted root has logs; a root
+            # without logs (GitHub's instance) has timestamps as its only verified times.
             raise BundleMalformedError("bundle has no transparency log entry")
-        entries = [(entry, self._log_for(entry)) for entry in bundle.tlog_entries]
+        entries = [(entry, self._log_for(root, entry)) for entry in bundle.tlog_entries]
 
         # 1. Verified times.
-        verified_times = self._verified_times(bundle, entries, now)
+        verified_times = self._verified_times(bundle, entries, now, root, tag)
 
         # 2. Signer.
         certificate = bundle.certificate
@@ -226,7 +290,7 @@ class Verifier:
                 raise IdentityMismatchError("bundle is signed with a managed key, so it names no "
                                             "identity; verify it with --key",
                                             expected=policy.describe_identity())
-            self._verify_certificate(certificate, verified_times)
+            self._verify_certificate(certificate, verified_times, root, tag)
             leaf_der = certificate.public_bytes(Encoding.DER)
             identity = self._memo.run(("identity", leaf_der),
                                       lambda: FulcioIdentity.from_certificate(certificate))
@@ -247,43 +311,54 @@ class Verifier:
 
         # 5. Log entries.
         for entry, log in entries:
-            self._check_log_entry(entry, log, bundle, certificate, key, artifact)
+            self._check_log_entry(entry, log, bundle, certificate, key, artifact, tag)
 
         envelope = bundle.dsse_envelope
-        first_entry, first_log = entries[0]
         return VerificationResult(
             identity=identity.san if identity else None,
             issuer=identity.issuer if identity else None,
             extensions=dict(identity.extensions) if identity else {},
             key_id=None if identity else key.key_id.hex(),
-            log_index=first_entry.log_index,
-            log_url=first_log.base_url,
+            log_index=entries[0][0].log_index if entries else None,
+            log_url=entries[0][1].base_url if entries else None,
             verified_times=tuple(verified_times),
             payload_type=envelope.payload_type if envelope else None,
             payload=envelope.payload if envelope else None,
             statement=statement,
         )
 
-    def _log_for(self, entry: TlogEntry) -> TransparencyLog:
-        log = self._trusted_root.tlog_by_id(entry.log_id)
+    @staticmethod
+    def _log_for(root: TrustedRoot, entry: TlogEntry) -> TransparencyLog:
+        log = root.tlog_by_id(entry.log_id)
         if log is None:
             raise TlogKeyUnknownError("log entry comes from a log that is not in the trusted root",
                                       actual=entry.log_id.hex())
         return log
 
     def _verified_times(self, bundle: Bundle, entries: list[tuple[TlogEntry, TransparencyLog]],
-                        now: datetime) -> list[datetime]:
+                        now: datetime, root: TrustedRoot, tag: int) -> list[datetime]:
         times: list[datetime] = []
+        timestamp_failure: TimestampInvalidError | None = None
         # 1a. RFC 3161 timestamps over the signature, from TSAs of the trusted root.
+        # SPEC: sigstore-go VerifySignedTimestamp: each token that verifies is a verified
+        # time; one that does not is only reported if the threshold is not met.
         if bundle.rfc3161_timestamps:
             # Imported here: the CMS machinery is only needed for bundles with timestamps,
             # and the CLI should not pay for it at start-up otherwise.
-            from sealtrail.verify._timestamp import verify_timestamps
+            from sealtrail.verify._timestamp import check_timestamp_count, verify_timestamp_der
 
-            times.extend(self._memo.run(
-                ("timestamps", bundle.signature, *bundle.rfc3161_timestamps),
-                lambda: verify_timestamps(bundle.rfc3161_timestamps, bundle.signature,
-                                          self._trusted_root.timestamp_authorities)))
+            check_timestamp_count(bundle.rfc3161_timestamps)
+            signature = bundle.signature
+            for index, der in enumerate(bundle.rfc3161_timestamps):
+                try:
+                    times.append(self._memo.run(
+                        ("timestamp", tag, signature, der),
+                        lambda der=der: verify_timestamp_der(
+                            der, signature, root.timestamp_authorities)))  # type: ignore[misc]
+                except TimestampInvalidError as exc:
+                    timestamp_failure = timestamp_failure or TimestampInvalidError(
+                        f"RFC 3161 timestamp [{index}]: {exc.message}", expected=exc.expected,
+                        actual=exc.actual)
         for when in times:
             if when > now + self._clock_skew:
                 raise TimestampInvalidError("timestamp lies in the future", actual=when.isoformat(),
@@ -292,7 +367,7 @@ class Verifier:
         for entry, log in entries:
             if entry.signed_entry_timestamp is None:
                 continue
-            self._memo.run(("set", entry.log_id, entry.log_index, entry.integrated_time,
+            self._memo.run(("set", tag, entry.log_id, entry.log_index, entry.integrated_time,
                             entry.canonicalized_body, entry.signed_entry_timestamp or b""),
                            lambda: verify_set(entry, log))
             integrated = datetime.fromtimestamp(entry.integrated_time, timezone.utc)
@@ -304,7 +379,18 @@ class Verifier:
                 raise TlogKeyUnknownError(f"log key of {log.base_url} was not valid at the "
                                           "integrated time", actual=integrated.isoformat())
             times.append(integrated)
-        # 1c. Entries without a SET (Rekor v2) have no integrated time: their log key must be
+        # 1c. At least ``time_threshold`` verified times. SPEC: Rekor v2 entries carry no
+        # SET, so a bundle with only v2 entries must carry an RFC 3161 timestamp.
+        if len(times) < self._time_threshold:
+            if timestamp_failure is not None:
+                raise timestamp_failure
+            if not times:
+                raise NoVerifiedTimeError(
+                    "no verified time: the bundle has neither an RFC 3161 timestamp nor a "
+                    "transparency log inclusion promise")
+            raise NoVerifiedTimeError("too few verified times", actual=len(times),
+                                      expected=f">= {self._time_threshold}")
+        # 1d. Entries without a SET (Rekor v2) have no integrated time: their log key must be
         # valid at the times the TSAs vouch for instead.
         for entry, log in entries:
             if entry.signed_entry_timestamp is None:
@@ -312,21 +398,17 @@ class Verifier:
                     if not log.validity.contains(when):
                         raise TlogKeyUnknownError(f"log key of {log.base_url} was not valid at "
                                                   "the timestamped time", actual=when.isoformat())
-        # 1d. At least one verified time. SPEC: Rekor v2 entries carry no SET, so a bundle
-        # with only v2 entries must carry an RFC 3161 timestamp.
-        if not times:
-            raise NoVerifiedTimeError(
-                "no verified time: the bundle has neither an RFC 3161 timestamp nor a "
-                "transparency log inclusion promise")
         return times
 
-    def _verify_certificate(self, certificate: x509.Certificate, times: list[datetime]) -> None:
+    def _verify_certificate(self, certificate: x509.Certificate, times: list[datetime],
+                            root: TrustedRoot, tag: int) -> None:
         # SPEC: the leaf must be valid, and chain to a valid CA, at every verified time.
         for when in sorted(set(times)):
-            self._memo.run(("certificate", certificate.public_bytes(Encoding.DER), when.isoformat()),
-                           lambda: verify_certificate(certificate,
-                                                      self._trusted_root.certificate_authorities,
-                                                      self._trusted_root.ctlogs, when))
+            self._memo.run(("certificate", tag, certificate.public_bytes(Encoding.DER),
+                            when.isoformat()),
+                           lambda: verify_certificate(certificate, root.certificate_authorities,
+                                                      root.ctlogs, when,
+                                                      require_sct=None))
 
     def _check_message_signature(self, bundle: Bundle, artifact: Artifact, key: PublicKey) -> None:
         message = bundle.message_signature
@@ -374,18 +456,19 @@ class Verifier:
 
     def _check_log_entry(self, entry: TlogEntry, log: TransparencyLog, bundle: Bundle,
                          certificate: x509.Certificate | None, key: PublicKey,
-                         artifact: Artifact | None) -> None:
+                         artifact: Artifact | None, tag: int) -> None:
         # 5a. The inclusion proof leads from the entry's leaf hash to the proof's root, and a
         # checkpoint signed by the log commits to that root and tree size.
         proof = entry.inclusion_proof
         if proof is not None:
+            _check_proof_index(entry, proof)
             verify_inclusion(leaf_hash(entry.canonicalized_body), proof.log_index, proof.tree_size,
                              proof.hashes, proof.root_hash)
             if proof.checkpoint is None:
                 # SPEC: bundle spec: InclusionProof.checkpoint is REQUIRED.
                 raise CheckpointInvalidError("inclusion proof has no checkpoint")
             envelope_text = proof.checkpoint
-            checkpoint = self._memo.run(("checkpoint", entry.log_id, envelope_text),
+            checkpoint = self._memo.run(("checkpoint", tag, entry.log_id, envelope_text),
                                         lambda: verify_checkpoint(envelope_text, log))
             if checkpoint.root_hash != proof.root_hash or checkpoint.size != proof.tree_size:
                 raise CheckpointInvalidError(
@@ -394,8 +477,9 @@ class Verifier:
                     expected=f"size {checkpoint.size} root {checkpoint.root_hash.hex()}")
         elif entry.signed_entry_timestamp is None:
             raise BundleMalformedError("log entry has neither an inclusion proof nor a promise")
-        elif entry.version == "0.0.2":
-            raise BundleMalformedError("a Rekor v2 log entry needs an inclusion proof")
+        # Otherwise: an entry with only an inclusion promise is a Rekor v1 entry (v0.1
+        # bundles), whatever its kind's version string (intoto is 0.0.2 on Rekor v1); the
+        # promise verified in step 1.
         # 5b. The entry records this bundle.
         body = self._entry_body(entry)
         recorded_digest = match_entry_body(body, bundle, certificate,
@@ -424,6 +508,52 @@ class Verifier:
                         "bundle was signed by another key than the expected one",
                         actual=recorded.verifier.describe(),
                         expected=f"public key {key.key_id.hex()[:16]}")
+
+
+def _check_policy(policy: object) -> None:
+    if not isinstance(policy, (IdentityPolicy, KeyPolicy)):
+        raise UsageError("policy must be an IdentityPolicy or a KeyPolicy",
+                         actual=type(policy).__name__)
+
+
+def _is_rekor_v2(entry: TlogEntry) -> bool:
+    """Whether ``entry`` comes from a Rekor v2 log (one index, no promise).
+
+    An entry with an inclusion promise is a Rekor v1 entry: only Rekor v1 signs SETs.
+    SPEC: rekor-tiles logs hashedrekord 0.0.2 and dsse 0.0.2 only; Rekor v1's intoto kind
+    is also at version 0.0.2, so the version string alone does not tell.
+    """
+    return entry.signed_entry_timestamp is None and \
+        (entry.kind, entry.version) in {("hashedrekord", "0.0.2"), ("dsse", "0.0.2")}
+
+
+def _check_proof_index(entry: TlogEntry, proof: InclusionProof) -> None:
+    """The entry's log index and its inclusion proof's must agree.
+
+    SPEC: Rekor v2 (rekor-tiles) has one index, so they are equal. Rekor v1 numbers entries
+    globally across shards while the proof's index is the shard's own
+    (sigstore-wire.md §3, §8), so the proof's index cannot exceed the entry's.
+    """
+    if _is_rekor_v2(entry):
+        if proof.log_index != entry.log_index:
+            raise TlogInclusionInvalidError("log entry's index differs from its inclusion proof's",
+                                            actual=proof.log_index, expected=entry.log_index)
+    elif proof.log_index > entry.log_index:
+        raise TlogInclusionInvalidError(
+            "inclusion proof's (shard) index exceeds the log entry's (global) index",
+            actual=proof.log_index, expected=f"<= {entry.log_index}")
+
+
+def _refuse_duplicate_entries(bundle: Bundle) -> None:
+    """SPEC: sigstore-go VerifyArtifactTransparencyLog refuses a bundle listing one entry
+    (same log, same index) twice: duplicates would count twice towards a threshold."""
+    seen: set[tuple[bytes, int]] = set()
+    for entry in bundle.tlog_entries:
+        key = (entry.log_id, entry.log_index)
+        if key in seen:
+            raise BundleMalformedError("bundle lists the same log entry twice",
+                                       actual=f"log {entry.log_id.hex()[:16]} index {entry.log_index}")
+        seen.add(key)
 
 
 def _body_digest_algorithm(bundle: Bundle) -> str | None:

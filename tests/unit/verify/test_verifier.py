@@ -905,15 +905,6 @@ def tsa_valid_for_ends_before_gen_time(inst: FakeInstance) -> Case:
 
 
 @case("TIMESTAMP_INVALID")
-def bad_tsa_token_next_to_a_good_set(inst: FakeInstance) -> Case:
-    # An invalid timestamp is a failure even when the SET alone would give a verified time.
-    bundle = inst.sign_artifact(ARTIFACT, rekor=1)
-    bundle["verificationMaterial"]["timestampVerificationData"] = {"rfc3161Timestamps": [
-        {"signedTimestamp": b64(inst.tsa.response(b"another signature", gen_time=T0))}]}
-    return Case(bundle)
-
-
-@case("TIMESTAMP_INVALID")
 def integrated_time_in_the_future(inst: FakeInstance) -> Case:
     # The verifier's clock says it is an hour before the (validly signed) integrated time.
     return Case(inst.sign_artifact(ARTIFACT, rekor=1), now=T0 - timedelta(hours=1))
