@@ -74,16 +74,24 @@ def test_another_issuer_fails_naming_what_was_found(capsys: pytest.CaptureFixtur
     assert "ISSUER_MISMATCH" in err and ISSUER in err
 
 
-def test_regular_expressions_match_the_whole_value(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run(capsys, "verify", str(RELEASE / "hello.txt"),
-                     "--certificate-identity-regexp", r"https://github\.com/sigstore-conformance/.*",
-                     "--certificate-oidc-issuer-regexp", r"https://token\.actions\..*")
-    assert code == 0
-    # A pattern that only matches part of the identity does not match.
+def test_regular_expressions_match_as_cosigns(capsys: pytest.CaptureFixture[str]) -> None:
+    """ADR 0012 (superseding 0003): a match anywhere in the value, as Go's MatchString."""
+    code, _, err = run(capsys, "verify", str(RELEASE / "hello.txt"),
+                       "--certificate-identity-regexp", r"^https://github\.com/sigstore-conformance/",
+                       "--certificate-oidc-issuer-regexp", r"^https://token\.actions\.")
+    assert code == 0 and "warning" not in err
+    # An unanchored pattern matches too, with a warning naming the risk.
     code, _, err = run(capsys, "verify", str(RELEASE / "hello.txt"),
                        "--certificate-identity-regexp", "sigstore-conformance",
                        "--certificate-oidc-issuer", ISSUER)
-    assert code == 1 and "IDENTITY_MISMATCH" in err
+    assert code == 0
+    assert "warning: --certificate-identity-regexp 'sigstore-conformance' is not anchored" in err
+    # An anchored pattern that does not match says how patterns match.
+    code, _, err = run(capsys, "verify", str(RELEASE / "hello.txt"),
+                       "--certificate-identity-regexp", r"^https://github\.com/evil/",
+                       "--certificate-oidc-issuer", ISSUER)
+    assert code == 1 and "IDENTITY_MISMATCH" in err and "matches anywhere in the value" in err
+    assert err.count(IDENTITY) == 1
 
 
 def test_github_claim_flags(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +136,8 @@ def test_managed_key(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("argv, fragment", [
     (["verify", "x"], "give --certificate-identity"),
-    (["verify", "a", "b", "--bundle", "c", *POLICY], "single artifact"),
+    # One --bundle may serve several artifacts (an attestation); a detached pair may not.
+    (["verify", "a", "b", "--signature", "s", "--certificate", "c", *POLICY], "single ARTIFACT"),
     (["verify", "sha256:" + "0" * 64, *POLICY], "needs --bundle"),
     (["verify", "x", "--certificate-identity-regexp", "(", "--certificate-oidc-issuer", ISSUER],
      "regular expression"),

@@ -14,6 +14,11 @@ from sealtrail.cli import _runtime
 from sealtrail.cli._common import EXIT_OK, usage_error
 from sealtrail.sign import DEFAULT_WORKERS, MAX_WORKERS  # light: the signer loads on first use
 
+# Default output names: a signature bundle (`sign`) and an attestation (`attest`) never share
+# one, so attesting a file does not replace (or get refused for) its signature bundle.
+BUNDLE_SUFFIX = ".sigstore.json"
+ATTESTATION_SUFFIX = ".intoto.sigstore.json"
+
 def _add_signing_source(command: Any) -> None:
     """The flags that say where to sign (services + trusted root) and with what identity."""
     source = command.add_mutually_exclusive_group()
@@ -59,24 +64,35 @@ def add_parsers(commands: Any) -> None:
     sign = commands.add_parser(
         "sign", help="sign files (keyless or with --key): certificate, signature, timestamp, "
                      "log entry, verified bundle",
-        description="Sign each FILE and write FILE.sigstore.json. Keyless signing gets one "
-                    "short-lived certificate for all files; every bundle is verified against "
-                    "the trusted root before it is written, no output appears until all are, "
-                    "and a failure writes nothing.")
+        description="Sign each FILE and write FILE.sigstore.json (and, with --detached, "
+                    "cosign's FILE.sig and FILE.pem). Keyless signing gets one short-lived "
+                    "certificate for all files; every bundle is verified against the trusted "
+                    "root before it is written, no output appears until all are, and a "
+                    "failure writes nothing.")
     sign.add_argument("files", nargs="+", metavar="FILE")
     sign.add_argument("--bundle", metavar="OUT", help="bundle path (only with a single FILE)")
+    sign.add_argument("--detached", action="store_true",
+                      help="also write FILE.sig (the signature, base64) and FILE.pem (the "
+                           "certificate, PEM) beside each FILE, as cosign does (keyless); "
+                           "logged to a Rekor v1 log, whose entry carries its signed time, so "
+                           "that `sealtrail verify --signature` (or cosign) verifies the pair "
+                           "alone")
     sign.add_argument("--output-signature", metavar="F.sig",
-                      help="also write the signature, base64 (cosign layout; single FILE)")
+                      help="write the signature, base64, to F.sig (cosign's layout; single "
+                           "FILE; implies --detached's Rekor v1 log)")
     sign.add_argument("--output-certificate", metavar="F.pem",
-                      help="also write the signing certificate, PEM (single FILE, keyless)")
+                      help="write the signing certificate, PEM, to F.pem (single FILE, "
+                           "keyless; implies --detached's Rekor v1 log)")
     _add_signing_source(sign)
 
     attest = commands.add_parser(
         "attest", help="sign an in-toto statement about files (DSSE) and log it",
         description="Sign an in-toto statement whose subjects are the FILEs (with --predicate "
                     "and --predicate-type), or a ready statement (--statement). The bundle goes "
-                    "to --bundle, else to FILE.sigstore.json for each FILE, else to "
-                    "STATEMENT.sigstore.json.")
+                    "to --bundle, else to FILE.intoto.sigstore.json for each FILE, else to "
+                    "STATEMENT.intoto.sigstore.json: never the name of a signature bundle "
+                    "(FILE.sigstore.json, from `sign`). `sealtrail verify FILE` finds it "
+                    "there when FILE.sigstore.json does not exist.")
     attest.add_argument("files", nargs="*", metavar="FILE")
     attest.add_argument("--predicate", metavar="P.json", help="the predicate (a JSON object)")
     attest.add_argument("--predicate-type", metavar="URI", help="the predicate type URI")
@@ -108,10 +124,30 @@ def _read_small(path: str, what: str, limit: int = 16 * 1024 * 1024) -> bytes:
     return read_bounded(path, limit, what=what, error=UsageError)
 
 
-def _signing_context(args: Any) -> Any:
+def _signing_context(args: Any, *, detached: bool = False) -> Any:
+    """The services to sign with. ``detached`` (.sig/.pem outputs): a Rekor v1 log unless
+    --rekor-version says otherwise, since a .sig/.pem pair carries no timestamp and only a
+    v1 entry carries its own signed time."""
+    if detached and args.rekor_version is None:
+        from sealtrail.errors import UsageError
+
+        try:
+            return _signing_context_of_version(args, 1)
+        except UsageError as exc:
+            raise usage_error(
+                "--detached needs a Rekor v1 log (a .sig/.pem pair carries no timestamp, and "
+                f"only a v1 entry carries its signed time), and {exc.message}; publish the "
+                "bundle instead") from exc
+    if detached and args.rekor_version == 2:
+        raise usage_error("--detached with --rekor-version 2: a Rekor v2 entry records no time "
+                          "and a .sig/.pem pair carries no timestamp, so the pair could not be "
+                          "verified alone; publish the bundle, or use --rekor-version 1")
+    return _signing_context_of_version(args, args.rekor_version)
+
+
+def _signing_context_of_version(args: Any, version: int | None) -> Any:
     from sealtrail.sign import SigningContext
 
-    version = args.rekor_version
     if args.trust_config or args.instance_dir:
         path = args.trust_config or os.path.join(args.instance_dir, "trust", "trust_config.json")
         return SigningContext.from_trust_config(_read_small(path, "trust config"), version)
@@ -277,25 +313,38 @@ def _progress(total: int, stream: Any = None) -> _ProgressLines:
     return (_ProgressBar if interactive and total > 1 else _ProgressLines)(total, stream)
 
 
+def _detached_paths(args: Any) -> dict[str, tuple[str | None, str | None]]:
+    """FILE -> (signature path, certificate path) of the detached outputs asked for."""
+    if args.detached:
+        return {path: (args.output_signature or path + ".sig",
+                       args.output_certificate or path + ".pem") for path in args.files}
+    if args.output_signature or args.output_certificate:
+        return {args.files[0]: (args.output_signature, args.output_certificate)}
+    return {}
+
+
 def sign(args: Any) -> int:
     from sealtrail.sign.outputs import StagedOutputs
 
     single = len(args.files) == 1
     for flag in ("bundle", "output_signature", "output_certificate"):
         if getattr(args, flag) and not single:
-            raise usage_error(f"--{flag.replace('_', '-')} can be used with a single FILE only")
-    if args.key and args.output_certificate:
-        raise usage_error("--output-certificate needs keyless signing (there is no certificate "
-                     "with --key)")
+            raise usage_error(f"--{flag.replace('_', '-')} can be used with a single FILE only"
+                              + ("; --detached writes FILE.sig and FILE.pem beside each FILE"
+                                 if flag != "bundle" else ""))
+    if args.key and (args.output_certificate or args.detached):
+        raise usage_error("--detached and --output-certificate need keyless signing (there is "
+                          "no certificate with --key)")
     for path in args.files:
         if not os.path.isfile(path):
             raise usage_error(f"{path} is not a file")
-    bundles = {path: args.bundle or path + ".sigstore.json" for path in args.files}
+    bundles = {path: args.bundle or path + BUNDLE_SUFFIX for path in args.files}
+    detached = _detached_paths(args)
     with StagedOutputs(overwrite=args.overwrite) as outputs:
         # Checked before any service is asked: a doomed run spends no log entries.
         outputs.plan([bundles[path] for path in args.files]  # a file named twice is refused
-                     + [p for p in (args.output_signature, args.output_certificate) if p])
-        context = _signing_context(args)
+                     + [p for pair in detached.values() for p in pair if p])
+        context = _signing_context(args, detached=bool(detached))
         progress = _progress(len(args.files))
 
         def done(result: Any) -> None:
@@ -303,6 +352,15 @@ def sign(args: Any) -> int:
             # writing overlaps the rest of the run; nothing is moved into place until
             # every file is done.
             outputs.put(bundles[result.name], result.bundle_json())
+            signature_path, certificate_path = detached.get(result.name, (None, None))
+            if signature_path:
+                import base64
+
+                outputs.put(signature_path, base64.b64encode(result.signature))
+            if certificate_path:
+                from cryptography.hazmat.primitives.serialization import Encoding
+
+                outputs.put(certificate_path, result.certificate.public_bytes(Encoding.PEM))
             progress(result)
 
         with _make_signer(args, context) as signer:
@@ -311,16 +369,6 @@ def sign(args: Any) -> int:
             with progress:
                 results = signer.sign_many([(path, None) for path in args.files],
                                            on_done=done)
-        if args.output_signature or args.output_certificate:
-            import base64
-
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            if args.output_signature:
-                outputs.put(args.output_signature, base64.b64encode(results[0].signature))
-            if args.output_certificate:
-                outputs.put(args.output_certificate,
-                            results[0].certificate.public_bytes(Encoding.PEM))
         written = outputs.commit()
     print(f"signed {len(results)} file(s); wrote {', '.join(written[:3])}"
           + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
@@ -364,9 +412,9 @@ def attest(args: Any) -> int:
     if args.bundle:
         bundles = [args.bundle]
     elif args.files:
-        bundles = [path + ".sigstore.json" for path in args.files]
+        bundles = [path + ATTESTATION_SUFFIX for path in args.files]
     else:
-        bundles = [args.statement + ".sigstore.json"]
+        bundles = [args.statement + ATTESTATION_SUFFIX]
     with StagedOutputs(overwrite=args.overwrite) as outputs:
         outputs.plan(bundles)
         context = _signing_context(args)

@@ -13,11 +13,16 @@ from typing import Any
 from sealtrail.errors import LogEntryInvalidError, LogError, ServiceUnavailableError
 from sealtrail.net.http import HttpClient, HttpResponse, http_client
 
-__all__ = ["MAX_LOG_RESPONSE_BYTES", "RekorV1Client", "RekorV2Client", "tlog_entry_from_v1"]
+__all__ = ["MAX_LOG_RESPONSE_BYTES", "MAX_RETRIEVE", "RekorV1Client", "RekorV2Client",
+           "tlog_entry_from_v1"]
 
 # An entry answer carries the canonicalized body (a DSSE envelope of up to 16 MiB of payload,
 # base64 inside base64) plus its proof: generous, but bounded.
 MAX_LOG_RESPONSE_BYTES = 64 * 1024 * 1024
+# SPEC: Rekor v1 openapi: /api/v1/log/entries/retrieve takes at most 10 items per call.
+MAX_RETRIEVE = 10
+# A search answer is a list of entry IDs or log indexes: bounded well below an entry's.
+MAX_SEARCH_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 def _b64(data: bytes) -> str:
@@ -57,14 +62,15 @@ class _Client:
         # The shared client: timeouts, and retries when the log is unreachable or busy.
         self._client = client or http_client()
 
-    def _send(self, method: str, path: str, body: bytes | None = None) -> HttpResponse:
+    def _send(self, method: str, path: str, body: bytes | None = None, *,
+              limit: int = MAX_LOG_RESPONSE_BYTES) -> HttpResponse:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
             return self._client.request(method, self.base_url + path, body=body,
                                         headers=headers, service=f"the log at {self.base_url}",
-                                        limit=MAX_LOG_RESPONSE_BYTES)
+                                        limit=limit)
         except ServiceUnavailableError as exc:
             # Log clients report every log failure as a LogError; the message says which
             # ("cannot reach the log at ...", "... did not answer in time").
@@ -87,6 +93,17 @@ class _Client:
         if response.status >= 400:
             raise LogError(f"the log could not return the entry (HTTP {response.status})")
         return response
+
+    def _answer(self, response: HttpResponse, what: str) -> Any:
+        """The JSON of a 200 answer to a search or read; a LogError otherwise."""
+        if response.status != 200:
+            raise LogError(f"the log at {self.base_url} could not {what} "
+                           f"(HTTP {response.status})")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LogError(f"the log at {self.base_url} answered {what} with something other "
+                           "than JSON") from exc
 
     def close(self) -> None:
         self._client.close()
@@ -112,6 +129,33 @@ class RekorV1Client(_Client):
             raise LogError("Rekor v1 response is not JSON") from exc
 
 
+    def search_hash(self, sha256_hex: str) -> list[str] | None:
+        """Entry IDs (UUIDs) of the entries filed under this SHA-256 artifact digest
+        (``POST /api/v1/index/retrieve``); None when the log has no search index (404/501)."""
+        response = self._send("POST", "/api/v1/index/retrieve",
+                              json.dumps({"hash": f"sha256:{sha256_hex}"}).encode(),
+                              limit=MAX_SEARCH_RESPONSE_BYTES)
+        if response.status in (404, 501):
+            return None
+        found = self._answer(response, "search its index")
+        if not isinstance(found, list) or not all(isinstance(u, str) for u in found):
+            raise LogError(f"the log at {self.base_url} answered the search with something "
+                           "other than a list of entry IDs")
+        return found
+
+    def retrieve(self, query: dict[str, list[Any]]) -> list[dict[str, Any]]:
+        """``POST /api/v1/log/entries/retrieve``: the ``{entryID: LogEntry}`` maps found for
+        ``{"entryUUIDs": [...]}``, ``{"logIndexes": [...]}`` or ``{"entries": [...]}`` (at
+        most :data:`MAX_RETRIEVE` items)."""
+        response = self._send("POST", "/api/v1/log/entries/retrieve",
+                              json.dumps(query, separators=(",", ":")).encode())
+        found = self._answer(response, "retrieve entries")
+        if not isinstance(found, list) or not all(isinstance(e, dict) for e in found):
+            raise LogError(f"the log at {self.base_url} answered retrieve with something "
+                           "other than a list of entries")
+        return found
+
+
 class RekorV2Client(_Client):
     """POST <log>/api/v2/log/entries."""
 
@@ -127,4 +171,39 @@ class RekorV2Client(_Client):
         # A bundle carries no inclusionPromise for v2 entries.
         return {k: v for k, v in entry.items() if not (k == "inclusionPromise" and v is None)}
 
+    def search_hash(self, sha256_hex: str) -> list[int] | None:
+        """Log indexes of the entries filed under this SHA-256 digest (a sealtrail log's
+        ``GET <log>/api/v2/log/search?sha256=``); None when the log offers no search (404,
+        as rekor-tiles)."""
+        response = self._send("GET", f"/api/v2/log/search?sha256={sha256_hex}",
+                              limit=MAX_SEARCH_RESPONSE_BYTES)
+        if response.status in (404, 405, 501):
+            return None
+        found = self._answer(response, "search its entries")
+        indexes = found.get("logIndexes") if isinstance(found, dict) else None
+        out: list[int] = []
+        for item in indexes if isinstance(indexes, list) else [None]:
+            if isinstance(item, str) and item.isascii() and item.isdecimal():
+                out.append(int(item))
+            elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                out.append(item)
+            else:
+                raise LogError(f"the log at {self.base_url} answered the search with something "
+                               "other than a list of log indexes")
+        return out
 
+    def checkpoint(self) -> str:
+        """The log's latest checkpoint (a signed note), as text."""
+        response = self._send("GET", "/checkpoint", limit=MAX_SEARCH_RESPONSE_BYTES)
+        if response.status != 200:
+            raise LogError(f"the log at {self.base_url} could not return its checkpoint "
+                           f"(HTTP {response.status})")
+        return response.text
+
+    def tile(self, path: str) -> bytes:
+        """The bytes at a tlog-tiles path under the log (``tile/...``)."""
+        response = self._send("GET", "/" + path)
+        if response.status != 200:
+            raise LogError(f"the log at {self.base_url} could not return {path} "
+                           f"(HTTP {response.status})")
+        return bytes(response.body)
