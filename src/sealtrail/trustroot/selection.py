@@ -84,10 +84,10 @@ class SelectedRoot:
             age = f", {_age_text(self.age)} ago" if self.age is not None else ""
             return f"the {self.instance} trusted root from the TUF cache ({when}{age})"
         if self.as_of is None:
-            when = "never updated"
+            when = "date unknown"
         else:
             age = f", {_age_text(self.age)} old" if self.age is not None else ""
-            when = f"current as of {self.as_of.date().isoformat()}{age}; never updated"
+            when = f"current as of {self.as_of.date().isoformat()}{age}"
         return f"the {self.instance} trusted root packaged with sealtrail {__version__} ({when})"
 
     def to_json(self) -> dict[str, Any]:
