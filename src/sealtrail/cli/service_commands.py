@@ -43,9 +43,18 @@ def _passphrase_for_init(args: Namespace) -> bytes | None:
     return value.encode()
 
 
+def _no_writing_by_others() -> None:
+    """Add group and others' write to the umask of this process: what a service command
+    creates (instance and log directories, databases, tiles, TUF metadata) is never
+    writable by others, even when run under umask 000. Modes that must be tighter (keys
+    0600, key directories 0700) are set exactly where those are created."""
+    os.umask(os.umask(0o022) | 0o022)
+
+
 def instance_commands(args: Namespace) -> int:
     if args.command != "token":  # token only mints with the instance's issuer key
         require_server_extra(args.command)
+    _no_writing_by_others()
     from sealtrail.server.instance import Instance
 
     if args.command == "init":
@@ -111,6 +120,7 @@ def _ca_dry_run(instance: Instance, args: Namespace) -> int:
 
 def log(args: Namespace) -> int:
     require_server_extra(f"log {args.log_command or ''}".strip())
+    _no_writing_by_others()
     from sealtrail.server.log_instance import LogDirectory
 
     directory = LogDirectory(args.directory)

@@ -17,6 +17,8 @@ from sealtrail.issuer.builtin import (
     issuer_key_id,
     jwk_thumbprint,
     load_issuer_key,
+    load_issuer_key_file,
+    load_token_secret,
 )
 from sealtrail.issuer.request import KINDS, TokenRequest, parse_token_request
 
@@ -34,5 +36,7 @@ __all__ = [
     "issuer_key_id",
     "jwk_thumbprint",
     "load_issuer_key",
+    "load_issuer_key_file",
+    "load_token_secret",
     "parse_token_request",
 ]

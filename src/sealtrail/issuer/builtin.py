@@ -19,8 +19,10 @@ import base64
 import hashlib
 import inspect
 import json
+import os
 import re
 import secrets
+import stat
 import time
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
@@ -30,7 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from sealtrail.errors import Error, KeyMalformedError, UsageError
+from sealtrail._internal.keyfiles import load_private_key
+from sealtrail.errors import ConfigInvalidError, Error, KeyMalformedError, UsageError
 from sealtrail.issuer import _fields as f
 
 if TYPE_CHECKING:
@@ -45,6 +48,8 @@ __all__ = [
     "issuer_key_id",
     "jwk_thumbprint",
     "load_issuer_key",
+    "load_issuer_key_file",
+    "load_token_secret",
 ]
 
 ALGORITHM = "ES256"
@@ -76,6 +81,37 @@ def create_issuer_key() -> ec.EllipticCurvePrivateKey:
 def create_token_secret() -> bytes:
     """A fresh secret for the token endpoint: 256 random bits, URL-safe ASCII (header-safe)."""
     return secrets.token_urlsafe(32).encode("ascii")
+
+
+def load_issuer_key_file(path: str | os.PathLike[str], password: bytes | None = None
+                         ) -> ec.EllipticCurvePrivateKey:
+    """Load the issuer's key file (``keys/oidc.pem``) as the CA key is loaded: refused
+    (:class:`~sealtrail.errors.ConfigInvalidError`) when group or others may read it."""
+    return _check_signing_key(load_private_key(path, passphrase=password))
+
+
+#: A token secret is 43 characters; anything much larger is not one.
+_MAX_SECRET_BYTES = 4096
+
+
+def load_token_secret(path: str | os.PathLike[str]) -> bytes:
+    """Read the token endpoint's secret (``keys/token-secret``), refusing a file that group
+    or others may read, with the error and code a private key gets (it is one)."""
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as handle:
+            # The mode of the file we read, not of whatever the name points to later.
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            if os.name == "posix" and mode & 0o077:
+                raise ConfigInvalidError(f"private key {name} is readable by others",
+                                         actual=oct(mode), expected="0o600")
+            secret = handle.read(_MAX_SECRET_BYTES + 1).strip()
+    except OSError as exc:
+        raise ConfigInvalidError(f"cannot read the token secret {path}: {exc.strerror}") from exc
+    if not secret or len(secret) > _MAX_SECRET_BYTES:
+        raise ConfigInvalidError(f"the token secret {path} is empty or too large")
+    return secret
 
 
 def load_issuer_key(pem: bytes, password: bytes | None = None) -> ec.EllipticCurvePrivateKey:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from sealtrail.ca.record import IssuanceRecord
     from sealtrail.ca.token_verifier import IssuerConfig
     from sealtrail.issuer import BuiltinIssuer
+    from sealtrail.server.run import ServerLimits
 
 __all__ = ["Instance", "InstanceConfig"]
 
@@ -64,6 +66,9 @@ class InstanceConfig:
     # CA key generations, oldest first: {"dir": sub-directory of keys/ and certs/ ("" for the
     # first), "start": RFC 3339, "end": RFC 3339 or ""}. The last one issues certificates.
     ca_generations: tuple[dict[str, str], ...] = ()
+    # "server": bounds on client connections (docs/instance.md "Connection limits"); None
+    # when the file has no such object (the defaults apply).
+    server_limits: ServerLimits | None = None
 
     @property
     def origin_host(self) -> str:
@@ -88,7 +93,8 @@ class InstanceConfig:
                 "operator": self.operator, "builtinIssuer": self.builtin_issuer,
                 "issuers": list(self.issuers), "created": self.created,
                 "encryptedKeys": self.encrypted_keys,
-                "caGenerations": [dict(g) for g in self.generations()]}
+                "caGenerations": [dict(g) for g in self.generations()],
+                **({"server": self.server_limits.to_json()} if self.server_limits else {})}
 
     def generations(self) -> tuple[dict[str, str], ...]:
         return self.ca_generations or ({"dir": "", "start": self.created, "end": ""},)
@@ -129,13 +135,22 @@ class InstanceConfig:
                    issuers=tuple(issuers), created=created,
                    encrypted_keys=require_bool(config.get("encryptedKeys", False),
                                                f"{source}: encryptedKeys", E),
-                   ca_generations=generations)
+                   ca_generations=generations,
+                   server_limits=_server_limits(config, source))
 
 
 # The fields of sealtrail.json (InstanceConfig.to_json writes all of them).
 _CONFIG_FIELDS = ("publicUrl", "host", "port", "operator", "builtinIssuer", "issuers",
-                  "created", "encryptedKeys", "caGenerations")
+                  "created", "encryptedKeys", "caGenerations", "server")
 _GENERATION_FIELDS = ("dir", "start", "end")
+
+
+def _server_limits(config: dict[str, Any], source: str) -> ServerLimits | None:
+    if "server" not in config:
+        return None
+    from sealtrail.server.run import ServerLimits
+
+    return ServerLimits.from_json(config["server"], f"{source}: server")
 
 
 def _text(value: Any, what: str, *, empty: bool = True) -> str:
@@ -266,10 +281,11 @@ class Instance:
         config = InstanceConfig(public_url=public_url, host=host, port=port, operator=operator,
                                 builtin_issuer=builtin_issuer, issuers=tuple(issuers),
                                 created=docs.rfc3339(_utcnow()), encrypted_keys=passphrase is not None)
-        os.makedirs(instance.directory, exist_ok=True)
-        os.makedirs(instance.keys_dir, mode=0o700, exist_ok=True)
-        os.chmod(instance.keys_dir, 0o700)
-        os.makedirs(instance.certs_dir, exist_ok=True)
+        # Exact modes whatever the umask (`init` under umask 000 must not make anything others
+        # can write): keys/ is the owner's alone, the rest is readable by all.
+        _make_dir(instance.directory, 0o755)
+        _make_dir(instance.keys_dir, 0o700)
+        _make_dir(instance.certs_dir, 0o755)
         create_ca(operator, f"{operator}-ca").save(instance.keys_dir, instance.certs_dir,
                                                    passphrase=passphrase)
         save_ct_key(instance.keys_dir, create_ct_key(), passphrase=passphrase)
@@ -350,8 +366,8 @@ class Instance:
         subdir = f"ca-{number}"
         now = docs.rfc3339(_utcnow())
         keys_dir, certs_dir = self.path("keys", subdir), self.path("certs", subdir)
-        os.makedirs(keys_dir, mode=0o700, exist_ok=True)
-        os.makedirs(certs_dir, exist_ok=True)
+        _make_dir(keys_dir, 0o700)
+        _make_dir(certs_dir, 0o755)
         create_ca(config.operator, f"{config.operator}-ca-{number}").save(
             keys_dir, certs_dir, passphrase=self.passphrase())
         generations[-1]["end"] = now
@@ -396,7 +412,7 @@ class Instance:
 
     def _write_trust_documents(self, config: InstanceConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trusted_root, signing_config = self.trust_documents(config)
-        os.makedirs(self.path("trust"), exist_ok=True)
+        _make_dir(self.path("trust"), 0o755)
         _write_json(self.path("trust", TARGET_TRUSTED_ROOT), trusted_root)
         _write_json(self.path("trust", TARGET_SIGNING_CONFIG), signing_config)
         _write_json(self.path("trust", "trust_config.json"),
@@ -416,16 +432,16 @@ class Instance:
     # -- tokens from the built-in issuer -------------------------------------------------
     def builtin_issuer(self, kind: str = "email") -> BuiltinIssuer:
         """The built-in issuer for ``kind`` ``email`` or ``github`` identities."""
-        from sealtrail.issuer import BuiltinIssuer, load_issuer_key
+        from sealtrail.issuer import BuiltinIssuer, load_issuer_key_file
 
         config = self.config()
-        with open(self.path("keys", "oidc.pem"), "rb") as handle:
-            key = load_issuer_key(handle.read(), self.passphrase())
+        key = load_issuer_key_file(self.path("keys", "oidc.pem"), self.passphrase())
         return BuiltinIssuer(config.oidc_github_url if kind == "github" else config.oidc_url, key)
 
     def token_secret(self) -> bytes:
-        with open(self.path("keys", "token-secret"), "rb") as handle:
-            return handle.read().strip()
+        from sealtrail.issuer import load_token_secret
+
+        return load_token_secret(self.path("keys", "token-secret"))
 
     def refresh_tuf(self) -> tuple[str, ...]:
         """Re-sign TUF metadata that is close to expiry (the timestamp lives one day)."""
@@ -560,7 +576,10 @@ class Instance:
                     service.engine.close()
                 record.close()
 
-        return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+        app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+        # serve() bounds client connections with these (sealtrail.server.run.ServerLimits).
+        app.state.server_limits = self.config().server_limits
+        return app
 
 
 TUF_REFRESH_SECONDS = 3600.0
@@ -579,6 +598,20 @@ def _answer_locally(issuers: list[BuiltinIssuer], fallback: Callable[[str], Any]
         return fallback(url)
 
     return fetch
+
+
+def _make_dir(path: str, mode: int) -> None:
+    """Create ``path`` with exactly ``mode`` (the umask may only remove bits from what
+    makedirs asks for, and gives parents its default), or tighten an existing one to it:
+    a directory the instance writes must never be writable by others."""
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+    os.makedirs(path, mode=mode, exist_ok=True)
+    if os.name == "posix":
+        current = stat.S_IMODE(os.stat(path).st_mode)
+        if current & ~mode:
+            os.chmod(path, current & mode)
 
 
 def _json_bytes(document: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from sealtrail._internal.keyfiles import write_atomic, write_private_key
+from sealtrail._internal.keyfiles import load_private_key, write_atomic, write_private_key
 from sealtrail.crypto.keys import PublicKey
 from sealtrail._internal.encoding import (parse_rfc3339, reject_unknown, require_bool,
                                           require_dict, require_json_int, require_str)
@@ -146,7 +146,10 @@ class LogDirectory:
         """Create a directory with one Rekor v1 and one Rekor v2 log (fresh keys)."""
         if os.path.exists(self.config_path):
             raise UsageError(f"{self.directory} already holds logs")
-        os.makedirs(os.path.join(self.directory, "keys"), exist_ok=True)
+        # Modes are exact whatever the umask: the logs are readable by all, their keys'
+        # directory is the owner's alone (makedirs gives parents the umask's default).
+        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        os.makedirs(os.path.join(self.directory, "keys"), mode=0o700, exist_ok=True)
         now = _now_rfc3339()
         specs = [
             # A random 63-bit tree id, as Trillian assigns them.
@@ -162,9 +165,11 @@ class LogDirectory:
         key = ec.generate_private_key(ec.SECP256R1()) if spec.api_version == 1 \
             else ed25519.Ed25519PrivateKey.generate()
         write_private_key(self._key_path(spec.name), key, passphrase=passphrase)
-        with open(self._key_path(spec.name)[:-len(".pem")] + ".pub.pem", "wb") as handle:
-            handle.write(key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        # write_atomic sets the mode exactly: never writable by others, whatever the umask.
+        write_atomic(self._key_path(spec.name)[:-len(".pem")] + ".pub.pem",
+                     key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo),
+                     0o644)
 
     def rollover(self, api_version: int, *, passphrase: bytes | None = None) -> LogSpec:
         """Freeze the active log of ``api_version`` and start a new shard with a fresh key.
@@ -212,14 +217,10 @@ class LogDirectory:
         return os.path.join(self.directory, "keys", f"{name}.pem")
 
     def private_key(self, name: str, passphrase: bytes | None = None) -> Any:
-        """The private key of log ``name``."""
-        try:
-            with open(self._key_path(name), "rb") as handle:
-                return serialization.load_pem_private_key(handle.read(), password=passphrase)
-        except OSError as exc:
-            raise InputError(f"cannot read the key of log {name}: {exc.strerror}") from exc
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"cannot load the key of log {name} (wrong passphrase?)") from exc
+        """The private key of log ``name``, read as the CA key is: refused
+        (:class:`ConfigInvalidError`) when group or others may read it,
+        :class:`KeyMalformedError` when it does not load (or the passphrase is wrong)."""
+        return load_private_key(self._key_path(name), passphrase=passphrase)
 
     def open(self, *, passphrase: bytes | None = None, **engine_options: Any) -> list[LogService]:
         """Open every log: storage, engine (started) and HTTP service description.

@@ -8,6 +8,7 @@ public-good Sigstore repository uses) or Ed25519. Signing goes through securesys
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Union
 
@@ -161,6 +162,7 @@ class RepoKeys:
             file = os.path.join(path, KEY_FILES[role])
             try:
                 with open(file, "rb") as handle:
+                    mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
                     pem = handle.read(_MAX_PEM_BYTES + 1)
             except OSError as exc:
                 raise ConfigInvalidError(f"cannot read TUF {role} key {file}: {exc.strerror}") \
@@ -168,6 +170,10 @@ class RepoKeys:
             if len(pem) > _MAX_PEM_BYTES:
                 raise KeyMalformedError(f"TUF {role} key {file} is too large",
                                         actual=len(pem), expected=f"<= {_MAX_PEM_BYTES}")
+            # As for the CA key (and as ssh does): a key others may read is refused.
+            if os.name == "posix" and mode & 0o077:
+                raise ConfigInvalidError(f"private key {KEY_FILES[role]} is readable by others",
+                                         actual=oct(mode), expected="0o600")
             try:
                 key = serialization.load_pem_private_key(pem, password=password)
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:

@@ -220,8 +220,10 @@ class TrustRepository:
         _check_targets(targets)
         when = _check_now(now)
         try:
-            os.makedirs(repo._path(METADATA_DIR), exist_ok=True)
-            os.makedirs(repo._path(TARGETS_DIR), exist_ok=True)
+            # Served to every client, written only by the owner: 0755 whatever the umask
+            # (makedirs gives intermediate directories the umask's default, so each level).
+            for directory in (repo._dir, repo._path(METADATA_DIR), repo._path(TARGETS_DIR)):
+                os.makedirs(directory, mode=0o755, exist_ok=True)
         except OSError as exc:
             raise ConfigInvalidError(f"cannot create TUF repository in {repo._dir}: "
                                      f"{exc.strerror}") from exc
@@ -400,7 +402,9 @@ class TrustRepository:
             yield
             return
         with self._io("lock"):
-            handle = open(self._path(".lock"), "a+b")  # noqa: SIM115 - held for the block
+            # 0644 at creation, not the umask's default: nobody else writes into the repo.
+            handle = os.fdopen(os.open(self._path(".lock"), os.O_RDWR | os.O_CREAT, 0o644),
+                               "r+b")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield

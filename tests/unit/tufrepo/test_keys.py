@@ -104,6 +104,7 @@ def test_load_refuses_missing_garbage_foreign_and_huge_files(tmp_path: Path) -> 
     assert "snapshot" in missing.value.message
 
     target.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    target.chmod(0o600)  # private, so that what is refused below is the content
     with pytest.raises(KeyMalformedError):
         RepoKeys.load(tmp_path)
 
@@ -125,3 +126,14 @@ def test_repr_shows_key_ids_not_key_material() -> None:
     text = repr(keys)
     assert keys.keyid("root")[:8] in text
     assert "PRIVATE" not in text and "BEGIN" not in text
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_load_refuses_a_key_others_can_read(tmp_path: Path, mode: int) -> None:
+    RepoKeys.generate().save(tmp_path)
+    (tmp_path / KEY_FILES["targets"]).chmod(mode)
+    with pytest.raises(ConfigInvalidError) as refused:
+        RepoKeys.load(tmp_path)
+    assert refused.value.code == "CONFIG_INVALID"
+    assert refused.value.message == "private key tuf-targets.pem is readable by others"
+    assert refused.value.actual == oct(mode)
