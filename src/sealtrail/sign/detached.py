@@ -315,8 +315,8 @@ def find_detached_entry(digest: bytes, signature: bytes, certificate: x509.Certi
     client = http or http_client(RetryPolicy(attempts=1, timeout=TIMEOUT))
     try:
         for log in logs:
-            say(f"ONLINE: searching the Rekor v{log.version} log at {log.url} for the entry "
-                f"of sha256:{digest.hex()}")
+            say(f"looking up the log entry online: searching the Rekor v{log.version} log at "
+                f"{log.url} for sha256:{digest.hex()}")
             if log.version == 1:
                 found = _search_v1(pair, RekorV1Client(log.url, client), say)
             else:
