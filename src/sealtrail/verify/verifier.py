@@ -257,7 +257,7 @@ class Verifier:
         certificate = bundle.certificate
         if certificate is not None and len(self._roots) > 1:
             for index, root in enumerate(self._roots):
-                if any(ca.chain and ca.chain[0].subject == certificate.issuer
+                if any(ca.chain and _may_have_issued(ca.chain[0], certificate)
                        for ca in root.certificate_authorities):
                     return root, index
         return self._trusted_root, 0
@@ -508,6 +508,27 @@ class Verifier:
                         "bundle was signed by another key than the expected one",
                         actual=recorded.verifier.describe(),
                         expected=f"public key {key.key_id.hex()[:16]}")
+
+
+def _key_identifier(certificate: x509.Certificate,
+                    kind: type[x509.AuthorityKeyIdentifier] | type[x509.SubjectKeyIdentifier],
+                    ) -> bytes | None:
+    try:
+        value = certificate.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    return value.key_identifier if isinstance(value, x509.AuthorityKeyIdentifier) else value.digest
+
+
+def _may_have_issued(ca: x509.Certificate, leaf: x509.Certificate) -> bool:
+    """A cheap pre-selection (no signature check): the CA's name is the leaf's issuer and,
+    when both carry them, its subject key identifier is the leaf's authority key id.
+    The chosen root's chain is then verified in full."""
+    if ca.subject != leaf.issuer:
+        return False
+    authority = _key_identifier(leaf, x509.AuthorityKeyIdentifier)
+    subject = _key_identifier(ca, x509.SubjectKeyIdentifier)
+    return authority is None or subject is None or authority == subject
 
 
 def _check_policy(policy: object) -> None:
