@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, NamedTuple
 
-from sealtrail.cli import _runtime
+from sealtrail.cli import _runtime, trust_commands
 from sealtrail.cli._common import EXIT_OK, Commands, usage_error
 
 # cosign's flag names for the GitHub workflow claims (and the shorter spellings sealtrail
@@ -166,8 +166,6 @@ def _read_document(path: str, what: str) -> bytes:
 
 def _trusted_root_bytes(args: Any) -> bytes:
     """The trusted_root.json the flags name (offline: files, packaged copies, the TUF cache)."""
-    from sealtrail.trustroot import read_trusted_root_bytes
-
     config_path = _trust_config_path(args)
     if config_path is not None:
         from sealtrail.errors import ConfigInvalidError
@@ -179,12 +177,8 @@ def _trusted_root_bytes(args: Any) -> bytes:
             raise ConfigInvalidError(f"{config_path} is not a client trust config with a "
                                      "trustedRoot") from exc
         return json.dumps(root).encode()
-    if args.instance:
-        from sealtrail.trustroot.tuf_client import TrustStore
-
-        return TrustStore().trusted_root_bytes(args.instance)
-    return read_trusted_root_bytes(args.trusted_root,
-                                   instance="staging" if args.staging else "production")
+    # The newest verified root (packaged or TUF cache); says which in the report.
+    return trust_commands.verification_root(args).data
 
 
 def _detached_trust(args: Any) -> tuple[Any, list[Any]]:
@@ -393,7 +387,7 @@ def _report(results: list[tuple[Any, dict[str, Any]]], args: Any) -> int:
                 if key in ("identity", "issuer") and data.get(key) is not None:
                     continue  # a verified identity wins over what was read before checking
                 data[key] = value
-            print(json.dumps(data, sort_keys=True))
+            print(json.dumps(trust_commands.annotate_result(args, data), sort_keys=True))
         elif outcome.ok:
             who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
                    else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
@@ -401,6 +395,7 @@ def _report(results: list[tuple[Any, dict[str, Any]]], args: Any) -> int:
                   f"verified time {outcome.verified_time}")
         else:
             print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}", file=sys.stderr)
+    trust_commands.print_root_notes(args, [o.code for o, _ in results if not o.ok])
     return max((o.exit_code if not o.ok else EXIT_OK) for o, _ in results)
 
 
