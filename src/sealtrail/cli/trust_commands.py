@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sealtrail.cli._common import EXIT_OK, ArgumentParser, Commands, usage_error
 
 if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from argparse import Namespace
+    from datetime import datetime
 
     from sealtrail.trustroot.selection import SelectedRoot
     from sealtrail.trustroot.tuf_client import InstanceInfo, TrustStore
