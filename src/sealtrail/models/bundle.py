@@ -15,12 +15,13 @@ from cryptography import x509
 
 from sealtrail._internal.encoding import (
     b64decode,
-    parse_int,
     require_dict,
     require_list,
     require_str,
 )
 from sealtrail.errors import BundleMalformedError
+from sealtrail.models._json import parse_int64 as parse_int
+from sealtrail.models._json import reject_lone_surrogates
 
 __all__ = [
     "Bundle",
@@ -253,6 +254,7 @@ class Bundle(NamedTuple):
     @classmethod
     def from_dict(cls, data: Any) -> "Bundle":
         """Build from decoded JSON."""
+        reject_lone_surrogates(data, "bundle", E)
         data = require_dict(data, "bundle", E)
         _only_keys(data, {"mediaType", "verificationMaterial", "messageSignature",
                           "dsseEnvelope"}, "bundle")

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from sealtrail._internal.encoding import require_dict, require_list
 from sealtrail.errors import BundleMalformedError
+from sealtrail.models._json import reject_lone_surrogates
 
 __all__ = ["INTOTO_PAYLOAD_TYPE", "Statement", "Subject"]
 
@@ -43,6 +44,7 @@ class Statement(NamedTuple):
             data = json.loads(payload)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise E("in-toto statement is not valid JSON") from exc
+        reject_lone_surrogates(data, "in-toto statement", E)
         data = require_dict(data, "in-toto statement", E)
         kind = data.get("_type")
         if kind not in STATEMENT_TYPES:

@@ -19,6 +19,7 @@ from cryptography import x509
 from sealtrail._internal.encoding import b64decode, hexdecode, require_dict, require_list, require_str
 from sealtrail.crypto.keys import PublicKey, hash_by_name
 from sealtrail.errors import BundleMalformedError, Error
+from sealtrail.models._json import reject_lone_surrogates
 
 __all__ = ["EntryBody", "EntrySignature", "Verifier", "parse_entry_body", "SUPPORTED_KINDS"]
 
@@ -217,6 +218,7 @@ def parse_entry_body(body: bytes, kind: str, version: str) -> EntryBody:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise E("log entry body is not valid JSON") from exc
+    reject_lone_surrogates(data, "log entry body", E)
     data = require_dict(data, "log entry body", E)
     if data.get("kind") != kind or data.get("apiVersion") != version:
         raise E("log entry body does not match the announced kind and version",

@@ -22,6 +22,7 @@ from sealtrail._internal.encoding import (
 )
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import TrustRootMalformedError
+from sealtrail.models._json import reject_lone_surrogates
 
 __all__ = [
     "CertificateAuthority",
@@ -160,6 +161,7 @@ class TrustedRoot(NamedTuple):
     @classmethod
     def from_dict(cls, data: Any) -> "TrustedRoot":
         """Build from decoded JSON."""
+        reject_lone_surrogates(data, "trusted root", E)
         data = require_dict(data, "trusted root", E)
         media_type = data.get("mediaType")
         if media_type != TRUSTED_ROOT_MEDIA_TYPE:
