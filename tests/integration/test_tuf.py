@@ -24,6 +24,7 @@ import pytest
 
 from sealtrail.errors import InputError, TrustUpdateError, UsageError
 from sealtrail.trustroot.tuf_client import (
+    BUILTIN_INSTANCES,
     ENV_TRUST_DIR,
     PUBLIC_GOOD,
     PUBLIC_GOOD_STAGING,
@@ -143,7 +144,7 @@ def test_bootstrap_from_a_pinned_root_and_read_both_documents(served: Served,
     assert info.expired_roles(now + timedelta(days=2)) == ("timestamp",)
     assert info.expired_roles(now + timedelta(days=400)) == (
         "root", "targets", "snapshot", "timestamp")
-    assert store.instances() == (PUBLIC_GOOD, PUBLIC_GOOD_STAGING, "mine")
+    assert store.instances() == (*BUILTIN_INSTANCES, "mine")
     assert store.pinned_root("mine") == served.repo.root_json()
     # The URL layout is Sigstore's: metadata beside the base URL, targets by hash.
     sha = hashlib.sha256(TRUSTED_ROOT).hexdigest()
@@ -201,7 +202,7 @@ def test_public_good_is_known_without_network(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     attempts = forbid_network(monkeypatch, OSError)
     store = TrustStore(tmp_path / "cache")
-    assert store.instances() == (PUBLIC_GOOD, PUBLIC_GOOD_STAGING)
+    assert store.instances() == tuple(BUILTIN_INSTANCES)
     for name, folder, url in [(PUBLIC_GOOD, "production", "https://tuf-repo-cdn.sigstore.dev"),
                               (PUBLIC_GOOD_STAGING, "staging",
                                "https://tuf-repo-cdn.sigstage.dev")]:
@@ -252,7 +253,7 @@ def test_a_tampered_target_is_refused_at_bootstrap_and_nothing_is_added(served: 
     _target_file(served, "trusted_root.json", TRUSTED_ROOT).write_bytes(TRUSTED_ROOT + b" ")
     with pytest.raises(TrustUpdateError):
         store.add("mine", served.url, served.repo.root_json())
-    assert store.instances() == (PUBLIC_GOOD, PUBLIC_GOOD_STAGING)
+    assert store.instances() == tuple(BUILTIN_INSTANCES)
     with pytest.raises(UsageError):
         store.show("mine")
 
