@@ -33,7 +33,10 @@ from sealtrail.trustroot import (PACKAGED_AS_OF, packaged_instances, packaged_pa
 if TYPE_CHECKING:  # imported where used: the TUF client is not needed for a packaged root
     from sealtrail.trustroot.tuf_client import TrustStore
 
-__all__ = ["DEFAULT_INSTANCE", "HINT_CODES", "SOURCES", "SelectedRoot", "select_trusted_root"]
+__all__ = ["DEFAULT_INSTANCE", "HINT_CODES", "SOURCES", "SelectedRoot", "select_signing_documents",
+           "select_trusted_root"]
+
+_SIGNING_CONFIG = "signing_config.v0.2.json"
 
 DEFAULT_INSTANCE = "public-good"
 #: Where a root came from: a file given by the user, the TUF cache, or the package.
@@ -189,3 +192,31 @@ def select_trusted_root(*, trusted_root: str | os.PathLike[str] | None = None,
 
 def _cached_path(store: TrustStore, name: str) -> str:
     return os.path.join(store.directory, name, "targets", "trusted_root.json")
+
+
+def select_signing_documents(*, instance: str | None = None, store: TrustStore | None = None,
+                             now: datetime | None = None) -> tuple[SelectedRoot, bytes]:
+    """The trusted root and the signing config to sign with, by the same rule as
+    :func:`select_trusted_root`, and from the same place: both from the TUF cache when its
+    root is the one chosen (one update verified them together), else both packaged.
+    Offline. An instance without a signing config (none packaged, none cached) is an
+    :class:`~sealtrail.errors.InputError`."""
+    root = select_trusted_root(instance=instance, store=store, now=now)
+    name = root.instance if root.instance is not None else DEFAULT_INSTANCE
+    if root.source == "tuf-cache":
+        if store is None:
+            from sealtrail.trustroot.tuf_client import TrustStore
+
+            store = TrustStore()
+        cached = store.cached_target(name, _SIGNING_CONFIG)
+        if cached is not None:
+            return root, cached[0]
+        raise InputError(f"the TUF repository of {name!r} publishes no {_SIGNING_CONFIG}: "
+                         "give the signing services with --trust-config")
+    try:
+        path = packaged_path(name, _SIGNING_CONFIG)
+        with open(path, "rb") as handle:
+            return root, handle.read()
+    except OSError as exc:
+        raise InputError(f"no {_SIGNING_CONFIG} is packaged for {name!r}: give the signing "
+                         "services with --trust-config") from exc

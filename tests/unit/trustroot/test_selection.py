@@ -152,3 +152,25 @@ def test_notes_say_which_root_on_failure_only(tmp_path: Path) -> None:
     assert root.notes(["DIGEST_MISMATCH"]) == [f"trusted root: {root.describe()}"]
     notes = root.notes(["DIGEST_MISMATCH", "TLOG_KEY_UNKNOWN", "CERT_CHAIN_INVALID"])
     assert notes == [f"trusted root: {root.describe()}", f"hint: {root.hint('TLOG_KEY_UNKNOWN')}"]
+
+
+SIGNING = b'{"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"}'
+
+
+def test_signing_documents_come_from_the_same_place(tmp_path: Path) -> None:
+    from sealtrail.trustroot.selection import select_signing_documents
+
+    root, config = select_signing_documents(store=TrustStore(tmp_path), now=NOW)
+    assert root.source == "packaged"
+    assert config == Path(packaged_path("public-good", "signing_config.v0.2.json")).read_bytes()
+    store = cache(tmp_path, "public-good", AS_OF + timedelta(days=1))
+    with pytest.raises(InputError, match="publishes no signing_config"):
+        select_signing_documents(store=store, now=NOW)
+    entry = tmp_path / "trust" / "public-good"
+    (entry / "targets" / "signing_config.v0.2.json").write_bytes(SIGNING)
+    state = json.loads((entry / "instance.json").read_text())
+    state["targets"]["signing_config.v0.2.json"] = {
+        "sha256": hashlib.sha256(SIGNING).hexdigest(), "length": len(SIGNING)}
+    (entry / "instance.json").write_text(json.dumps(state))
+    root, config = select_signing_documents(store=store, now=NOW)
+    assert (root.source, root.data, config) == ("tuf-cache", CACHED, SIGNING)
