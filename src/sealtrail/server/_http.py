@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from sealtrail.errors import (
@@ -28,7 +28,7 @@ from sealtrail.errors import (
     UsageError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "ApiError", "error_response", "handle_errors", "is_decimal",
+__all__ = ["EXCEPTION_HANDLERS", "LOGGED_MARK", "ApiError", "error_response", "handle_errors", "is_decimal",
            "read_body", "read_json"]
 
 log = logging.getLogger("sealtrail.server")
@@ -84,11 +84,17 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
             raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "BODY_TOO_LARGE", f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left (or the server closed a body that came too slowly): nobody reads
+        # this answer, and nothing went wrong here, so nothing is logged.
+        raise ApiError(400, "CLIENT_DISCONNECTED",
+                       "the connection closed before the request body was complete") from None
     return b"".join(chunks)
 
 
@@ -161,7 +167,17 @@ async def handle_errors(request: Request, exc: Exception) -> Response:
             log.error("request failed: %s: %s", exc.code, exc.diagnostics())
         return error_response(status, exc.code, exc.diagnostics())
     log.exception("unexpected error on %s %s", request.method, request.url.path)
+    # Starlette raises the exception again after this answer; the server's outermost layer
+    # (run._LogErrorsOnce) sees the mark and does not log it a second time.
+    try:
+        setattr(exc, LOGGED_MARK, True)
+    except AttributeError:  # pragma: no cover - an exception class with __slots__
+        pass
     return error_response(500, "INTERNAL", "internal error")
+
+
+# The attribute handle_errors sets on an exception it has logged.
+LOGGED_MARK = "_sealtrail_logged"
 
 
 # Starlette looks handlers up by exception class: ours first, then anything else (a bug) as 500.

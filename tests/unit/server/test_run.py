@@ -23,6 +23,7 @@ def test_serve_turns_the_collector_on_before_the_server_starts(monkeypatch) -> N
         raise _Started
 
     monkeypatch.setitem(sys.modules, "uvicorn", types.SimpleNamespace(Config=config))
+    monkeypatch.setattr(run, "_limited_protocol", lambda limits: object)
     gc.disable()  # as a client command's start-up leaves it (tests/conftest.py restores it)
     with pytest.raises(_Started):
         run.serve(object())
