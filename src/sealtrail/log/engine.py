@@ -301,13 +301,14 @@ class LogEngine:
         """The index of the published entry with this leaf hash (the Rekor UUID), or None."""
         return self._reader.find(leaf_hash)
 
-    def search(self, kind: str, value: str, limit: int = 100) -> list[int]:
+    def search(self, kind: str, value: str, limit: int = 100, *, start: int = 0) -> list[int]:
         """Indexes of published entries stored under the search key (kind, value).
 
-        Ascending, at most ``limit`` (1..1000). Raises
-        :class:`~sealtrail.errors.UsageError` for an invalid kind, value or limit.
+        Ascending, from index ``start`` on (the next page starts after the last index of
+        this one), at most ``limit`` (1..1000). Raises
+        :class:`~sealtrail.errors.UsageError` for an invalid kind, value, limit or start.
         """
-        return self._reader.search(kind, value, limit)
+        return self._reader.search(kind, value, limit, start)
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """The inclusion proof (leaf to root) for ``index`` in the tree of ``tree_size``.

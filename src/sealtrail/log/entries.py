@@ -40,6 +40,7 @@ __all__ = [
     "SUPPORTED_V1",
     "SUPPORTED_V2",
     "CanonicalEntry",
+    "IssuerCheck",
     "canonicalize_v1",
     "canonicalize_v2",
 ]
@@ -365,7 +366,7 @@ class _Keys:
 
     def __init__(self) -> None:
         self._digests: list[tuple[str, str]] = []
-        self._signers: list[tuple[str, str]] = []
+        self._signers: list[_Signer] = []
         self._subjects: list[tuple[str, str]] = []
 
     @staticmethod
@@ -377,7 +378,7 @@ class _Keys:
         self._digests.append((kind, value))
 
     def signer(self, signer: _Signer) -> None:
-        self._signers.extend(signer.search_keys)
+        self._signers.append(signer)
 
     def subjects(self, payload_type: str, payload: bytes) -> None:
         """Index the subject digests of an in-toto statement payload, leniently."""
@@ -405,9 +406,25 @@ class _Keys:
                     continue
                 self._subjects.append((name, value.lower()))
 
-    def result(self) -> tuple[tuple[str, str], ...]:
-        ordered = dict.fromkeys(self._digests + self._signers + self._subjects)
+    def result(self, trusted: IssuerCheck | None = None) -> tuple[tuple[str, str], ...]:
+        signers: list[tuple[str, str]] = []
+        for signer in self._signers:
+            keys = signer.search_keys
+            if trusted is not None and signer.certificate is not None \
+                    and not trusted(signer.certificate):
+                # Whoever made this certificate, it was not the CA the log serves with: the
+                # names in it are claims nobody checked, so the entry is not filed under them
+                # (it stays findable by digest and by key).
+                keys = tuple(k for k in keys if k[0] not in _CERTIFIED_KINDS)
+            signers.extend(keys)
+        ordered = dict.fromkeys(self._digests + signers + self._subjects)
         return tuple(ordered)[:MAX_SEARCH_KEYS]
+
+
+# Search keys taken from a certificate's contents, which only its issuer vouches for.
+_CERTIFIED_KINDS = ("identity", "issuer")
+# Whether a certificate was issued by a CA the log trusts to have checked the identity in it.
+IssuerCheck = Callable[[x509.Certificate], bool]
 
 
 # -- DSSE -----------------------------------------------------------------------------------
@@ -622,7 +639,7 @@ _V1_KINDS: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[dict[str, Any]
 }
 
 
-def _canonicalize_v1(request: Any) -> CanonicalEntry:
+def _canonicalize_v1(request: Any, trusted: IssuerCheck | None = None) -> CanonicalEntry:
     _check_shape(request, "entry request")
     obj = _obj(request, "entry request")
     kind = _text(_field(obj, "entry request", "kind"), "entry request kind")
@@ -633,7 +650,7 @@ def _canonicalize_v1(request: Any) -> CanonicalEntry:
                 expected=", ".join(SUPPORTED_V1))
     body_spec, keys = handler(_obj(_field(obj, "entry request", "spec"), "spec"))
     body = _jcs({"apiVersion": version, "kind": kind, "spec": body_spec})
-    return CanonicalEntry(kind, version, body, keys.result())
+    return CanonicalEntry(kind, version, body, keys.result(trusted))
 
 
 # -- Rekor v2 kinds -------------------------------------------------------------------------
@@ -691,7 +708,7 @@ _V2_KINDS: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[str, dict[str, 
 }
 
 
-def _canonicalize_v2(request: Any) -> CanonicalEntry:
+def _canonicalize_v2(request: Any, trusted: IssuerCheck | None = None) -> CanonicalEntry:
     _check_shape(request, "entry request")
     obj = _obj(request, "entry request")
     present = [(name, snake, handler) for name, (snake, handler) in _V2_KINDS.items()
@@ -705,13 +722,14 @@ def _canonicalize_v2(request: Any) -> CanonicalEntry:
     name, snake, handler = present[0]
     kind, spec, keys = handler(_obj(_field(obj, "entry request", name, snake), name))
     body = _jcs({"apiVersion": "0.0.2", "kind": kind, "spec": spec})
-    return CanonicalEntry(kind, "0.0.2", body, keys.result())
+    return CanonicalEntry(kind, "0.0.2", body, keys.result(trusted))
 
 
 # -- public API -----------------------------------------------------------------------------
-def _guarded(function: Callable[[Any], CanonicalEntry], request: Any) -> CanonicalEntry:
+def _guarded(function: Callable[[Any, IssuerCheck | None], CanonicalEntry], request: Any,
+             trusted: IssuerCheck | None) -> CanonicalEntry:
     try:
-        return function(request)
+        return function(request, trusted)
     except LogEntryInvalidError:
         raise
     except Error as exc:
@@ -724,23 +742,28 @@ def _guarded(function: Callable[[Any], CanonicalEntry], request: Any) -> Canonic
         raise E(_INTERNAL, actual=type(exc).__name__) from exc
 
 
-def canonicalize_v1(request: Any) -> CanonicalEntry:
+def canonicalize_v1(request: Any, *, trusted: IssuerCheck | None = None) -> CanonicalEntry:
     """Check a Rekor v1 ``POST /api/v1/log/entries`` request and return its canonical entry.
 
     ``request`` is the decoded JSON ``{"apiVersion","kind","spec"}`` of hashedrekord 0.0.1,
     dsse 0.0.1 or intoto 0.0.2. Every signature is verified with the key or certificate the
     request names before the body is built. Raises :class:`LogEntryInvalidError` for any
     request that is malformed, oversized, unsupported or whose signatures do not verify.
+
+    ``trusted`` tells whether a signer's certificate comes from a CA that checked the
+    identity in it; one that does not is not filed under its identity and issuer (see
+    :data:`IssuerCheck`). None files every certificate under what it names, as Rekor does.
     """
-    return _guarded(_canonicalize_v1, request)
+    return _guarded(_canonicalize_v1, request, trusted)
 
 
-def canonicalize_v2(request: Any) -> CanonicalEntry:
+def canonicalize_v2(request: Any, *, trusted: IssuerCheck | None = None) -> CanonicalEntry:
     """Check a Rekor v2 ``POST /api/v2/log/entries`` request and return its canonical entry.
 
     ``request`` is the decoded protobuf-JSON ``{"hashedRekordRequestV002": ...}`` or
     ``{"dsseRequestV002": ...}`` (proto field names are accepted too). The result is
     hashedrekord or dsse, version 0.0.2. Raises :class:`LogEntryInvalidError` for anything
-    refused, including keyDetails outside rekor-tiles' allowed set.
+    refused, including keyDetails outside rekor-tiles' allowed set. ``trusted``: as for
+    :func:`canonicalize_v1`.
     """
-    return _guarded(_canonicalize_v2, request)
+    return _guarded(_canonicalize_v2, request, trusted)

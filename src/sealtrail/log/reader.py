@@ -151,13 +151,19 @@ class LogReader:
             return None
         return index
 
-    def search(self, kind: str, value: str, limit: int) -> list[int]:
-        """Indexes of published entries stored under (kind, value), ascending."""
+    def search(self, kind: str, value: str, limit: int, start: int = 0) -> list[int]:
+        """Indexes of published entries stored under (kind, value), ascending, from
+        ``start`` on."""
         ((kind, value),) = check_search_keys([(kind, value)], error=UsageError)
         if not is_int(limit) or not 1 <= limit <= MAX_SEARCH_LIMIT:
             raise UsageError("search limit is out of range", actual=limit,
                              expected=f"1..{MAX_SEARCH_LIMIT}")
-        return self._seq.search(kind, value, self.current().checkpoint.size, limit)
+        if not is_int(start) or start < 0:
+            raise UsageError("search start is out of range", actual=start, expected=">= 0")
+        size = self.current().checkpoint.size
+        if start >= size:
+            return []
+        return self._seq.search(kind, value, size, limit, start=start)
 
     def _node_source(self, snap: Snapshot) -> _proofs.NodeSource:
         size = snap.checkpoint.size

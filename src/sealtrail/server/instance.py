@@ -529,12 +529,13 @@ class Instance:
         for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
             routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix)
         record = self.issuance_record()
-        routes += build_ca_routes(self.certificate_authority(record=record),
-                                  TokenVerifier(issuers, fetch_json), issuers)
+        authority = self.certificate_authority(record=record)
+        routes += build_ca_routes(authority, TokenVerifier(issuers, fetch_json), issuers)
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         routes += build_tsa_routes(TimestampAuthority(tsa.leaf_key, tsa.chain))
         services = self.logs.open(passphrase=passphrase)
-        routes += log_routes(services)
+        # The logs file entries under an identity only if this CA issued the certificate.
+        routes += log_routes(services, identity_issuers=authority.chain)
 
         trust_files = {
             "/trust/trusted_root.json": self.path("trust", TARGET_TRUSTED_ROOT),

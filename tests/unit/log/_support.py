@@ -216,8 +216,9 @@ class RecordingSequencer:
     def find(self, leaf_hash: bytes) -> int | None:
         return self.inner.find(leaf_hash)
 
-    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
-        return self.inner.search(kind, value, below, limit)
+    def search(self, kind: str, value: str, below: int, limit: int, *,
+               start: int = 0) -> list[int]:
+        return self.inner.search(kind, value, below, limit, start=start)
 
     def load_state(self) -> IntegrationState | None:
         return self.inner.load_state()

@@ -107,6 +107,13 @@ def test_entries_find_and_search(engine_300: LogEngine) -> None:
     assert e.search("sha256", f"{3:064x}") == list(range(3, 300, 7))
     assert e.search("sha256", f"{3:064x}", limit=2) == [3, 10]
     assert e.search("sha256", "none") == []
+    # The next page starts after the last index of the one before.
+    assert e.search("sha256", f"{3:064x}", limit=2, start=11) == [17, 24]
+    assert e.search("sha256", f"{3:064x}", start=297) == [297]
+    assert e.search("sha256", f"{3:064x}", start=298) == []
+    for start in (-1, True, "3"):
+        with pytest.raises(UsageError):
+            e.search("sha256", f"{3:064x}", start=start)  # type: ignore[arg-type]
     for kind, value, limit in (("BAD", "x", 1), ("sha256", "", 1), ("sha256", "x", 0),
                                ("sha256", "x", 1001)):
         with pytest.raises(UsageError):

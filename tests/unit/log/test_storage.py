@@ -86,6 +86,10 @@ def test_search_bounds(sequencer: SequencerStorage) -> None:
     assert sequencer.search("id", "alice", 10, 3) == [0, 1, 2]
     assert sequencer.search("id", "bob", 10, 3) == []
     assert sequencer.search("other", "alice", 10, 3) == []
+    # Pages: from ``start`` on (inclusive), still below ``below`` and within ``limit``.
+    assert sequencer.search("id", "alice", 10, 3, start=3) == [3, 4, 5]
+    assert sequencer.search("id", "alice", 8, 100, start=6) == [6, 7]
+    assert sequencer.search("id", "alice", 10, 100, start=10) == []
 
 
 def test_integration_state(sequencer: SequencerStorage) -> None:

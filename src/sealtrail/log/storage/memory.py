@@ -118,10 +118,12 @@ class MemorySequencer:
         with self._lock:
             return self._by_leaf.get(bytes(leaf_hash))
 
-    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
-        """Indexes stored under (kind, value), ascending, < ``below``, at most ``limit``."""
+    def search(self, kind: str, value: str, below: int, limit: int, *,
+               start: int = 0) -> list[int]:
+        """Indexes stored under (kind, value), ascending, ``start`` <= index < ``below``,
+        at most ``limit``."""
         with self._lock:
-            found = [i for i in self._search.get((kind, value), []) if i < below]
+            found = [i for i in self._search.get((kind, value), []) if start <= i < below]
         return found[:limit]
 
     def load_state(self) -> IntegrationState | None:

@@ -124,8 +124,10 @@ class EntryReader(Protocol):
 class SearchIndex(Protocol):
     """Looks entries up by search key (artifact digest, signer identity, ...)."""
 
-    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
-        """Indexes (< ``below``, ascending, at most ``limit``) stored under (kind, value)."""
+    def search(self, kind: str, value: str, below: int, limit: int, *,
+               start: int = 0) -> list[int]:
+        """Indexes (``start`` <= index < ``below``, ascending, at most ``limit``) stored
+        under (kind, value)."""
         ...
 
 

@@ -267,10 +267,13 @@ class SqliteSequencer:
                           "finding an entry")
         return rows[0][0] if rows else None
 
-    def search(self, kind: str, value: str, below: int, limit: int) -> list[int]:
-        """Indexes stored under (kind, value), ascending, < ``below``, at most ``limit``."""
-        rows = self._read("SELECT idx FROM search WHERE kind = ? AND value = ? AND idx < ? "
-                          "ORDER BY idx LIMIT ?", (kind, value, below, limit), "searching")
+    def search(self, kind: str, value: str, below: int, limit: int, *,
+               start: int = 0) -> list[int]:
+        """Indexes stored under (kind, value), ascending, ``start`` <= index < ``below``,
+        at most ``limit`` (one range scan of the primary key)."""
+        rows = self._read("SELECT idx FROM search WHERE kind = ? AND value = ? AND idx >= ? "
+                          "AND idx < ? ORDER BY idx LIMIT ?", (kind, value, start, below, limit),
+                          "searching")
         return [r[0] for r in rows]
 
     def load_state(self) -> IntegrationState | None:
