@@ -270,6 +270,55 @@ def test_managed_key_sign_and_verify(instance: InstanceServer, tmp_path: Path) -
     assert done.returncode == 2 and "KEY_MALFORMED" in done.stderr
 
 
+def test_attestations_have_their_own_default_name(instance: InstanceServer,
+                                                 tmp_path: Path) -> None:
+    """`attest` never writes (or is refused for) the name `sign` writes; several artifacts
+    verify against one attestation in one call, and --json gives its predicate and subjects."""
+    first, second = release(tmp_path, "pkg.whl", "pkg.tar.gz")
+    common = ["--trust-config", str(instance.trust_config), "--identity-token",
+              instance.token(RELEASER)]
+    run(SEALTRAIL, "sign", str(first), *common)
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps({"buildType": "https://example.com/ci"}))
+    done = run(SEALTRAIL, "attest", str(first), str(second), "--predicate", str(predicate),
+               "--predicate-type", "https://slsa.dev/provenance/v1", *common)
+    for path in (first, second):
+        assert f"{path}.intoto.sigstore.json" in done.stdout
+    signed = json.loads(Path(f"{first}.sigstore.json").read_text())
+    assert "messageSignature" in signed  # the signature bundle is untouched
+    attestation = f"{first}.intoto.sigstore.json"
+    assert "dsseEnvelope" in json.loads(Path(attestation).read_text())
+    done = run(SEALTRAIL, "verify", str(first), str(second), "--bundle", attestation,
+               "--trusted-root", str(instance.trusted_root), "--certificate-identity", RELEASER,
+               "--certificate-oidc-issuer", instance.issuer, "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["ok"] for r in results] == [True, True]
+    assert results[0]["predicate_type"] == "https://slsa.dev/provenance/v1"
+    assert sorted(s["name"] for s in results[0]["subjects"]) == ["pkg.tar.gz", "pkg.whl"]
+    # Without --bundle, the attestation is found beside a file that has no signature bundle.
+    done = run(SEALTRAIL, "verify", str(second), "--trusted-root", str(instance.trusted_root),
+               "--certificate-identity", RELEASER, "--certificate-oidc-issuer", instance.issuer,
+               check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--detached", "--rekor-version", "2"], "records no time"),
+    (["--detached", "--key", "k.key"], "keyless"),
+    (["--output-signature", "x.sig"], "single FILE only"),
+])
+def test_detached_outputs_that_could_not_verify_are_refused(
+        instance: InstanceServer, tmp_path: Path, flags: list[str], fragment: str) -> None:
+    first, second = release(tmp_path, "one.bin", "two.bin")
+    files = [str(first)] if "--rekor-version" in flags or "--key" in flags else [str(first),
+                                                                                  str(second)]
+    done = run(SEALTRAIL, "sign", *files, *flags, "--trust-config", str(instance.trust_config),
+               "--identity-token", instance.token(RELEASER), check=False)
+    assert done.returncode == 2 and fragment in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.bin", "two.bin"]
+
+
 def test_statement_that_does_not_name_the_file_is_refused(instance: InstanceServer,
                                                           tmp_path: Path) -> None:
     (artifact,) = release(tmp_path, "x.bin")
