@@ -18,3 +18,11 @@ def test_unknown_names_raise_attribute_error() -> None:
         assert "NoSuchThing" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected AttributeError")
+
+
+def test_dir_lists_the_public_api_only() -> None:
+    import sealtrail.verify.verifier  # noqa: F401  (submodules become package attributes)
+
+    assert dir(sealtrail) == sorted([*sealtrail.__all__, "__version__"])
+    for private in ("annotations", "import_module", "Any", "verify", "models", "_EXPORTS"):
+        assert private not in dir(sealtrail)
