@@ -130,7 +130,7 @@ def _add(store: TrustStore, args: Namespace) -> int:
     print(_ONLINE.format(what="add", whom=args.url), file=sys.stderr)
     info = store.add(args.name, args.url, root, replace=args.replace)
     print(f"{'replaced' if existed else 'added'} {info.name} ({info.url}): "
-          f"TUF root v{info.root_version}")
+          f"root version {info.root_version}")
     return EXIT_OK
 
 
@@ -218,8 +218,14 @@ def _show(store: TrustStore, names: list[str], *, json_output: bool) -> int:
         age = (f"updated {int(info.age.total_seconds() // 3600)} h ago" if info.age is not None
                else "never updated (only the pinned root)")
         expired = info.expired_roles(now)
-        print(f"{info.name}: {info.url} root v{info.root_version}, {age}"
-              + (f"; EXPIRED: {', '.join(expired)}" if expired else ""))
+        if info.last_updated is None and expired == ("root",):
+            # SPEC (TUF 5.3.10): an expired root matters only once the update has found no
+            # newer one; the pinned root is where the update starts.
+            note = (f"; the pinned root expired {info.roles['root'].expires:%Y-%m-%d}: "
+                    "`sealtrail trust update` fetches the roots that followed it")
+        else:
+            note = f"; EXPIRED: {', '.join(expired)}" if expired else ""
+        print(f"{info.name}: {info.url} root v{info.root_version}, {age}{note}")
         if root is not None:
             print(f"  verification uses {root.describe()}")
             if root.warning:

@@ -103,17 +103,18 @@ class SelectedRoot:
             out["warning"] = self.warning
         return out
 
-    def hint(self, code: str | None) -> str | None:
-        """For :data:`HINT_CODES`: the root used and what to try instead; else ``None``."""
+    def hint(self, code: str | None, *, root: str | None = None) -> str | None:
+        """For :data:`HINT_CODES`: the root used (``root``, default :meth:`describe`) and
+        what to try instead; else ``None``."""
         if code not in HINT_CODES:
             return None
         what = ("the bundle's transparency log is not" if code == "TLOG_KEY_UNKNOWN"
                 else "the signing certificate's CA is not")
-        return (f"{what} trusted by {self.describe()}. If the bundle comes from another "
-                "Sigstore instance, verify against its root: --staging (public-good staging), "
-                "--instance NAME (github, or an instance added with `sealtrail trust add`) or "
-                "--trusted-root FILE; if the instance changed its keys after this root was "
-                "made, run `sealtrail trust update` (online) and verify again")
+        return (f"{what} trusted by {root or self.describe()}. If the bundle comes from "
+                "another Sigstore instance, verify against its root: --staging (public-good "
+                "staging), --instance NAME (github, or an instance added with `sealtrail trust "
+                "add`) or --trusted-root FILE; if the instance changed its keys after this "
+                "root was made, run `sealtrail trust update` (online) and verify again")
 
     def annotate(self, result: dict[str, Any]) -> dict[str, Any]:
         """A copy of one JSON result with ``trusted_root`` (and ``hint`` for its code)."""
@@ -133,8 +134,8 @@ class SelectedRoot:
             return []
         lines = [f"trusted root: {self.describe()}"]
         hinted = next((code for code in codes if code in HINT_CODES), None)
-        if hinted is not None:
-            lines.append(f"hint: {self.hint(hinted)}")
+        if hinted is not None:  # the line above names the root already
+            lines.append(f"hint: {self.hint(hinted, root='this root')}")
         return lines
 
 

@@ -151,7 +151,9 @@ def test_notes_say_which_root_on_failure_only(tmp_path: Path) -> None:
     assert root.notes([]) == []
     assert root.notes(["DIGEST_MISMATCH"]) == [f"trusted root: {root.describe()}"]
     notes = root.notes(["DIGEST_MISMATCH", "TLOG_KEY_UNKNOWN", "CERT_CHAIN_INVALID"])
-    assert notes == [f"trusted root: {root.describe()}", f"hint: {root.hint('TLOG_KEY_UNKNOWN')}"]
+    assert notes == [f"trusted root: {root.describe()}",
+                     f"hint: {root.hint('TLOG_KEY_UNKNOWN', root='this root')}"]
+    assert notes[1].startswith("hint: the bundle's transparency log is not trusted by this root.")
 
 
 SIGNING = b'{"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"}'
