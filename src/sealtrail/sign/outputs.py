@@ -11,15 +11,23 @@ appears at a target path before every output is ready.
 
 Without ``overwrite``, files are moved into place with ``link`` + ``unlink``, which fails
 rather than replacing a file that appeared in the meantime.
+
+A temporary is named ``.<target name>.<pid>-<run tag>-<n>.tmp``. A run that could not remove
+its temporaries (killed by SIGKILL, a power cut; SIGINT and SIGTERM do unwind, see
+cli/_runtime.py) leaves them behind; :meth:`plan` removes those of the targets it plans, and
+only those that are stale: their process is gone, or they are older than
+:data:`STALE_AFTER`. Nothing else in the directory is touched.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import secrets
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from sealtrail.errors import InputError, UsageError
 
@@ -30,19 +38,29 @@ __all__ = ["StagedOutputs"]
 _CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                  | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 _NAME_ATTEMPTS = 8
+#: What follows ".<target name>." in a temporary's name: the process id (absent in names
+#: from before it was added), the run's random tag and a counter.
+_TEMPORARY_TAIL = re.compile(r"(?:(?P<pid>[0-9]{1,10})-)?[0-9a-f]{16}-[0-9]{1,12}\.tmp")
+#: A temporary this old (seconds) is stale even when a process with its id runs: no signing
+#: run lasts a day (its certificate is valid for minutes), so that process is another one
+#: that got the id again.
+STALE_AFTER = 24 * 3600.0
 
 
 class StagedOutputs:
     """Output files planned up front, staged as they are ready, and placed together."""
 
-    def __init__(self, *, overwrite: bool = False) -> None:
+    def __init__(self, *, overwrite: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.overwrite = overwrite
         self._planned: dict[str, str] = {}  # absolute path -> path as given
         self._staged: dict[str, str] = {}  # absolute path -> its temporary file
         self._lock = threading.Lock()
-        # Temporary names: ".<target name>.<run tag>-<n>.tmp". The random tag keeps runs
-        # apart; the counter keeps this run's names apart without a random draw per file.
-        self._tag = secrets.token_hex(8)  # 64 random bits: no other run shares it
+        self._clock = clock  # wall time, to tell a stale temporary by its age
+        # Temporary names: ".<target name>.<pid>-<run tag>-<n>.tmp". The process id tells a
+        # later run whether the one that wrote it still runs; the random tag keeps runs apart;
+        # the counter keeps this run's names apart without a random draw per file.
+        self._tag = f"{os.getpid()}-{secrets.token_hex(8)}"  # 64 random bits: no other run shares it
         self._counter = itertools.count()
 
     def __enter__(self) -> "StagedOutputs":
@@ -65,6 +83,27 @@ class StagedOutputs:
             if not os.path.isdir(os.path.dirname(absolute)):
                 raise UsageError(f"the directory of {path} does not exist")
             self._planned[absolute] = path
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporaries of planned targets that earlier runs left (killed before
+        they could): only names of this module's pattern, only regular files, and only
+        stale ones (their process is gone, or older than :data:`STALE_AFTER`)."""
+        names: dict[str, set[str]] = {}
+        for absolute in self._planned:
+            directory, name = os.path.split(absolute)
+            names.setdefault(directory, set()).add(name)
+        now = self._clock()
+        for directory, targets in names.items():
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue  # best effort: the run itself will say what is wrong with it
+            for entry in entries:
+                if not entry.name.startswith(".") or not entry.name.endswith(".tmp"):
+                    continue
+                if _stale(entry, targets, now):
+                    _remove(entry.path)
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write the content (and permission bits) of planned output ``path`` to a temporary
@@ -143,6 +182,10 @@ class StagedOutputs:
         except OSError as exc:
             self._undo(placed)
             raise InputError(f"cannot write {exc.filename or 'an output'}: {exc.strerror}") from exc
+        except BaseException:
+            # Interrupted half-way (SIGINT or SIGTERM, cli/_runtime.py): none, not some.
+            self._undo(placed)
+            raise
         finally:
             self.discard()
         return list(self._planned.values())
@@ -164,6 +207,41 @@ class StagedOutputs:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def _stale(entry: os.DirEntry[str], targets: set[str], now: float) -> bool:
+    """Whether ``entry`` is a temporary of one of ``targets`` that no running process owns."""
+    for target in targets:
+        prefix = f".{target}."
+        if entry.name.startswith(prefix):
+            tail = _TEMPORARY_TAIL.fullmatch(entry.name, len(prefix))
+            if tail is not None:
+                break
+    else:
+        return False
+    try:
+        if not entry.is_file(follow_symlinks=False):
+            return False
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    if age > STALE_AFTER:
+        return True
+    pid = tail["pid"]
+    return pid is not None and int(pid) != os.getpid() and not _running(int(pid))
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    if os.name != "posix":  # pragma: no cover - there, only the age tells
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's
+        return True
+    return True
 
 
 def _remove(path: str) -> None:

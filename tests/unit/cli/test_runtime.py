@@ -5,7 +5,9 @@ after each test, so these may change it."""
 from __future__ import annotations
 
 import gc
+import signal
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,6 +17,16 @@ from sealtrail.cli._runtime import DEFAULT, RUNTIMES, SIGNING_GC_THRESHOLD, runt
 
 CLIENTS = ("sign", "attest", "verify", "generate-key-pair")
 SERVERS_AND_TOOLS = ("serve", "log", "init", "token", "trust", "ca", "rotate", None, "unknown")
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers() -> Iterator[None]:
+    """begin() installs handlers for client commands: give pytest its own back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+    _runtime._received = None
 
 
 def test_client_commands_start_without_collection_and_leave_quickly() -> None:
@@ -81,3 +93,22 @@ def test_the_console_script_applies_the_table(monkeypatch) -> None:
         with pytest.raises(SystemExit):
             cli_main.run()
     assert seen == {"serve": True, "sign": False}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_client_command_unwinds_on_sigterm_as_on_sigint(signum: int, capfd) -> None:
+    # Both raise KeyboardInterrupt in the main thread (the unwinding removes staged outputs,
+    # tests/integration/test_sign_signals.py), once: a second signal does not cut it short.
+    _runtime.begin("sign")
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signum)
+    assert _runtime.interrupted_by() == signum
+    signal.raise_signal(signum)  # ignored while the first is handled
+    assert capfd.readouterr().err.count("sealtrail: interrupted") == 1
+
+
+@pytest.mark.parametrize("command", SERVERS_AND_TOOLS)
+def test_servers_and_tools_keep_the_default_signal_handling(command: str | None) -> None:
+    term = signal.getsignal(signal.SIGTERM)
+    _runtime.begin(command)
+    assert signal.getsignal(signal.SIGTERM) is term
