@@ -286,3 +286,38 @@ def test_verify_an_added_instance_after_update(
     result = json.loads(out)
     assert code == 0 and result["trusted_root"]["instance"] == "mine"
     assert result["trusted_root"]["source"] == "tuf-cache"
+
+
+def test_the_detached_look_up_uses_the_updated_documents(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A cached update of public-good whose signing config names a log on 127.0.0.1 where
+    # nothing listens: the look-up goes there, so the cached documents were used.
+    import base64
+    import ssl
+
+    port = closed_port()
+    data = Path(__file__).resolve().parents[2] / "src" / "sealtrail" / "data" / "public-good"
+    config = json.loads((data / "production" / "signing_config.v0.2.json").read_text())
+    config["rekorTlogUrls"][0]["url"] = f"http://127.0.0.1:{port}"
+    signing = json.dumps(config).encode()
+    fake_update(tmp_path, "public-good", (data / "production" / "trusted_root.json").read_bytes(),
+                datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
+    entry = tmp_path / "cache" / "trust" / "public-good"
+    (entry / "targets" / "signing_config.v0.2.json").write_bytes(signing)
+    state = json.loads((entry / "instance.json").read_text())
+    state["targets"]["signing_config.v0.2.json"] = {
+        "sha256": hashlib.sha256(signing).hexdigest(), "length": len(signing)}
+    (entry / "instance.json").write_text(json.dumps(state))
+
+    bundle = json.loads((RELEASE / "hello.txt.sigstore.json").read_text())
+    artifact = tmp_path / "hello.txt"
+    artifact.write_bytes(ARTIFACT.read_bytes())
+    Path(f"{artifact}.sig").write_text(bundle["messageSignature"]["signature"])
+    der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+    Path(f"{artifact}.pem").write_text(ssl.DER_cert_to_PEM_cert(der))
+    code, out, err = run(capsys, "verify", str(artifact), "--signature", f"{artifact}.sig",
+                         "--certificate", f"{artifact}.pem", *POLICY, "--json")
+    assert f"127.0.0.1:{port}" in err  # the online step went to the cached config's log
+    result = json.loads(out)
+    assert code == 3 and result["ok"] is False
+    assert result["trusted_root"]["source"] == "tuf-cache"

@@ -79,6 +79,21 @@ def verification_root(args: Any) -> SelectedRoot:
     return root
 
 
+def signing_documents(args: Any) -> tuple[bytes, bytes]:
+    """``(trusted_root.json, signing_config.v0.2.json)`` for ``--instance`` / ``--staging``
+    (default public-good) by the rule of :func:`verification_root`, both from one place
+    (:func:`sealtrail.trustroot.selection.select_signing_documents`); the root is
+    remembered on ``args`` as there."""
+    from sealtrail.trustroot.selection import select_signing_documents
+
+    instance = getattr(args, "instance", None)
+    if instance is None and getattr(args, "staging", False):
+        instance = "public-good-staging"
+    root, signing_config = select_signing_documents(instance=instance)
+    setattr(args, _SELECTED, root)
+    return root.data, signing_config
+
+
 def annotate_result(args: Any, result: dict[str, Any]) -> dict[str, Any]:
     """One `verify --json` result with ``trusted_root`` (which root, how old) and, for
     TLOG_KEY_UNKNOWN and CERT_CHAIN_INVALID, a ``hint``; unchanged if no root was chosen

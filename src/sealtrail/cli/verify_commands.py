@@ -199,20 +199,8 @@ def _detached_trust(args: Any) -> tuple[Any, list[Any]]:
         def context(version: int) -> Any:
             return SigningContext.from_trust_config(data, version)
     else:
-        if args.instance:
-            from sealtrail.trustroot.tuf_client import TrustStore
-
-            store = TrustStore()
-            root_json = store.trusted_root_bytes(args.instance)
-            signing_json = store.signing_config_bytes(args.instance)
-        else:
-            from sealtrail.trustroot import packaged_path
-
-            instance = "staging" if args.staging else "production"
-            root_json = _read_document(packaged_path(instance, "trusted_root.json"),
-                                       "trusted root")
-            signing_json = _read_document(packaged_path(instance, "signing_config.v0.2.json"),
-                                          "signing config")
+        # The newest verified documents (packaged or TUF cache); says which in the report.
+        root_json, signing_json = trust_commands.signing_documents(args)
 
         def context(version: int) -> Any:
             return SigningContext.from_documents(root_json, signing_json, version)
