@@ -22,6 +22,11 @@ from sealtrail._internal.encoding import (
 from sealtrail.errors import BundleMalformedError
 from sealtrail.models._json import parse_int64 as parse_int
 from sealtrail.models._json import reject_lone_surrogates
+from sealtrail.models.cosign_bundle import (
+    COSIGN_LEGACY_MEDIA_TYPE,
+    is_cosign_legacy,
+    parse_cosign_legacy,
+)
 
 __all__ = [
     "Bundle",
@@ -255,6 +260,11 @@ class Bundle(NamedTuple):
     def from_dict(cls, data: Any) -> "Bundle":
         """Build from decoded JSON."""
         reject_lone_surrogates(data, "bundle", E)
+        if is_cosign_legacy(data):
+            # SPEC: cosign pkg/cosign/bundle: the legacy format of cosign 1.x/2.x
+            # `sign-blob --bundle`, read as the v0.1 bundle it is equivalent to.
+            return cls.from_dict(parse_cosign_legacy(data))._replace(
+                media_type=COSIGN_LEGACY_MEDIA_TYPE)
         data = require_dict(data, "bundle", E)
         _only_keys(data, {"mediaType", "verificationMaterial", "messageSignature",
                           "dsseEnvelope"}, "bundle")

@@ -423,6 +423,17 @@ class Verifier:
             raise DigestMismatchError("artifact digest does not match the signed digest",
                                       actual=f"{algorithm}:{digest.hex()}",
                                       expected=f"{algorithm}:{message.digest.hex()}")
+        if message.digest is None:
+            # Another artifact than the logged one is named as such (cosign's legacy bundle
+            # and v0.1 bundles declare no digest), not as a signature that fails to verify.
+            for entry in bundle.tlog_entries:
+                body = self._entry_body(entry)
+                if body.digest is not None and body.digest_algorithm == algorithm \
+                        and body.digest != digest:
+                    raise DigestMismatchError(
+                        "artifact digest does not match the digest in the log",
+                        actual=f"{algorithm}:{digest.hex()}",
+                        expected=f"{algorithm}:{body.digest.hex()}")
         if not self._memo.holds(("digest-signature", key.spki_der, algorithm, digest,
                                  message.signature),
                                 lambda: key.verify_digest(message.signature, digest, algorithm)):
