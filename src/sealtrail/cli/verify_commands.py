@@ -94,8 +94,8 @@ def add_parser(commands: Commands) -> None:
                              "`sealtrail sign --detached` and cosign write), looked up online")
     verify.add_argument("--offline", action="store_true",
                         help="accepted for sigstore-python's command lines; changes nothing: "
-                             "bundle verification never uses the network (only the log "
-                             "look-up of --signature/--detached does, and says so)")
+                             "bundle verification never uses the network. Refused with "
+                             "--signature/--detached, whose log look-up is online")
     verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
     verify.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="worker processes for many artifacts (default: all cores)")
@@ -232,6 +232,9 @@ def _detached_inputs(args: Any) -> list[_DetachedInput]:
     default) ARTIFACT.sig and ARTIFACT.pem beside each."""
     if args.bundle:
         raise usage_error("--bundle and --signature/--certificate/--detached exclude each other")
+    if args.offline:
+        raise usage_error("--offline and --signature/--certificate/--detached exclude each "
+                          "other: a detached pair's log entry is looked up online")
     if args.key:
         raise usage_error("--signature/--detached verify a keyless certificate (--certificate); "
                           "for --key, verify a bundle")

@@ -106,6 +106,7 @@ def test_certificate_without_signature_is_not_ignored(capsys: pytest.CaptureFixt
     (["verify", "a", "--detached", "--key", "k.pub"], "cannot read key"),
     (["verify", "a", "--signature", "s", "--trusted-root", "r.json", *POLICY], "--trust-config"),
     (["verify", "sha256:" + "0" * 64, "--detached", *POLICY], "needs --signature"),
+    (["verify", "a", "--detached", "--offline", *POLICY], "looked up online"),
 ])
 def test_detached_usage_errors_exit_2(argv: list[str], fragment: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
