@@ -279,7 +279,8 @@ class _V1:
             local_start = max(0, start - service.index_offset)
             wanted = MAX_SEARCH_RESULTS - len(uuids)
             for index in service.engine.search(kind, value, wanted, start=local_start):
-                if time.monotonic() > deadline:
+                # At least one result a page, so that following the links always ends.
+                if uuids and time.monotonic() > deadline:
                     return uuids, service.index_offset + index
                 uuids.append(service.engine.entry(index).leaf_hash.hex())
                 last = service.index_offset + index
