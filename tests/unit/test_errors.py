@@ -46,3 +46,25 @@ def test_an_os_error_gets_a_class_and_so_an_exit_status(exc: OSError, cls: type[
                                                         message: str) -> None:
     error = errors.from_os_error(exc)
     assert type(error) is cls and error.message == message
+
+
+def _codes_table() -> dict[str, int]:
+    """docs/verification.md's "Error codes" table: code -> exit status, as documented."""
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "verification.md").read_text()
+    assert "\n## Error codes\n" in text, "docs/verification.md has no Error codes section"
+    section = text.split("\n## Error codes\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \| ([0-3]) \|", section, re.M)
+    codes = dict((code, int(status)) for code, status in rows)
+    assert len(codes) == len(rows), "a code is listed twice"
+    return codes
+
+
+def test_every_code_is_in_the_documented_table_with_its_exit_status() -> None:
+    documented = _codes_table()
+    actual = {cls.code: cls.exit_code for cls in CLASSES}
+    assert sorted(set(actual) - set(documented)) == [], "codes missing from the table"
+    assert sorted(set(documented) - set(actual)) == [], "documented codes that do not exist"
+    assert documented == actual
