@@ -124,6 +124,7 @@ def test_update_reports_every_instance_and_goes_on_after_a_failure(
                           "targets_version": 2, "trusted_root_sha256": digest, "changed": False,
                           "last_updated": results[0]["last_updated"]}
     assert results[1]["ok"] is False and results[1]["code"] == "TRUST_UPDATE_FAILED"
+    assert results[1]["url"] == dead.url
     assert results[1]["exit_code"] == 3 and "cannot reach" in results[1]["message"]
 
     # Unknown names are refused before anything is fetched.

@@ -164,13 +164,14 @@ def _update(store: TrustStore, names: list[str], *, json_output: bool) -> int:
           file=sys.stderr)
     worst = EXIT_OK
     for name in chosen:
-        before = _cached_digest(store, name)
+        url, before = _before_update(store, name)
         try:
             info = store.update(name)
         except Error as exc:
             worst = max(worst, exc.exit_code)
             if json_output:
-                print(json.dumps({"name": name, "ok": False, **exc.to_json()}, sort_keys=True))
+                print(json.dumps({"name": name, "url": url, "ok": False, **exc.to_json()},
+                                 sort_keys=True))
             else:
                 print(f"FAILED {name}: {exc.code}: {exc.diagnostics()}", file=sys.stderr)
             continue
@@ -189,15 +190,16 @@ def _update(store: TrustStore, names: list[str], *, json_output: bool) -> int:
     return worst
 
 
-def _cached_digest(store: TrustStore, name: str) -> str | None:
-    """The SHA-256 of the trusted root the last successful update left, if readable."""
+def _before_update(store: TrustStore, name: str) -> tuple[str | None, str | None]:
+    """The instance's URL and the SHA-256 of the trusted root the last successful update
+    left (``None`` where the cache cannot tell)."""
     from sealtrail.errors import Error
 
     try:
-        digest: str | None = store.show(name).targets.get("trusted_root.json")
+        info = store.show(name)
     except Error:
-        return None
-    return digest
+        return None, None
+    return info.url, info.targets.get("trusted_root.json")
 
 
 def _remove(store: TrustStore, name: str) -> int:
