@@ -273,61 +273,68 @@ def _read_small_input(path: str, what: str) -> bytes:
 def _verify_detached(args: Any, policy: Any) -> int:
     """One online look-up per artifact (its entry, in whichever log holds it), then the same
     offline verification as a bundle's."""
-    from sealtrail._internal.files import digest_file
-    from sealtrail.batch import Outcome
-    from sealtrail.errors import Error, NoVerifiedTimeError
-    from sealtrail.sign.detached import (find_detached_entry, read_detached_certificate,
-                                         read_detached_signature)
-    from sealtrail.verify.verifier import Artifact, Verifier
+    from sealtrail.sign.detached import lookup_client
+    from sealtrail.verify.verifier import Verifier
 
     inputs = _detached_inputs(args)
     trusted_root, logs = _detached_trust(args)
     _runtime.started("verify")
     verifier = Verifier(trusted_root)
     results: list[tuple[Any, dict[str, Any]]] = []
-    for item in inputs:
-        extra: dict[str, Any] = {"signature": item.signature, "certificate": item.certificate}
-        try:
-            signature = read_detached_signature(_read_small_input(item.signature, "signature"))
-            certificate = read_detached_certificate(
-                _read_small_input(item.certificate, "certificate"))
-            extra.update(_identity_of(certificate))
-            if item.artifact.startswith("sha256:") and not os.path.exists(item.artifact):
-                digest = Artifact.from_digest(item.artifact).digests["sha256"]
-            else:
-                digest = digest_file(item.artifact, ("sha256",))["sha256"]
-            name = item.artifact
-
-            def say(line: str, name: str = name) -> None:
-                print(f"{name}: {line}", file=sys.stderr)
-
-            found = find_detached_entry(digest, signature, certificate, logs, trusted_root,
-                                        say=say)
-            print(f"{item.artifact}: found at log index {found.log_index} of the Rekor "
-                  f"v{found.log.version} log at {found.log.url} (the only network step); "
-                  "verifying offline", file=sys.stderr)
-            extra["online"] = {"log": found.log.url, "rekor_version": found.log.version,
-                               "log_index": found.log_index}
-            from sealtrail.models.bundle import Bundle
-
-            bundle = Bundle.from_json(json.dumps(found.bundle))
-            try:
-                result = verifier.verify_artifact(Artifact({"sha256": digest}), bundle, policy)
-            except NoVerifiedTimeError as exc:
-                if found.log.version != 2:
-                    raise
-                raise NoVerifiedTimeError(
-                    exc.message + "; the entry is in a Rekor v2 log, which records no time, "
-                    "and a .sig/.pem pair carries no timestamp: verify the bundle instead, or "
-                    "sign with `sealtrail sign --detached` (logged to Rekor v1)") from exc
-            outcome = Outcome(item.artifact, True, identity=result.identity, issuer=result.issuer,
-                              log_index=result.log_index,
-                              verified_time=result.to_json()["verified_time"])
-        except Error as exc:
-            outcome = Outcome(item.artifact, False, exc.code, exc.diagnostics(),
-                              exit_code=exc.exit_code)
-        results.append((outcome, extra))
+    with lookup_client() as http:  # one client: connections kept alive across artifacts
+        for item in inputs:
+            results.append(_verify_one_detached(item, verifier, policy, trusted_root, logs, http))
     return _report(results, args)
+
+
+def _verify_one_detached(item: _DetachedInput, verifier: Any, policy: Any, trusted_root: Any,
+                         logs: list[Any], http: Any) -> tuple[Any, dict[str, Any]]:
+    """One artifact's pair: its outcome, and what --json adds (files, identity found, where
+    the entry was found). A failure ends this artifact only."""
+    from sealtrail._internal.files import digest_file
+    from sealtrail.batch import Outcome
+    from sealtrail.errors import Error, NoVerifiedTimeError
+    from sealtrail.models.bundle import Bundle
+    from sealtrail.sign.detached import (find_detached_entry, read_detached_certificate,
+                                         read_detached_signature)
+    from sealtrail.verify.verifier import Artifact
+
+    extra: dict[str, Any] = {"signature": item.signature, "certificate": item.certificate}
+
+    def say(line: str) -> None:
+        print(f"{item.artifact}: {line}", file=sys.stderr)
+
+    try:
+        signature = read_detached_signature(_read_small_input(item.signature, "signature"))
+        certificate = read_detached_certificate(_read_small_input(item.certificate,
+                                                                  "certificate"))
+        extra.update(_identity_of(certificate))
+        if item.artifact.startswith("sha256:") and not os.path.exists(item.artifact):
+            digest = Artifact.from_digest(item.artifact).digests["sha256"]
+        else:
+            digest = digest_file(item.artifact, ("sha256",))["sha256"]
+        found = find_detached_entry(digest, signature, certificate, logs, trusted_root,
+                                    http=http, say=say)
+        say(f"found at log index {found.log_index} of the Rekor v{found.log.version} log at "
+            f"{found.log.url} (the only network step); verifying offline")
+        extra["online"] = {"log": found.log.url, "rekor_version": found.log.version,
+                           "log_index": found.log_index}
+        bundle = Bundle.from_json(json.dumps(found.bundle))
+        try:
+            result = verifier.verify_artifact(Artifact({"sha256": digest}), bundle, policy)
+        except NoVerifiedTimeError as exc:
+            if found.log.version != 2:
+                raise
+            raise NoVerifiedTimeError(
+                exc.message + "; the entry is in a Rekor v2 log, which records no time, and "
+                "a .sig/.pem pair carries no timestamp: verify the bundle instead, or sign "
+                "with `sealtrail sign --detached` (logged to Rekor v1)") from exc
+    except Error as exc:
+        return Outcome(item.artifact, False, exc.code, exc.diagnostics(),
+                       exit_code=exc.exit_code), extra
+    return Outcome(item.artifact, True, identity=result.identity, issuer=result.issuer,
+                   log_index=result.log_index,
+                   verified_time=result.to_json()["verified_time"]), extra
 
 
 def _identity_of(certificate: Any) -> dict[str, Any]:

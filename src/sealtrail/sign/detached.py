@@ -48,7 +48,8 @@ from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.net.http import HttpClient, RetryPolicy, http_client
 
 __all__ = ["DetachedLookup", "LogRef", "TlogEntryNotFoundError", "check_detached_signature",
-           "find_detached_entry", "read_detached_certificate", "read_detached_signature"]
+           "find_detached_entry", "lookup_client", "read_detached_certificate",
+           "read_detached_signature"]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 TIMEOUT = 30.0
@@ -292,6 +293,12 @@ def _search_v2(pair: _Pair, client: RekorV2Client, trusted_root: TrustedRoot,
     return None
 
 
+def lookup_client() -> HttpClient:
+    """The HTTP client of look-ups: one attempt per request (a search that fails is reported,
+    not repeated). Share one across many look-ups to keep connections alive; close it."""
+    return http_client(RetryPolicy(attempts=1, timeout=TIMEOUT))
+
+
 def find_detached_entry(digest: bytes, signature: bytes, certificate: x509.Certificate,
                         logs: Sequence[LogRef], trusted_root: TrustedRoot, *,
                         http: HttpClient | None = None,
@@ -311,8 +318,7 @@ def find_detached_entry(digest: bytes, signature: bytes, certificate: x509.Certi
     pair = _Pair(digest, signature, certificate.public_bytes(serialization.Encoding.DER),
                  certificate.public_key().public_bytes(
                      serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
-    # One attempt per request, as before: a search that fails is reported, not repeated.
-    client = http or http_client(RetryPolicy(attempts=1, timeout=TIMEOUT))
+    client = http or lookup_client()
     try:
         for log in logs:
             say(f"looking up the log entry online: searching the Rekor v{log.version} log at "
