@@ -27,7 +27,7 @@ INSTANCES = ("production", "staging")
 PACKAGED: Mapping[str, str] = {
     "public-good": os.path.join("public-good", "production"),
     "public-good-staging": os.path.join("public-good", "staging"),
-    "github": "github",
+    "github": os.path.join("github", "production"),
 }
 _SHORT_NAMES = {"production": "public-good", "staging": "public-good-staging"}
 
@@ -38,6 +38,9 @@ _SHORT_NAMES = {"production": "public-good", "staging": "public-good-staging"}
 PACKAGED_AS_OF: Mapping[str, date] = {
     "public-good": date(2026, 12, 7),
     "public-good-staging": date(2026, 12, 7),
+    # data/github/README.md: sigstore-rust's copy of 2026-08 (the month's first day: the
+    # copy is at least that current).
+    "github": date(2026, 8, 1),
 }
 
 

@@ -31,8 +31,8 @@ def test_every_packaged_root_verifies_and_parses(name: str) -> None:
     assert BUILTIN_INSTANCES[name][0].startswith("https://")
 
 
-@pytest.mark.parametrize("name", ["public-good", "public-good-staging"])
-def test_the_public_good_copies_have_their_as_of_date(name: str) -> None:
+@pytest.mark.parametrize("name", packaged_instances())
+def test_every_packaged_copy_has_its_as_of_date(name: str) -> None:
     assert name in PACKAGED_AS_OF
 
 
