@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sealtrail.errors import LogEntryInvalidError, LogError, ServiceUnavailableError
 from sealtrail.net.http import HttpClient, HttpResponse, http_client
@@ -23,6 +25,21 @@ MAX_LOG_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_RETRIEVE = 10
 # A search answer is a list of entry IDs or log indexes: bounded well below an entry's.
 MAX_SEARCH_RESPONSE_BYTES = 4 * 1024 * 1024
+# Pages of search results followed at most (a sealtrail log cuts a slow page short).
+MAX_SEARCH_PAGES = 20
+_NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+
+
+def _next_from(response: HttpResponse, path: str) -> str | None:
+    """The ``from`` of a ``Link: <path?from=N>; rel="next"`` header, if it names ``path``."""
+    match = _NEXT_LINK.search(response.headers.get("link") or "")
+    if match is None:
+        return None
+    target = urlsplit(match.group(1))
+    if target.path != path:
+        return None
+    start = parse_qs(target.query).get("from", [""])[0]
+    return start if start.isascii() and start.isdecimal() else None
 
 
 def _b64(data: bytes) -> str:
@@ -129,19 +146,28 @@ class RekorV1Client(_Client):
             raise LogError("Rekor v1 response is not JSON") from exc
 
 
-    def search_hash(self, sha256_hex: str) -> list[str] | None:
+    def search_hash(self, sha256_hex: str, limit: int = 100) -> list[str] | None:
         """Entry IDs (UUIDs) of the entries filed under this SHA-256 artifact digest
-        (``POST /api/v1/index/retrieve``); None when the log has no search index (404/501)."""
-        response = self._send("POST", "/api/v1/index/retrieve",
-                              json.dumps({"hash": f"sha256:{sha256_hex}"}).encode(),
-                              limit=MAX_SEARCH_RESPONSE_BYTES)
-        if response.status in (404, 501):
-            return None
-        found = self._answer(response, "search its index")
-        if not isinstance(found, list) or not all(isinstance(u, str) for u in found):
-            raise LogError(f"the log at {self.base_url} answered the search with something "
-                           "other than a list of entry IDs")
-        return found
+        (``POST /api/v1/index/retrieve``), at most ``limit``, following a sealtrail log's
+        pages (``Link: <...?from=N>; rel="next"``; Rekor answers in one piece); None when
+        the log has no search index (404/501)."""
+        body = json.dumps({"hash": f"sha256:{sha256_hex}"}).encode()
+        found: list[str] = []
+        start: str | None = None
+        for _ in range(MAX_SEARCH_PAGES):
+            path = "/api/v1/index/retrieve" + (f"?from={start}" if start else "")
+            response = self._send("POST", path, body, limit=MAX_SEARCH_RESPONSE_BYTES)
+            if response.status in (404, 501) and start is None:
+                return None
+            page = self._answer(response, "search its index")
+            if not isinstance(page, list) or not all(isinstance(u, str) for u in page):
+                raise LogError(f"the log at {self.base_url} answered the search with something "
+                               "other than a list of entry IDs")
+            found += page
+            start = _next_from(response, "/api/v1/index/retrieve")
+            if start is None or len(found) >= limit or not page:
+                break
+        return found[:limit]
 
     def retrieve(self, query: dict[str, list[Any]]) -> list[dict[str, Any]]:
         """``POST /api/v1/log/entries/retrieve``: the ``{entryID: LogEntry}`` maps found for
@@ -171,26 +197,36 @@ class RekorV2Client(_Client):
         # A bundle carries no inclusionPromise for v2 entries.
         return {k: v for k, v in entry.items() if not (k == "inclusionPromise" and v is None)}
 
-    def search_hash(self, sha256_hex: str) -> list[int] | None:
+    def search_hash(self, sha256_hex: str, limit: int = 100) -> list[int] | None:
         """Log indexes of the entries filed under this SHA-256 digest (a sealtrail log's
-        ``GET <log>/api/v2/log/search?sha256=``); None when the log offers no search (404,
-        as rekor-tiles)."""
-        response = self._send("GET", f"/api/v2/log/search?sha256={sha256_hex}",
-                              limit=MAX_SEARCH_RESPONSE_BYTES)
-        if response.status in (404, 405, 501):
-            return None
-        found = self._answer(response, "search its entries")
-        indexes = found.get("logIndexes") if isinstance(found, dict) else None
-        out: list[int] = []
-        for item in indexes if isinstance(indexes, list) else [None]:
-            if isinstance(item, str) and item.isascii() and item.isdecimal():
-                out.append(int(item))
-            elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-                out.append(item)
-            else:
-                raise LogError(f"the log at {self.base_url} answered the search with something "
-                               "other than a list of log indexes")
-        return out
+        ``GET <log>/api/v2/log/search?sha256=``), at most ``limit``, following its pages
+        (``next``); None when the log offers no search (404, as rekor-tiles)."""
+        found: list[int] = []
+        start: str | None = None
+        for _ in range(MAX_SEARCH_PAGES):
+            query = f"sha256={sha256_hex}" + (f"&from={start}" if start else "")
+            response = self._send("GET", f"/api/v2/log/search?{query}",
+                                  limit=MAX_SEARCH_RESPONSE_BYTES)
+            if response.status in (404, 405, 501) and start is None:
+                return None
+            answer = self._answer(response, "search its entries")
+            indexes = answer.get("logIndexes") if isinstance(answer, dict) else None
+            page: list[int] = []
+            for item in indexes if isinstance(indexes, list) else [None]:
+                if isinstance(item, str) and item.isascii() and item.isdecimal():
+                    page.append(int(item))
+                elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                    page.append(item)
+                else:
+                    raise LogError(f"the log at {self.base_url} answered the search with "
+                                   "something other than a list of log indexes")
+            found += page
+            following = answer.get("next")
+            start = following if isinstance(following, str) and following.isascii() and \
+                following.isdecimal() else None
+            if start is None or len(found) >= limit or not page:
+                break
+        return found[:limit]
 
     def checkpoint(self) -> str:
         """The log's latest checkpoint (a signed note), as text."""

@@ -195,7 +195,7 @@ def _decode_body(encoded: Any) -> Any:
 
 def _search_v1(pair: _Pair, client: RekorV1Client,
                say: Callable[[str], None]) -> tuple[dict[str, Any], int] | None:
-    found_ids = client.search_hash(pair.digest.hex())
+    found_ids = client.search_hash(pair.digest.hex(), MAX_CANDIDATES)
     if found_ids is None:
         say(f"the Rekor v1 log at {client.base_url} has no search index; asking it for the "
             "exact entry")
@@ -234,7 +234,7 @@ def _log_id_v2(url: str, origin: str, trusted_root: TrustedRoot) -> bytes:
 
 def _search_v2(pair: _Pair, client: RekorV2Client, trusted_root: TrustedRoot,
                say: Callable[[str], None]) -> tuple[dict[str, Any], int] | None:
-    indexes = client.search_hash(pair.digest.hex())
+    indexes = client.search_hash(pair.digest.hex(), MAX_CANDIDATES)
     if indexes is None:
         say(f"the Rekor v2 log at {client.base_url} offers no search (rekor-tiles does not); "
             "skipped")

@@ -76,3 +76,40 @@ def test_v2_malformed_search_answers_are_log_errors(answer: Any) -> None:
     log = RekorV2Client("https://log.example", client_answering(200, answer, []))
     with pytest.raises(LogError):
         log.search_hash(DIGEST)
+
+
+def paged(pages: list[tuple[Any, dict[str, str]]], seen: list[HttpRequest]) -> Any:
+    def transport(request: HttpRequest) -> HttpResponse:
+        seen.append(request)
+        answer, headers = pages[len(seen) - 1]
+        return HttpResponse(200, Headers(headers), json.dumps(answer).encode())
+
+    return http_client(RetryPolicy(attempts=1), transport=transport)
+
+
+def test_v1_search_follows_a_sealtrail_logs_pages_up_to_the_limit() -> None:
+    link = {"link": '</api/v1/index/retrieve?from=7>; rel="next"'}
+    seen: list[HttpRequest] = []
+    log = RekorV1Client("http://log.test", paged([(["a"], link), (["b"], link), (["c"], {})],
+                                                 seen))
+    assert log.search_hash(DIGEST) == ["a", "b", "c"]
+    assert [r.url for r in seen][1] == "http://log.test/api/v1/index/retrieve?from=7"
+    assert all(json.loads(r.body or b"") == {"hash": f"sha256:{DIGEST}"} for r in seen)
+    seen.clear()
+    log = RekorV1Client("http://log.test", paged([(["a", "b"], link), (["c"], {})], seen))
+    assert log.search_hash(DIGEST, limit=2) == ["a", "b"] and len(seen) == 1
+
+
+def test_a_link_elsewhere_is_not_followed() -> None:
+    seen: list[HttpRequest] = []
+    log = RekorV1Client("http://log.test", paged(
+        [(["a"], {"link": '<https://evil.test/x?from=1>; rel="next"'})], seen))
+    assert log.search_hash(DIGEST) == ["a"] and len(seen) == 1
+
+
+def test_v2_search_follows_next() -> None:
+    seen: list[HttpRequest] = []
+    log = RekorV2Client("http://log.test/logs/a", paged(
+        [({"logIndexes": ["1"], "next": "2"}, {}), ({"logIndexes": ["5"]}, {})], seen))
+    assert log.search_hash(DIGEST) == [1, 5]
+    assert seen[1].url == f"http://log.test/logs/a/api/v2/log/search?sha256={DIGEST}&from=2"
