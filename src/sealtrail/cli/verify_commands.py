@@ -356,6 +356,15 @@ def _bundle_facts(path: str, ok: bool) -> dict[str, Any]:
     from sealtrail.batch import read_bundle
     from sealtrail.errors import Error
 
+    if ok:  # most results: a signature bundle has nothing to add, and is not parsed again
+        from sealtrail.models.bundle import MAX_BUNDLE_BYTES
+
+        try:
+            with open(path, "rb") as handle:
+                if b"dsseEnvelope" not in handle.read(MAX_BUNDLE_BYTES):
+                    return {}
+        except OSError:
+            return {}
     try:
         bundle = read_bundle(path)
     except Error:
