@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from cryptography import x509
@@ -353,8 +354,8 @@ class Verifier:
                 try:
                     times.append(self._memo.run(
                         ("timestamp", tag, signature, der),
-                        lambda der=der: verify_timestamp_der(
-                            der, signature, root.timestamp_authorities)))  # type: ignore[misc]
+                        partial(verify_timestamp_der, der, signature,
+                                root.timestamp_authorities)))
                 except TimestampInvalidError as exc:
                     timestamp_failure = timestamp_failure or TimestampInvalidError(
                         f"RFC 3161 timestamp [{index}]: {exc.message}", expected=exc.expected,
