@@ -36,6 +36,7 @@ __all__ = [
     "read_bundles",
     "verify_many",
     "verify_pair",
+    "verify_payload",
 ]
 
 # Below this many pairs, starting worker processes costs more than it saves.
@@ -191,6 +192,52 @@ def verify_pair(verifier: Verifier, pair: Pair, policy: Policy) -> Outcome:
                        bundle_line=line)
 
 
+class PayloadOutcome(NamedTuple):
+    """The result of verifying a DSSE bundle without an artifact: the outcome, and the
+    verified payload (None when verification failed)."""
+
+    outcome: Outcome
+    payload_type: str | None = None
+    payload: bytes | None = None
+
+
+def verify_payload(bundle_path: str, trusted_root_json: bytes, policy: Policy, *,
+                   payload_type: str | None = None,
+                   other_roots_json: Sequence[bytes] | None = None) -> PayloadOutcome:
+    """Verify a DSSE bundle file with no artifact, and return its verified payload.
+
+    For payloads that name no artifact (not in-toto statements): the signature, signer,
+    policy, times and log entries are checked, and ``payload_type``, when given, must be
+    the envelope's. A JSON Lines file passes if one bundle verifies (the outcome names its
+    line). Errors become a failed outcome, as in :func:`verify_many`.
+    """
+    path = _path(bundle_path, "bundle_path")
+    _check_policy(policy)
+    verifier = _make_verifier(_root_bytes(trusted_root_json, "trusted_root_json"),
+                              _other_roots(trusted_root_json, other_roots_json))
+    line: int | None = None
+    try:
+        bundles = read_bundles(path)
+        last: Error | None = None
+        for line, bundle in bundles:
+            try:
+                result = verifier.verify_dsse(bundle, policy, payload_type=payload_type)
+            except Error as exc:
+                last = exc
+                continue
+            summary = result.to_json()
+            return PayloadOutcome(
+                Outcome(path, True, identity=result.identity, issuer=result.issuer,
+                        key_id=result.key_id, log_index=result.log_index,
+                        verified_time=summary["verified_time"], bundle_line=line),
+                result.payload_type, result.payload)
+        assert last is not None
+        raise last
+    except Error as exc:
+        return PayloadOutcome(Outcome(path, False, exc.code, exc.diagnostics(),
+                                      exit_code=exc.exit_code, bundle_line=line))
+
+
 # -- process pool plumbing: each worker builds its Verifier once ------------------------
 _worker_verifier: Verifier | None = None
 
@@ -225,21 +272,21 @@ def _pairs(pairs: Any) -> list[Pair]:
                 or len(item) != 2:
             raise UsageError(f"pairs[{index}] must be an (artifact, bundle) pair",
                              actual=type(item).__name__, expected="sealtrail.Pair(artifact, bundle)")
-        names = []
-        for part, value in zip(("artifact", "bundle"), item):
-            if isinstance(value, os.PathLike):
-                value = os.fspath(value)
-            if not isinstance(value, str):
-                raise UsageError(f"pairs[{index}].{part} must be a path (str)",
-                                 actual=type(value).__name__,
-                                 expected="a file path, or sha256:HEX for the artifact")
-            if len(value) > _MAX_PATH_CHARS or "\x00" in value:
-                raise UsageError(f"pairs[{index}].{part} is not a path",
-                                 actual=f"{len(value)} characters",
-                                 expected="a file path (the bundle's path, not its content)")
-            names.append(value)
-        checked.append(Pair(names[0], names[1]))
+        checked.append(Pair(_path(item[0], f"pairs[{index}].artifact"),
+                            _path(item[1], f"pairs[{index}].bundle")))
     return checked
+
+
+def _path(value: Any, what: str) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be a path (str)", actual=type(value).__name__,
+                         expected="a file path (or sha256:HEX for an artifact)")
+    if len(value) > _MAX_PATH_CHARS or "\x00" in value:
+        raise UsageError(f"{what} is not a path", actual=f"{len(value)} characters",
+                         expected="a file path (the bundle's path, not its content)")
+    return value
 
 
 def _root_bytes(value: Any, what: str) -> bytes:
@@ -250,6 +297,24 @@ def _root_bytes(value: Any, what: str) -> bytes:
     raise UsageError(f"{what} must be the bytes of a trusted_root.json",
                      actual=type(value).__name__,
                      expected="bytes (read the file, or sealtrail.trustroot.read_trusted_root_bytes())")
+
+
+def _check_policy(policy: Any) -> None:
+    if not isinstance(policy, (IdentityPolicy, KeyPolicy)):
+        raise UsageError("policy must be an IdentityPolicy or a KeyPolicy",
+                         actual=type(policy).__name__)
+
+
+def _other_roots(trusted_root_json: Any, other_roots_json: Any) -> list[bytes]:
+    """The roots beside the given one: as given, or by default (see default_other_roots)."""
+    if other_roots_json is None:
+        trusted_root = TrustedRoot.from_json(_root_bytes(trusted_root_json, "trusted_root_json"))
+        return default_other_roots(trusted_root)
+    if isinstance(other_roots_json, (str, bytes, bytearray)) \
+            or not isinstance(other_roots_json, Iterable):
+        raise UsageError("other_roots_json must be a list of trusted_root.json bytes",
+                         actual=type(other_roots_json).__name__)
+    return [_root_bytes(item, f"other_roots_json[{i}]") for i, item in enumerate(other_roots_json)]
 
 
 def verify_many(pairs: Sequence[Pair], trusted_root_json: bytes, policy: Policy,
@@ -266,23 +331,16 @@ def verify_many(pairs: Sequence[Pair], trusted_root_json: bytes, policy: Policy,
     """
     checked = _pairs(pairs)
     root_json = _root_bytes(trusted_root_json, "trusted_root_json")
-    if not isinstance(policy, (IdentityPolicy, KeyPolicy)):
-        raise UsageError("policy must be an IdentityPolicy or a KeyPolicy",
-                         actual=type(policy).__name__)
+    _check_policy(policy)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise UsageError("workers must be a positive integer", actual=repr(workers)[:40])
     # Parsed here even when workers parse their own copy: a broken trust root is then one
     # error for the caller, not one per pair.
-    trusted_root = TrustedRoot.from_json(root_json)
-    if other_roots_json is None:
-        others = default_other_roots(trusted_root)
-    else:
-        if isinstance(other_roots_json, (str, bytes, bytearray)):
-            raise UsageError("other_roots_json must be a list of trusted_root.json bytes",
-                             actual=type(other_roots_json).__name__)
-        others = [_root_bytes(item, f"other_roots_json[{i}]")
-                  for i, item in enumerate(other_roots_json)]
+    TrustedRoot.from_json(root_json)
+    others = _other_roots(root_json, other_roots_json)
+    for other in others:
+        TrustedRoot.from_json(other)
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(checked) < MIN_PAIRS_FOR_PROCESSES:
         verifier = _make_verifier(root_json, others)

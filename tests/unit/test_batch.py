@@ -14,6 +14,7 @@ from sealtrail.batch import (
     github_trusted_root_bytes,
     read_bundles,
     verify_many,
+    verify_payload,
 )
 from sealtrail.errors import BundleMalformedError, UsageError
 from sealtrail.models.trusted_root import TrustedRoot
@@ -168,3 +169,36 @@ def test_github_root_is_packaged_and_trusted_beside_public_good_only(root_json: 
     assert default_other_roots(TrustedRoot.from_json(root_json)) == []
     staging = TrustedRoot.from_json(read_trusted_root_bytes(instance="staging"))
     assert default_other_roots(staging) == []
+
+
+# -- B6: DSSE payloads that name no artifact, verified from a bundle file ------------------------
+
+def test_verify_payload_returns_the_verified_payload(tmp_path: Path, inst: FakeInstance,
+                                                     root_json: bytes) -> None:
+    path = tmp_path / "note.sigstore.json"
+    path.write_text(json.dumps(inst.sign_dsse(b"release notes\n", payload_type="text/plain")))
+    done = verify_payload(str(path), root_json, POLICY, payload_type="text/plain")
+    assert done.outcome.ok, done.outcome.message
+    assert (done.payload_type, done.payload) == ("text/plain", b"release notes\n")
+    assert done.outcome.identity == DEFAULT_IDENTITY
+
+
+def test_verify_payload_checks_the_payload_type_and_the_policy(
+        tmp_path: Path, inst: FakeInstance, root_json: bytes) -> None:
+    path = tmp_path / "note.sigstore.json"
+    path.write_text(json.dumps(inst.sign_dsse(b"release notes\n", payload_type="text/plain")))
+    wrong_type = verify_payload(str(path), root_json, POLICY, payload_type="application/json")
+    assert not wrong_type.outcome.ok and wrong_type.outcome.code == "SUBJECT_MISMATCH"
+    assert wrong_type.payload is None
+    other = IdentityPolicy(identity="https://example.test/other", issuer=DEFAULT_ISSUER)
+    assert verify_payload(str(path), root_json, other).outcome.code == "IDENTITY_MISMATCH"
+
+
+def test_verify_payload_refuses_a_message_signature_bundle(
+        tmp_path: Path, inst: FakeInstance, root_json: bytes) -> None:
+    path = tmp_path / "a.sigstore.json"
+    path.write_text(json.dumps(inst.sign_artifact(ARTIFACT)))
+    done = verify_payload(str(path), root_json, POLICY)
+    assert done.outcome.code == "BUNDLE_MALFORMED" and done.outcome.exit_code == 2
+    with pytest.raises(UsageError, match="bundle_path"):
+        verify_payload(MEGABYTES, root_json, POLICY)
