@@ -94,6 +94,7 @@ __all__ = [
     "TimestampInvalidError",
     "TimestampRequestInvalidError",
     "TlogEntryMismatchError",
+    "TlogEntryNotFoundError",
     "TlogInclusionInvalidError",
     "TlogKeyUnknownError",
     "TokenInvalidError",
@@ -327,6 +328,13 @@ class TlogEntryMismatchError(VerificationError):
     """The transparency log entry describes a different signature, key or artifact."""
 
     code = "TLOG_ENTRY_MISMATCH"
+
+
+class TlogEntryNotFoundError(VerificationError):
+    """No transparency log that was searched holds an entry for a detached signature and
+    certificate: the pair was never logged, or in a log that was not searched."""
+
+    code = "TLOG_ENTRY_NOT_FOUND"
 
 
 class TlogKeyUnknownError(VerificationError):

@@ -322,3 +322,29 @@ def test_the_detached_look_up_uses_the_updated_documents(
     result = json.loads(out)
     assert code == 3 and result["ok"] is False
     assert result["trusted_root"]["source"] == "tuf-cache"
+
+
+def test_sign_uses_the_updated_signing_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # sign picks its documents by verify's rule: a cached update of public-good whose signing
+    # config names a CA on 127.0.0.1 where nothing listens is where the certificate request
+    # goes (the packaged config would send it to fulcio.sigstore.dev).
+    port = closed_port()
+    data = Path(__file__).resolve().parents[2] / "src" / "sealtrail" / "data" / "public-good"
+    config = json.loads((data / "production" / "signing_config.v0.2.json").read_text())
+    config["caUrls"][0]["url"] = f"http://127.0.0.1:{port}"
+    signing = json.dumps(config).encode()
+    fake_update(tmp_path, "public-good", (data / "production" / "trusted_root.json").read_bytes(),
+                datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
+    entry = tmp_path / "cache" / "trust" / "public-good"
+    (entry / "targets" / "signing_config.v0.2.json").write_bytes(signing)
+    state = json.loads((entry / "instance.json").read_text())
+    state["targets"]["signing_config.v0.2.json"] = {
+        "sha256": hashlib.sha256(signing).hexdigest(), "length": len(signing)}
+    (entry / "instance.json").write_text(json.dumps(state))
+    artifact = tmp_path / "release.tar.gz"
+    artifact.write_bytes(b"release\n")
+    code, _, err = run(capsys, "sign", str(artifact), "--identity-token", "a.b.c")
+    assert code == 3
+    assert f"127.0.0.1:{port}" in err
+    assert not Path(f"{artifact}.sigstore.json").exists()

@@ -30,8 +30,9 @@ def _add_signing_source(command: Any) -> None:
                              "DIR/trust/trust_config.json; mints a token from its built-in "
                              "issuer when that is enabled and no other token is found)")
     source.add_argument("--instance", metavar="NAME",
-                        help="an instance added with `sealtrail trust add` (cached trust root "
-                             "and signing config)")
+                        help="a packaged instance (public-good, public-good-staging, github) "
+                             "or one added with `sealtrail trust add`: its newest verified "
+                             "trust root and signing config")
     source.add_argument("--staging", action="store_true",
                         help="the public-good staging instance (default: public-good production)")
     command.add_argument("--identity-token", metavar="TOKEN",
@@ -151,19 +152,12 @@ def _signing_context_of_version(args: Any, version: int | None) -> Any:
     if args.trust_config or args.instance_dir:
         path = args.trust_config or os.path.join(args.instance_dir, "trust", "trust_config.json")
         return SigningContext.from_trust_config(_read_small(path, "trust config"), version)
-    if args.instance:
-        from sealtrail.trustroot.tuf_client import TrustStore
+    # --instance / --staging / the default (public-good): the newest verified trusted root
+    # and its signing config, from one place (TUF cache or package), as `verify` picks them.
+    from sealtrail.cli.trust_commands import signing_documents
 
-        store = TrustStore()
-        return SigningContext.from_documents(store.trusted_root_bytes(args.instance),
-                                             store.signing_config_bytes(args.instance), version)
-    from sealtrail.trustroot import packaged_path
-
-    instance = "staging" if args.staging else "production"
-    return SigningContext.from_documents(
-        _read_small(packaged_path(instance, "trusted_root.json"), "trusted root"),
-        _read_small(packaged_path(instance, "signing_config.v0.2.json"), "signing config"),
-        version)
+    trusted_root, signing_config = signing_documents(args)
+    return SigningContext.from_documents(trusted_root, signing_config, version)
 
 
 def _passphrase(prompt: str, *, confirm: bool = False) -> bytes:

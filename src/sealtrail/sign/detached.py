@@ -38,8 +38,8 @@ from sealtrail.errors import (
     InputError,
     LogError,
     SignatureInvalidError,
+    TlogEntryNotFoundError,
     TlogKeyUnknownError,
-    VerificationError,
 )
 from sealtrail.merkle.tile_proofs import inclusion_proof_from_tiles
 from sealtrail.merkle.tiles import ENTRY_BUNDLE_WIDTH, decode_entry_bundle, entries_path
@@ -47,7 +47,7 @@ from sealtrail.models.checkpoint import Checkpoint, SignedNote
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.net.http import HttpClient, RetryPolicy, http_client
 
-__all__ = ["DetachedLookup", "LogRef", "TlogEntryNotFoundError", "check_detached_signature",
+__all__ = ["DetachedLookup", "LogRef", "check_detached_signature",
            "find_detached_entry", "lookup_client", "read_detached_certificate",
            "read_detached_signature"]
 
@@ -56,13 +56,6 @@ TIMEOUT = 30.0
 # Entries filed under one digest that are fetched and compared, per log: a popular artifact
 # may be signed many times, but the look-up stays bounded (10 retrieve calls).
 MAX_CANDIDATES = 100
-
-
-class TlogEntryNotFoundError(VerificationError):
-    """No transparency log that was searched holds an entry for this signature and
-    certificate (exit 1): the pair was never logged, or in a log that was not searched."""
-
-    code = "TLOG_ENTRY_NOT_FOUND"
 
 
 class LogRef(NamedTuple):
