@@ -4,22 +4,26 @@
 first failing step raises a :class:`sealtrail.errors.VerificationError` subclass with a
 stable code (docs/verification.md lists them):
 
-1. Verified times. Every RFC 3161 timestamp must verify against a TSA of the trusted root
-   (its time is then a verified time). Every Rekor v1 entry's inclusion promise (SET) must
-   verify with its log's key; its integrated time is then a verified time, and must not lie
-   in the future. At least one verified time is required (a Rekor v2 entry has no SET and so
-   needs a timestamp).
+1. Verified times. Each RFC 3161 timestamp that verifies against a TSA of the trusted root
+   gives a verified time; each Rekor v1 entry's inclusion promise (SET) must verify with
+   its log's key, and its integrated time is then a verified time, which must not lie in
+   the future. At least ``time_threshold`` (default 1) verified times are required, as
+   sigstore-go's observer-timestamp threshold: a timestamp that does not verify fails the
+   bundle only when the threshold is not met (a Rekor v2 entry has no SET and so needs a
+   timestamp). A bundle listing one log entry twice is refused.
 2. Signer. Keyless: the leaf certificate must satisfy the Fulcio profile, chain to a CA of
    the trusted root valid at *every* verified time, and carry exactly one valid SCT from a
-   trusted CT log. Managed key: the bundle must name a public key, and the policy's key
-   is used.
+   trusted CT log (unless the root has no CT logs and the leaf embeds none: GitHub's own
+   instance). With ``other_roots``, the root whose CA issued the leaf is used. Managed
+   key: the bundle must name a public key, and the policy's key is used.
 3. Policy. The certificate identity (SAN) and OIDC issuer (and optional extensions) match.
 4. Artifact. The artifact digest equals the signed digest and the signature verifies
    (hashedrekord); or the DSSE signature over PAE verifies and an in-toto subject carries
    the artifact's digest.
-5. Log entries. Each entry's log is in the trusted root; its checkpoint is signed by the
-   log; the inclusion proof leads from the entry's leaf hash to the checkpoint's root; and
-   the entry body records this bundle's signature, signer and content.
+5. Log entries (required when the trusted root has logs). Each entry's log is in the
+   trusted root; its index agrees with its inclusion proof's; its checkpoint is signed by
+   the log; the inclusion proof leads from the entry's leaf hash to the checkpoint's root;
+   and the entry body records this bundle's signature, signer and content.
 
 No step does I/O: the caller supplies parsed inputs and the current time.
 """
