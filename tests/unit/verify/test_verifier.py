@@ -952,10 +952,10 @@ def other_identity(inst: FakeInstance) -> Case:
 
 
 @case("IDENTITY_MISMATCH")
-def identity_regexp_matches_only_a_prefix(inst: FakeInstance) -> Case:
-    # Patterns must match the whole SAN, not a substring of it.
+def identity_regexp_matching_nowhere(inst: FakeInstance) -> Case:
+    # Patterns match anywhere in the SAN, as cosign's (ADR 0012); this one matches nowhere.
     return Case(inst.sign_artifact(ARTIFACT), policy=IdentityPolicy(
-        identity_regexp=r"https://github\.com/sigstore-conformance/", issuer=DEFAULT_ISSUER))
+        identity_regexp=r"^https://github\.com/another-org/", issuer=DEFAULT_ISSUER))
 
 
 @case("IDENTITY_MISMATCH")
@@ -978,7 +978,7 @@ def certificate_without_issuer(inst: FakeInstance) -> Case:
 @case("ISSUER_MISMATCH")
 def issuer_regexp_not_matching(inst: FakeInstance) -> Case:
     return Case(inst.sign_artifact(ARTIFACT), policy=IdentityPolicy(
-        identity=DEFAULT_IDENTITY, issuer_regexp=r"https://token\.actions\.github"))
+        identity=DEFAULT_IDENTITY, issuer_regexp=r"^https://gitlab\.com$"))
 
 
 @case("EXTENSION_MISMATCH")
