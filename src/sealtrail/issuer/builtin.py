@@ -231,24 +231,36 @@ class BuiltinIssuer:
         """Where OIDC discovery finds :meth:`discovery`."""
         return self._url + DISCOVERY_PATH
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self, *, browser_login: bool = True) -> dict[str, Any]:
         """The OpenID Provider metadata (``/.well-known/openid-configuration``).
 
-        SPEC: OpenID Connect Discovery 1.0 §3. The authorization endpoint is advertised because
-        clients (sigstore-python's ``_OpenIDConfiguration``) require the member; the built-in
-        issuer only mints through its guarded token endpoint.
+        SPEC: OpenID Connect Discovery 1.0 §3. With ``browser_login`` (the email issuer) it
+        advertises the authorization endpoint of the code flow with PKCE
+        (:mod:`sealtrail.issuer.authorization`), which ``sealtrail sign`` and sigstore-python
+        use to log in; without it (the workflow issuer: a GitHub-Actions identity is not a
+        person at a browser) there is no such endpoint, and none is advertised. Either way
+        ``/token`` also mints directly for holders of the instance's token secret.
         """
-        return {
+        document: dict[str, Any] = {
             "issuer": self._url,
             "jwks_uri": self._url + "/jwks",
-            "authorization_endpoint": self._url + "/authorize",
             "token_endpoint": self._url + "/token",
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "scopes_supported": ["openid", "email"],
-            "claims_supported": sorted(set(_EMAIL_CLAIMS) | set(_WORKFLOW_CLAIMS)),
+            "claims_supported": sorted(set(_EMAIL_CLAIMS) | set(_WORKFLOW_CLAIMS) | {"nonce"}),
         }
+        if browser_login:
+            document.update({
+                "authorization_endpoint": self._url + "/authorize",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code"],
+                "code_challenge_methods_supported": ["S256"],
+                # A public client (RFC 6749 §2.1): PKCE, not a client secret, binds the code.
+                "token_endpoint_auth_methods_supported": ["none"],
+            })
+        return document
 
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set holding the issuer's one public key (RFC 7517 §5)."""
@@ -257,18 +269,25 @@ class BuiltinIssuer:
         return {"keys": [jwk]}
 
     def mint_email(self, email: str, *, audience: str = f.DEFAULT_AUDIENCE,
-                   lifetime: int = f.DEFAULT_LIFETIME, email_verified: bool = True) -> str:
+                   lifetime: int = f.DEFAULT_LIFETIME, email_verified: bool = True,
+                   nonce: str | None = None) -> str:
         """An identity token for ``email`` (Fulcio's email issuer type).
 
         ``sub`` is an opaque id derived from the address alone, so it is the same for every
-        token of that address. Raises :class:`UsageError` for invalid arguments.
+        token of that address. ``nonce`` (a login request's, OpenID Connect Core §3.1.2.1)
+        is copied into the token. Raises :class:`UsageError` for invalid arguments.
         """
         email = f.check_email(email, UsageError)
-        extra = {
+        extra: dict[str, Any] = {
             "sub": email_subject(email),
             "email": email,
             "email_verified": f.check_bool("email_verified", email_verified, UsageError),
         }
+        if nonce is not None:
+            if not isinstance(nonce, str) or not 1 <= len(nonce) <= 512 \
+                    or not nonce.isascii() or not nonce.isprintable():
+                raise UsageError("nonce must be 1-512 printable ASCII characters")
+            extra["nonce"] = nonce
         return self._sign(extra, audience, lifetime)
 
     def mint_github_workflow(

@@ -527,7 +527,10 @@ class Instance:
         issuers, fetch_json, builtin = self.token_issuers()
         routes: list[BaseRoute] = []
         for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
-            routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix)
+            # A browser login is for a person, whose identity is an email address: only the
+            # email issuer has one (loopback clients only, see issuer_api).
+            routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix,
+                                        browser_login=prefix == "/oidc")
         record = self.issuance_record()
         authority = self.certificate_authority(record=record)
         routes += build_ca_routes(authority, TokenVerifier(issuers, fetch_json), issuers)

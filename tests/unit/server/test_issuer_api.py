@@ -38,3 +38,33 @@ def test_unusable_secrets_are_refused_without_echoing_them(secret: Any) -> None:
 def test_malformed_prefixes_are_refused(prefix: Any) -> None:
     with pytest.raises(UsageError):
         build_oidc_routes(ISSUER, create_token_secret(), prefix=prefix)
+
+
+def test_the_browser_login_answers_only_the_loopback_interface() -> None:
+    # It certifies any address typed into it: from another machine it is refused, unless
+    # the operator says otherwise.
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+
+    from sealtrail.server._http import EXCEPTION_HANDLERS
+
+    async def get(app: Starlette, params: dict[str, str]) -> httpx.Response:
+        # Through httpx's ASGI transport, as a client at a documentation address would come.
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://issuer") as client:
+            return await client.get("/oidc/authorize", params=params)
+
+    query = {"response_type": "code", "client_id": "sigstore", "scope": "openid",
+             "redirect_uri": "http://localhost:1/cb", "code_challenge": "c" * 43,
+             "code_challenge_method": "S256", "login_hint": "dev@example.com"}
+    for anywhere, status in ((False, 403), (True, 302)):
+        app = Starlette(routes=build_oidc_routes(ISSUER, create_token_secret(),
+                                                 browser_login=True,
+                                                 login_from_anywhere=anywhere),
+                        exception_handlers=EXCEPTION_HANDLERS)
+        answer = asyncio.run(get(app, query))
+        assert answer.status_code == status, answer.text
+    routes = build_oidc_routes(ISSUER, create_token_secret(), browser_login=True)
+    assert routes[-1].path == "/oidc/authorize"
