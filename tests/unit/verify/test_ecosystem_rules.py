@@ -306,3 +306,25 @@ def test_verify_artifact_refuses_a_wrong_policy_or_artifact(inst: FakeInstance) 
         verifier.verify_artifact(ARTIFACT, bundle, "identity")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="artifact"):
         verifier.verify_artifact("a.txt", bundle, POLICY)  # type: ignore[arg-type]
+
+
+# -- B3: a private Rekor v1 deployment's checkpoint --------------------------------------------
+
+def test_private_rekor_v1_checkpoint_under_its_own_host_name_verifies(inst: FakeInstance) -> None:
+    # SPEC: rekor pkg/util/checkpoint.go: origin "<rekor_server.hostname> - <tree id>", the
+    # host name defaulting to the machine's (here not the trusted root's baseUrl host), and
+    # the note signed under that name with the log's key.
+    from sealtrail.models.checkpoint import sign_note
+    from tests.fakes.notes import checkpoint_body
+
+    bundle = inst.sign_artifact(ARTIFACT, rekor=1)
+    proof = entries(bundle)[0]["inclusionProof"]
+    body = checkpoint_body("rekor-6c9f7d8b5-k2x4q - 3904496407287907110",
+                           int(proof["treeSize"]), base64.b64decode(proof["rootHash"]))
+    proof["checkpoint"]["envelope"] = sign_note(body, "rekor-6c9f7d8b5-k2x4q",
+                                                inst.rekor_v1.fake.private_key)
+    verify(inst, bundle)
+    impostor = make_ecdsa_log("https://rekor.fake.test", tree_id=1)
+    proof["checkpoint"]["envelope"] = sign_note(body, "rekor-6c9f7d8b5-k2x4q",
+                                                impostor.private_key)
+    assert code_of(inst, bundle) == "CHECKPOINT_INVALID"
