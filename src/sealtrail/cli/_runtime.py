@@ -18,7 +18,8 @@ Client commands (``sign``, ``attest``, ``verify``, ``generate-key-pair``) are sh
   other thread runs: tearing down the interpreter took 9-14 ms at the end of a 100-file
   ``sign`` (measured, ADR 0009) and releases nothing the kernel does not. Outputs are
   committed by then, and sockets close with the process.
-* SIGTERM stops them as SIGINT (Ctrl-C) does: :func:`begin` makes both raise
+* SIGTERM stops the commands that write outputs (``sign``, ``attest``,
+  ``generate-key-pair``) as SIGINT (Ctrl-C) does: :func:`begin` makes both raise
   ``KeyboardInterrupt`` in the main thread, so the same unwinding removes every output not
   yet committed (``sign.outputs``) instead of the process dying with complete bundles left
   under hidden temporary names. Each writes one line saying so. After SIGINT the command
@@ -53,16 +54,18 @@ class Runtime(NamedTuple):
 DEFAULT = Runtime(collect_at_start=True, freeze_when_started=False, young_threshold=None,
                   quick_exit=False)
 _CLIENT = Runtime(collect_at_start=False, freeze_when_started=True, young_threshold=None,
-                  quick_exit=True, interrupt_on_term=True)
+                  quick_exit=True)
 #: Allocations between two collections of the youngest generation while files are signed.
 SIGNING_GC_THRESHOLD = 100_000
-_SIGNING = _CLIENT._replace(young_threshold=SIGNING_GC_THRESHOLD)
+# The commands that write outputs. (Not verify: it writes none, and its forked workers
+# must keep the default handling, or a SIGTERM to the group would unwind each of them.)
+_SIGNING = _CLIENT._replace(young_threshold=SIGNING_GC_THRESHOLD, interrupt_on_term=True)
 
 RUNTIMES: dict[str, Runtime] = {
     "sign": _SIGNING,
     "attest": _SIGNING,
     "verify": _CLIENT,
-    "generate-key-pair": _CLIENT,
+    "generate-key-pair": _CLIENT._replace(interrupt_on_term=True),
 }
 
 
@@ -86,7 +89,6 @@ def begin(command: str | None) -> None:
 
 #: The signal that interrupted the command (None: none did).
 _received: int | None = None
-_INTERRUPTED = b"sealtrail: interrupted: outputs not yet written are removed\n"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -99,7 +101,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     _received = signum
     # os.write, not print: the interrupted code may be inside a write to sys.stderr.
     try:
-        os.write(2, _INTERRUPTED)
+        os.write(2, f"sealtrail: interrupted by {signal.Signals(signum).name}: removing the "
+                    "outputs not yet written\n".encode())
     except OSError:
         pass
     raise KeyboardInterrupt

@@ -104,11 +104,13 @@ def test_a_client_command_unwinds_on_sigterm_as_on_sigint(signum: int, capfd) ->
         signal.raise_signal(signum)
     assert _runtime.interrupted_by() == signum
     signal.raise_signal(signum)  # ignored while the first is handled
-    assert capfd.readouterr().err.count("sealtrail: interrupted") == 1
+    err = capfd.readouterr().err
+    assert err.count("sealtrail: interrupted") == 1
+    assert f"interrupted by {signal.Signals(signum).name}: removing the outputs" in err
 
 
-@pytest.mark.parametrize("command", SERVERS_AND_TOOLS)
-def test_servers_and_tools_keep_the_default_signal_handling(command: str | None) -> None:
+@pytest.mark.parametrize("command", [*SERVERS_AND_TOOLS, "verify"])
+def test_servers_tools_and_verify_keep_the_default_signal_handling(command: str | None) -> None:
     term = signal.getsignal(signal.SIGTERM)
     _runtime.begin(command)
     assert signal.getsignal(signal.SIGTERM) is term
