@@ -348,3 +348,35 @@ def test_sign_uses_the_updated_signing_config(
     assert code == 3
     assert f"127.0.0.1:{port}" in err
     assert not Path(f"{artifact}.sigstore.json").exists()
+
+
+def test_githubs_root_is_followed_through_the_cache_beside_public_good(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The default root is public-good's; a bundle from GitHub's instance (no log entry, a
+    # timestamp) is checked against GitHub's root, chosen by the leaf's issuer. A cached
+    # update of github (here: an instance of our own standing in for it) is that root.
+    from tests.fakes.ca import DEFAULT_IDENTITY, DEFAULT_ISSUER
+    from tests.fakes.instance import FakeInstance
+
+    fake = FakeInstance()
+    bundle = fake.sign_artifact(b"app\n", signer=fake.signer(sct_count=0), rekor=2,
+                                timestamp=True)
+    bundle["verificationMaterial"]["tlogEntries"] = []
+    document = fake.trusted_root_json()
+    document["tlogs"], document["ctlogs"] = [], []
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"app\n")
+    Path(f"{artifact}.sigstore.json").write_text(json.dumps(bundle))
+    policy = ["--certificate-identity", DEFAULT_IDENTITY, "--certificate-oidc-issuer",
+              DEFAULT_ISSUER, "--jobs", "1"]
+
+    # The packaged GitHub root does not know this CA: the bundle falls to public-good's
+    # root, which has logs, so an entry is missing.
+    code, _, err = run(capsys, "verify", str(artifact), *policy)
+    assert code != 0 and "no transparency log entry" in err
+
+    fake_update(tmp_path, "github", json.dumps(document).encode(),
+                datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
+    code, out, err = run(capsys, "verify", str(artifact), *policy)
+    assert code == 0, err
+    assert "not logged" in out

@@ -94,6 +94,19 @@ def signing_documents(args: Any) -> tuple[bytes, bytes]:
     return root.data, signing_config
 
 
+def companion_roots(args: Any) -> list[bytes] | None:
+    """The roots trusted beside the one :func:`verification_root` chose: with public-good's,
+    GitHub's newest verified root (packaged or from the TUF cache), as `gh attestation
+    verify` trusts both and picks one by the leaf's issuer; ``None`` (the library's
+    default) for any other root. Offline."""
+    root = getattr(args, _SELECTED, None)
+    if root is None or root.instance != "public-good":
+        return None
+    from sealtrail.trustroot.selection import select_trusted_root
+
+    return [select_trusted_root(instance="github").data]
+
+
 def annotate_result(args: Any, result: dict[str, Any]) -> dict[str, Any]:
     """One `verify --json` result with ``trusted_root`` (which root, how old) and, for
     TLOG_KEY_UNKNOWN and CERT_CHAIN_INVALID, a ``hint``; unchanged if no root was chosen

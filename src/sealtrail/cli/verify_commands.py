@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from sealtrail.cli import _runtime, trust_commands
 from sealtrail.cli._common import EXIT_OK, Commands, usage_error
+from sealtrail.errors import EXIT_VERIFICATION_FAILED
 
 # cosign's flag names for the GitHub workflow claims (and the shorter spellings sealtrail
 # accepted first), mapped to Fulcio extension names.
@@ -44,9 +45,10 @@ def add_parser(commands: Commands) -> None:
                     "(ARTIFACT.sig and ARTIFACT.pem beside each ARTIFACT), the log entry is "
                     "first looked up ONLINE in the logs of the signing config, and the output "
                     "says so.")
-    verify.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
+    verify.add_argument("artifacts", nargs="*", metavar="ARTIFACT",
                         help="file to verify, or sha256:HEX (then --bundle, or --signature "
-                             "and --certificate, are required)")
+                             "and --certificate, are required); none with --bundle: verify "
+                             "a DSSE bundle's payload on its own")
     verify.add_argument("--bundle", help="the bundle for every ARTIFACT (e.g. one attestation "
                                          "whose subjects are the artifacts)")
     identity = verify.add_mutually_exclusive_group()
@@ -74,8 +76,10 @@ def add_parser(commands: Commands) -> None:
     root.add_argument("--staging", action="store_true",
                       help="use the public-good staging trust root (and its logs)")
     root.add_argument("--instance", metavar="NAME",
-                      help="use the cached trust root of an instance added with `sealtrail trust "
-                           "add` (read offline; refresh it with `sealtrail trust update`)")
+                      help="use the newest verified trust root of an instance: a packaged one "
+                           "(public-good, public-good-staging, github) or one added with "
+                           "`sealtrail trust add` (read offline; refresh it with `sealtrail "
+                           "trust update`)")
     root.add_argument("--trust-config", metavar="FILE",
                       help="a client trust config: its trusted root, and (with --signature) "
                            "its logs")
@@ -96,6 +100,12 @@ def add_parser(commands: Commands) -> None:
                         help="accepted for sigstore-python's command lines; changes nothing: "
                              "bundle verification never uses the network. Refused with "
                              "--signature/--detached, whose log look-up is online")
+    verify.add_argument("--payload-type", metavar="TYPE",
+                        help="without ARTIFACT: the DSSE payload type the bundle must carry "
+                             "(e.g. application/vnd.in-toto+json)")
+    verify.add_argument("--output-payload", metavar="FILE",
+                        help="without ARTIFACT: write the verified DSSE payload to FILE "
+                             "(- for standard output)")
     verify.add_argument("--json", action="store_true", help="print one JSON object per artifact")
     verify.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="worker processes for many artifacts (default: all cores)")
@@ -386,6 +396,20 @@ def _bundle_facts(path: str, ok: bool) -> dict[str, Any]:
     return facts
 
 
+def _logged(outcome: Any) -> str:
+    if outcome.log_index is None:
+        # A root without transparency logs (GitHub's instance): the signed timestamp is the
+        # verified time, and there is no entry to name.
+        return "not logged (its trusted root has no transparency log)"
+    return f"logged at index {outcome.log_index}"
+
+
+def _which_bundle(outcome: Any) -> str:
+    """For a JSON Lines bundle file (`gh attestation download`): which line verified."""
+    line = getattr(outcome, "bundle_line", None)
+    return f" (bundle on line {line})" if line is not None else ""
+
+
 def _report(results: list[tuple[Any, dict[str, Any]]], args: Any) -> int:
     for outcome, extra in results:
         if args.json:
@@ -398,11 +422,15 @@ def _report(results: list[tuple[Any, dict[str, Any]]], args: Any) -> int:
         elif outcome.ok:
             who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
                    else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
-            print(f"OK: {outcome.artifact}: signed by {who}, logged at index {outcome.log_index}, "
-                  f"verified time {outcome.verified_time}")
+            print(f"OK: {outcome.artifact}: signed by {who}, {_logged(outcome)}, "
+                  f"verified time {outcome.verified_time}{_which_bundle(outcome)}")
         else:
-            print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}", file=sys.stderr)
-    trust_commands.print_root_notes(args, [o.code for o, _ in results if not o.ok])
+            print(f"FAILED: {outcome.artifact}: {outcome.code}: {outcome.message}"
+                  f"{_which_bundle(outcome)}", file=sys.stderr)
+    # The root matters to a verification that failed (exit 1), not to unreadable input: a
+    # malformed bundle or file stays one line.
+    trust_commands.print_root_notes(
+        args, [o.code for o, _ in results if not o.ok and o.exit_code == EXIT_VERIFICATION_FAILED])
     return max((o.exit_code if not o.ok else EXIT_OK) for o, _ in results)
 
 
@@ -436,7 +464,8 @@ def _verify_bundles(args: Any, policy: Any) -> int:
                 raise _ArtifactError(artifact, exc) from exc
         pairs.append(Pair(artifact, args.bundle or _default_bundle(artifact)))
     root_json = _trusted_root_bytes(args)
-    outcomes = verify_many(pairs, root_json, policy, workers=args.jobs or None)
+    outcomes = verify_many(pairs, root_json, policy, workers=args.jobs or None,
+                           other_roots_json=trust_commands.companion_roots(args))
     results = []
     for pair, outcome in zip(pairs, outcomes):
         extra = _bundle_facts(pair.bundle, outcome.ok) if args.json else {}
@@ -444,11 +473,62 @@ def _verify_bundles(args: Any, policy: Any) -> int:
     return _report(results, args)
 
 
+def _verify_payload(args: Any, policy: Any) -> int:
+    """No ARTIFACT: a DSSE bundle verified on its own (its payload names no artifact, or the
+    caller wants the payload), the payload type checked and the payload written out."""
+    from sealtrail.batch import verify_payload
+
+    _runtime.started("verify")
+    root_json = _trusted_root_bytes(args)
+    result = verify_payload(args.bundle, root_json, policy, payload_type=args.payload_type,
+                            other_roots_json=trust_commands.companion_roots(args))
+    outcome = result.outcome
+    if outcome.ok and args.output_payload:
+        assert result.payload is not None
+        if args.output_payload == "-":
+            sys.stdout.buffer.write(result.payload)
+            sys.stdout.flush()
+        else:
+            from sealtrail._internal.keyfiles import write_atomic
+
+            write_atomic(args.output_payload, result.payload, mode=0o644)
+    if args.json:
+        extra: dict[str, Any] = {"payload_type": result.payload_type}
+        if outcome.ok and result.payload is not None:
+            import base64
+
+            extra["payload"] = base64.b64encode(result.payload).decode()
+        return _report([(outcome, extra if outcome.ok else _bundle_facts(args.bundle, False))],
+                       args)
+    if outcome.ok:
+        who = (f"identity {outcome.identity} (issuer {outcome.issuer})" if outcome.identity
+               else f"key {outcome.key_id[:16] if outcome.key_id else '?'}")
+        size = len(result.payload or b"")
+        where = (f"written to {args.output_payload}" if args.output_payload not in (None, "-")
+                 else "on standard output" if args.output_payload == "-"
+                 else "not written (--output-payload FILE, or - for standard output)")
+        # With the payload on standard output, the verdict goes to standard error.
+        stream = sys.stderr if args.output_payload == "-" else sys.stdout
+        print(f"OK: {outcome.artifact}: DSSE payload of type {result.payload_type} ({size} "
+              f"bytes, {where}) signed by {who}, {_logged(outcome)}, verified time "
+              f"{outcome.verified_time}{_which_bundle(outcome)}", file=stream)
+        return EXIT_OK
+    return _report([(outcome, {})], args)
+
+
 def verify(args: Any) -> int:
     from sealtrail.errors import Error
 
     try:
         policy = _policy_from_args(args)
+        if not args.artifacts:
+            if not args.bundle or args.signature or args.certificate or args.detached:
+                raise usage_error("give ARTIFACT..., or --bundle B alone to verify a DSSE "
+                                  "bundle's payload without an artifact")
+            return _verify_payload(args, policy)
+        if args.payload_type or args.output_payload:
+            raise usage_error("--payload-type and --output-payload verify a DSSE bundle "
+                              "without ARTIFACT (give --bundle only)")
         if args.signature or args.certificate or args.detached:
             return _verify_detached(args, policy)
         return _verify_bundles(args, policy)

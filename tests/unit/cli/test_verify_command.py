@@ -256,3 +256,109 @@ def test_no_entry_found_has_its_own_code(tmp_path: Path, monkeypatch: pytest.Mon
     # The index had nothing: the exact entry was asked for too, then no more.
     assert [r.url.rsplit("/api/", 1)[1] for r in rekor.requests] == [
         "v1/index/retrieve", "v1/log/entries/retrieve"]
+
+
+# -- B6/B7 wiring: a DSSE payload without an artifact; which line of a JSON Lines file -------
+
+
+@pytest.fixture(scope="module")
+def fake() -> Any:
+    from tests.fakes.instance import FakeInstance
+
+    return FakeInstance()
+
+
+def _fake_root(tmp_path: Path, fake: Any) -> str:
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(fake.trusted_root_json()))
+    return str(path)
+
+
+def _fake_policy() -> list[str]:
+    from tests.fakes.ca import DEFAULT_IDENTITY, DEFAULT_ISSUER
+
+    return ["--certificate-identity", DEFAULT_IDENTITY, "--certificate-oidc-issuer",
+            DEFAULT_ISSUER]
+
+
+def test_a_dsse_payload_verifies_without_an_artifact(tmp_path: Path, fake: Any,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "notes.sigstore.json"
+    bundle.write_text(json.dumps(fake.sign_dsse(b"release notes\n", payload_type="text/plain")))
+    root = _fake_root(tmp_path, fake)
+    written = tmp_path / "notes.txt"
+    code, out, err = run(capsys, "verify", "--bundle", str(bundle), *_fake_policy(),
+                         "--trusted-root", root, "--payload-type", "text/plain",
+                         "--output-payload", str(written))
+    assert code == 0, err
+    assert out.startswith(f"OK: {bundle}: DSSE payload of type text/plain (14 bytes, written "
+                          f"to {written})")
+    assert written.read_bytes() == b"release notes\n"
+
+    # To standard output: the payload alone there, the verdict on standard error.
+    code, out, err = run(capsys, "verify", "--bundle", str(bundle), *_fake_policy(),
+                         "--trusted-root", root, "--output-payload", "-")
+    assert code == 0 and out == "release notes\n" and err.startswith("OK: ")
+
+    code, out, _ = run(capsys, "verify", "--bundle", str(bundle), *_fake_policy(),
+                       "--trusted-root", root, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["payload_type"] == "text/plain"
+    assert base64.b64decode(result["payload"]) == b"release notes\n"
+
+    # Another payload type, another identity: refused, nothing written.
+    written.unlink()
+    code, _, err = run(capsys, "verify", "--bundle", str(bundle), *_fake_policy(),
+                       "--trusted-root", root, "--payload-type", "application/json",
+                       "--output-payload", str(written))
+    assert code == 1 and "SUBJECT_MISMATCH" in err and not written.exists()
+    code, _, err = run(capsys, "verify", "--bundle", str(bundle), "--trusted-root", root,
+                       "--certificate-identity", "someone@example.com",
+                       "--certificate-oidc-issuer", _fake_policy()[3])
+    assert code == 1 and "IDENTITY_MISMATCH" in err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["verify", *POLICY], "give ARTIFACT"),
+    (["verify", HELLO, "--bundle", str(BUNDLE), "--payload-type", "text/plain", *POLICY],
+     "without ARTIFACT"),
+    (["verify", "--bundle", str(BUNDLE), "--detached", *POLICY], "give ARTIFACT"),
+])
+def test_payload_flags_usage_errors(argv: list[str], fragment: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and fragment in err
+
+
+def test_text_output_names_the_line_of_a_json_lines_bundle(
+        tmp_path: Path, fake: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"app\n")
+    other = fake.sign_artifact(b"another artifact\n")
+    good = fake.sign_artifact(b"app\n")
+    bundles = tmp_path / "app.jsonl"
+    bundles.write_text(json.dumps(other) + "\n" + json.dumps(good) + "\n")
+    code, out, err = run(capsys, "verify", str(artifact), "--bundle", str(bundles),
+                         *_fake_policy(), "--trusted-root", _fake_root(tmp_path, fake))
+    assert code == 0, err
+    assert out.rstrip().endswith("(bundle on line 2)")
+
+
+def test_a_bundle_without_log_entry_is_reported_as_not_logged(
+        tmp_path: Path, fake: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # GitHub's instance: no log in its root, no entry in its bundles, a timestamp instead.
+    signer = fake.signer(sct_count=0)
+    bundle = fake.sign_artifact(b"app\n", signer=signer, rekor=2, timestamp=True)
+    bundle["verificationMaterial"]["tlogEntries"] = []
+    document = fake.trusted_root_json()
+    document["tlogs"], document["ctlogs"] = [], []
+    root = tmp_path / "trusted_root.json"
+    root.write_text(json.dumps(document))
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"app\n")
+    Path(f"{artifact}.sigstore.json").write_text(json.dumps(bundle))
+    code, out, err = run(capsys, "verify", str(artifact), *_fake_policy(),
+                         "--trusted-root", str(root))
+    assert code == 0, err
+    assert "not logged (its trusted root has no transparency log)" in out
+    assert "index None" not in out
