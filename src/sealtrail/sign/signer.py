@@ -287,7 +287,8 @@ class Signer:
         name, bundle, signature, certificate, digest = unchecked
         result = self._verify(bundle, lambda v, p: v.verify_artifact(
             Artifact({"sha256": digest}), bundle, p))
-        return SignedArtifact(name, bundle, signature, certificate, result.log_index, digest)
+        return SignedArtifact(name, bundle, signature, certificate, self._index(result),
+                              digest)
 
     def sign_file(self, path: str) -> SignedArtifact:
         """Hash and sign the file at ``path``."""
@@ -317,7 +318,8 @@ class Signer:
             entry, timestamps = self._logged_and_timestamped(request, signature, timestamping)
         bundle = self._bundle(entry, timestamps, "dsseEnvelope", envelope_json)
         result = self._verify(bundle, lambda v, p: v.verify_dsse(bundle, p))
-        return SignedArtifact(name, bundle, signature, certificate, result.log_index, None)
+        return SignedArtifact(name, bundle, signature, certificate, self._index(result),
+                              None)
 
     def sign_many(self, items: Sequence[tuple[str, bytes | None]],
                   on_done: Callable[[SignedArtifact], None] | None = None
@@ -481,12 +483,20 @@ class Signer:
                 ) -> VerificationResult:
         verifier = self._verifier or Verifier(self.context.trusted_root, now=self._clock())
         try:
-            return check(verifier, self._encoded().policy)
+            result = check(verifier, self._encoded().policy)
         except Error as exc:
             # The services answered, but what they produced does not verify: say so plainly,
             # keeping the class and code of the check that failed.
             raise type(exc)(f"the new bundle does not verify against the trusted root: "
                             f"{exc.message}", expected=exc.expected, actual=exc.actual) from exc
+        return result
+
+    @staticmethod
+    def _index(result: VerificationResult) -> int:
+        # Every bundle made here holds the entry just logged, and the verifier checks each
+        # entry a bundle holds (one from a log outside the root is TLOG_KEY_UNKNOWN).
+        assert result.log_index is not None
+        return result.log_index
 
 
 class _Unchecked(NamedTuple):
