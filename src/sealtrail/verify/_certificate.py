@@ -187,17 +187,29 @@ def _path_via(leaf: x509.Certificate, ca: CertificateAuthority,
         if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
             raise X509VerificationError(f"CA certificate {_name(cert)} is not valid at "
                                         f"{at.isoformat()}")
-    verifier = (
-        PolicyBuilder()
-        .store(Store([ca.chain[0]]))
-        .time(at)
-        # A Fulcio leaf is issued directly by the trusted chain's first certificate.
-        .max_chain_depth(1)
-        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
-        .build_client_verifier()
-    )
-    path = list(verifier.verify(leaf, []).chain)
-    return path + list(ca.chain[1:])
+    # A Fulcio leaf is issued by a certificate of the trusted chain: public-good's by the
+    # first, GitHub's older ones by "Fulcio Intermediate l1", the second (SPEC: sigstore-go
+    # puts every chain certificate but the last among the intermediates, so a leaf of any of
+    # them verifies). The issuer named by the leaf is tried as the anchor, then the first.
+    candidates = [i for i, cert in enumerate(ca.chain) if cert.subject == leaf.issuer] or [0]
+    error: X509VerificationError | None = None
+    for index in candidates:
+        verifier = (
+            PolicyBuilder()
+            .store(Store([ca.chain[index]]))
+            .time(at)
+            .max_chain_depth(1)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+            .build_client_verifier()
+        )
+        try:
+            path = list(verifier.verify(leaf, []).chain)
+        except X509VerificationError as exc:
+            error = exc
+            continue
+        return path + list(ca.chain[index + 1:])
+    assert error is not None
+    raise error
 
 
 def _explain(leaf: x509.Certificate, authorities: Sequence[CertificateAuthority],

@@ -85,6 +85,22 @@ def test_root_only_chain_verifies(key) -> None:
     assert run(ca, leaf) == [leaf, ca.root]
 
 
+def test_a_leaf_issued_by_a_later_certificate_of_the_chain_verifies(key) -> None:
+    # GitHub's instance: chains [Fulcio Intermediate l2, l1, root], and older leaves issued
+    # by l1, the second certificate. Here: a chain [intermediate, root] whose root signs the
+    # leaf directly (SCT and all), as sigstore-go accepts.
+    ca = FakeCA()
+    authority, ctlog, root = ca.authority(), ca.ctlog(), ca.root
+    ca.intermediate, ca.intermediate_key = None, None  # from now on the root issues leaves
+    leaf = ca.issue_leaf(key, not_before=NB)
+    assert verify_certificate(leaf, [authority], [ctlog], AT) == [leaf, root]
+    # The leaf still has to be signed by the certificate it names.
+    impostor = FakeCA(name=ca.name)  # same names, other keys
+    impostor.intermediate, impostor.intermediate_key = None, None
+    with pytest.raises(CertChainInvalidError):
+        verify_chain(impostor.issue_leaf(key, not_before=NB), [authority], AT)
+
+
 def test_leaf_valid_at_both_ends_of_its_window(ca: FakeCA, leaf: x509.Certificate) -> None:
     run(ca, leaf, NB)
     run(ca, leaf, NB + timedelta(minutes=10))
