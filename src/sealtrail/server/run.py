@@ -440,8 +440,11 @@ class _LogErrorsOnce:
 
     Starlette's ServerErrorMiddleware calls our handler (which logs and answers, see
     ``_http.handle_errors``) and then raises the exception again "so that servers can log
-    it": uvicorn would log it a second time, as a plain-text traceback. Here an exception
-    the handler has logged stops; any other is logged (and answered, if nothing was sent).
+    it": uvicorn would log it a second time, with the same traceback. Here an exception
+    the handler has logged stops, and any other is logged; if no answer began, the answer
+    is the JSON 500. (An answer that had begun is left incomplete: uvicorn then closes the
+    connection, so that the client cannot take it for a whole one, and says so in a line
+    of its own.)
     """
 
     def __init__(self, app: Any) -> None:
@@ -465,8 +468,8 @@ class _LogErrorsOnce:
             from sealtrail.server._http import LOGGED_MARK
 
             if not getattr(exc, LOGGED_MARK, False):
-                log.error("unexpected error on %s %s", scope.get("method"), scope.get("path"),
-                          exc_info=exc)
+                log.error("unexpected error on %s %s", scope.get("method"),
+                          scope.get("path"), exc_info=exc)
             if not started:
                 body = json.dumps({"code": 500, "message": "internal error",
                                    "reason": "INTERNAL"}).encode()
