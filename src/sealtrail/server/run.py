@@ -312,6 +312,19 @@ def _json_response(status: int, reason: str, message: str,
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+def _answering_app(response: bytes) -> Callable[[Any, Any, Any], Any]:
+    """An ASGI app that answers every request with ``response`` (from _json_response)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    headers = [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]]
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
 def _limited_protocol(limits: ServerLimits) -> type:
     """uvicorn's httptools protocol with a request-header size limit, header and body read
     timeouts, a fractional keep-alive timeout and a connection limit answered with JSON.
@@ -334,11 +347,8 @@ def _limited_protocol(limits: ServerLimits) -> type:
     headers_large = _json_response(
         431, "HEADERS_TOO_LARGE", f"request headers exceed {limits.max_header_bytes} bytes")
 
-    async def unavailable(scope: Any, receive: Any, send: Any) -> None:
-        head, _, body = too_many.partition(b"\r\n\r\n")
-        headers = [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    unavailable = _answering_app(too_many)
+    too_large = _answering_app(headers_large)
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -349,6 +359,7 @@ def _limited_protocol(limits: ServerLimits) -> type:
             self._awaiting_headers = True
             self._request_begun = False
             self._header_bytes = 0
+            self._head_size = 0  # the request line's target and the fields, as parsed
             self._completed_in_feed = False
             self._read_timer: asyncio.TimerHandle | None = None
 
@@ -397,19 +408,34 @@ def _limited_protocol(limits: ServerLimits) -> type:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._request_begun = True
+            self._head_size = 0
             if self._read_timer is None:  # a keep-alive connection's next request
                 self._arm(limits.header_timeout, self._header_timed_out)
+
+        def on_url(self, url: bytes) -> None:
+            super().on_url(url)
+            self._head_size += len(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            super().on_header(name, value)
+            self._head_size += len(name) + len(value) + 4  # ": " and CRLF
 
         def on_headers_complete(self) -> None:
             self._awaiting_headers = False
             self._header_bytes = 0
             self._arm(limits.body_timeout, self._body_timed_out)
+            # A whole head that arrived in one read is only measured here.
+            if self._head_size > limits.max_header_bytes:
+                log.warning("refused a request whose headers exceed %d bytes",
+                            limits.max_header_bytes)
+                self.app = too_large
             # uvicorn's own limit_concurrency is off: it answers in plain text.
-            over = len(self.connections) > limits.max_connections
-            self.app = unavailable if over else self._served_app
-            if over:
+            elif len(self.connections) > limits.max_connections:
                 log.warning("answered 503: %d connections are open (limit %d)",
                             len(self.connections), limits.max_connections)
+                self.app = unavailable
+            else:
+                self.app = self._served_app
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
