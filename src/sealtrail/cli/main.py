@@ -12,11 +12,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from sealtrail.cli import (_runtime, service_commands, sign_commands, trust_commands,
                            verify_commands)
 from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser, Commands, command_in
+
+
+# Commands whose module is imported only when that command runs (every command pays for the
+# modules imported to build the parser): name -> (module under sealtrail.cli, help line). The
+# module defines ``add_arguments(parser)`` and ``run(args) -> int``.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _lazy_module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"sealtrail.cli.{LAZY_COMMANDS[name][0]}")
 
 
 def _build_parser(only: str | None = None) -> ArgumentParser:
@@ -104,6 +116,11 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
     dry_run = ca_commands.add_parser("dry-run", help="show the certificate a token would get, or why not")
     dry_run.add_argument("token", metavar="TOKEN", help="the identity token (or - to read stdin)")
     dry_run.add_argument("--instance", required=True, metavar="DIR")
+
+    for name, (_, help_line) in LAZY_COMMANDS.items():
+        lazy = commands.add_parser(name, help=help_line)
+        if only in (None, name):
+            _lazy_module(name).add_arguments(lazy)
     return parser
 
 
@@ -150,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return trust_commands.trust(args)
         if args.command in ("init", "serve", "token", "ca", "rotate"):
             return service_commands.instance_commands(args)
+        if args.command in LAZY_COMMANDS:
+            code: int = _lazy_module(args.command).run(args)
+            return code
     except (Error, OSError) as caught:
         # The one mapping from errors to exit statuses (sealtrail.errors): the class decides.
         if isinstance(caught, BrokenPipeError):
