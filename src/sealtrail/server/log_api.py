@@ -254,7 +254,7 @@ class _V1:
         """SPEC: Rekor v1 openapi ``searchIndex``: the answer is a JSON array of UUIDs, as
         clients expect. It holds one page (docs/log-service.md "Search"); when there is
         more, a ``Link: <...?from=N>; rel="next"`` header (RFC 8288) names the next one,
-        which the same query body fetches. Rekor itself answers in one piece."""
+        which the same query body fetches."""
         query = await read_json(request)
         kind, value = _search_query_v1(query)
         start = _int_param(request.query_params, "from", default=0)
