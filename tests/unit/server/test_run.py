@@ -134,3 +134,32 @@ def test_without_the_outer_layer_the_exception_escapes_to_the_server() -> None:
     # What made uvicorn log a second, plain-text traceback: Starlette raises it again.
     with pytest.raises(RuntimeError, match="a bug"):
         asyncio.run(_call(_failing_app(), "/broken"))
+
+
+# -- file descriptors for the connections ---------------------------------------------------
+
+def test_the_descriptor_limit_is_raised_to_fit_the_connections(monkeypatch) -> None:
+    import resource
+
+    state = {"soft": 1024, "hard": 65536}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (state["soft"], state["hard"]))
+
+    def setrlimit(which: int, limits: tuple[int, int]) -> None:
+        state["soft"], state["hard"] = limits
+
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    limits = run.ServerLimits(max_connections=4096)
+    assert run._fit_descriptor_limit(limits) == limits
+    assert state["soft"] == 4096 + run._FD_RESERVE
+
+
+def test_a_low_hard_limit_serves_fewer_connections_and_says_so(monkeypatch, caplog) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 2048))
+    monkeypatch.setattr(resource, "setrlimit", lambda which, limits: None)
+    caplog.set_level("WARNING")
+    fitted = run._fit_descriptor_limit(run.ServerLimits(max_connections=4096))
+    # The soft limit goes up to the hard one (2048), which fits 2048 - reserve connections.
+    assert fitted.max_connections == 2048 - run._FD_RESERVE
+    assert "allows 1792 connections, not 4096" in caplog.text
