@@ -161,7 +161,9 @@ def test_an_endless_header_is_cut_off_near_the_limit(limited: Served) -> None:
         except OSError:  # reset or broken pipe: the server closed
             pass
         answer = read_until_closed(sock, 10)
-    assert sent < 8 * 1024 * 1024, f"the server read {sent} bytes of headers"
+    # What was sent before the reset is what the kernels' socket buffers took (a few MiB
+    # on loopback), not what the server read.
+    assert sent < 16 * 1024 * 1024, f"{sent} bytes of headers went in before the server closed"
     if answer:  # the 431 may be lost to the reset of a socket with unread input
         assert json_answer(answer)[0] == 431
     assert limited.rss_kib() - before < 50 * 1024
