@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import rfc8785
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from starlette.applications import Starlette
@@ -482,7 +482,9 @@ def issued_by(issuers: Sequence[x509.Certificate]) -> IssuerCheck:
 def _directly_issued(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        # Another issuer's name, key type or signature: not ours, and not the request's
+        # fault (the entry is still logged, filed by digest and key).
         return False
     return True
 
