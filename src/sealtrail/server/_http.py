@@ -102,9 +102,10 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
     """The request body as JSON, refusing oversized or malformed bodies with a 4xx."""
     body = await read_body(request, limit)
     try:
-        # SPEC: RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8. Decoded here,
-        # strictly: json.loads(bytes) would also take UTF-16 and UTF-8-encoded surrogates.
-        value = json.loads(body.decode("utf-8"))
+        # SPEC: RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8 (a BOM MAY be
+        # ignored). Decoded here, strictly: json.loads(bytes) would also take UTF-16 and
+        # UTF-8-encoded surrogates.
+        value = json.loads(body.decode("utf-8-sig"))
     except RecursionError:
         raise ApiError(400, "BAD_REQUEST", "request JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
