@@ -22,7 +22,10 @@ from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser, Commands,
 # Commands whose module is imported only when that command runs (every command pays for the
 # modules imported to build the parser): name -> (module under sealtrail.cli, help line). The
 # module defines ``add_arguments(parser)`` and ``run(args) -> int``.
-LAZY_COMMANDS: dict[str, tuple[str, str]] = {}
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "verify-pypi": ("pypi_commands", "verify Python distributions against PEP 740 attestations "
+                                     "or PyPI provenance (as pypi-attestations, offline)"),
+}
 
 
 def _lazy_module(name: str) -> Any:
