@@ -105,7 +105,9 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
         # SPEC: RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8 (a BOM MAY be
         # ignored). Decoded here, strictly: json.loads(bytes) would also take UTF-16 and
         # UTF-8-encoded surrogates.
-        value = json.loads(body.decode("utf-8-sig"))
+        # SPEC: RFC 8259 §6: NaN and infinities are not JSON numbers; Python's parser takes
+        # the tokens NaN, Infinity and -Infinity unless told not to.
+        value = json.loads(body.decode("utf-8-sig"), parse_constant=_refuse_constant)
     except RecursionError:
         raise ApiError(400, "BAD_REQUEST", "request JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -119,6 +121,10 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
         raise ApiError(400, "BAD_REQUEST", "request JSON holds a string with a lone UTF-16 "
                        "surrogate (\\ud800-\\udfff without its pair)")
     return value
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number (RFC 8259 §6)")
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -129,3 +129,12 @@ def test_an_error_message_that_cannot_be_encoded_still_answers_json() -> None:
     response = error_response(400, "BAD_REQUEST", "bad value \ud800")
     assert response.status_code == 400
     assert b"\\ud800" in response.body
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_in_request_json_are_a_400(log_app: Starlette, token: bytes) -> None:
+    # SPEC: RFC 8259 §6: not JSON numbers. Python's parser takes them unless told not to, and
+    # a value it made from them cannot be written back as JSON.
+    answer = assert_client_error(call(log_app, "POST", "/api/v1/index/retrieve",
+                                      b'{"email": "a@example.com", "limit": ' + token + b'}'))
+    assert answer["code"] == 400 and token.decode().lstrip("-") in answer["message"]
