@@ -27,6 +27,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                                                    "`gh attestation verify` does (offline)"),
     "verify-pypi": ("pypi_commands", "verify Python distributions against PEP 740 attestations "
                                      "or PyPI provenance (as pypi-attestations, offline)"),
+    "policy": ("policy_commands", "read a provenance policy file: `policy explain FILE` says "
+                                  "what it checks, in words"),
     "verify-vsa": ("vsa_commands", "verify a verification summary attestation (VSA) as "
                                    "slsa-verifier verify-vsa does (offline)"),
 }
