@@ -23,6 +23,8 @@ from sealtrail.cli._common import EXIT_OK, EXIT_USAGE, ArgumentParser, Commands,
 # modules imported to build the parser): name -> (module under sealtrail.cli, help line). The
 # module defines ``add_arguments(parser)`` and ``run(args) -> int``.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "verify-artifact": ("slsa_commands", "verify artifacts against SLSA provenance as "
+                                         "slsa-verifier verify-artifact does (offline)"),
     "verify-attestation": ("attestation_commands", "verify GitHub artifact attestations as "
                                                    "`gh attestation verify` does (offline)"),
     "verify-pypi": ("pypi_commands", "verify Python distributions against PEP 740 attestations "
