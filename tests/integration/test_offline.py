@@ -83,3 +83,24 @@ def test_installed_command_verifies_in_a_namespace_without_network() -> None:
          "import socket; socket.create_connection(('1.1.1.1', 443), timeout=2)"],
         capture_output=True, text=True, timeout=60)
     assert probe.returncode != 0
+
+
+def test_verify_vsa_runs_with_sockets_forbidden(no_sockets: list[str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.provenance.test_vsa import DIGEST, RESOURCE, VERIFIER, envelope, pem_of
+
+    (tmp_path / "vsa.json").write_bytes(envelope())
+    (tmp_path / "key.pub").write_bytes(pem_of("p256"))
+    expected = ["--subject-digest", f"sha256:{DIGEST}", "--verifier-id", VERIFIER,
+                "--resource-uri", RESOURCE]
+    assert main(["verify-vsa", "--attestation-path", str(tmp_path / "vsa.json"), *expected,
+                 "--public-key-path", str(tmp_path / "key.pub")]) == 0
+    assert "Verifying VSA: PASSED" in capsys.readouterr().err
+    # A Sigstore bundle is verified keyless against public-good's root, offline: this one
+    # verifies, and then is refused for what it holds (provenance, not a VSA).
+    bundle = CASES / "happy-path-intoto-in-dsse-v3" / "bundle.sigstore.json"
+    assert main(["verify-vsa", "--attestation-path", str(bundle), *expected,
+                 "--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER]) == 1
+    assert "FAILED: ErrorInvalidDssePayload: the statement is not a VSA" in \
+        capsys.readouterr().err
+    assert no_sockets == []

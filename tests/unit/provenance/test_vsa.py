@@ -53,6 +53,11 @@ HASH_OF = {"p256": hashes.SHA256, "p384": hashes.SHA384, "p521": hashes.SHA512,
            "rsa": hashes.SHA256}
 
 
+def pem_of(name: str) -> bytes:
+    return KEYS[name].public_key().public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def public(name: str) -> PublicKey:
     return PublicKey.from_key(KEYS[name].public_key())
 
