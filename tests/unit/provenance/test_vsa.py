@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -420,3 +421,18 @@ def test_public_pem_round_trip_for_every_key_type() -> None:
         pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
         assert PublicKey.from_pem(pem).default_hash == expected[name]
+
+
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "vsa"
+
+
+def test_committed_vector() -> None:
+    key = PublicKey.from_pem((VECTORS / "ed25519.pub").read_bytes())
+    data = (VECTORS / "ed25519.vsa.json").read_bytes()
+    wanted = VSAOptions(
+        (("sha256", "5b5f2a6b4c6e8a1d2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a"),),
+        "https://verifier.example/vsa", "pkg:pypi/demo@1.0", ("SLSA_BUILD_LEVEL_1",))
+    verified = verify_vsa_envelope(data, key, wanted)
+    assert verified.key_id == "SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU"
+    with pytest.raises(names.ErrorMismatchVerifiedLevels):
+        verify_vsa_envelope(data, key, wanted._replace(verified_levels=("SLSA_BUILD_LEVEL_3",)))
