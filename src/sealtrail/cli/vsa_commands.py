@@ -312,7 +312,7 @@ def _resource_uri(args: Any) -> str:
 def write_vsa(args: Any, verified_subjects: Sequence[tuple[str, Mapping[str, str] | bytes]],
               input_attestations: Sequence[str | Mapping[str, Any]],
               policy_description: Any, level: str | Sequence[str] | None, *,
-              policy_uri: str | None = None,
+              policy_uri: str | None = None, policy_sha256: str | None = None,
               clock: Callable[[], Any] | None = None) -> str | None:
     """After a passed check: write the VSA ``--vsa-out`` asks for; return its path (None
     without ``--vsa-out``).
@@ -320,7 +320,8 @@ def write_vsa(args: Any, verified_subjects: Sequence[tuple[str, Mapping[str, str
     ``verified_subjects``: (name, digest set ``{"sha256": hex}``, or a raw SHA-256 digest);
     ``input_attestations``: provenance files (hashed here) or ResourceDescriptors;
     ``policy_description``: JSON of what was checked (its RFC 8785 SHA-256 is the policy
-    digest); ``level``: the SLSA build level earned (``slsa_build_level``), None for
+    digest, unless ``policy_sha256`` gives a policy file's own, ``ProvenancePolicy.digest()``);
+    ``level``: the SLSA build level earned (``slsa_build_level``), None for
     ``SLSA_BUILD_LEVEL_UNEVALUATED``. Signed with ``--vsa-key`` (a DSSE envelope whose
     signature names the key id `verify-vsa` computes) or keyless (a Sigstore bundle).
     """
@@ -343,7 +344,7 @@ def write_vsa(args: Any, verified_subjects: Sequence[tuple[str, Mapping[str, str
         policy_description=policy_description, input_attestations=inputs,
         verified_levels=levels, time_verified=(clock or utcnow)(),
         verifier_id=getattr(args, "vsa_verifier_id", None) or SEALTRAIL_VERIFIER_ID,
-        verifier_version={"sealtrail": __version__})
+        verifier_version={"sealtrail": __version__}, policy_sha256=policy_sha256)
     if args.vsa_key:
         data, how = _key_signed(args, payload)
     else:

@@ -422,13 +422,15 @@ def build_vsa_statement(*, subjects: Sequence[tuple[str, Mapping[str, str]]],
                         verified_levels: Sequence[str], time_verified: datetime,
                         verifier_id: str = SEALTRAIL_VERIFIER_ID,
                         verifier_version: Mapping[str, str] | None = None,
-                        slsa_version: str = "1.0") -> bytes:
+                        slsa_version: str = "1.0",
+                        policy_sha256: str | None = None) -> bytes:
     """The JSON payload of an in-toto v1 statement whose predicate is a PASSED VSA.
 
     ``subjects`` are (name, digest set) of the verified artifacts; ``policy_description`` is
     the JSON of the checks made (its RFC 8785 SHA-256 becomes ``policy.digest``);
     ``input_attestations`` are ResourceDescriptors of the provenance read;
-    ``time_verified`` comes from the caller's clock. Raises :class:`UsageError` for values
+    ``time_verified`` comes from the caller's clock. ``policy_sha256`` replaces the digest
+    when the policy is a file whose own digest is its identity (``ProvenancePolicy.digest``). Raises :class:`UsageError` for values
     a VSA cannot hold (no subject, empty required fields, an invalid level).
     """
     if not subjects:
@@ -445,6 +447,8 @@ def build_vsa_statement(*, subjects: Sequence[tuple[str, Mapping[str, str]]],
         raise UsageError("time_verified must be a timezone-aware datetime")
     for level in verified_levels:
         parse_level(level)
+    if policy_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", policy_sha256):
+        raise UsageError("the policy digest must be 64 lowercase hex digits", actual=policy_sha256)
     stamp = time_verified.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     verifier: dict[str, Any] = {"id": verifier_id}
     if verifier_version:
@@ -453,7 +457,8 @@ def build_vsa_statement(*, subjects: Sequence[tuple[str, Mapping[str, str]]],
         "verifier": verifier,
         "timeVerified": stamp,
         "resourceUri": resource_uri,
-        "policy": {"uri": policy_uri, "digest": {"sha256": policy_digest(policy_description)}},
+        "policy": {"uri": policy_uri,
+                   "digest": {"sha256": policy_sha256 or policy_digest(policy_description)}},
         "inputAttestations": [dict(item) for item in input_attestations],
         "verificationResult": "PASSED",
         "verifiedLevels": list(verified_levels),

@@ -436,3 +436,10 @@ def test_committed_vector() -> None:
     assert verified.key_id == "SHA256:oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU"
     with pytest.raises(names.ErrorMismatchVerifiedLevels):
         verify_vsa_envelope(data, key, wanted._replace(verified_levels=("SLSA_BUILD_LEVEL_3",)))
+
+
+def test_a_policy_files_own_digest_replaces_the_computed_one() -> None:
+    body = json.loads(built(policy_sha256="ab" * 32))
+    assert body["predicate"]["policy"]["digest"] == {"sha256": "ab" * 32}
+    with pytest.raises(UsageError):
+        built(policy_sha256="AB" * 32)
