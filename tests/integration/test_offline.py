@@ -104,3 +104,17 @@ def test_verify_vsa_runs_with_sockets_forbidden(no_sockets: list[str], tmp_path:
     assert "FAILED: ErrorInvalidDssePayload: the statement is not a VSA" in \
         capsys.readouterr().err
     assert no_sockets == []
+
+
+def test_verify_attestation_runs_with_sockets_forbidden(no_sockets: list[str],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Real actions/attest provenance, public-good and GitHub's roots chosen offline.
+    vectors = Path(__file__).resolve().parents[1] / "vectors"
+    artifact = vectors / "ecosystem" / "pypi-attestations" / "pypi_attestations-0.0.19.tar.gz"
+    bundle = vectors / "github" / "pypi_attestations-0.0.19.tar.gz.slsa.sigstore.json"
+    assert main(["verify-attestation", str(artifact), "--bundle", str(bundle),
+                 "--owner", "trailofbits"]) == 0
+    assert "✓ Verification succeeded!" in capsys.readouterr().out
+    assert main(["verify-attestation", str(artifact), "--bundle", str(bundle),
+                 "--owner", "sigstore"]) == 1
+    assert no_sockets == []

@@ -26,8 +26,8 @@
 
 One survivor passes. Pure: the caller reads files and parses trusted roots.
 
-The SLSA v1 fields are read here directly (no shared predicate-parsing module existed when
-this was written); only the fields named above are read.
+The SLSA v1 predicate is read by :mod:`sealtrail.provenance.intoto_predicates` (builder id,
+buildType, source commit); only the workflow's path, which it does not offer, is read here.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ from sealtrail.provenance.errors import (
     ErrorMismatchBuilderID,
     ErrorMismatchSource,
 )
+from sealtrail.provenance.intoto_predicates import (
+    BUILD_TYPE_GITHUB_WORKFLOW,
+    BUILD_TYPE_GITHUB_WORKFLOW_LEGACY,
+    SLSA_PROVENANCE_V1,
+    parse_provenance,
+)
 from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import Artifact, VerificationResult, Verifier
 
@@ -86,12 +92,11 @@ PUBLIC_GOOD_ISSUER_ORG = "sigstore.dev"
 GITHUB_ISSUER_ORG = "GitHub, Inc."
 GITHUB_HOSTED = "github-hosted"
 # SPEC: actions/toolkit packages/attest/src/provenance.ts (actions/attest-build-provenance).
-ACTIONS_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
+ACTIONS_BUILD_TYPE = BUILD_TYPE_GITHUB_WORKFLOW
 # SPEC: npm/cli libnpmpublish/lib/provenance.js and older actions/attest: builder.id is the
 # runner, ``https://github.com/actions/runner/<RUNNER_ENVIRONMENT>``.
-RUNNER_BUILD_TYPE = "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1"
+RUNNER_BUILD_TYPE = BUILD_TYPE_GITHUB_WORKFLOW_LEGACY
 _RUNNER_BUILDER_PREFIX = "https://github.com/actions/runner/"
-_SLSA_V1 = "https://slsa.dev/provenance/v1"
 # SPEC: gh validateSignerWorkflow: a workflow that starts with a host name keeps it.
 _HOST_PREFIX = re.compile(r"^[a-zA-Z0-9-]+\.[a-zA-Z0-9-]+")
 _MIN_BUNDLE_VERSION = (0, 2)
@@ -392,34 +397,28 @@ def _check_extensions(item: AttestationResult, criteria: Criteria) -> None:
 
 def _check_predicate_stage(item: AttestationResult, criteria: Criteria) -> None:
     if criteria.predicate_checks:
-        check_predicate(item.statement, item.result.extensions)
+        assert item.result.statement is not None
+        check_predicate(item.result.statement, item.result.extensions)
 
 
-def _field(data: Any, *path: str) -> Any:
-    for name in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(name)
-    return data
-
-
-def check_predicate(statement: Mapping[str, Any], extensions: Mapping[str, str]) -> None:
+def check_predicate(statement: Statement, extensions: Mapping[str, str]) -> None:
     """Beyond gh: a SLSA v1 predicate made on GitHub Actions agrees with its certificate.
 
-    Other predicate types are not provenance of a GitHub build and are left alone.
-    Raises ErrorInvalidBuildType, ErrorMismatchBuilderID, ErrorMismatchSource or
-    ErrorInvalidDssePayload (a required field missing).
+    Other predicate types are not provenance of a GitHub build and are left alone. The
+    predicate is read by :mod:`sealtrail.provenance.intoto_predicates`; the workflow's path,
+    which that module does not offer, is read here. Raises ErrorInvalidBuildType,
+    ErrorMismatchBuilderID, ErrorMismatchSource or ErrorInvalidDssePayload (a required field
+    missing).
     """
-    if statement.get("predicateType") != _SLSA_V1:
+    if statement.predicate_type != SLSA_PROVENANCE_V1:
         return
-    predicate = statement.get("predicate")
-    build_type = _field(predicate, "buildDefinition", "buildType")
+    provenance = parse_provenance(statement)
+    build_type = provenance.build_type
     if build_type not in (ACTIONS_BUILD_TYPE, RUNNER_BUILD_TYPE):
         raise ErrorInvalidBuildType(
             "the SLSA predicate's buildType is not one GitHub Actions produces (use "
             "--no-predicate-checks to check the certificate only, as gh does)",
             actual=build_type, expected=f"{ACTIONS_BUILD_TYPE} or {RUNNER_BUILD_TYPE}")
-    builder = _field(predicate, "runDetails", "builder", "id")
     if build_type == ACTIONS_BUILD_TYPE:
         # SPEC: actions/toolkit provenance.ts: builder.id = <server>/<job_workflow_ref>,
         # which Fulcio writes as the Build Signer URI (.9).
@@ -429,25 +428,24 @@ def check_predicate(statement: Mapping[str, Any], extensions: Mapping[str, str])
         runner = extensions.get("runner_environment")
         expected_builder = _RUNNER_BUILDER_PREFIX + runner if runner else None
         what = "runner the certificate names"
-    if expected_builder is not None and builder != expected_builder:
+    if expected_builder is not None and provenance.builder_id != expected_builder:
         raise ErrorMismatchBuilderID(f"the predicate's builder id is not the certificate's "
-                                     f"{what}", actual=builder, expected=expected_builder)
-    dependencies = _field(predicate, "buildDefinition", "resolvedDependencies")
-    commit = None
-    if isinstance(dependencies, list) and dependencies:
-        commit = _field(dependencies[0], "digest", "gitCommit")
+                                     f"{what}", actual=provenance.builder_id,
+                                     expected=expected_builder)
     expected_commit = extensions.get("source_repository_digest")
     if expected_commit is not None:
-        if not isinstance(commit, str):
+        commit = provenance.source_commit()
+        if commit is None:
             raise ErrorInvalidDssePayload("the predicate names no resolved source commit "
                                           "(resolvedDependencies[0].digest.gitCommit)")
         if commit.lower() != expected_commit.lower():
             raise ErrorMismatchSource("the predicate's source commit is not the certificate's "
                                       "Source Repository Digest", actual=commit,
                                       expected=expected_commit)
-    workflow = _field(predicate, "buildDefinition", "externalParameters", "workflow")
     config = extensions.get("build_config_uri")
     if config is not None:
+        workflow = _field(statement.predicate, "buildDefinition", "externalParameters",
+                          "workflow")
         parts = [_field(workflow, name) for name in ("repository", "path", "ref")]
         if not all(isinstance(part, str) and part for part in parts):
             raise ErrorInvalidDssePayload("the predicate names no workflow "
@@ -457,6 +455,14 @@ def check_predicate(statement: Mapping[str, Any], extensions: Mapping[str, str])
         if claimed != config:
             raise ErrorMismatchSource("the predicate's workflow is not the certificate's Build "
                                       "Config URI", actual=claimed, expected=config)
+
+
+def _field(data: Any, *path: str) -> Any:
+    for name in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(name)
+    return data
 
 
 # -- gh's --format json ----------------------------------------------------------------

@@ -24,6 +24,7 @@ from sealtrail.errors import (
 )
 from sealtrail.models.bundle import Bundle
 from sealtrail.models.certificate import FulcioIdentity
+from sealtrail.models.intoto import Statement
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.provenance import github
 from sealtrail.provenance.errors import (
@@ -304,9 +305,13 @@ def _statement_and_extensions() -> tuple[dict[str, Any], dict[str, str]]:
     return statement, dict(FulcioIdentity.from_certificate(bundle.certificate).extensions)
 
 
+def as_statement(data: dict[str, Any]) -> Statement:
+    return Statement.from_payload(json.dumps(data).encode())
+
+
 def test_real_predicate_agrees_with_its_certificate() -> None:
     statement, extensions = _statement_and_extensions()
-    github.check_predicate(statement, extensions)
+    github.check_predicate(as_statement(statement), extensions)
 
 
 @pytest.mark.parametrize("path, value, kind", [
@@ -332,7 +337,7 @@ def test_predicate_contradicting_its_certificate(path: tuple[str, ...], value: A
         node = node[name]
     node[path[-1]] = value
     with pytest.raises(kind):
-        github.check_predicate(statement, extensions)
+        github.check_predicate(as_statement(statement), extensions)
 
 
 def test_runner_build_type_checks_the_runner() -> None:
@@ -340,15 +345,17 @@ def test_runner_build_type_checks_the_runner() -> None:
     statement["predicate"]["buildDefinition"]["buildType"] = github.RUNNER_BUILD_TYPE
     statement["predicate"]["runDetails"]["builder"]["id"] = \
         "https://github.com/actions/runner/github-hosted"
-    github.check_predicate(statement, extensions)
+    github.check_predicate(as_statement(statement), extensions)
     statement["predicate"]["runDetails"]["builder"]["id"] = \
         "https://github.com/actions/runner/self-hosted"
     with pytest.raises(ErrorMismatchBuilderID):
-        github.check_predicate(statement, extensions)
+        github.check_predicate(as_statement(statement), extensions)
 
 
 def test_other_predicate_types_are_not_checked() -> None:
-    github.check_predicate({"predicateType": PUBLISH_TYPE, "predicate": {}}, {})
+    github.check_predicate(as_statement({"_type": "https://in-toto.io/Statement/v1",
+                                         "subject": [], "predicateType": PUBLISH_TYPE,
+                                         "predicate": {}}), {})
 
 
 # -- gh's JSON shape ------------------------------------------------------------------------
