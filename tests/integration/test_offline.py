@@ -118,3 +118,18 @@ def test_verify_attestation_runs_with_sockets_forbidden(no_sockets: list[str],
     assert main(["verify-attestation", str(artifact), "--bundle", str(bundle),
                  "--owner", "sigstore"]) == 1
     assert no_sockets == []
+
+
+def test_verify_pypi_runs_with_sockets_forbidden(no_sockets: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # Real PEP 740 material (pypi-attestations' test assets): attestations beside the
+    # distribution, and a provenance file, verified without a connection.
+    pypi = Path(__file__).resolve().parents[1] / "vectors" / "ecosystem" / "pypi-attestations"
+    sdist = str(pypi / "pypi_attestations-0.0.19.tar.gz")
+    repository = ["--repository", "https://github.com/trailofbits/pypi-attestations"]
+    assert main(["verify-pypi", sdist, *repository, "--workflow", "release.yml"]) == 0
+    assert capsys.readouterr().out.count("OK: ") == 2
+    provenance = Path(__file__).resolve().parents[1] / "vectors" / "pypi" / \
+        "pypi_attestations-0.0.19.tar.gz.provenance"
+    assert main(["verify-pypi", sdist, "--provenance", str(provenance), *repository]) == 0
+    assert no_sockets == []
