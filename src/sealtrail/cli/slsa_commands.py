@@ -14,6 +14,7 @@ Top-level imports are stdlib only: the module loads only when the command runs, 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,9 @@ def add_arguments(parser: Any) -> None:
                            "added with `sealtrail trust add`; read offline)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with the result on standard output")
+    from sealtrail.cli.vsa_commands import add_vsa_out_arguments  # stdlib-only module
+
+    add_vsa_out_arguments(parser)
 
 
 def _workflow_inputs(pairs: list[str]) -> dict[str, str]:
@@ -116,7 +120,9 @@ def run(args: Any) -> int:
     from sealtrail.cli import trust_commands
     from sealtrail.errors import Error, InputError
     from sealtrail.provenance.slsa import SlsaExpectations, verify_artifact_provenance
+    from sealtrail.cli.vsa_commands import check_vsa_arguments, write_vsa
 
+    check_vsa_arguments(args)  # --vsa-* flags that cannot work: exit 2 before any check
     try:
         expectations = SlsaExpectations(
             source_uri=args.source_uri, builder_id=args.builder_id,
@@ -145,5 +151,16 @@ def run(args: Any) -> int:
                               for path, digest, subject in zip(args.artifacts, digests,
                                                                verified.subjects)]}
         print(json.dumps(trust_commands.annotate_result(args, data), sort_keys=True))
+    # --vsa-out: a VSA of this passed check (docs/provenance.md, "verify-vsa and --vsa-out").
+    write_vsa(args, [(os.path.basename(path), digest["sha256"])
+                     for path, digest in zip(args.artifacts, digests)],
+              [args.provenance_path],
+              {"command": "verify-artifact", "source_uri": args.source_uri,
+               "builder_id": args.builder_id, "source_tag": args.source_tag,
+               "source_versioned_tag": args.source_versioned_tag,
+               "source_branch": args.source_branch,
+               "build_workflow_inputs": _workflow_inputs(args.build_workflow_input),
+               "certificate_oidc_issuer": args.certificate_oidc_issuer},
+              f"SLSA_BUILD_LEVEL_{verified.build_level}")
     print("PASSED: SLSA verification passed", file=sys.stderr)
     return 0
