@@ -380,3 +380,43 @@ def test_result_json_shape() -> None:
 def test_truncated_bundle_is_malformed() -> None:
     with pytest.raises(BundleMalformedError):
         Bundle.from_json(SLSA_BUNDLE.read_bytes()[:500])
+
+
+def _with_leaf_issued_by(*organizations: str) -> dict[str, Any]:
+    """The real bundle with its leaf replaced by one whose issuer names ``organizations``."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+                       + [x509.NameAttribute(NameOID.COMMON_NAME, "Fulcio Intermediate l2")])
+    now = datetime.now(timezone.utc)
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(minutes=9))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(f"https://github.com/{WORKFLOW}@refs/heads/main")]),
+                critical=True)
+            .sign(key, hashes.SHA256()))
+    bundle = slsa_json()
+    bundle["verificationMaterial"]["certificate"]["rawBytes"] = \
+        base64.b64encode(leaf.public_bytes(Encoding.DER)).decode()
+    return bundle
+
+
+def test_the_leaf_issuer_organisation_picks_the_verifier() -> None:
+    # GitHub, Inc. goes to GitHub's root: this made-up leaf then fails there, under gh's words.
+    error = failure(bundles=[_with_leaf_issued_by("GitHub, Inc.")])
+    assert error.message == 'verifying with issuer "GitHub, Inc."'
+    assert failure(bundles=[_with_leaf_issued_by("GitHub, Inc.")],
+                   roots=Roots(public_good=PUBLIC_GOOD)).message == \
+        "leaf certificate issuer is not recognized"
+    assert failure(bundles=[_with_leaf_issued_by("Example CA")]).message == \
+        "leaf certificate issuer is not recognized"
+    assert failure(bundles=[_with_leaf_issued_by("a", "b")]).message == \
+        "expected the leaf certificate issuer to only have one organization"
