@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -505,6 +504,8 @@ class TrustStore:
             raise UsageError(f"instance {name!r} already exists (remove it first, or replace "
                              "it: `sealtrail trust add --replace`)")
         staging = os.path.join(self._root, f".add-{name}-{os.getpid()}")
+        import shutil  # here: verification reads the cache on every run and never needs it
+
         try:
             shutil.rmtree(staging, ignore_errors=True)
             os.makedirs(staging)
@@ -562,6 +563,8 @@ class TrustStore:
                 return
             raise UsageError("unknown trust instance", actual=name,
                              expected=" or ".join(self.instances()))
+        import shutil
+
         try:
             shutil.rmtree(entry)
         except OSError as exc:
