@@ -74,12 +74,17 @@ def add_arguments(parser: Any) -> None:
                         help="print gh's JSON (a list of {attestation, verificationResult})")
     parser.add_argument("--format", choices=("json",), default=None,
                         help="gh's spelling of --json")
+    from sealtrail.cli.vsa_commands import add_vsa_out_arguments  # stdlib-only module
+
+    add_vsa_out_arguments(parser)
 
 
 def run(args: Any) -> int:
     """Verify every ARTIFACT; the highest exit status wins."""
+    from sealtrail.cli.vsa_commands import check_vsa_arguments, write_attestation_vsa
     from sealtrail.errors import Error
 
+    check_vsa_arguments(args)  # --vsa-* flags that cannot work: exit 2 before any check
     as_json = bool(args.json or args.format == "json")
     try:
         criteria, roots, bundles = _prepare(args)
@@ -87,8 +92,11 @@ def run(args: Any) -> int:
         _report_error(None, error, as_json)
         return error.exit_code
     status = 0
+    args.vsa_verified = []  # (subject name, algorithm, digest, passed) for --vsa-out
     for artifact in args.artifacts:
         status = max(status, _verify_artifact(args, artifact, criteria, roots, bundles, as_json))
+    if status == 0:
+        write_attestation_vsa(args, args.vsa_verified)  # --vsa-out: a VSA of the passed check
     return status
 
 
@@ -206,6 +214,11 @@ def _verify_artifact(args: Any, artifact: str, criteria: Any, roots: Any,
     except Error as error:
         _report_error(artifact, error, as_json)
         return error.exit_code
+    if getattr(args, "vsa_verified", None) is not None:
+        import os
+
+        args.vsa_verified.append((package.purl if package else os.path.basename(artifact),
+                                  algorithm, digests[algorithm], passed))
     if as_json:
         print(json.dumps([result_json(item, bundles[item.bundle_index][1], criteria)
                           for item in passed]))
@@ -242,6 +255,8 @@ def _workflow(uri: str) -> str:
 
 def _report_error(artifact: str | None, error: Any, as_json: bool) -> None:
     cause = error.__cause__
+    if cause is not None and getattr(cause, "message", "") in error.message:
+        cause = None  # already said (a line number added to a parse error, say)
     if as_json:
         out = {"ok": False, "artifact": artifact, **error.to_json()}
         if cause is not None and hasattr(cause, "to_json"):
