@@ -289,17 +289,12 @@ def test_verify_an_added_instance_after_update(
     assert result["trusted_root"]["source"] == "tuf-cache"
 
 
-def test_the_detached_look_up_uses_the_updated_documents(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # A cached update of public-good whose signing config names a log on 127.0.0.1 where
-    # nothing listens: the look-up goes there, so the cached documents were used.
-    import base64
-    import ssl
-
-    port = closed_port()
+def fake_signing_update(tmp_path: Path, service: str, url: str) -> None:
+    """The cache after an update of public-good (a second ago) whose signing config sends
+    ``service`` (e.g. ``caUrls``) to ``url``: the packaged root, an edited config."""
     data = Path(__file__).resolve().parents[2] / "src" / "sealtrail" / "data" / "public-good"
     config = json.loads((data / "production" / "signing_config.v0.2.json").read_text())
-    config["rekorTlogUrls"][0]["url"] = f"http://127.0.0.1:{port}"
+    config[service][0]["url"] = url
     signing = json.dumps(config).encode()
     fake_update(tmp_path, "public-good", (data / "production" / "trusted_root.json").read_bytes(),
                 datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
@@ -309,6 +304,17 @@ def test_the_detached_look_up_uses_the_updated_documents(
     state["targets"]["signing_config.v0.2.json"] = {
         "sha256": hashlib.sha256(signing).hexdigest(), "length": len(signing)}
     (entry / "instance.json").write_text(json.dumps(state))
+
+
+def test_the_detached_look_up_uses_the_updated_documents(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A cached update of public-good whose signing config names a log on 127.0.0.1 where
+    # nothing listens: the look-up goes there, so the cached documents were used.
+    import base64
+    import ssl
+
+    port = closed_port()
+    fake_signing_update(tmp_path, "rekorTlogUrls", f"http://127.0.0.1:{port}")
 
     bundle = json.loads((RELEASE / "hello.txt.sigstore.json").read_text())
     artifact = tmp_path / "hello.txt"
@@ -330,18 +336,7 @@ def test_sign_uses_the_updated_signing_config(
     # config names a CA on 127.0.0.1 where nothing listens is where the certificate request
     # goes (the packaged config would send it to fulcio.sigstore.dev).
     port = closed_port()
-    data = Path(__file__).resolve().parents[2] / "src" / "sealtrail" / "data" / "public-good"
-    config = json.loads((data / "production" / "signing_config.v0.2.json").read_text())
-    config["caUrls"][0]["url"] = f"http://127.0.0.1:{port}"
-    signing = json.dumps(config).encode()
-    fake_update(tmp_path, "public-good", (data / "production" / "trusted_root.json").read_bytes(),
-                datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
-    entry = tmp_path / "cache" / "trust" / "public-good"
-    (entry / "targets" / "signing_config.v0.2.json").write_bytes(signing)
-    state = json.loads((entry / "instance.json").read_text())
-    state["targets"]["signing_config.v0.2.json"] = {
-        "sha256": hashlib.sha256(signing).hexdigest(), "length": len(signing)}
-    (entry / "instance.json").write_text(json.dumps(state))
+    fake_signing_update(tmp_path, "caUrls", f"http://127.0.0.1:{port}")
     artifact = tmp_path / "release.tar.gz"
     artifact.write_bytes(b"release\n")
     code, _, err = run(capsys, "sign", str(artifact), "--identity-token", "a.b.c")
