@@ -408,3 +408,52 @@ def _keyless(args: Any, payload: bytes) -> tuple[bytes, str]:
         identity = signer.identity
     who = f"keyless as {identity.san}" if identity is not None else "keyless"
     return result.bundle_json(), who
+
+
+# -- verify-attestation's VSA: GitHub attestations that passed ---------------------------------
+
+_SLSA_PROVENANCE = ("https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2")
+
+
+def github_attestation_level(passed: Sequence[Any]) -> str | None:
+    """The best SLSA build level among one artifact's passed GitHub attestations (``
+    provenance.github.AttestationResult``), counting SLSA provenance only; None when none is.
+
+    GitHub-hosted runner and a signer workflow of another repository than the source: L3;
+    GitHub-hosted in the build's own repository: L2; else L1 (``slsa_build_level``)."""
+    from sealtrail.provenance.vsa import slsa_build_level
+
+    best: str | None = None
+    for item in passed:
+        if item.statement.get("predicateType") not in _SLSA_PROVENANCE:
+            continue
+        extensions = item.result.extensions
+        signer = str(extensions.get("build_signer_uri", ""))
+        source = str(extensions.get("source_repository_uri", "")).rstrip("/").lower()
+        signer_repo = "/".join(signer.split("/", 5)[:5]).lower()
+        level = slsa_build_level(
+            github_hosted=extensions.get("runner_environment") == "github-hosted",
+            reusable_workflow=bool(source) and signer_repo != source)
+        best = level if best is None or level > best else best
+    return best
+
+
+def write_attestation_vsa(args: Any, verified: Sequence[tuple[str, str, bytes, Sequence[Any]]]
+                          ) -> str | None:
+    """``verify-attestation --vsa-out``: ``verified`` holds, per artifact that passed, its
+    subject name, digest algorithm, digest and passed attestations. The level is the lowest
+    of the artifacts' best levels (UNEVALUATED if one has no SLSA provenance)."""
+    if not getattr(args, "vsa_out", None) or not verified:
+        return None
+    levels = [github_attestation_level(passed) for _, _, _, passed in verified]
+    level = None if any(item is None for item in levels) else min(
+        item for item in levels if item is not None)
+    flags = ("owner", "repo", "signer_repo", "signer_workflow", "cert_identity",
+             "cert_identity_regex", "cert_oidc_issuer", "predicate_type",
+             "deny_self_hosted_runners", "source_ref", "source_digest", "signer_digest",
+             "digest_alg", "no_predicate_checks", "no_public_good")
+    description = {"command": "verify-attestation",
+                   **{name: getattr(args, name, None) for name in flags}}
+    return write_vsa(args, [(name, {algorithm: digest.hex()})
+                            for name, algorithm, digest, _ in verified],
+                     [args.bundle], description, level)

@@ -387,11 +387,13 @@ def slsa_build_level(*, builder_id: str | None = None, github_hosted: bool = Fal
       in a trusted reusable workflow, out of reach of the caller's steps;
       slsa-verification.md §5).
     - A GitHub artifact attestation from a GitHub-hosted runner: ``SLSA_BUILD_LEVEL_3`` when
-      it was signed by a reusable workflow other than the build's own (``reusable_workflow``:
-      the certificate's Build Signer URI differs from its Build Config URI), else
-      ``SLSA_BUILD_LEVEL_2``: a job's own steps can reach its OIDC token, so signing in the
-      build's own workflow does not meet L3's "signing secrets out of reach" (SPEC: SLSA
-      build-track-basics L3; GitHub documents attestations alone as Build L2).
+      it was signed by a reusable workflow of another repository than the source
+      (``reusable_workflow``: the certificate's Build Signer URI names another repository
+      than its Source Repository URI), else ``SLSA_BUILD_LEVEL_2``: a job's own steps can
+      reach its OIDC token, and the source's owners can change a workflow of their own
+      repository, so signing there does not meet L3's "signing secrets out of reach" (SPEC:
+      SLSA build-track-basics L3; GitHub documents attestations alone as Build L2; the same
+      rule as provenance.slsa's levels).
     - Anything else: the policy's level (``policy_level``), else ``SLSA_BUILD_LEVEL_1``
       (SPEC: verifying-artifacts: the default level of a trusted builder is L1).
     """
