@@ -124,13 +124,7 @@ def verify_timestamps(tokens_der: Sequence[bytes], signature: bytes,
     :class:`~sealtrail.errors.TimestampInvalidError`. At most :data:`MAX_TIMESTAMPS`
     tokens are accepted and duplicates are rejected (as sigstore-python does).
     """
-    if len(tokens_der) > MAX_TIMESTAMPS:
-        raise E("too many RFC 3161 timestamps", actual=len(tokens_der),
-                expected=f"<= {MAX_TIMESTAMPS}")
-    if not all(isinstance(t, (bytes, bytearray)) for t in tokens_der):
-        raise E("RFC 3161 timestamps must be bytes")
-    if len(set(bytes(t) for t in tokens_der)) != len(tokens_der):
-        raise E("duplicate RFC 3161 timestamp")
+    check_timestamp_count(tokens_der)
     times = []
     for index, der in enumerate(tokens_der):
         try:
