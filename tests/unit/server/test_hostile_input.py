@@ -9,7 +9,8 @@ a SQLite query).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from starlette.applications import Starlette
 from sealtrail.server.instance import Instance
 from sealtrail.server.log_api import build_log_app
 from sealtrail.server.log_instance import LogDirectory
+from tests.unit.server._lifespan import running_instance_app
 
 # Digits Python's int() accepts but HTTP (RFC 9110's DIGIT is %x30-39) does not.
 NON_ASCII_DIGITS = ["\u0661\u0662", "\u00b2", "1\u00b2", "\uff11"]
@@ -54,17 +56,8 @@ def log_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
 
 @pytest.fixture(scope="module")
 def instance_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Instance, Starlette]]:
-    instance = Instance.init(str(tmp_path_factory.mktemp("instance") / "i"), builtin_issuer=True)
-    app = instance.build_app()
-    # The app's lifespan closes the logs it opened (and stops its TUF refresher).
-    loop = asyncio.new_event_loop()
-    lifespan = app.router.lifespan_context(app)
-    loop.run_until_complete(lifespan.__aenter__())
-    try:
-        yield instance, app
-    finally:
-        loop.run_until_complete(lifespan.__aexit__(None, None, None))
-        loop.close()
+    with running_instance_app(str(tmp_path_factory.mktemp("instance") / "i")) as running:
+        yield running
 
 
 @pytest.mark.parametrize("digits", NON_ASCII_DIGITS)

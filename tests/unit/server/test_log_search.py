@@ -7,9 +7,10 @@ import asyncio
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from sealtrail.server.instance import Instance
 from sealtrail.server.log_api import MAX_SEARCH_RESULTS, build_log_app
 from sealtrail.server.log_instance import LogDirectory
 from tests.fakes.ca import FakeCA
+from tests.unit.server._lifespan import running_instance_app
 
 POPULAR = "popular@example.com"
 PAGE = MAX_SEARCH_RESULTS
@@ -157,16 +159,8 @@ def _hashedrekord(key: ec.EllipticCurvePrivateKey, pem: bytes, artifact: bytes) 
 
 @pytest.fixture
 def instance_app(tmp_path: Path) -> Iterator[tuple[Instance, Starlette]]:
-    instance = Instance.init(str(tmp_path / "instance"), builtin_issuer=True)
-    app = instance.build_app()
-    loop = asyncio.new_event_loop()
-    lifespan = app.router.lifespan_context(app)
-    loop.run_until_complete(lifespan.__aenter__())
-    try:
-        yield instance, app
-    finally:
-        loop.run_until_complete(lifespan.__aexit__(None, None, None))
-        loop.close()
+    with running_instance_app(str(tmp_path / "instance")) as running:
+        yield running
 
 
 def test_an_instance_files_entries_under_identities_its_ca_issued_only(
@@ -188,7 +182,7 @@ def test_an_instance_files_entries_under_identities_its_ca_issued_only(
     # A certificate anyone can make, naming the same identity.
     theirs = ec.generate_private_key(ec.SECP256R1())
     their_cert = FakeCA().issue_leaf(
-        theirs.public_key(), not_before=datetime.now(timezone.utc) - timedelta(seconds=30),
+        theirs.public_key(), not_before=datetime.now(UTC) - timedelta(seconds=30),
         identity=IDENTITY, issuer=instance.config().oidc_url)
     their_pem = their_cert.public_bytes(serialization.Encoding.PEM)
 
@@ -213,7 +207,7 @@ def test_a_log_served_alone_files_every_certificate_as_rekor_does(populated: Any
 
     key = ec.generate_private_key(ec.SECP256R1())
     cert = FakeCA().issue_leaf(key.public_key(),
-                               not_before=datetime.now(timezone.utc) - timedelta(seconds=30),
+                               not_before=datetime.now(UTC) - timedelta(seconds=30),
                                identity=IDENTITY, issuer="https://issuer.example")
     request = _hashedrekord(key, cert.public_bytes(serialization.Encoding.PEM), b"x")
     assert ("identity", IDENTITY) in canonicalize_v1(request).search_keys
