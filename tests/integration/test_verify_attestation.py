@@ -202,6 +202,15 @@ def test_reusable_signer_workflow(instance: InstanceServer, roots: Path, tmp_pat
     assert code == 0, err
     code, _, err = verify(artifact, bundle, *common)  # the default pattern names the repo
     assert code == 1 and 'verifying with issuer "' in err
+    # Signed by a reusable workflow of another repository, GitHub-hosted: the VSA says L3.
+    env = {"SEALTRAIL_PASSPHRASE": "vsa passphrase"}
+    run(SEALTRAIL, "generate-key-pair", "--output-key", str(tmp_path / "vsa.key"), env=env)
+    vsa = tmp_path / "vsa.json"
+    run(SEALTRAIL, "verify-attestation", str(artifact), "--bundle", str(bundle), *common,
+        "--signer-repo", "org/builders", "--vsa-out", str(vsa), "--vsa-key",
+        str(tmp_path / "vsa.key"), env=env)
+    statement = json.loads(base64.b64decode(json.loads(vsa.read_text())["payload"]))
+    assert statement["predicate"]["verifiedLevels"] == ["SLSA_BUILD_LEVEL_3"]
 
 
 def test_predicate_contradicting_its_certificate(instance: InstanceServer, roots: Path,
@@ -397,3 +406,33 @@ def test_npm_publish_attestation_verifies_with_the_registry_key(
     done = run(SEALTRAIL, "verify", str(other), "--bundle", str(bundle), "--key", str(public),
                "--trusted-root", str(instance.trusted_root), check=False)
     assert done.returncode == 1 and "SUBJECT_MISMATCH" in done.stderr
+
+
+def test_vsa_out(instance: InstanceServer, roots: Path, signed: tuple[Path, Path],
+                 tmp_path: Path) -> None:
+    """--vsa-out writes a VSA of a passed check, which verify-vsa accepts; nothing on failure."""
+    artifact, bundle = signed
+    env = {"SEALTRAIL_PASSPHRASE": "vsa passphrase"}
+    key = tmp_path / "vsa.key"
+    run(SEALTRAIL, "generate-key-pair", "--output-key", str(key), env=env)
+    vsa = tmp_path / "vsa.json"
+    common = [*issuer_flags(instance, roots), "--repo", REPO, "--vsa-key", str(key)]
+    done = run(SEALTRAIL, "verify-attestation", str(artifact), "--bundle", str(bundle), *common,
+               "--source-ref", "refs/heads/main", "--vsa-out", str(vsa), env=env, check=False)
+    assert done.returncode == 1 and not vsa.exists()
+    run(SEALTRAIL, "verify-attestation", str(artifact), "--bundle", str(bundle), *common,
+        "--vsa-out", str(vsa), env=env)
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    check = [SEALTRAIL, "verify-vsa", "--attestation-path", str(vsa), "--subject-digest",
+             f"sha256:{digest}", "--verifier-id", "pkg:pypi/sealtrail", "--resource-uri",
+             f"git+https://github.com/{REPO}", "--public-key-path", str(tmp_path / "vsa.pub")]
+    # Signed by a workflow of the source repository on a GitHub-hosted runner: Build L2.
+    done = run(*check, "--verified-level", "SLSA_BUILD_LEVEL_2")
+    assert "PASSED" in done.stderr
+    done = run(*check, "--verified-level", "SLSA_BUILD_LEVEL_3", check=False)
+    assert done.returncode == 1 and "ErrorMismatchVerifiedLevels" in done.stderr
+    statement = json.loads(base64.b64decode(json.loads(vsa.read_text())["payload"]))
+    assert statement["predicate"]["inputAttestations"][0]["name"] == bundle.name
+    assert statement["predicate"]["policy"]["uri"] == "urn:sealtrail:policy:verify-attestation"
+    # A --vsa-* flag without --vsa-out is refused before any check.
+    assert verify(artifact, bundle, *common)[0] == 2
