@@ -436,3 +436,18 @@ def test_vsa_out(instance: InstanceServer, roots: Path, signed: tuple[Path, Path
     assert statement["predicate"]["policy"]["uri"] == "urn:sealtrail:policy:verify-attestation"
     # A --vsa-* flag without --vsa-out is refused before any check.
     assert verify(artifact, bundle, *common)[0] == 2
+
+
+def test_patterns_match_anywhere_and_unanchored_ones_are_warned_about() -> None:
+    """gh's regexp flags match anywhere in the value (Go's MatchString); as `verify` does,
+    an unanchored one gets a warning. Real actions/attest provenance, public-good root."""
+    artifact = REAL / "ecosystem" / "pypi-attestations" / "pypi_attestations-0.0.19.tar.gz"
+    bundle = REAL / "github" / "pypi_attestations-0.0.19.tar.gz.slsa.sigstore.json"
+    code, _, err = verify(artifact, bundle, "--owner", "trailofbits", "-i",
+                          "workflows/release.yml@refs/tags/")
+    assert code == 0 and "is not anchored" in err
+    code, _, err = verify(artifact, bundle, "--owner", "trailofbits", "-i",
+                          "^https://github.com/trailofbits/pypi-attestations/")
+    assert code == 0 and "is not anchored" not in err
+    code, _, err = verify(artifact, bundle, "--owner", "trailofbits", "-i", "^workflows/")
+    assert code == 1 and 'verifying with issuer "sigstore.dev"' in err

@@ -118,6 +118,12 @@ def _prepare(args: Any) -> tuple[Any, Any, list[tuple[Any, Any]]]:
         deny_self_hosted_runners=args.deny_self_hosted_runners, source_ref=args.source_ref,
         source_digest=args.source_digest, signer_digest=args.signer_digest,
         predicate_checks=not args.no_predicate_checks)
+    from sealtrail.verify.policy import anchoring_warning
+
+    # As `verify` does: a user pattern not anchored at the start matches inside other values.
+    warning = anchoring_warning(args.cert_identity_regex, "--cert-identity-regex")
+    if warning:
+        print(f"sealtrail: warning: {warning}", file=sys.stderr)
     if args.custom_trusted_root is not None:
         roots = Roots(custom=parse_custom_roots(_read_file(args.custom_trusted_root,
                                                            "custom trusted root")),
