@@ -170,10 +170,10 @@ def test_sigstore_stage_fails_as_gh_reports_it(flags: dict[str, Any],
     assert isinstance(error.__cause__, cause) and type(error) is cause
 
 
-def test_deny_self_hosted_runners_fails_on_a_self_hosted_certificate() -> None:
-    # The real certificate says github-hosted; the criteria demand another value to show the
-    # check is made (a self-hosted certificate is signed on a local instance in the
-    # integration test).
+def test_the_runner_environment_is_checked_in_the_sigstore_stage() -> None:
+    # The real certificate says github-hosted, so the criteria here demand another value to
+    # show that the check is made and reported as gh reports it (a certificate from a
+    # self-hosted runner is made on a local instance in the integration test).
     criteria = criteria_from_flags(owner="trailofbits", deny_self_hosted_runners=True)
     other = Criteria(**{**criteria.__dict__, "runner_environment": "self-hosted"})
     with pytest.raises(VerificationError, match='^verifying with issuer "sigstore.dev"$'):
