@@ -65,6 +65,7 @@ BENCHMARKS = {
     "imports": ("bench_imports", {}),
     "log": ("bench_log", {}),
     "instance": ("bench_instance", {}),
+    "pypi": ("bench_pypi", {}),
 }
 
 

@@ -1,0 +1,165 @@
+"""PEP 740 verification speed (issue 14), side by side in one run.
+
+1. Per call: `sealtrail verify-pypi DIST --provenance P <publisher flags>` against
+   `pypi-attestations verify pypi --offline --provenance-file P <publisher flags> DIST` on the
+   same real distributions and PyPI provenance files (pypi-attestations' own test assets:
+   tests/vectors/ecosystem/pypi-attestations and tests/vectors/pypi), a GitHub, a Google
+   Cloud and a CircleCI publisher in turn. The two tools take turns (each pair in a new
+   order); the speed-up is the median of per-pair ratios (lowest-highest pair). Target: 3x.
+2. Many artifacts, one provenance: COUNT files are the subjects of one in-toto attestation
+   signed by `sealtrail attest` against a fresh local instance; `sealtrail verify A1..An
+   --bundle B` in one call against COUNT calls of `sealtrail verify Ai --bundle B` (one per
+   artifact). Recorded: both wall times, and the one call's CPU time over its wall time (how
+   many cores its worker processes kept busy; the machine's count beside it).
+
+    python benchmarks/bench_pypi.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import BIN, local_instance, spread
+
+REPO = Path(__file__).resolve().parents[1]
+ECO = REPO / "tests" / "vectors" / "ecosystem" / "pypi-attestations"
+OWN = REPO / "tests" / "vectors" / "pypi"
+COUNT = 200
+PAIRS, QUICK_PAIRS = 30, 6
+BATCH_RUNS, QUICK_BATCH_RUNS = 3, 1
+RUN_TIMEOUT = 600
+EMAIL = "bench@example.com"  # the identity _harness.local_instance's token carries
+
+# (distribution, provenance, sealtrail's publisher flags, pypi-attestations' flags)
+CASES = [
+    (ECO / "pypi_attestations-0.0.19.tar.gz", OWN / "pypi_attestations-0.0.19.tar.gz.provenance",
+     ["--repository", "https://github.com/trailofbits/pypi-attestations"],
+     ["--repository", "https://github.com/trailofbits/pypi-attestations"]),
+    (ECO / "gcb_attestation_test-0.0.0.tar.gz", ECO / "gcb_attestation_test-0.0.0.tar.gz.provenance",
+     ["--cert-identity", "919436158236-compute@developer.gserviceaccount.com",
+      "--cert-oidc-issuer", "https://accounts.google.com"],
+     ["--gcp-service-account", "919436158236-compute@developer.gserviceaccount.com"]),
+    (ECO / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl",
+     OWN / "circleci_sign_publish_example-0.0.1.dev137-py3-none-any.whl.provenance",
+     ["--cert-identity", "https://circleci.com/api/v2/projects/fdd9283f-e619-46af-8f9c-"
+      "851f7d3e8b2b/pipeline-definitions/8e4f8ab2-8d7c-4827-9f15-de076d6d647f",
+      "--cert-oidc-issuer", "https://oidc.circleci.com"],
+     ["--circleci-project-id", "fdd9283f-e619-46af-8f9c-851f7d3e8b2b",
+      "--circleci-pipeline-definition-id", "8e4f8ab2-8d7c-4827-9f15-de076d6d647f"]),
+]
+
+
+def _run(argv: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {argv[:4]}...\n{done.stdout[-1500:]}\n"
+                         f"{done.stderr[-1500:]}")
+    return wall
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def per_call(pairs: int) -> tuple[str, float]:
+    ours, theirs, ratios = [], [], []
+    for i in range(pairs):
+        dist, provenance, our_flags, their_flags = CASES[i % len(CASES)]
+        mine = [str(BIN / "sealtrail"), "verify-pypi", str(dist), "--provenance",
+                str(provenance), *our_flags]
+        other = [str(BIN / "pypi-attestations"), "verify", "pypi", "--offline",
+                 "--provenance-file", str(provenance), *their_flags, str(dist)]
+        if i % 2 == 0:
+            a, b = _run(mine), _run(other)
+        else:
+            b, a = _run(other), _run(mine)
+        ours.append(a)
+        theirs.append(b)
+        ratios.append(b / a)
+    median = statistics.median(ratios)
+    row = (f"| one distribution per call (GitHub, Google, CircleCI publishers in turn; "
+           f"{pairs} pairs) | {statistics.median(ours) * 1000:.0f} ms | "
+           f"{statistics.median(theirs) * 1000:.0f} ms | {spread(ratios)} (target >= 3x) |")
+    return row, median
+
+
+def batch(runs: int) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-pypi-") as tmp:
+        root = Path(tmp)
+        with local_instance(root) as instance:
+            files = []
+            (root / "dist").mkdir()
+            for i in range(COUNT):
+                path = root / "dist" / f"pkg_{i:03d}-1.0-py3-none-any.whl"
+                path.write_bytes(f"distribution {i} {os.urandom(8).hex()}\n".encode() * 64)
+                files.append(str(path))
+            predicate = root / "predicate.json"
+            predicate.write_text(json.dumps({}))
+            bundle = root / "all.intoto.sigstore.json"
+            _run([str(BIN / "sealtrail"), "attest", *files, "--predicate", str(predicate),
+                  "--predicate-type", "https://docs.pypi.org/attestations/publish/v1",
+                  "--bundle", str(bundle), "--instance-dir", str(instance.directory),
+                  "--identity-token", instance.token])
+            policy = ["--trusted-root", str(instance.directory / "trust" / "trusted_root.json"),
+                      "--certificate-identity", EMAIL,
+                      "--certificate-oidc-issuer", instance.base_url + "/oidc"]
+            one_call, singles, busy = [], [], []
+            for i in range(runs):
+                cpu = _children_cpu()
+                wall = _run([str(BIN / "sealtrail"), "verify", *files, "--bundle", str(bundle),
+                             *policy])
+                one_call.append(wall)
+                busy.append((_children_cpu() - cpu) / wall)
+                start = time.perf_counter()
+                for path in files:
+                    _run([str(BIN / "sealtrail"), "verify", path, "--bundle", str(bundle),
+                          *policy])
+                singles.append(time.perf_counter() - start)
+    ratio = [s / o for s, o in zip(singles, one_call)]
+    return [
+        f"| {COUNT} artifacts, one attestation naming all of them: one `sealtrail verify "
+        f"--bundle` call ({runs} run(s)) | {statistics.median(one_call):.2f} s, CPU busy "
+        f"{statistics.median(busy):.1f} of {os.cpu_count()} cores | | |",
+        f"| the same {COUNT} artifacts, one `sealtrail verify` call each | "
+        f"{statistics.median(singles):.1f} s | | one call is {spread(ratio, '{:.0f}')} faster |",
+    ]
+
+
+def main(quick: bool = False) -> str:
+    load = os.getloadavg()[0]
+    row, median = per_call(QUICK_PAIRS if quick else PAIRS)
+    rows = [row, *batch(QUICK_BATCH_RUNS if quick else BATCH_RUNS)]
+    from importlib.metadata import version
+
+    met = "met" if median >= 3 else "**not met**"
+    return "\n".join([
+        "### verify-pypi (PEP 740) and many artifacts against one provenance",
+        "",
+        f"`sealtrail verify-pypi` against pypi-attestations {version('pypi-attestations')} "
+        "(`verify pypi --offline --provenance-file`), the real distributions and PyPI provenance "
+        f"files of pypi-attestations' test assets; wall time per call, start-up included. "
+        f"Per-call target (3x): {met}. Load average when the run began: {load:.1f} "
+        "(other processes share the machine: the CPU-busy figure counts only what this run "
+        "got).",
+        "",
+        "| Measurement | sealtrail | pypi-attestations | speed-up |",
+        "|---|---|---|---|",
+        *rows,
+    ])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print(main(quick=parser.parse_args().quick))
