@@ -133,3 +133,19 @@ def test_verify_pypi_runs_with_sockets_forbidden(no_sockets: list[str],
         "pypi_attestations-0.0.19.tar.gz.provenance"
     assert main(["verify-pypi", sdist, "--provenance", str(provenance), *repository]) == 0
     assert no_sockets == []
+
+
+def test_verify_artifact_runs_with_sockets_forbidden(no_sockets: list[str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Real slsa-github-generator provenance (a Sigstore bundle), public-good's root offline;
+    # a failing check and a refused bare envelope stay offline too.
+    sample = Path(__file__).resolve().parents[1] / "vectors" / "slsa" / "slsa-sample"
+    binary = str(sample / "binary-linux-amd64")
+    provenance = sample / "gha_generic_v2.1.0_push-v14" / "binary-linux-amd64-push-v14.intoto.jsonl"
+    flags = ["--provenance-path", str(provenance), "--source-uri",
+             "github.com/slsa-framework/example-package"]
+    assert main(["verify-artifact", binary, *flags, "--source-tag", "v14"]) == 0
+    assert "PASSED: SLSA verification passed" in capsys.readouterr().err
+    assert main(["verify-artifact", binary, *flags, "--source-tag", "v15"]) == 1
+    assert "ErrorMismatchTag" in capsys.readouterr().err
+    assert no_sockets == []
