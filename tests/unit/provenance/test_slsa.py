@@ -534,3 +534,14 @@ def test_expectations_no_provenance_could_meet_are_usage_errors() -> None:
     with pytest.raises(UsageError):
         verify_artifact_provenance([ARTIFACT], "text", SlsaExpectations("x"), trusted_root=b"")
 
+
+
+def test_the_package_exports_the_one_call_api() -> None:
+    import sealtrail.provenance as package
+    from sealtrail.provenance import slsa
+
+    assert package.verify_artifact_provenance is slsa.verify_artifact_provenance
+    assert package.SlsaExpectations is slsa.SlsaExpectations
+    assert package.VerifiedProvenance is slsa.VerifiedProvenance
+    with pytest.raises(AttributeError, match="no_such_name"):
+        package.no_such_name  # noqa: B018
