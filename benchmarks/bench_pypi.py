@@ -9,8 +9,9 @@
 2. Many artifacts, one provenance: COUNT files are the subjects of one in-toto attestation
    signed by `sealtrail attest` against a fresh local instance; `sealtrail verify A1..An
    --bundle B` in one call against COUNT calls of `sealtrail verify Ai --bundle B` (one per
-   artifact). Recorded: both wall times, and the one call's CPU time over its wall time (how
-   many cores its worker processes kept busy; the machine's count beside it).
+   artifact). Recorded: both wall times, the one call's CPU time over its wall time (how
+   many cores its worker processes kept busy; the machine's count beside it), and the one
+   call again with `--jobs 1` (no worker processes), which shows what the workers bring.
 
     python benchmarks/bench_pypi.py [--quick]
 """
@@ -114,13 +115,15 @@ def batch(runs: int) -> list[str]:
             policy = ["--trusted-root", str(instance.directory / "trust" / "trusted_root.json"),
                       "--certificate-identity", EMAIL,
                       "--certificate-oidc-issuer", instance.base_url + "/oidc"]
-            one_call, singles, busy = [], [], []
+            one_call, one_process, singles, busy = [], [], [], []
             for i in range(runs):
                 cpu = _children_cpu()
                 wall = _run([str(BIN / "sealtrail"), "verify", *files, "--bundle", str(bundle),
                              *policy])
                 one_call.append(wall)
                 busy.append((_children_cpu() - cpu) / wall)
+                one_process.append(_run([str(BIN / "sealtrail"), "verify", *files, "--bundle",
+                                         str(bundle), "--jobs", "1", *policy]))
                 start = time.perf_counter()
                 for path in files:
                     _run([str(BIN / "sealtrail"), "verify", path, "--bundle", str(bundle),
@@ -131,6 +134,9 @@ def batch(runs: int) -> list[str]:
         f"| {COUNT} artifacts, one attestation naming all of them: one `sealtrail verify "
         f"--bundle` call ({runs} run(s)) | {statistics.median(one_call):.2f} s, CPU busy "
         f"{statistics.median(busy):.1f} of {os.cpu_count()} cores | | |",
+        f"| the same one call with `--jobs 1` (one process, no workers) | "
+        f"{statistics.median(one_process):.2f} s | | the default's workers: "
+        f"{spread([p / o for p, o in zip(one_process, one_call)])} faster |",
         f"| the same {COUNT} artifacts, one `sealtrail verify` call each | "
         f"{statistics.median(singles):.1f} s | | one call is {spread(ratio, '{:.0f}')} faster |",
     ]
