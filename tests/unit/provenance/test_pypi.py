@@ -568,3 +568,44 @@ def test_names_parse_and_compare_as_packaging_parses_them(seed: int) -> None:
         for other in names:
             if ours(one) is not None and ours(other) is not None:
                 assert (ours(one) == ours(other)) == (oracle(one) == oracle(other)), (one, other)
+
+
+# -- never anything but a sealtrail error (no traceback) on arbitrary input -----------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["version", "verification_material", "envelope", "certificate",
+                        "transparency_entries", "statement", "signature"]), _JSON)
+def test_any_field_value_is_refused_cleanly(field: str, value: Any) -> None:
+    data = _real_attestation()
+    for holder in (data, data["verification_material"], data["envelope"]):
+        if field in holder:
+            holder[field] = value
+    try:
+        pypi.parse_attestation(json.dumps(data)).to_bundle()
+    except Error as exc:
+        assert exc.exit_code == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_any_provenance_is_parsed_or_refused_cleanly(value: Any) -> None:
+    try:
+        pypi.parse_provenance(json.dumps({"version": 1, "attestation_bundles": value}))
+    except Error as exc:
+        assert exc.code == "BUNDLE_MALFORMED"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab1._-+!vV0 ", max_size=30), st.sampled_from([".whl", ".tar.gz", ".zip", ""]))
+def test_any_file_name_parses_or_raises_value_error(stem: str, suffix: str) -> None:
+    try:
+        pypi.parse_distribution_filename(stem + suffix)
+    except ValueError:
+        pass
