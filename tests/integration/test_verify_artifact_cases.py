@@ -172,3 +172,39 @@ def test_a_bare_dsse_envelope_needs_the_bundle(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "FAILED: SLSA verification failed: ErrorRekorSearch: " in done.stderr
     assert "Pass the Sigstore bundle" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_policy_file_says_what_the_flags_say(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    case_dir = SAMPLE / "gha_generic_v2.1.0_push-v14"
+    base = ["verify-artifact", str(SHARED_BINARY), "--provenance-path",
+            str(case_dir / "binary-linux-amd64-push-v14.intoto.jsonl")]
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\nminimum-level = 3\n[source]\n'
+                      'uri = "github.com/slsa-framework/example-package"\nversioned-tag = "v14"\n')
+    assert main([*base, "--policy", str(policy), "--source-branch", "main", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["slsa_build_level"] == 3
+    # What the policy says is checked: another version, predicate types, builder refs.
+    policy.write_text(policy.read_text().replace('"v14"', '"v15"'))
+    assert main([*base, "--policy", str(policy)]) == 1
+    assert "ErrorMismatchVersionedTag" in capsys.readouterr().err
+    policy.write_text('version = 1\npredicate-types = ["https://slsa.dev/provenance/v1"]\n'
+                      '[source]\nuri = "github.com/slsa-framework/example-package"\n')
+    assert main([*base, "--policy", str(policy)]) == 1
+    assert "FAILED: SLSA verification failed: ErrorInvalidDssePayload: the policy" in \
+        capsys.readouterr().err
+    generic = ("https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
+               "generator_generic_slsa3.yml")
+    policy.write_text(f'version = 1\n[source]\nuri = "github.com/slsa-framework/example-package"\n'
+                      f'[[builder]]\nid = "{generic}"\nrefs = ["refs/tags/v2.0.*"]\n')
+    assert main([*base, "--policy", str(policy)]) == 1
+    assert "ErrorInvalidRef" in capsys.readouterr().err
+    # A flag repeating the policy, and a policy that does not parse: exit 2, one line.
+    policy.write_text('version = 1\n[source]\nuri = "github.com/slsa-framework/example-package"\n')
+    assert main([*base, "--policy", str(policy), "--source-uri", "github.com/a/b"]) == 2
+    assert "both" in capsys.readouterr().err
+    policy.write_text("version = 1\nunknown = 2\n")
+    assert main([*base, "--policy", str(policy)]) == 2
+    assert "CONFIG_INVALID" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "--source-uri" in capsys.readouterr().err

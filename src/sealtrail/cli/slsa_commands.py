@@ -34,8 +34,9 @@ def add_arguments(parser: Any) -> None:
                              "same builder)")
     parser.add_argument("--provenance-path", required=True, metavar="P",
                         help="the provenance: a Sigstore bundle, JSON or JSON Lines")
-    parser.add_argument("--source-uri", required=True, metavar="U",
-                        help="expected source repository, e.g. github.com/OWNER/REPO")
+    parser.add_argument("--source-uri", metavar="U",
+                        help="expected source repository, e.g. github.com/OWNER/REPO "
+                             "(required, unless --policy names it)")
     parser.add_argument("--builder-id", metavar="B",
                         help="expected builder: NAME, NAME@vX.Y.Z or NAME@refs/tags/vX.Y.Z "
                              "(required for delegator/BYOB builders; without it only the "
@@ -51,8 +52,12 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--print-provenance", action="store_true",
                         help="print the verified provenance statement (JSON) on standard "
                              "output, once per artifact")
-    parser.add_argument("--certificate-oidc-issuer", "--cert-oidc-issuer",
-                        default=GITHUB_ACTIONS_ISSUER, metavar="URL",
+    parser.add_argument("--policy", metavar="FILE",
+                        help="take the expectations from a provenance policy file (TOML, "
+                             "docs/provenance.md): source, trusted builders with their refs "
+                             "and levels, minimum level, predicate types, issuer; a flag may "
+                             "add what it leaves open, not repeat it")
+    parser.add_argument("--certificate-oidc-issuer", "--cert-oidc-issuer", metavar="URL",
                         help="OIDC issuer the signing certificate must name (default GitHub "
                              "Actions'; give a self-hosted instance's workflow issuer, e.g. "
                              "http://HOST:PORT/oidc/github, to verify its provenance)")
@@ -123,13 +128,26 @@ def run(args: Any) -> int:
     from sealtrail.cli.vsa_commands import check_vsa_arguments, write_vsa
 
     check_vsa_arguments(args)  # --vsa-* flags that cannot work: exit 2 before any check
+    policy = None
     try:
-        expectations = SlsaExpectations(
-            source_uri=args.source_uri, builder_id=args.builder_id,
-            source_branch=args.source_branch, source_tag=args.source_tag,
-            source_versioned_tag=args.source_versioned_tag,
-            workflow_inputs=_workflow_inputs(args.build_workflow_input),
-            oidc_issuer=args.certificate_oidc_issuer).checked()
+        flags = {"source_uri": args.source_uri, "builder_id": args.builder_id,
+                 "source_branch": args.source_branch, "source_tag": args.source_tag,
+                 "source_versioned_tag": args.source_versioned_tag,
+                 "workflow_inputs": _workflow_inputs(args.build_workflow_input),
+                 "oidc_issuer": args.certificate_oidc_issuer}
+        if args.policy:
+            from sealtrail.cli.policy_commands import load_policy
+
+            policy = load_policy(args.policy)
+            expectations = SlsaExpectations.from_policy(policy, **flags).checked()
+        else:
+            if not args.source_uri:
+                from sealtrail.errors import UsageError
+
+                raise UsageError("the following arguments are required: --source-uri "
+                                 "(or --policy naming the source)")
+            flags["oidc_issuer"] = args.certificate_oidc_issuer or GITHUB_ACTIONS_ISSUER
+            expectations = SlsaExpectations(**flags).checked()
         provenance = read_bounded(args.provenance_path, MAX_PROVENANCE_BYTES,
                                   what="provenance", error=InputError)
         digests = _hash_artifacts(args.artifacts)
@@ -160,7 +178,8 @@ def run(args: Any) -> int:
                "source_versioned_tag": args.source_versioned_tag,
                "source_branch": args.source_branch,
                "build_workflow_inputs": _workflow_inputs(args.build_workflow_input),
-               "certificate_oidc_issuer": args.certificate_oidc_issuer},
-              f"SLSA_BUILD_LEVEL_{verified.build_level}")
+               "certificate_oidc_issuer": expectations.oidc_issuer},
+              f"SLSA_BUILD_LEVEL_{verified.build_level}",
+              policy_sha256=policy.digest() if policy is not None else None)
     print("PASSED: SLSA verification passed", file=sys.stderr)
     return 0

@@ -56,6 +56,8 @@ from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement, Subject
 from sealtrail.models.rekor import parse_entry_body
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.provenance import errors as pe
+from sealtrail.provenance.policy import DEFAULT_BUILDERS as DEFAULT_POLICY_BUILDERS
+from sealtrail.provenance.policy import ProvenancePolicy, TrustedBuilder
 from sealtrail.provenance.intoto_predicates import (
     BUILD_TYPE_CONTAINER,
     BUILD_TYPE_CONTAINER_BASED,
@@ -155,6 +157,54 @@ class SlsaExpectations(NamedTuple):
     source_versioned_tag: str | None = None
     workflow_inputs: Mapping[str, str] = MappingProxyType({})
     oidc_issuer: str = GITHUB_ACTIONS_ISSUER
+    #: A policy's trusted builders (id without @ref, refs, level: ``policy.TrustedBuilder``);
+    #: None: slsa-verifier's defaults (:data:`DEFAULT_TRUSTED_BUILDERS`, vX.Y.Z tags, L3).
+    trusted_builders: tuple[TrustedBuilder, ...] | None = None
+    #: The predicate types accepted (None: SLSA v0.2 and v1).
+    predicate_types: tuple[str, ...] | None = None
+    #: The SLSA Build level the builder must earn at least (None: any).
+    minimum_level: int | None = None
+
+    @classmethod
+    def from_policy(cls, policy: ProvenancePolicy, **flags: Any) -> "SlsaExpectations":
+        """The expectations of a policy file (``sealtrail.provenance.policy``), with
+        ``flags`` (field name -> value, None for not given) for what it leaves open; a
+        field given both ways is a :class:`UsageError`. Its ``[identity]`` table other than
+        ``issuer`` is for certificate-policy commands (verify-attestation) and is refused."""
+        if not isinstance(policy, ProvenancePolicy):
+            raise UsageError("from_policy needs a ProvenancePolicy", actual=type(policy).__name__)
+        unsupported = [key for key in ("identity", "identity_regexp", "owner", "repo",
+                                       "signer_workflow") if getattr(policy, key) is not None]
+        if policy.deny_self_hosted_runners:
+            unsupported.append("deny_self_hosted_runners")
+        if unsupported:
+            raise UsageError(f"the policy's [identity] {unsupported[0].replace('_', '-')} is "
+                             "not a verify-artifact check (it checks the builder and source; "
+                             "use verify-attestation for certificate identities)")
+        values: dict[str, Any] = {
+            "source_uri": policy.source_uri, "source_branch": policy.source_branch,
+            "source_tag": policy.source_tag, "source_versioned_tag": policy.source_versioned_tag,
+            "workflow_inputs": dict(policy.workflow_inputs) or None,
+            "oidc_issuer": policy.issuer,
+        }
+        for name, value in flags.items():
+            if name not in cls._fields:
+                raise UsageError(f"unknown expectation {name!r}")
+            if value in (None, {}, ()):
+                continue
+            if values.get(name) is not None:
+                raise UsageError(f"{name} is given both by the policy and as a flag")
+            values[name] = value
+        if values["source_tag"] is not None and values["source_versioned_tag"] is not None:
+            raise UsageError("the source tag and versioned tag exclude each other (one comes "
+                             "from the policy, one from a flag)")
+        if not values.get("source_uri"):
+            raise UsageError("the expected source URI is required (--source-uri, or the "
+                             "policy's [source] uri)")
+        builders = None if policy.builders == DEFAULT_POLICY_BUILDERS else policy.builders
+        return cls(**{k: v for k, v in values.items() if v is not None},
+                   trusted_builders=builders, predicate_types=policy.predicate_types,
+                   minimum_level=policy.minimum_level)
 
     def checked(self) -> "SlsaExpectations":
         """Self, or a :class:`UsageError` for values no provenance could satisfy."""
@@ -172,6 +222,11 @@ class SlsaExpectations(NamedTuple):
             raise UsageError("workflow_inputs must map names to strings")
         if not isinstance(self.oidc_issuer, str) or not self.oidc_issuer:
             raise UsageError("oidc_issuer must be a non-empty string")
+        if self.trusted_builders is not None and not all(
+                isinstance(b, TrustedBuilder) for b in self.trusted_builders):
+            raise UsageError("trusted_builders must be policy.TrustedBuilder values")
+        if self.minimum_level is not None and self.minimum_level not in (0, 1, 2, 3):
+            raise UsageError("minimum_level must be 0 to 3", actual=self.minimum_level)
         return self
 
 
@@ -668,26 +723,34 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
 
     # 4. The certificate: issuer, builder, its ref, the source repository.
     signer = _signer(result, expected.oidc_issuer)
-    default_builder = signer.name in DEFAULT_TRUSTED_BUILDERS
+    policy = expected.trusted_builders
+    listed = None if policy is None else next((b for b in policy if b.id == signer.name), None)
+    default_builder = signer.name in DEFAULT_TRUSTED_BUILDERS if policy is None \
+        else listed is not None
     if expected.builder_id is None:
-        if not default_builder and not workflow_type:
+        if not default_builder and not (workflow_type and policy is None):
             raise pe.ErrorUntrustedReusableWorkflow(
-                "the signing workflow is not a default trusted builder (name it with "
-                "--builder-id to trust it)", actual=signer.name)
+                "the signing workflow is not a " + ("default " if policy is None else
+                                                     "policy's ") +
+                "trusted builder (name it with --builder-id to trust it)", actual=signer.name)
     elif signer.name not in DELEGATOR_BUILDERS:
         why = _matches_loose(signer.name, signer.ref, expected.builder_id)
         if why is not None:
             raise pe.ErrorUntrustedReusableWorkflow(
                 f"the signing workflow is not the expected builder: {why}",
                 actual=f"{signer.name}@{signer.ref}", expected=expected.builder_id)
-    if not workflow_type:
+    if listed is not None:
+        if not listed.accepts_ref(signer.ref):
+            raise pe.ErrorInvalidRef(f"the builder's ref is not one the policy accepts "
+                                     f"({listed.describe_refs()})", actual=signer.ref)
+    elif not workflow_type:
         _check_builder_ref(signer.ref)
     want_repository = _strip_source(expected.source_uri)
     if signer.repository.casefold() != want_repository.casefold():
         raise pe.ErrorMismatchSource("the certificate names another source repository",
                                      actual=signer.repository, expected=want_repository)
     delegator = signer.name in DELEGATOR_BUILDERS
-    if delegator and expected.builder_id is None:
+    if delegator and expected.builder_id is None and policy is None:
         raise pe.ErrorInvalidBuilderID("a delegator (BYOB) build needs --builder-id naming "
                                        "the tool's reusable workflow (empty ID)")
 
@@ -695,6 +758,11 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
     if problem is not None:
         raise problem
     assert prov is not None
+    if expected.predicate_types is not None and prov.predicate_type not in \
+            expected.predicate_types:
+        raise pe.ErrorInvalidDssePayload("the policy does not accept this predicate type",
+                                         actual=prov.predicate_type,
+                                         expected=" or ".join(expected.predicate_types))
     certificate_builder = f"{signer.name}@{signer.ref}"
     if workflow_type:
         wanted_ids = (result.identity,) if prov.build_type == BUILD_TYPE_GITHUB_WORKFLOW else (
@@ -705,7 +773,7 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
                                             expected=wanted_ids[0])
         builder_id = certificate_builder
     else:
-        if default_builder:
+        if signer.name in DEFAULT_TRUSTED_BUILDERS:
             types = DEFAULT_TRUSTED_BUILDERS[signer.name].get(prov.predicate_type, ())
         else:
             types = _KNOWN_TYPES.get(prov.predicate_type, ())
@@ -714,9 +782,14 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
                                            "buildType", actual=prov.build_type,
                                            expected=" or ".join(types) or None)
         if delegator:
-            assert expected.builder_id is not None
             name, _, ref = prov.builder_id.rpartition("@")
-            why = _matches_loose(name or prov.builder_id, ref, expected.builder_id)
+            if expected.builder_id is not None:
+                why = _matches_loose(name or prov.builder_id, ref, expected.builder_id)
+            else:  # a policy: the tool's workflow must be one of its builders, at its refs
+                assert policy is not None
+                tool = next((b for b in policy if b.id == name), None)
+                why = (None if tool is not None and tool.accepts_ref(ref) else
+                       "not among the policy's trusted builders at the refs it accepts")
             if not name or why is not None:
                 raise pe.ErrorMismatchBuilderID(
                     "the provenance's builder (the tool's workflow) is not the expected one"
@@ -756,12 +829,24 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
         run_ref = prov.github().ref
     except pe.ProvenanceError:
         run_ref = ""
+    if policy is not None:
+        trusted = listed
+        if delegator:
+            name = builder_id.rpartition("@")[0]
+            trusted = next((b for b in policy if b.id == name), None) or listed
+        level = trusted.level if trusted is not None else _level(False, workflow_type, signer)
+    else:
+        level = _level(default_builder or (delegator and expected.builder_id is not None),
+                       workflow_type, signer)
+    if expected.minimum_level is not None and level < expected.minimum_level:
+        raise pe.ErrorUntrustedReusableWorkflow(
+            f"the builder earns SLSA Build L{level}, the policy requires at least "
+            f"L{expected.minimum_level}", actual=builder_id)
     return VerifiedProvenance(
         statement=prov.statement, payload=result.payload, builder_id=builder_id,
         source_uri=source, commit=signer.commit or commit or "", trigger=signer.trigger,
         ref=signer.ref_of_source or run_ref,
-        build_level=_level(default_builder or (delegator and expected.builder_id is not None),
-                           workflow_type, signer),
+        build_level=level,
         build_type=prov.build_type, predicate_type=prov.predicate_type,
         identity=result.identity or "", issuer=result.issuer or "", signature=result,
         subjects=subjects)

@@ -545,3 +545,106 @@ def test_the_package_exports_the_one_call_api() -> None:
     assert package.VerifiedProvenance is slsa.VerifiedProvenance
     with pytest.raises(AttributeError, match="no_such_name"):
         package.no_such_name  # noqa: B018
+
+
+# -- expectations from a policy file ----------------------------------------------------------
+
+
+def policy_of(text: str) -> Any:
+    from sealtrail.provenance.policy import ProvenancePolicy
+
+    return ProvenancePolicy.from_toml(text.encode())
+
+
+def test_policy_defaults_are_slsa_verifier_s() -> None:
+    expected = SlsaExpectations.from_policy(policy_of('version = 1\n[source]\nuri = "github.com/acme/app"\n'
+                                                      'tag = "v1.2.3"\n'))
+    assert expected.trusted_builders is None and expected.source_tag == "v1.2.3"
+    assert expected.oidc_issuer == GITHUB_ACTIONS_ISSUER
+    payload = generic_v02(SUBJECTS, builder_id=GENERIC_ID)
+    san, extensions = certificate(GENERIC_REF)
+    assert verify_artifact_provenance([ARTIFACT], PUSH.read_bytes(), expected, trusted_root=b"",
+                                      verifier=GivenSignature(san, extensions, payload)
+                                      ).build_level == 3
+
+
+def _with_policy(text: str, payload: bytes, job: str, **flags: Any) -> Any:
+    san, extensions = certificate(job)
+    return verify_artifact_provenance(
+        [ARTIFACT], PUSH.read_bytes(), SlsaExpectations.from_policy(policy_of(text), **flags),
+        trusted_root=b"", verifier=GivenSignature(san, extensions, payload))
+
+
+CUSTOM_JOB = "acme/builders/.github/workflows/build.yml@refs/heads/main"
+CUSTOM = "https://github.com/acme/builders/.github/workflows/build.yml"
+CUSTOM_POLICY = f'''version = 1
+[source]
+uri = "github.com/acme/app"
+[[builder]]
+id = "{CUSTOM}"
+refs = ["refs/heads/main"]
+level = 3
+'''
+
+
+def test_policy_builders_their_refs_and_levels() -> None:
+    payload = generic_v02(SUBJECTS, builder_id="https://github.com/" + CUSTOM_JOB)
+    # Trusted by the policy at its ref (not a semver tag), earning the policy's level.
+    assert _with_policy(CUSTOM_POLICY, payload, CUSTOM_JOB).build_level == 3
+    lower = CUSTOM_POLICY.replace("level = 3", "level = 2")
+    assert _with_policy(lower, payload, CUSTOM_JOB).build_level == 2
+    with pytest.raises(pe.ErrorUntrustedReusableWorkflow, match="requires at least L3"):
+        _with_policy("minimum-level = 3\n" + lower.replace("level = 2", "level = 2\n[[builder]]\n"
+                                                           f'id = "{GENERIC}"\n'),
+                     payload, CUSTOM_JOB)
+    other = CUSTOM_JOB.replace("refs/heads/main", "refs/heads/dev")
+    with pytest.raises(pe.ErrorInvalidRef, match="policy accepts"):
+        _with_policy(CUSTOM_POLICY, generic_v02(SUBJECTS, builder_id="https://github.com/" + other),
+                     other)
+    # The slsa-github-generator builders are not trusted by a policy that lists others.
+    with pytest.raises(pe.ErrorUntrustedReusableWorkflow, match="policy's"):
+        _with_policy(CUSTOM_POLICY, generic_v02(SUBJECTS, builder_id=GENERIC_ID), GENERIC_REF)
+
+
+def test_policy_predicate_types_issuer_and_flags() -> None:
+    payload = generic_v02(SUBJECTS, builder_id=GENERIC_ID)
+    v1_only = ('version = 1\npredicate-types = ["https://slsa.dev/provenance/v1"]\n'
+               '[source]\nuri = "github.com/acme/app"\n')
+    with pytest.raises(pe.ErrorInvalidDssePayload, match="predicate type"):
+        _with_policy(v1_only, payload, GENERIC_REF)
+    issuer = 'version = 1\n[identity]\nissuer = "https://issuer.example"\n'
+    with pytest.raises(pe.ErrorInvalidOIDCIssuer):
+        _with_policy(issuer, payload, GENERIC_REF, source_uri="github.com/acme/app")
+    # Flags add what the policy leaves open; the same field both ways is refused.
+    with pytest.raises(pe.ErrorMismatchTag):
+        _with_policy(CUSTOM_POLICY.replace(f'id = "{CUSTOM}"', f'id = "{GENERIC}"')
+                     .replace('refs = ["refs/heads/main"]', 'refs = ["semver-tags"]'),
+                     payload, GENERIC_REF, source_tag="v9")
+    with pytest.raises(UsageError, match="both"):
+        SlsaExpectations.from_policy(policy_of(CUSTOM_POLICY), source_uri="github.com/x/y")
+    with pytest.raises(UsageError, match="required"):
+        SlsaExpectations.from_policy(policy_of("version = 1\n"))
+    with pytest.raises(UsageError, match="verify-attestation"):
+        SlsaExpectations.from_policy(policy_of('version = 1\n[identity]\nrepo = "acme/app"\n'),
+                                     source_uri="github.com/acme/app")
+
+
+def test_policy_names_the_tool_workflow_of_delegator_builds() -> None:
+    payload = github_v1(SUBJECTS, builder_id=TRW + "@refs/tags/v1.0.0",
+                        build_type=BUILD_TYPE_DELEGATOR)
+    policy = (f'version = 1\n[source]\nuri = "github.com/acme/app"\n'
+              f'[[builder]]\nid = "{DELEGATOR}"\n[[builder]]\nid = "{TRW}"\nlevel = 2\n')
+    result = _with_policy(policy, payload, DELEGATOR_REF)
+    assert result.builder_id == TRW + "@refs/tags/v1.0.0" and result.build_level == 2
+    with pytest.raises(pe.ErrorMismatchBuilderID, match="policy"):
+        _with_policy(policy.replace(TRW, TRW.replace("builder.yml", "other.yml")), payload,
+                     DELEGATOR_REF)
+
+
+def test_policy_with_builders_must_list_an_attestation_s_signing_workflow() -> None:
+    payload = attestation_v1(SUBJECTS, builder_id="https://github.com/" + OWN_WORKFLOW)
+    with pytest.raises(pe.ErrorUntrustedReusableWorkflow):
+        _with_policy(CUSTOM_POLICY, payload, OWN_WORKFLOW)
+    listed = CUSTOM_POLICY.replace(CUSTOM, f"https://github.com/{REPO}/.github/workflows/"
+                                          "release.yml").replace('"refs/heads/main"', '"refs/tags/*"')
+    assert _with_policy(listed, payload, OWN_WORKFLOW).build_level == 3  # the policy's word
