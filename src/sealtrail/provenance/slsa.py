@@ -733,7 +733,9 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
                 "the signing workflow is not a " + ("default " if policy is None else
                                                      "policy's ") +
                 "trusted builder (name it with --builder-id to trust it)", actual=signer.name)
-    elif signer.name not in DELEGATOR_BUILDERS:
+    elif signer.name not in DELEGATOR_BUILDERS or not default_builder:
+        # SPEC: slsa-verifier isTrustedDelegatorBuilder: a trusted delegator builds on behalf
+        # of any tool workflow (checked against builder_id in the provenance step).
         why = _matches_loose(signer.name, signer.ref, expected.builder_id)
         if why is not None:
             raise pe.ErrorUntrustedReusableWorkflow(

@@ -648,3 +648,11 @@ def test_policy_with_builders_must_list_an_attestation_s_signing_workflow() -> N
     listed = CUSTOM_POLICY.replace(CUSTOM, f"https://github.com/{REPO}/.github/workflows/"
                                           "release.yml").replace('"refs/heads/main"', '"refs/tags/*"')
     assert _with_policy(listed, payload, OWN_WORKFLOW).build_level == 3  # the policy's word
+
+
+def test_a_delegator_the_policy_does_not_list_is_not_trusted_through_builder_id() -> None:
+    payload = github_v1(SUBJECTS, builder_id=TRW + "@refs/tags/v1.0.0",
+                        build_type=BUILD_TYPE_DELEGATOR)
+    policy = f'version = 1\n[source]\nuri = "github.com/acme/app"\n[[builder]]\nid = "{TRW}"\n'
+    with pytest.raises(pe.ErrorUntrustedReusableWorkflow):
+        _with_policy(policy, payload, DELEGATOR_REF, builder_id=TRW)
