@@ -38,6 +38,10 @@ are checked as slsa-verifier's ``verify-github-attestation`` does: the builder i
 workflow itself (any workflow on GitHub's hosted platform; ``builder_id`` may pin it), its
 ``runDetails.builder.id`` must be the certificate's identity, and no semver ref is required.
 
+A policy file (:meth:`SlsaExpectations.from_policy`) replaces the default trusted builders by
+its own (each at the refs it lists, earning its level), may require a minimum level and
+restrict the predicate types; without ``[[builder]]`` tables its defaults are slsa-verifier's.
+
 The expected OIDC issuer is GitHub Actions' by default; a self-hosted instance whose built-in
 issuer mints workflow tokens names its own (``SlsaExpectations.oidc_issuer``, the CLI's
 ``--certificate-oidc-issuer``). The trusted builder set does not change with the instance.
