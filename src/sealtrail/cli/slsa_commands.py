@@ -99,7 +99,7 @@ def _hash_artifacts(paths: list[str]) -> list[dict[str, bytes]]:
         return [digest_file(paths[0], ("sha256",))]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(paths))) as pool:
         return list(pool.map(lambda path: digest_file(path, ("sha256",)), paths))
 
 
