@@ -155,7 +155,7 @@ def _checks(args: Any, kind: str, data: bytes, flag_policy: Any) -> list[tuple[A
 def run(args: Any) -> int:
     """Verify every DIST; exit 0 if all verified, else the highest failure's status."""
     from sealtrail._internal.files import digest_file
-    from sealtrail.cli import trust_commands
+    from sealtrail.cli import _runtime, trust_commands
     from sealtrail.errors import Error
     from sealtrail.models.trusted_root import TrustedRoot
     from sealtrail.provenance.pypi import verify_attestation
@@ -165,6 +165,9 @@ def run(args: Any) -> int:
     flag_policy = _flag_policy(args)
     selected = trust_commands.verification_root(args)
     verifier = Verifier(TrustedRoot.from_json(selected.data))
+    # The long-lived objects exist: the command's collector policy applies from here
+    # (cli/_runtime.py declares it per command).
+    _runtime.started("verify-pypi")
 
     status = 0
     failed_codes: list[str | None] = []
