@@ -60,8 +60,12 @@ from sealtrail.provenance.errors import (
     ErrorMismatchSource,
 )
 from sealtrail.provenance.intoto_predicates import (
+    BUILD_TYPE_CONTAINER,
+    BUILD_TYPE_GENERIC,
     BUILD_TYPE_GITHUB_WORKFLOW,
     BUILD_TYPE_GITHUB_WORKFLOW_LEGACY,
+    BUILD_TYPE_GO,
+    GITHUB_CONTEXT_BUILD_TYPES,
     SLSA_PROVENANCE_V1,
     parse_provenance,
 )
@@ -97,6 +101,9 @@ ACTIONS_BUILD_TYPE = BUILD_TYPE_GITHUB_WORKFLOW
 # runner, ``https://github.com/actions/runner/<RUNNER_ENVIRONMENT>``.
 RUNNER_BUILD_TYPE = BUILD_TYPE_GITHUB_WORKFLOW_LEGACY
 _RUNNER_BUILDER_PREFIX = "https://github.com/actions/runner/"
+# slsa-github-generator's builders whose provenance names the signing workflow as builder.
+_SIGNER_IS_BUILDER = (BUILD_TYPE_GENERIC, BUILD_TYPE_GO, BUILD_TYPE_CONTAINER)
+_GENERATOR_BUILD_TYPES = (*_SIGNER_IS_BUILDER, *GITHUB_CONTEXT_BUILD_TYPES)
 # SPEC: gh validateSignerWorkflow: a workflow that starts with a host name keeps it.
 _HOST_PREFIX = re.compile(r"^[a-zA-Z0-9-]+\.[a-zA-Z0-9-]+")
 _MIN_BUNDLE_VERSION = (0, 2)
@@ -414,16 +421,25 @@ def check_predicate(statement: Statement, extensions: Mapping[str, str]) -> None
         return
     provenance = parse_provenance(statement)
     build_type = provenance.build_type
-    if build_type not in (ACTIONS_BUILD_TYPE, RUNNER_BUILD_TYPE):
+    if build_type not in (ACTIONS_BUILD_TYPE, RUNNER_BUILD_TYPE, *_GENERATOR_BUILD_TYPES):
         raise ErrorInvalidBuildType(
             "the SLSA predicate's buildType is not one GitHub Actions produces (use "
             "--no-predicate-checks to check the certificate only, as gh does)",
-            actual=build_type, expected=f"{ACTIONS_BUILD_TYPE} or {RUNNER_BUILD_TYPE}")
-    if build_type == ACTIONS_BUILD_TYPE:
+            actual=build_type, expected=f"{ACTIONS_BUILD_TYPE}, {RUNNER_BUILD_TYPE} or an "
+                                        "slsa-github-generator buildType")
+    expected_builder: str | None
+    if build_type in (ACTIONS_BUILD_TYPE, *_SIGNER_IS_BUILDER):
         # SPEC: actions/toolkit provenance.ts: builder.id = <server>/<job_workflow_ref>,
-        # which Fulcio writes as the Build Signer URI (.9).
+        # which Fulcio writes as the Build Signer URI (.9); slsa-github-generator's builders
+        # name themselves, the reusable workflow that signs (slsa-verification.md §2 step 6).
         expected_builder = extensions.get("build_signer_uri")
         what = "Build Signer URI (the signing workflow)"
+    elif build_type in GITHUB_CONTEXT_BUILD_TYPES:
+        # Delegators (BYOB) and container-based builds name the tool's reusable workflow,
+        # not the delegator that signs: slsa-verifier matches it against --builder-id, which
+        # gh has no flag for. The source commit is still checked below.
+        expected_builder = None
+        what = ""
     else:
         runner = extensions.get("runner_environment")
         expected_builder = _RUNNER_BUILDER_PREFIX + runner if runner else None
@@ -443,7 +459,8 @@ def check_predicate(statement: Statement, extensions: Mapping[str, str]) -> None
                                       "Source Repository Digest", actual=commit,
                                       expected=expected_commit)
     config = extensions.get("build_config_uri")
-    if config is not None:
+    # Only GitHub's own buildTypes name the calling workflow in externalParameters.workflow.
+    if config is not None and build_type in (ACTIONS_BUILD_TYPE, RUNNER_BUILD_TYPE):
         workflow = _field(statement.predicate, "buildDefinition", "externalParameters",
                           "workflow")
         parts = [_field(workflow, name) for name in ("repository", "path", "ref")]

@@ -352,6 +352,29 @@ def test_runner_build_type_checks_the_runner() -> None:
         github.check_predicate(as_statement(statement), extensions)
 
 
+def test_slsa_github_generator_v1_provenance_passes_the_predicate_checks() -> None:
+    # The generic/Go/container builders name the reusable workflow that signs; delegators
+    # (BYOB) name the tool's workflow, which gh has no flag to expect: only the commit.
+    from sealtrail.provenance.intoto_predicates import BUILD_TYPE_DELEGATOR, BUILD_TYPE_GENERIC
+
+    statement, extensions = _statement_and_extensions()
+    predicate = statement["predicate"]
+    predicate["buildDefinition"]["buildType"] = BUILD_TYPE_GENERIC
+    predicate["buildDefinition"]["externalParameters"] = {"inputs": {}}  # no workflow object
+    predicate["runDetails"]["builder"]["id"] = extensions["build_signer_uri"]
+    github.check_predicate(as_statement(statement), extensions)
+    predicate["runDetails"]["builder"]["id"] = extensions["build_signer_uri"] + "x"
+    with pytest.raises(ErrorMismatchBuilderID):
+        github.check_predicate(as_statement(statement), extensions)
+
+    predicate["buildDefinition"]["buildType"] = BUILD_TYPE_DELEGATOR
+    predicate["runDetails"]["builder"]["id"] = "https://github.com/org/tool/.github/workflows/t.yml"
+    github.check_predicate(as_statement(statement), extensions)
+    predicate["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"] = "f" * 40
+    with pytest.raises(ErrorMismatchSource):
+        github.check_predicate(as_statement(statement), extensions)
+
+
 def test_other_predicate_types_are_not_checked() -> None:
     github.check_predicate(as_statement({"_type": "https://in-toto.io/Statement/v1",
                                          "subject": [], "predicateType": PUBLISH_TYPE,
