@@ -165,6 +165,33 @@ def test_each_mismatching_flag_fails_with_ghs_message(
     assert err.count("\nFAILED: ") + err.startswith("FAILED: ") == 1
 
 
+def test_policy_file_stands_for_the_flags(instance: InstanceServer, roots: Path,
+                                          signed: tuple[Path, Path], tmp_path: Path) -> None:
+    artifact, bundle = signed
+    policy = tmp_path / "policy.toml"
+    trusted = ["--custom-trusted-root", str(roots)]
+
+    def write(identity: str, types: str = "") -> str:
+        policy.write_text(f"version = 1\n{types}[identity]\n{identity}"
+                          f'issuer = "{instance.url}/oidc/github"\n')
+        return str(policy)
+
+    code, _, err = verify(artifact, bundle, *trusted, "--policy",
+                          write(f'repo = "{REPO}"\ndeny-self-hosted-runners = true\n'))
+    assert code == 0, err
+    code, _, err = verify(artifact, bundle, *trusted, "--policy",
+                          write('owner = "org"\n', 'predicate-types = ["https://example.com/p"]\n'))
+    assert code == 1 and "no matching predicate found" in err
+    code, _, err = verify(artifact, bundle, *trusted, "--policy",
+                          write('owner = "org"\nsigner-workflow = "org/proj/.github/workflows/'
+                                'other.yml"\n'))
+    assert code == 1 and 'verifying with issuer "' in err
+    # A flag may not repeat what the policy says.
+    code, _, err = verify(artifact, bundle, *trusted, "--owner", "org", "--policy",
+                          write('owner = "org"\n'))
+    assert code == 2 and "--owner repeats the policy's owner" in err
+
+
 def test_issuer_defaults_to_github_actions(instance: InstanceServer, roots: Path,
                                            signed: tuple[Path, Path]) -> None:
     artifact, bundle = signed

@@ -70,6 +70,10 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--no-predicate-checks", action="store_true",
                         help="check the certificate only, exactly as gh does, not what the "
                              "SLSA predicate claims")
+    parser.add_argument("--policy", metavar="FILE",
+                        help="take owner or repo, the signer, issuer, predicate type and "
+                             "--deny-self-hosted-runners from a provenance policy file (TOML, "
+                             "docs/provenance.md); a flag may not repeat what it says")
     parser.add_argument("--json", action="store_true",
                         help="print gh's JSON (a list of {attestation, verificationResult})")
     parser.add_argument("--format", choices=("json",), default=None,
@@ -87,6 +91,7 @@ def run(args: Any) -> int:
     check_vsa_arguments(args)  # --vsa-* flags that cannot work: exit 2 before any check
     as_json = bool(args.json or args.format == "json")
     try:
+        _apply_policy(args)
         criteria, roots, bundles = _prepare(args)
     except Error as error:
         _report_error(None, error, as_json)
@@ -98,6 +103,43 @@ def run(args: Any) -> int:
     if status == 0:
         write_attestation_vsa(args, args.vsa_verified)  # --vsa-out: a VSA of the passed check
     return status
+
+
+# Policy file fields -> the flags they stand for (sealtrail.provenance.policy).
+_POLICY_FLAGS = {"owner": "owner", "repo": "repo", "identity": "cert_identity",
+                 "identity_regexp": "cert_identity_regex", "signer_workflow": "signer_workflow",
+                 "issuer": "cert_oidc_issuer"}
+
+
+def _apply_policy(args: Any) -> None:
+    """``--policy FILE``: the flags it stands for, set on ``args`` (a flag that repeats one
+    is a usage error); its source and builder tables are verify-artifact's checks."""
+    args.policy_digest = None
+    if not getattr(args, "policy", None):
+        return
+    from sealtrail.cli._common import usage_error
+    from sealtrail.cli.policy_commands import load_policy
+    from sealtrail.provenance.policy import DEFAULT_PREDICATE_TYPES
+
+    policy = load_policy(args.policy)
+    for field, flag in _POLICY_FLAGS.items():
+        value = getattr(policy, field)
+        if value is None:
+            continue
+        if getattr(args, flag) is not None:
+            raise usage_error(f"--{flag.replace('_', '-')} repeats the policy's {field}: give "
+                              "one or the other")
+        setattr(args, flag, value)
+    if policy.deny_self_hosted_runners:
+        args.deny_self_hosted_runners = True
+    if policy.predicate_types != DEFAULT_PREDICATE_TYPES:
+        if len(policy.predicate_types) != 1:
+            raise usage_error("verify-attestation checks one predicate type (as gh does): the "
+                              "policy names several")
+        if args.predicate_type is not None:
+            raise usage_error("--predicate-type repeats the policy's predicate-types")
+        args.predicate_type = policy.predicate_types[0]
+    args.policy_digest = policy.digest()
 
 
 def _prepare(args: Any) -> tuple[Any, Any, list[tuple[Any, Any]]]:

@@ -456,4 +456,5 @@ def write_attestation_vsa(args: Any, verified: Sequence[tuple[str, str, bytes, S
                    **{name: getattr(args, name, None) for name in flags}}
     return write_vsa(args, [(name, {algorithm: digest.hex()})
                             for name, algorithm, digest, _ in verified],
-                     [args.bundle], description, level)
+                     [args.bundle], description, level,
+                     policy_sha256=getattr(args, "policy_digest", None))
