@@ -284,3 +284,47 @@ def test_round_trip_on_a_local_instance(instance: InstanceServer, tmp_path: Path
                      "--cert-oidc-issuer", issuer)
     assert done.returncode == 1 and "IDENTITY_MISMATCH" in done.stderr
     assert os.path.exists(str(dist) + ".publish.attestation")
+
+
+@pytest.mark.parametrize("jobs", ["0", "1", "2"])
+def test_many_distributions_in_worker_processes(dists: Path, jobs: str) -> None:
+    # Ten copies of the sdist beside its attestations (enough for forked workers), the sixth
+    # modified: results keep the DISTs' order, and the one failure fails the run.
+    paths = []
+    for i in range(10):
+        folder = dists / f"copy-{i}"
+        folder.mkdir()
+        for suffix in ("", ".publish.attestation"):
+            shutil.copy(dists / (SDIST + suffix), folder / (SDIST + suffix))
+        paths.append(folder / SDIST)
+    paths[5].write_bytes(b"nothing")
+    done = sealtrail(*map(str, paths), *GITHUB, "--workflow", "release.yml", "--json",
+                     "--jobs", jobs)
+    assert done.returncode == 1
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["dist"] for r in results] == [str(p) for p in paths]
+    assert [r["ok"] for r in results] == [i != 5 for i in range(10)]
+    assert results[5]["code"] == "SUBJECT_MISMATCH"
+    assert results[0]["trusted_root"]["instance"] == "public-good"
+
+
+def test_many_distributions_use_every_core_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Which process verified each DIST: forked workers (one per core by default) for many
+    # DISTs, this process for a few or with --jobs 1.
+    from argparse import Namespace
+
+    from sealtrail.cli import pypi_commands
+
+    monkeypatch.setattr(pypi_commands, "_verify_dist",
+                        lambda args, policy, verifier, index: [{"pid": os.getpid()}])
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+
+    def pids(count: int, jobs: int) -> set[int]:
+        args = Namespace(dists=[f"d{i}" for i in range(count)], jobs=jobs)
+        results = pypi_commands._verify_all(args, None, None)
+        assert len(results) == count
+        return {outcome["pid"] for outcomes in results for outcome in outcomes}
+
+    assert os.getpid() not in pids(60, 0) and 1 <= len(pids(60, 0)) <= 3
+    assert pids(60, 1) == {os.getpid()}
+    assert pids(pypi_commands.MIN_DISTS_FOR_PROCESSES - 1, 0) == {os.getpid()}

@@ -63,6 +63,8 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true",
                         help="accepted for pypi-attestations' users: verification is always "
                              "offline")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="worker processes for many DISTs (default: one per core)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line for each attestation checked")
 
@@ -81,6 +83,8 @@ def _check_flags(args: Any) -> None:
     elif args.cert_identity is None or args.cert_oidc_issuer is None:
         raise _usage("say who must have signed: --repository URL [--workflow W], or "
                      "--cert-identity I --cert-oidc-issuer U")
+    if args.jobs < 0:
+        raise _usage("--jobs must be a positive number (0: one per core)")
     if args.workflow is not None and args.repository is None:
         raise _usage("--workflow needs --repository")
     given = args.attestation or args.provenance
@@ -152,13 +156,85 @@ def _checks(args: Any, kind: str, data: bytes, flag_policy: Any) -> list[tuple[A
     return checks
 
 
+# Fewer DISTs than this are verified in this process: forking workers costs more than it saves.
+MIN_DISTS_FOR_PROCESSES = 8
+
+# A forked worker's state: (args, flag policy, verifier), set once by _init_worker.
+_worker: tuple[Any, Any, Any] | None = None
+
+
+def _verify_dist(args: Any, flag_policy: Any, verifier: Any, index: int) -> list[dict[str, Any]]:
+    """Every check of the ``index``-th DIST: one outcome per attestation (or one for a DIST
+    that could not be checked at all)."""
+    from sealtrail._internal.files import digest_file
+    from sealtrail.errors import Error
+    from sealtrail.provenance.pypi import verify_attestation
+
+    dist = args.dists[index]
+    filename = os.path.basename(dist)
+    outcomes: list[dict[str, Any]] = []
+    try:
+        sources = _sources(args, index, dist)
+        sha256 = digest_file(dist, ("sha256",), what="distribution")["sha256"].hex()
+        for kind, path in sources:
+            try:
+                checks = _checks(args, kind, _read(path, kind), flag_policy)
+                for attestation, policies in checks:
+                    result = verify_attestation(verifier, attestation, filename=filename,
+                                                sha256_hex=sha256, policies=policies)
+                    verified = result.verification
+                    outcomes.append({
+                        "ok": True, "dist": dist, kind: path, "code": None, "exit_code": 0,
+                        "predicate_type": result.predicate_type,
+                        "subject": result.subject_name, "sha256": sha256,
+                        "identity": verified.identity, "issuer": verified.issuer,
+                        "log_index": verified.log_index,
+                        "verified_time": verified.verified_time.isoformat()
+                                                 .replace("+00:00", "Z")})
+            except Error as error:
+                outcomes.append({"ok": False, "dist": dist, kind: path, **error.to_json()})
+    except Error as error:
+        outcomes.append({"ok": False, "dist": dist, **error.to_json()})
+    return outcomes
+
+
+def _init_worker(args: Any, flag_policy: Any, verifier: Any) -> None:
+    global _worker
+    _worker = (args, flag_policy, verifier)
+
+
+def _work(index: int) -> list[dict[str, Any]]:
+    assert _worker is not None
+    return _verify_dist(*_worker, index)
+
+
+def _verify_all(args: Any, flag_policy: Any, verifier: Any) -> list[list[dict[str, Any]]]:
+    """The outcomes of every DIST, in order: in this process, or (many DISTs) in forked
+    worker processes, one per core unless ``--jobs`` says otherwise, each inheriting the
+    verifier already built (as sealtrail.batch does for `verify`)."""
+    indices = range(len(args.dists))
+    workers = args.jobs or os.cpu_count() or 1
+    methods = None
+    if workers > 1 and len(args.dists) >= MIN_DISTS_FOR_PROCESSES:
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+    if methods is None or "fork" not in methods:
+        return [_verify_dist(args, flag_policy, verifier, index) for index in indices]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, len(args.dists) // (workers * 4))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_init_worker,
+                             initargs=(args, flag_policy, verifier)) as pool:
+        return list(pool.map(_work, indices, chunksize=chunk))
+
+
 def run(args: Any) -> int:
     """Verify every DIST; exit 0 if all verified, else the highest failure's status."""
-    from sealtrail._internal.files import digest_file
     from sealtrail.cli import _runtime, trust_commands
-    from sealtrail.errors import Error
     from sealtrail.models.trusted_root import TrustedRoot
-    from sealtrail.provenance.pypi import verify_attestation
     from sealtrail.verify.verifier import Verifier
 
     _check_flags(args)
@@ -171,36 +247,12 @@ def run(args: Any) -> int:
 
     status = 0
     failed_codes: list[str | None] = []
-    for index, dist in enumerate(args.dists):
-        filename = os.path.basename(dist)
-        outcomes: list[dict[str, Any]] = []
-        try:
-            sources = _sources(args, index, dist)
-            sha256 = digest_file(dist, ("sha256",), what="distribution")["sha256"].hex()
-            for kind, path in sources:
-                try:
-                    checks = _checks(args, kind, _read(path, kind), flag_policy)
-                    for attestation, policies in checks:
-                        result = verify_attestation(verifier, attestation, filename=filename,
-                                                    sha256_hex=sha256, policies=policies)
-                        verified = result.verification
-                        outcomes.append({
-                            "ok": True, "dist": dist, kind: path, "code": None, "exit_code": 0,
-                            "predicate_type": result.predicate_type,
-                            "subject": result.subject_name, "sha256": sha256,
-                            "identity": verified.identity, "issuer": verified.issuer,
-                            "log_index": verified.log_index,
-                            "verified_time": verified.verified_time.isoformat()
-                                                     .replace("+00:00", "Z")})
-                except Error as error:
-                    outcomes.append({"ok": False, "dist": dist, kind: path, **error.to_json()})
-        except Error as error:
-            outcomes.append({"ok": False, "dist": dist, **error.to_json()})
+    for outcomes in _verify_all(args, flag_policy, verifier):
         for outcome in outcomes:
             status = max(status, outcome["exit_code"])
             if not outcome["ok"]:
                 failed_codes.append(outcome["code"])
-            _report(args, outcome)
+            _report(args, trust_commands.annotate_result(args, outcome))
     trust_commands.print_root_notes(args, failed_codes)
     return status
 
