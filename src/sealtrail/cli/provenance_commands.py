@@ -1,0 +1,175 @@
+"""``sealtrail attest-provenance``: SLSA v1 provenance of a GitHub Actions build, made from the
+job's environment, signed keyless and written as a bundle.
+
+The statement is built by :mod:`sealtrail.provenance.generate` (pure); here files are hashed,
+the event payload read, the identity token found and the statement signed. Only stdlib at the
+top: the CLI imports this module to build its parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+# SPEC: slsa-github-generator names its provenance <name>.intoto.jsonl, or
+# multiple.intoto.jsonl for several subjects; neither collides with a `.sigstore.json`
+# signature bundle of `sealtrail sign`.
+PROVENANCE_SUFFIX = ".intoto.jsonl"
+MULTIPLE_NAME = "multiple.intoto.jsonl"
+_GLOB_CHARS = frozenset("*?[")
+
+
+def add_arguments(parser: Any) -> None:
+    parser.description = (
+        "Make SLSA v1 provenance for SUBJECTs in a GitHub Actions job, as actions/attest-build-"
+        "provenance does (buildType https://actions.github.io/buildtypes/workflow/v1, fields "
+        "from the GITHUB_* variables, checked against the job's identity token), sign it "
+        "keyless (DSSE), log it, and write a bundle: <subject>.intoto.jsonl, or "
+        "multiple.intoto.jsonl for several subjects.")
+    parser.add_argument("subjects", nargs="*", metavar="SUBJECT",
+                        help="a file or a glob (quoted; ** recurses); its name is its basename")
+    parser.add_argument("--subjects-file", metavar="F",
+                        help="subjects from a sha256sum-style file (HASH NAME per line), as "
+                             "actions/attest's subject-checksums")
+    parser.add_argument("--base64-subjects", metavar="B64",
+                        help="subjects as slsa-github-generator takes them: "
+                             "`sha256sum FILES | base64 -w0`")
+    parser.add_argument("--output", "-o", metavar="F",
+                        help="the bundle to write (default <first subject>.intoto.jsonl for "
+                             "one subject, multiple.intoto.jsonl for several)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--trust-config", metavar="FILE",
+                        help="client trust config (trusted root + signing config)")
+    source.add_argument("--instance-dir", metavar="DIR",
+                        help="a local instance made by `sealtrail init` (its trust config)")
+    source.add_argument("--instance", metavar="NAME",
+                        help="a packaged or added instance (public-good, public-good-staging, "
+                             "...)")
+    source.add_argument("--staging", action="store_true",
+                        help="the public-good staging instance (default: public-good)")
+    parser.add_argument("--identity-token", metavar="TOKEN",
+                        help="the job's OIDC identity token (else $SIGSTORE_ID_TOKEN, else "
+                             "requested from GitHub Actions with id-token: write)")
+    parser.add_argument("--rekor-version", type=int, choices=(1, 2),
+                        help="log to a Rekor v1 or v2 log (default: the newest offered)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON (bundle, builder, subjects)")
+
+
+def _subjects_of_paths(patterns: list[str]) -> list[Any]:
+    """Each SUBJECT is a file or a glob of files (directories skipped); names are basenames,
+    as actions/attest's subject-path names them."""
+    import glob
+
+    from sealtrail.errors import UsageError
+    from sealtrail.provenance.generate import MAX_SUBJECTS, Subject
+    from sealtrail.sign import hash_file
+
+    paths: list[str] = []
+    for pattern in patterns:
+        if _GLOB_CHARS & set(pattern) and not os.path.exists(pattern):
+            found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise UsageError(f"{pattern} matches no file")
+            paths += found
+        elif os.path.isfile(pattern):
+            paths.append(pattern)
+        else:
+            raise UsageError(f"{pattern} is not a file")
+        if len(paths) > MAX_SUBJECTS:
+            raise UsageError("too many subjects", expected=f"<= {MAX_SUBJECTS}")
+    unique = list(dict.fromkeys(os.path.realpath(p) for p in paths))
+    return [Subject(os.path.basename(p), {"sha256": hash_file(p).hex()}) for p in unique]
+
+
+def _read_text(path: str, what: str) -> str:
+    from sealtrail.cli.sign_commands import _read_small
+    from sealtrail.errors import UsageError
+
+    try:
+        return _read_small(path, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from None
+
+
+def _default_output(subjects: list[Any]) -> str:
+    from sealtrail.errors import UsageError
+
+    if len(subjects) > 1:
+        return MULTIPLE_NAME
+    name: str = os.path.basename(subjects[0].name)
+    if name in ("", ".", ".."):
+        raise UsageError(f"no file name in subject {subjects[0].name!r}: give --output")
+    return name + PROVENANCE_SUFFIX
+
+
+def _token_claims(token: Any) -> dict[str, Any] | None:
+    """The token's claims if it is a JWT they can be read from (unverified: the CA checks
+    the token; these only bind the provenance to what it certifies), else None."""
+    from sealtrail.errors import TokenInvalidError
+
+    try:
+        claims: dict[str, Any] = token.claims
+    except TokenInvalidError:
+        return None
+    return claims
+
+
+def run(args: Any) -> int:
+    from sealtrail.cli._common import EXIT_OK
+    from sealtrail.cli.sign_commands import _announce, _read_small, _signing_context
+    from sealtrail.errors import UsageError
+    from sealtrail.identity.tokens import find_identity_token
+    from sealtrail.provenance import generate
+    from sealtrail.sign.outputs import StagedOutputs
+
+    env = os.environ
+    missing = generate.missing_github_variables(env)
+    if missing:  # before any file is hashed or service asked
+        raise UsageError("not in a GitHub Actions job: " + ", ".join(missing)
+                         + (" is" if len(missing) == 1 else " are") + " not set")
+    groups = [_subjects_of_paths(args.subjects)]
+    if args.subjects_file:
+        groups.append(generate.parse_checksums(
+            _read_text(args.subjects_file, "subjects file"), args.subjects_file))
+    if args.base64_subjects is not None:
+        groups.append(generate.parse_base64_subjects(args.base64_subjects))
+    subjects = generate.merge_subjects(groups)
+    output = args.output or _default_output(subjects)
+    event = _read_small(env["GITHUB_EVENT_PATH"], "event payload (GITHUB_EVENT_PATH)",
+                        generate.MAX_EVENT_PAYLOAD)
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        outputs.plan([output])
+        context = _signing_context(args)
+        token, source = find_identity_token(
+            args.identity_token, read=False, oidc_issuer=getattr(context, "oidc_url", None))
+        print(f"identity token from {source}", file=sys.stderr)
+        # Everything is checked before the CA is asked for a certificate.
+        github = generate.github_run(env, event, _token_claims(token))
+        predicate = generate.github_predicate(github)
+        payload = generate.provenance_statement(subjects, predicate)
+        from sealtrail.sign import Signer
+        from sealtrail.sign.certificate_request import CertificateRequest
+
+        request = CertificateRequest(context, token)
+        with Signer(context, certificate_request=request, max_workers=1) as signer:
+            _announce(signer)
+            name = subjects[0].name + (f" and {len(subjects) - 1} more" if len(subjects) > 1
+                                       else "")
+            result = signer.sign_statement(payload, name)
+        builder = predicate["runDetails"]["builder"]["id"]
+        print(f"provenance of {name} built by {builder} at {github.ref} ({github.sha}), "
+              f"log index {result.log_index}", file=sys.stderr)
+        outputs.put(output, result.bundle_json())
+        written = outputs.commit()
+    if args.json:
+        print(json.dumps({"ok": True, "bundle": written[0], "builder_id": builder,
+                          "log_index": result.log_index,
+                          "subjects": [{"name": s.name, "digest": dict(s.digest)}
+                                       for s in subjects]}, sort_keys=True))
+    else:
+        print(f"wrote {written[0]}")
+    return EXIT_OK
