@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                                   "what it checks, in words"),
     "verify-vsa": ("vsa_commands", "verify a verification summary attestation (VSA) as "
                                    "slsa-verifier verify-vsa does (offline)"),
+    "attest-provenance": ("provenance_commands", "sign SLSA provenance of a GitHub CI build"),
 }
 
 
