@@ -65,6 +65,7 @@ RUNTIMES: dict[str, Runtime] = {
     "sign": _SIGNING,
     "attest": _SIGNING,
     "verify": _CLIENT,
+    "verify-pypi": _CLIENT,
     "generate-key-pair": _CLIENT._replace(interrupt_on_term=True),
 }
 

@@ -15,7 +15,7 @@ from sealtrail.cli import _runtime
 from sealtrail.cli import main as cli_main
 from sealtrail.cli._runtime import DEFAULT, RUNTIMES, SIGNING_GC_THRESHOLD, runtime_for
 
-CLIENTS = ("sign", "attest", "verify", "generate-key-pair")
+CLIENTS = ("sign", "attest", "verify", "verify-pypi", "generate-key-pair")
 SERVERS_AND_TOOLS = ("serve", "log", "init", "token", "trust", "ca", "rotate", None, "unknown")
 
 
