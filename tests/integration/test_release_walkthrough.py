@@ -175,12 +175,11 @@ def test_a_pair_no_log_holds_has_its_own_code(deployment: Deployment, tmp_path: 
     assert result["identity"] == RELEASER  # what the certificate holds, for the user
 
 
+@pytest.mark.parametrize("deployment", ["private"], indirect=True)  # public-good: no v2 log
 def test_what_plain_sign_writes_to_rekor_v2_is_found_and_the_missing_time_explained(
         deployment: Deployment, tmp_path: Path) -> None:
     """Without --detached, a sealtrail instance logs to Rekor v2: the look-up finds the entry
     there (v2 search and tiles), and the failure says why the pair alone cannot verify."""
-    if deployment.name != "private":
-        pytest.skip("the public-good stand-in offers no Rekor v2 log")
     # Signed without --detached: the instance's default log, Rekor v2; the pair is taken
     # from the bundle, as a user who extracts it would.
     (second,) = release(tmp_path, "v2-second.bin")
