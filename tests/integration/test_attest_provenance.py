@@ -87,12 +87,13 @@ class Job:
             paths.append(str(path))
         return paths
 
-    def attest(self, *argv: str, check: bool = True, **env: str) -> Any:
-        """`sealtrail attest-provenance` in the job's directory and environment."""
+    def attest(self, *argv: str, check: bool = True, local: bool = True, **env: str) -> Any:
+        """`sealtrail attest-provenance` in the job's directory and environment, signing
+        with the local instance (``local``) or the default, public-good."""
+        where = ["--instance-dir", str(self.instance.directory)] if local else []
         done = run("sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(self.directory),
-                   SEALTRAIL, "attest-provenance", *argv, "--instance-dir",
-                   str(self.instance.directory), "--identity-token", self.token,
-                   env={**self.env, **env}, check=check)
+                   SEALTRAIL, "attest-provenance", *argv, *where, "--identity-token",
+                   self.token, env={**self.env, **env}, check=check)
         assert "Traceback" not in done.stderr
         return done
 
@@ -115,9 +116,15 @@ def verify_attestation(instance: InstanceServer, roots: Path, artifact: str, bun
     return done.returncode, done.stdout, done.stderr
 
 
-def passes(instance: InstanceServer, artifacts: list[str], bundle: Path, *flags: str) -> None:
-    code, err = verify_artifact(instance, artifacts, bundle, *flags)
-    assert code == 0 and err.endswith("PASSED: SLSA verification passed\n"), err
+def passes(instance: InstanceServer, artifacts: list[str], bundle: Path, *flags: str) -> int:
+    """Passes verify-artifact; the SLSA Build level it rates the builder."""
+    done = run(SEALTRAIL, "verify-artifact", *artifacts, "--provenance-path", str(bundle),
+               "--trusted-root", str(instance.trusted_root), "--certificate-oidc-issuer",
+               instance.url + "/oidc/github", *flags, "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith("PASSED: SLSA verification passed\n"), done.stderr
+    level: int = json.loads(done.stdout)["slsa_build_level"]
+    return level
 
 
 def fails(instance: InstanceServer, artifacts: list[str], bundle: Path, error: str,
@@ -179,8 +186,9 @@ def test_tag_push_under_verify_artifact(instance: InstanceServer,
     _, artifacts, bundle = tag_push
     source = ["--source-uri", f"github.com/{REPO}"]
     builder = f"https://github.com/{REPO}/{WORKFLOW}"
-    passes(instance, artifacts, bundle, *source, "--builder-id", builder, "--source-tag",
-           "v1.2.3")
+    # The repository's own workflow signs: a hosted platform, not an isolated builder.
+    assert passes(instance, artifacts, bundle, *source, "--builder-id", builder,
+                  "--source-tag", "v1.2.3") == 2
     passes(instance, artifacts, bundle, *source, "--builder-id", f"{builder}@{TAG}",
            "--source-versioned-tag", "v1.2")
     # Each mismatching flag, with slsa-verifier's error name.
@@ -273,8 +281,9 @@ def test_a_reusable_workflow_is_the_builder(instance: InstanceServer, roots: Pat
     job.attest("--subjects-file", str(checksums), "--output", "provenance.intoto.jsonl")
     bundle = job.directory / "provenance.intoto.jsonl"
     source = ["--source-uri", f"github.com/{REPO}", "--source-tag", "v1.2.3"]
-    passes(instance, [artifact], bundle, *source, "--builder-id",
-           "https://github.com/acme/builders/.github/workflows/build.yml@v2.0.0")
+    # A reusable workflow of another repository on a GitHub-hosted runner: L3.
+    assert passes(instance, [artifact], bundle, *source, "--builder-id",
+                  "https://github.com/acme/builders/.github/workflows/build.yml@v2.0.0") == 3
     fails(instance, [artifact], bundle, "ErrorUntrustedReusableWorkflow", *source,
           "--builder-id", f"https://github.com/{REPO}/{WORKFLOW}")
     code, out, err = verify_attestation(instance, roots, artifact, bundle, "--repo", REPO,
@@ -327,3 +336,18 @@ def test_bad_input_is_one_line(instance: InstanceServer, tmp_path: Path) -> None
     done = job.attest("app.bin", check=False)
     assert done.returncode == 2 and "contradicts the variables: its ref" in done.stderr
     assert not list(job.directory.glob("*.intoto.jsonl"))
+
+
+def test_a_private_repository_is_not_published_in_public_good(instance: InstanceServer,
+                                                              tmp_path: Path) -> None:
+    """actions/attest signs a private repository's provenance with GitHub's instance, never
+    public-good's log; sealtrail refuses rather than publish (checked before any request)."""
+    job = Job(instance, tmp_path / "private", event="push", ref=TAG,
+              payload={"ref": TAG, "repository": {"full_name": REPO, "visibility": "private"}})
+    job.artifacts("app.bin")
+    done = job.attest("app.bin", local=False, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "the repository is private: signing with public-good would publish" in done.stderr
+    assert not (job.directory / "app.bin.intoto.jsonl").exists()
+    job.attest("app.bin")  # the same job with its own instance
+    assert (job.directory / "app.bin.intoto.jsonl").is_file()

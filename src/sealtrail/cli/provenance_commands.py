@@ -55,6 +55,10 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--rekor-version", type=int, choices=(1, 2),
                         help="log to a Rekor v1 or v2 log (default: the newest offered)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--allow-private-repository", action="store_true",
+                        help="sign a private or internal repository's provenance with a "
+                             "public instance (public-good): its names and commit are then "
+                             "published in a public transparency log, for good")
     parser.add_argument("--json", action="store_true",
                         help="print the result as JSON (bundle, builder, subjects)")
 
@@ -118,6 +122,22 @@ def _token_claims(token: Any) -> dict[str, Any] | None:
     return claims
 
 
+def _check_visibility(args: Any, visibility: str) -> None:
+    """SPEC: actions/attest src/main.ts signs with public-good only when the event payload's
+    repository.visibility is "public" (else GitHub's own instance, which logs nothing): a
+    transparency log is public and append-only, so a private repository's names would leak
+    for good. sealtrail does not switch instances silently; it refuses unless told."""
+    public = not (args.trust_config or args.instance_dir) and (
+        args.instance in (None, "public-good", "public-good-staging"))
+    if public and visibility and visibility != "public" and not args.allow_private_repository:
+        from sealtrail.errors import UsageError
+
+        raise UsageError(
+            f"the repository is {visibility}: signing with public-good would publish its "
+            "names and commit in a public transparency log; sign with --instance github (as "
+            "actions/attest does) or your own instance, or pass --allow-private-repository")
+
+
 def run(args: Any) -> int:
     from sealtrail.cli._common import EXIT_OK
     from sealtrail.cli.sign_commands import _announce, _read_small, _signing_context
@@ -149,6 +169,7 @@ def run(args: Any) -> int:
         print(f"identity token from {source}", file=sys.stderr)
         # Everything is checked before the CA is asked for a certificate.
         github = generate.github_run(env, event, _token_claims(token))
+        _check_visibility(args, github.visibility)
         predicate = generate.github_predicate(github)
         payload = generate.provenance_statement(subjects, predicate)
         from sealtrail.sign import Signer

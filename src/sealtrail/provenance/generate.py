@@ -194,6 +194,9 @@ class GitHubRun(NamedTuple):
     repository_id: str
     repository_owner_id: str
     runner_environment: str
+    # The event payload's repository.visibility ("public", "private", "internal"), "" if it
+    # does not say: actions/attest logs to public-good only a public repository's provenance.
+    visibility: str = ""
 
 
 def missing_github_variables(env: Mapping[str, str]) -> list[str]:
@@ -271,11 +274,10 @@ def github_run(env: Mapping[str, str], event_payload: bytes,
                                  actual=str(job)[:200],
                                  expected="OWNER/NAME/.github/workflows/FILE@REF")
             run = run._replace(job_workflow_ref=job)
-    _check_event_payload(run, event_payload)
-    return run
+    return _check_event_payload(run, event_payload)
 
 
-def _check_event_payload(run: GitHubRun, data: bytes) -> None:
+def _check_event_payload(run: GitHubRun, data: bytes) -> GitHubRun:
     """The event file must be a JSON object agreeing with the variables where both say the
     same thing: the repository's name and id, and a push's or dispatch's ref. (Not a push's
     ``after``: for an annotated tag it may name the tag object, not GITHUB_SHA's commit.)"""
@@ -301,6 +303,8 @@ def _check_event_payload(run: GitHubRun, data: bytes) -> None:
         if have is not None and have != expected:
             raise InputError(f"{what} contradicts the variables: its {field}",
                              actual=have[:200], expected=expected)
+    visibility = repository.get("visibility") if isinstance(repository, dict) else None
+    return run._replace(visibility=visibility if isinstance(visibility, str) else "")
 
 
 # -- the statement -----------------------------------------------------------------------------

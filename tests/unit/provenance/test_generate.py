@@ -197,6 +197,12 @@ def test_event_payload_refused(payload: bytes, message: str) -> None:
         g.github_run(ENV, payload, None)
 
 
+def test_the_repositorys_visibility_comes_from_the_payload() -> None:
+    assert g.github_run(ENV, PAYLOAD, None).visibility == ""
+    private = json.dumps({"repository": {"full_name": REPO, "visibility": "private"}}).encode()
+    assert g.github_run(ENV, private, None).visibility == "private"
+
+
 def test_event_payload_of_other_events_is_not_held_to_a_ref() -> None:
     # A release event's payload has no ref of its own to compare.
     env = {**ENV, "GITHUB_EVENT_NAME": "release"}
