@@ -87,13 +87,14 @@ class Job:
             paths.append(str(path))
         return paths
 
-    def attest(self, *argv: str, check: bool = True, local: bool = True, **env: str) -> Any:
+    def attest(self, *argv: str, check: bool = True, local: bool = True,
+               variables: dict[str, str] | None = None) -> Any:
         """`sealtrail attest-provenance` in the job's directory and environment, signing
         with the local instance (``local``) or the default, public-good."""
         where = ["--instance-dir", str(self.instance.directory)] if local else []
         done = run("sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(self.directory),
                    SEALTRAIL, "attest-provenance", *argv, *where, "--identity-token",
-                   self.token, env={**self.env, **env}, check=check)
+                   self.token, env={**self.env, **(variables or {})}, check=check)
         assert "Traceback" not in done.stderr
         return done
 
@@ -312,7 +313,7 @@ def test_a_variable_contradicting_the_token_is_refused(
     if variable in ("GITHUB_REPOSITORY", "GITHUB_REF"):  # keep the workflow ref consistent
         env["GITHUB_WORKFLOW_REF"] = (f"{env.get('GITHUB_REPOSITORY', REPO)}/{WORKFLOW}@"
                                       f"{env.get('GITHUB_REF', TAG)}")
-    done = job.attest("app.bin", check=False, **env)
+    done = job.attest("app.bin", check=False, variables=env)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert done.stderr.count("\n") <= 2  # the token line and the error: one clear line
     assert not (job.directory / "app.bin.intoto.jsonl").exists()
@@ -322,7 +323,8 @@ def test_a_variable_contradicting_the_token_is_refused(
 def test_bad_input_is_one_line(instance: InstanceServer, tmp_path: Path) -> None:
     job = Job(instance, tmp_path / "bad", event="push", ref=TAG, payload={"ref": TAG})
     job.artifacts("app.bin")
-    done = job.attest("app.bin", check=False, GITHUB_RUN_ID="", RUNNER_ENVIRONMENT="")
+    done = job.attest("app.bin", check=False,
+                      variables={"GITHUB_RUN_ID": "", "RUNNER_ENVIRONMENT": ""})
     assert done.returncode == 2
     assert ("not in a GitHub Actions job: GITHUB_RUN_ID, RUNNER_ENVIRONMENT are not set"
             in done.stderr)
@@ -351,3 +353,113 @@ def test_a_private_repository_is_not_published_in_public_good(instance: Instance
     assert not (job.directory / "app.bin.intoto.jsonl").exists()
     job.attest("app.bin")  # the same job with its own instance
     assert (job.directory / "app.bin.intoto.jsonl").is_file()
+
+
+# -- a local build (--local) --------------------------------------------------------------------
+
+LOCAL_BUILD_TYPE = "urn:sealtrail:buildtype:local:v1"
+SECRET = "ghp_s3cretT0ken"
+
+
+def git(repo: Path, *argv: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    return str(run("git", "-C", str(repo), *argv, env=env).stdout.strip())
+
+
+def statement_of(bundle: Path) -> dict[str, Any]:
+    envelope = json.loads(bundle.read_text())["dsseEnvelope"]
+    data: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
+    return data
+
+
+def test_local_build(instance: InstanceServer, tmp_path: Path) -> None:
+    from sealtrail.server.instance import Instance
+
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text("dist/\n")
+    (repo / "main.c").write_text("int main(void) { return 0; }\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one")
+    git(repo, "tag", "v1.0.0")
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "remote", "add", "origin", f"https://dev:{SECRET}@git.example.com/acme/app.git")
+    (repo / "dist").mkdir()
+    artifact = repo / "dist" / "app.bin"
+    artifact.write_bytes(b"a locally built binary\n")
+    token = Instance(str(instance.directory)).builtin_issuer().mint_email("dev@example.com")
+    # Outside GitHub Actions: none of its variables, even if the test runs in a job.
+    env = {name: "" for name in ("GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_EVENT_PATH",
+                                 "ACTIONS_ID_TOKEN_REQUEST_URL", "SIGSTORE_ID_TOKEN")}
+
+    def attest(*argv: str, check: bool = True) -> Any:
+        return run("sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(repo), SEALTRAIL,
+                   "attest-provenance", "--local", *argv, "--instance-dir",
+                   str(instance.directory), "--identity-token", token, env=env, check=check)
+
+    done = attest("dist/app.bin", "--json")
+    assert "SLSA Build L1, not built on an isolated platform" in done.stderr
+    bundle = repo / "app.bin.intoto.jsonl"
+    assert json.loads(done.stdout)["build_type"] == LOCAL_BUILD_TYPE
+    assert SECRET not in bundle.read_text() and "dev:" not in bundle.read_text()
+    statement = statement_of(bundle)
+    assert statement["subject"] == [{"name": "app.bin", "digest": {
+        "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()}}]
+    predicate = statement["predicate"]
+    source = "https://git.example.com/acme/app.git"
+    assert predicate["buildDefinition"] == {
+        "buildType": LOCAL_BUILD_TYPE,
+        "externalParameters": {"source": {"repository": source, "ref": "refs/heads/main",
+                                          "dirty": False}},
+        "internalParameters": {"platform": "local", "isolated": False, "slsaBuildLevel": 1},
+        "resolvedDependencies": [{"uri": f"git+{source}@refs/heads/main",
+                                  "digest": {"gitCommit": commit}}],
+    }
+    assert predicate["runDetails"]["builder"]["id"].startswith("urn:sealtrail:builder:local:")
+
+    # A changed tracked file makes the tree dirty; detached at a tag, the tag is the ref.
+    (repo / "main.c").write_text("int main(void) { return 1; }\n")
+    git(repo, "checkout", "-q", "--detach", "v1.0.0")
+    attest("dist/app.bin", "--output", "dirty.intoto.jsonl")
+    source_of = statement_of(repo / "dirty.intoto.jsonl")["predicate"]["buildDefinition"]
+    assert source_of["externalParameters"]["source"] == {
+        "repository": source, "ref": "refs/tags/v1.0.0", "dirty": True}
+
+    # Verified as a signed attestation by the identity that signed it ...
+    done = run(SEALTRAIL, "verify", str(artifact), "--bundle", str(bundle), "--trusted-root",
+               str(instance.trusted_root), "--certificate-identity", "dev@example.com",
+               "--certificate-oidc-issuer", Instance(str(instance.directory))
+               .builtin_issuer().issuer_url, check=False)
+    assert done.returncode == 0, done.stderr
+    # ... and refused by the GitHub provenance verifiers' default policies.
+    code, err = verify_artifact(instance, [str(artifact)], bundle, "--source-uri",
+                                "git.example.com/acme/app")
+    assert code == 1 and "FAILED: SLSA verification failed: ErrorInvalidOIDCIssuer" in err, err
+
+
+def test_local_build_refusals(instance: InstanceServer, tmp_path: Path) -> None:
+    repo = tmp_path / "norepo"
+    repo.mkdir()
+    (repo / "a.bin").write_bytes(b"x")
+    common = ["--local", "a.bin", "--instance-dir", str(instance.directory),
+              "--identity-token", "unused"]
+
+    def attest(*argv: str) -> Any:
+        return run("sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", str(repo), SEALTRAIL,
+                   "attest-provenance", *argv, check=False)
+
+    done = attest(*common)
+    assert done.returncode == 2 and "is not a git working tree with a commit" in done.stderr
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "one")
+    done = attest(*common)
+    assert done.returncode == 2 and "no git remote names the source" in done.stderr
+    git(repo, "remote", "add", "origin", "/srv/git/app.git")
+    done = attest(*common)
+    assert done.returncode == 2 and "the git remote is not a network URL" in done.stderr
+    done = attest("a.bin", "--git-remote", "origin")
+    assert done.returncode == 2 and "--source-dir and --git-remote go with --local" in done.stderr
+    assert not list(repo.glob("*.intoto.jsonl"))

@@ -39,6 +39,15 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--output", "-o", metavar="F",
                         help="the bundle to write (default <first subject>.intoto.jsonl for "
                              "one subject, multiple.intoto.jsonl for several)")
+    parser.add_argument("--local", action="store_true",
+                        help="a build on this machine (not GitHub Actions): the source from git "
+                             "(remote, commit, ref, dirty tree), the machine as builder, marked "
+                             "SLSA Build L1 (not isolated); signed with any identity")
+    parser.add_argument("--source-dir", metavar="DIR", default=".",
+                        help="with --local: the git working tree built (default .)")
+    parser.add_argument("--git-remote", metavar="NAME",
+                        help="with --local: the remote naming the source (default: the "
+                             "branch's upstream remote, else origin, else the only one)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--trust-config", metavar="FILE",
                         help="client trust config (trusted root + signing config)")
@@ -138,26 +147,144 @@ def _check_visibility(args: Any, visibility: str) -> None:
             "actions/attest does) or your own instance, or pass --allow-private-repository")
 
 
-def run(args: Any) -> int:
-    from sealtrail.cli._common import EXIT_OK
-    from sealtrail.cli.sign_commands import _announce, _read_small, _signing_context
-    from sealtrail.errors import UsageError
-    from sealtrail.identity.tokens import find_identity_token
-    from sealtrail.provenance import generate
-    from sealtrail.sign.outputs import StagedOutputs
+def _git(directory: str, *argv: str) -> tuple[int, str]:
+    """``git -C directory argv...``: (exit status, stdout stripped). Local commands only;
+    never a prompt."""
+    import subprocess
 
-    env = os.environ
-    missing = generate.missing_github_variables(env)
-    if missing:  # before any file is hashed or service asked
-        raise UsageError("not in a GitHub Actions job: " + ", ".join(missing)
-                         + (" is" if len(missing) == 1 else " are") + " not set")
+    from sealtrail.errors import UsageError
+
+    try:
+        done = subprocess.run(["git", "-C", directory, *argv], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "GIT_TERMINAL_PROMPT": "0",
+                                               "LC_ALL": "C"})
+    except FileNotFoundError:
+        raise UsageError("--local needs git, which is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"git {argv[0]} did not finish in 60 s") from None
+    return done.returncode, done.stdout.strip()
+
+
+def _local_build(args: Any) -> Any:
+    """The git facts of the working tree at --source-dir."""
+    import socket
+
+    from sealtrail.errors import UsageError
+    from sealtrail.provenance.generate import LocalBuild
+
+    directory = args.source_dir
+    code, commit = _git(directory, "rev-parse", "--verify", "HEAD^{commit}")
+    if code != 0:
+        raise UsageError(f"{directory} is not a git working tree with a commit")
+    code, ref = _git(directory, "symbolic-ref", "-q", "HEAD")
+    branch = ref.removeprefix("refs/heads/") if code == 0 else ""
+    if code != 0:  # detached: a tag, if exactly one names this commit
+        code, tags = _git(directory, "tag", "--points-at", "HEAD")
+        names = tags.split() if code == 0 else []
+        ref = f"refs/tags/{names[0]}" if len(names) == 1 else ""
+    _, listed = _git(directory, "remote")
+    remotes = listed.split()
+    remote = args.git_remote
+    if remote is None:
+        upstream = _git(directory, "config", "--get", f"branch.{branch}.remote")[1] \
+            if branch else ""
+        remote = (upstream if upstream in remotes else "origin" if "origin" in remotes
+                  else remotes[0] if len(remotes) == 1 else None)
+    if remote is None or remote not in remotes:
+        raise UsageError("no git remote names the source" + (
+            f": give --git-remote ({', '.join(remotes)})" if remotes else
+            " (provenance must name a source others can fetch: add one)"))
+    code, url = _git(directory, "remote", "get-url", remote)
+    if code != 0 or not url:
+        raise UsageError(f"git has no URL for remote {remote}")
+    # SPEC: git status --porcelain: one line per changed or untracked (unignored) path.
+    code, status = _git(directory, "status", "--porcelain", "--untracked-files=normal")
+    if code != 0:
+        raise UsageError(f"git status failed in {directory}")
+    host = socket.gethostname().split(".")[0] or "localhost"
+    return LocalBuild(url, ref, commit, bool(status), host)
+
+
+def _subjects(args: Any) -> list[Any]:
+    from sealtrail.provenance import generate
+
     groups = [_subjects_of_paths(args.subjects)]
     if args.subjects_file:
         groups.append(generate.parse_checksums(
             _read_text(args.subjects_file, "subjects file"), args.subjects_file))
     if args.base64_subjects is not None:
         groups.append(generate.parse_base64_subjects(args.base64_subjects))
-    subjects = generate.merge_subjects(groups)
+    return generate.merge_subjects(groups)
+
+
+def _run_local(args: Any) -> int:
+    """--local: the statement from git, signed with whatever identity `attest` would use."""
+    from types import SimpleNamespace
+
+    from sealtrail.cli.sign_commands import _announce, _make_signer, _signing_context
+    from sealtrail.provenance import generate
+    from sealtrail.sign.outputs import StagedOutputs
+
+    subjects = _subjects(args)
+    output = args.output or _default_output(subjects)
+    build = _local_build(args)
+    predicate = generate.local_predicate(build)
+    payload = generate.provenance_statement(subjects, predicate)
+    source = predicate["buildDefinition"]["resolvedDependencies"][0]["uri"]
+    print(f"local build of {source} ({build.commit}{', dirty tree' if build.dirty else ''}): "
+          "SLSA Build L1, not built on an isolated platform", file=sys.stderr)
+    signing = SimpleNamespace(
+        trust_config=args.trust_config, instance_dir=args.instance_dir, instance=args.instance,
+        staging=args.staging, rekor_version=args.rekor_version,
+        identity_token=args.identity_token, oidc_issuer=None, builtin_email=None, key=None,
+        jobs=1)
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        outputs.plan([output])
+        context = _signing_context(signing)
+        with _make_signer(signing, context) as signer:
+            _announce(signer)
+            result = signer.sign_statement(payload, subjects[0].name)
+        outputs.put(output, result.bundle_json())
+        written = outputs.commit()
+    return _report(args, written[0], predicate, result.log_index, subjects)
+
+
+def _report(args: Any, bundle: str, predicate: dict[str, Any], log_index: Any,
+            subjects: list[Any]) -> int:
+    from sealtrail.cli._common import EXIT_OK
+
+    if args.json:
+        print(json.dumps({"ok": True, "bundle": bundle,
+                          "build_type": predicate["buildDefinition"]["buildType"],
+                          "builder_id": predicate["runDetails"]["builder"]["id"],
+                          "log_index": log_index,
+                          "subjects": [{"name": s.name, "digest": dict(s.digest)}
+                                       for s in subjects]}, sort_keys=True))
+    else:
+        print(f"wrote {bundle}")
+    return EXIT_OK
+
+
+def run(args: Any) -> int:
+    from sealtrail.cli.sign_commands import _announce, _read_small, _signing_context
+    from sealtrail.errors import UsageError
+    from sealtrail.identity.tokens import find_identity_token
+    from sealtrail.provenance import generate
+    from sealtrail.sign.outputs import StagedOutputs
+
+    if not args.local and (args.source_dir != "." or args.git_remote):
+        raise UsageError("--source-dir and --git-remote go with --local")
+    if args.local:
+        if args.allow_private_repository:
+            raise UsageError("--allow-private-repository is for GitHub Actions builds")
+        return _run_local(args)
+    env = os.environ
+    missing = generate.missing_github_variables(env)
+    if missing:  # before any file is hashed or service asked
+        raise UsageError("not in a GitHub Actions job: " + ", ".join(missing)
+                         + (" is" if len(missing) == 1 else " are") + " not set"
+                         + " (for a build elsewhere: --local)")
+    subjects = _subjects(args)
     output = args.output or _default_output(subjects)
     event = _read_small(env["GITHUB_EVENT_PATH"], "event payload (GITHUB_EVENT_PATH)",
                         generate.MAX_EVENT_PAYLOAD)
@@ -186,11 +313,4 @@ def run(args: Any) -> int:
               f"log index {result.log_index}", file=sys.stderr)
         outputs.put(output, result.bundle_json())
         written = outputs.commit()
-    if args.json:
-        print(json.dumps({"ok": True, "bundle": written[0], "builder_id": builder,
-                          "log_index": result.log_index,
-                          "subjects": [{"name": s.name, "digest": dict(s.digest)}
-                                       for s in subjects]}, sort_keys=True))
-    else:
-        print(f"wrote {written[0]}")
-    return EXIT_OK
+    return _report(args, written[0], predicate, result.log_index, subjects)

@@ -31,20 +31,30 @@ from sealtrail.provenance.intoto_predicates import BUILD_TYPE_GITHUB_WORKFLOW, S
 
 __all__ = [
     "GITHUB_VARIABLES",
+    "LOCAL_BUILDER_PREFIX",
+    "LOCAL_BUILD_TYPE",
+    "LocalBuild",
     "MAX_SUBJECTS",
     "STATEMENT_V1",
     "GitHubRun",
     "Subject",
     "github_predicate",
     "github_run",
+    "local_predicate",
     "merge_subjects",
     "missing_github_variables",
     "parse_base64_subjects",
     "parse_checksums",
     "provenance_statement",
+    "source_repository",
 ]
 
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+# A build on a developer's machine or an unrecognised CI: sealtrail's own buildType, defined in
+# docs/provenance.md "## attest-provenance" (no project URL exists yet to host it). Its builder
+# is the machine; nothing isolates the build from the person running it: SLSA Build L1.
+LOCAL_BUILD_TYPE = "urn:sealtrail:buildtype:local:v1"
+LOCAL_BUILDER_PREFIX = "urn:sealtrail:builder:local:"
 # SPEC: actions/attest src/subject.ts caps the subjects of one attestation at 1024.
 MAX_SUBJECTS = 1024
 MAX_EVENT_PAYLOAD = 16 * 1024 * 1024
@@ -356,3 +366,78 @@ def provenance_statement(subjects: Sequence[Subject], predicate: Mapping[str, An
         "predicate": dict(predicate),
     }
     return json.dumps(statement, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -- a local build -----------------------------------------------------------------------------
+
+
+class LocalBuild(NamedTuple):
+    """A build from a git working tree, as the CLI found it.
+
+    ``repository`` is the remote's URL as git gives it (credentials are dropped by
+    :func:`source_repository`); ``ref`` the checked-out branch or tag (``refs/...``), empty
+    when detached; ``dirty`` whether the tree differs from the commit (tracked changes or
+    untracked, unignored files); ``host`` the machine's name."""
+
+    repository: str
+    ref: str
+    commit: str
+    dirty: bool
+    host: str
+
+
+_SCP_LIKE = re.compile(r"([A-Za-z0-9._-]+@)?([A-Za-z0-9.-]+):(?!//)(.+)")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+
+
+def source_repository(remote: str) -> str:
+    """The remote as a URL without credentials: ``https://user:token@host/o/r.git`` becomes
+    ``https://host/o/r.git`` (a token must never reach a public log), scp-like
+    ``git@host:o/r.git`` becomes ``ssh://git@host/o/r.git`` (git's own reading of it, RFC 3986
+    form). Raises :class:`UsageError` for a local path or an unusable URL: a verifier could not
+    name the source."""
+    remote = remote.strip()
+    if not remote or any(c.isspace() for c in remote):
+        raise UsageError("the git remote's URL is empty or has spaces", actual=remote[:200])
+    scp = _SCP_LIKE.fullmatch(remote)
+    if scp and "/" not in scp.group(2) and len(scp.group(2)) > 1:
+        user, host, path = scp.groups()
+        return f"ssh://{user or ''}{host}/{path.lstrip('/')}"
+    parts = urlsplit(remote)
+    if parts.scheme not in ("https", "http", "ssh", "git") or not parts.hostname:
+        raise UsageError("the git remote is not a network URL (https://, ssh://, git:// or "
+                         "host:path): provenance must name a source others can fetch",
+                         actual=remote[:200])
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    # ssh's user name is not a secret (git@); an http(s) user name may be a token.
+    user = f"{parts.username}@" if parts.scheme == "ssh" and parts.username else ""
+    return parts._replace(netloc=user + host, query="", fragment="").geturl()
+
+
+def local_predicate(build: LocalBuild) -> dict[str, Any]:
+    """The SLSA v1 predicate of :data:`LOCAL_BUILD_TYPE`: the source as in actions/attest's
+    (``resolvedDependencies[0]`` = ``git+<repository>@<ref>`` and its commit, so verifiers
+    find it where they look), and in ``internalParameters`` what makes it Build L1: the
+    build is not isolated, and the tree may have been dirty.
+
+    No build times: the command runs after the build and cannot know them."""
+    repository = source_repository(build.repository)
+    if not _COMMIT.fullmatch(build.commit):
+        raise UsageError("the commit is not a git object id", actual=build.commit[:100])
+    if build.ref and (not build.ref.startswith("refs/") or any(c.isspace() for c in build.ref)):
+        raise UsageError("the ref is malformed", actual=build.ref[:200], expected="refs/...")
+    if not _HOST.fullmatch(build.host):
+        raise UsageError("the host name is malformed", actual=build.host[:100])
+    at = build.ref or build.commit
+    return {
+        "buildDefinition": {
+            "buildType": LOCAL_BUILD_TYPE,
+            "externalParameters": {"source": {"repository": repository, "ref": build.ref,
+                                              "dirty": build.dirty}},
+            "internalParameters": {"platform": "local", "isolated": False,
+                                   "slsaBuildLevel": 1},
+            "resolvedDependencies": [{"uri": f"git+{repository}@{at}",
+                                      "digest": {"gitCommit": build.commit}}],
+        },
+        "runDetails": {"builder": {"id": LOCAL_BUILDER_PREFIX + build.host.lower()}},
+    }

@@ -262,3 +262,63 @@ def test_the_statement_reads_back_as_slsa_provenance() -> None:
     assert provenance.github().ref_type == "tag" and provenance.source_commit() == SHA
     with pytest.raises(UsageError, match="at least one subject"):
         g.provenance_statement([], g.github_predicate(run))
+
+
+# -- a local build -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("remote, expected", [
+    ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+    ("https://user:ghp_token@github.com/o/r.git", "https://github.com/o/r.git"),
+    ("https://ghp_token@git.example.com:8443/o/r?x=1#f", "https://git.example.com:8443/o/r"),
+    ("ssh://git@github.com:22/o/r.git", "ssh://git@github.com:22/o/r.git"),
+    ("ssh://git:pw@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
+    ("git@github.com:o/r.git", "ssh://git@github.com/o/r.git"),
+    ("github.com:o/r.git", "ssh://github.com/o/r.git"),
+    ("git://git.example.com/r.git", "git://git.example.com/r.git"),
+])
+def test_source_repository(remote: str, expected: str) -> None:
+    assert g.source_repository(remote) == expected
+
+
+@pytest.mark.parametrize("remote", ["/srv/git/r.git", "../r", "file:///srv/git/r.git",
+                                    "C:/git/r", "", "https://exa mple.com/r"])
+def test_source_repository_refused(remote: str) -> None:
+    with pytest.raises(UsageError):
+        g.source_repository(remote)
+
+
+LOCAL = g.LocalBuild("git@github.com:o/r.git", "refs/heads/main", SHA, False, "build-box")
+
+
+def test_local_predicate() -> None:
+    predicate = g.local_predicate(LOCAL)
+    assert predicate == {
+        "buildDefinition": {
+            "buildType": g.LOCAL_BUILD_TYPE,
+            "externalParameters": {"source": {"repository": "ssh://git@github.com/o/r.git",
+                                              "ref": "refs/heads/main", "dirty": False}},
+            "internalParameters": {"platform": "local", "isolated": False, "slsaBuildLevel": 1},
+            "resolvedDependencies": [{"uri": "git+ssh://git@github.com/o/r.git@refs/heads/main",
+                                      "digest": {"gitCommit": SHA}}],
+        },
+        "runDetails": {"builder": {"id": "urn:sealtrail:builder:local:build-box"}},
+    }
+    detached = g.local_predicate(LOCAL._replace(ref="", dirty=True))
+    assert detached["buildDefinition"]["externalParameters"]["source"]["dirty"] is True
+    assert detached["buildDefinition"]["resolvedDependencies"][0]["uri"].endswith("@" + SHA)
+    provenance = parse_provenance(Statement.from_payload(
+        g.provenance_statement([g.Subject("a", {"sha256": A})], predicate)))
+    assert provenance.build_type == g.LOCAL_BUILD_TYPE
+    assert provenance.source_commit() == SHA
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"commit": "HEAD"}, "the commit is not a git object id"),
+    ({"ref": "main"}, "the ref is malformed"),
+    ({"host": "-bad host"}, "the host name is malformed"),
+    ({"repository": "/srv/r.git"}, "not a network URL"),
+])
+def test_local_predicate_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        g.local_predicate(LOCAL._replace(**change))
