@@ -337,6 +337,12 @@ def test_bad_input_is_one_line(instance: InstanceServer, tmp_path: Path) -> None
     (job.directory / "event.json").write_text(json.dumps({"ref": "refs/tags/v0.0.1"}))
     done = job.attest("app.bin", check=False)
     assert done.returncode == 2 and "contradicts the variables: its ref" in done.stderr
+    (job.directory / "event.json").write_text(json.dumps({"ref": TAG}))
+    from sealtrail.server.instance import Instance
+
+    job.token = Instance(str(instance.directory)).builtin_issuer().mint_email("dev@example.com")
+    done = job.attest("app.bin", check=False)
+    assert done.returncode == 2 and "not a GitHub Actions workflow token" in done.stderr
     assert not list(job.directory.glob("*.intoto.jsonl"))
 
 

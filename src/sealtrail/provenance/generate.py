@@ -270,6 +270,12 @@ def github_run(env: Mapping[str, str], event_payload: bytes,
         raise UsageError("RUNNER_ENVIRONMENT is malformed", actual=run.runner_environment[:200],
                          expected=" or ".join(_RUNNERS))
     if claims is not None:
+        if not isinstance(claims.get("repository"), str):
+            # An email or other CI's token: its certificate would not name the workflow, so
+            # nothing would bind the provenance's claims to the job that made it.
+            raise InputError("the identity token is not a GitHub Actions workflow token (no "
+                             "repository claim): its certificate would not name the workflow",
+                             actual=str(claims.get("iss"))[:200])
         for claim, name in _CLAIM_VARIABLES:
             have = _claim_text(claims.get(claim))
             if have is not None and have != env[name]:

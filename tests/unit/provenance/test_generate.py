@@ -167,6 +167,12 @@ def test_a_variable_contradicting_the_token_is_refused(claim: str, variable: str
         g.github_run(ENV, PAYLOAD, claims(**{claim: "something-else"}))
 
 
+def test_a_token_that_is_not_a_workflow_token_is_refused() -> None:
+    email = {"iss": "https://oauth2.sigstore.dev/auth", "email": "dev@example.com"}
+    with pytest.raises(InputError, match="not a GitHub Actions workflow token"):
+        g.github_run(ENV, PAYLOAD, email)
+
+
 def test_claims_as_numbers_and_absent_claims() -> None:
     run = g.github_run(ENV, PAYLOAD, claims(run_id=123456, repository_id=98765))
     assert run.run_id == "123456"
