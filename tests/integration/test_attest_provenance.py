@@ -7,7 +7,8 @@ issuer with the same claims (in-process: `sealtrail token github` has no flags f
 repository ids). `sealtrail attest-provenance` runs as a subprocess in that environment; the
 bundle then passes both verifiers under matching flags and fails with slsa-verifier's error name
 or gh's message for each mismatching one. A variable contradicting the token is refused before
-anything is signed.
+anything is signed. `--local`: a build from a git repository made here, signed with an email
+identity.
 """
 
 from __future__ import annotations
