@@ -34,6 +34,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "verify-vsa": ("vsa_commands", "verify a verification summary attestation (VSA) as "
                                    "slsa-verifier verify-vsa does (offline)"),
     "attest-provenance": ("provenance_commands", "sign SLSA provenance of a GitHub CI build"),
+    "release": ("release_commands", "sign a whole release (SHA256SUMS, provenance, VERIFY.md) "
+                                    "or verify a downloaded one"),
 }
 
 

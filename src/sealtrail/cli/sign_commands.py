@@ -200,7 +200,23 @@ def _builtin_issuer_source(args: Any) -> list[Any]:
     return [TokenSource("the instance's built-in issuer", fetch)]
 
 
-def _make_signer(args: Any, context: Any) -> Any:
+def identity_token(args: Any, context: Any) -> Any:
+    """The keyless signer's identity token, from the flags and the environment (say where
+    from); shared by `sign`, `attest` and `release sign` (which reads its claims for the
+    provenance)."""
+    from sealtrail.identity.tokens import find_identity_token
+
+    # Unread: its claims (and PyJWT, about 8 ms to load) are needed only if the CA refuses
+    # it, to say why; the certificate line below names the identity it certifies.
+    token, source = find_identity_token(
+        args.identity_token, extra_sources=_builtin_issuer_source(args), read=False,
+        oidc_issuer=getattr(args, "oidc_issuer", None) or getattr(context, "oidc_url", None))
+    print(f"identity token from {source}", file=sys.stderr)
+    return token
+
+
+def _make_signer(args: Any, context: Any, token: Any = None) -> Any:
+    """The signer the flags ask for; keyless with ``token`` when given (else found)."""
     if not 1 <= args.jobs <= MAX_WORKERS:  # before the CA is asked for anything
         raise usage_error(f"--jobs takes 1 to {MAX_WORKERS}")
     if args.key:
@@ -213,14 +229,9 @@ def _make_signer(args: Any, context: Any) -> Any:
                                _passphrase(f"passphrase for {args.key}: "))
         return Signer(context, private_key=key, max_workers=args.jobs)
     from sealtrail.sign.certificate_request import CertificateRequest
-    from sealtrail.identity.tokens import find_identity_token
 
-    # Unread: its claims (and PyJWT, about 8 ms to load) are needed only if the CA refuses
-    # it, to say why; the certificate line below names the identity it certifies.
-    token, source = find_identity_token(
-        args.identity_token, extra_sources=_builtin_issuer_source(args), read=False,
-        oidc_issuer=getattr(args, "oidc_issuer", None) or getattr(context, "oidc_url", None))
-    print(f"identity token from {source}", file=sys.stderr)
+    if token is None:
+        token = identity_token(args, context)
     # Sent now, read by the signer: the CA works while the signer's modules load.
     request = CertificateRequest(context, token)
     from sealtrail.sign import Signer
