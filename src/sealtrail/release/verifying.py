@@ -80,7 +80,10 @@ def verify_release(directory: str, trusted_root_json: bytes, policy: Policy, *,
     # still checked one by one, and the files present stand in for it.
     rows += classify(listed if listed is not None else present, present, bundled,
                      dict(zip(names, outcomes)))
-    rows.append(_provenance_row(directory, files.names, present, expectations,
+    # The provenance must cover the release proper: the listed files that are there (an
+    # added file is named above, not blamed on the provenance).
+    release = {n: d for n, d in present.items() if listed is None or n in listed}
+    rows.append(_provenance_row(directory, files.names, release, expectations,
                                 trusted_root_json, other_roots_json))
     return rows
 
