@@ -66,6 +66,7 @@ BENCHMARKS = {
     "log": ("bench_log", {}),
     "instance": ("bench_instance", {}),
     "pypi": ("bench_pypi", {}),
+    "release": ("bench_release", {}),
 }
 
 
