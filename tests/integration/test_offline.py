@@ -59,6 +59,29 @@ def test_verify_runs_with_sockets_forbidden(no_sockets: list[str], tmp_path: Pat
     assert no_sockets == []
 
 
+def test_release_verify_runs_with_sockets_forbidden(no_sockets: list[str], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`release verify` over ten signed files (worker processes, forked with the guard). The
+    sample release has no signed SHA256SUMS, so that row fails, offline, and only it."""
+    import hashlib
+    import json
+
+    lines = []
+    for i in range(10):
+        artifact = tmp_path / f"hello-{i}.txt"
+        shutil.copy(RELEASE / "hello.txt", artifact)
+        shutil.copy(RELEASE / "hello.txt.sigstore.json", str(artifact) + ".sigstore.json")
+        lines.append(f"{hashlib.sha256(artifact.read_bytes()).hexdigest()}  {artifact.name}\n")
+    (tmp_path / "SHA256SUMS").write_text("".join(lines))
+    code = main(["release", "verify", str(tmp_path), "--certificate-identity", IDENTITY,
+                 "--certificate-oidc-issuer", ISSUER, "--jobs", "2", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and result["failed"] == ["SHA256SUMS"], result
+    assert [row["code"] for row in result["results"]][:2] == ["CHECKSUMS_MISSING", None]
+    assert sum(row["ok"] for row in result["results"]) == 11  # ten files, the provenance row
+    assert no_sockets == []
+
+
 def _unshare_works() -> bool:
     unshare = shutil.which("unshare")
     if unshare is None:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.integration.instance_server import BIN, InstanceServer, run
+from tests.integration.instance_server import BIN, InstanceServer
 
 pytestmark = pytest.mark.integration
 
@@ -272,9 +272,6 @@ def test_rerun_signs_only_what_is_missing(instance: InstanceServer, tmp_path: Pa
     assert "kept 3 already signed" in second.stdout
     third = sealtrail("release", "sign", str(release), *where)
     assert _signed_and_kept(third.stderr) == (set(), {*names, "SHA256SUMS"})
-    identity = json.loads(
-        (release / "SHA256SUMS.sigstore.json").read_text())["verificationMaterial"]
-    assert identity
     done = sealtrail("release", "verify", str(release), "--certificate-identity",
                      _signer_email(), "--certificate-oidc-issuer", instance.issuer,
                      "--trusted-root", str(instance.trusted_root), "--json")

@@ -181,7 +181,8 @@ def _sign(args: Any) -> int:
     token = signing.identity_token(args, context)
     maker = _provenance_maker(args, env, token) if with_provenance else None
     from sealtrail.release.instructions import facts_of, render_instructions
-    from sealtrail.release.signing import ReleaseSigning, hash_artifacts
+    from sealtrail.release.layout import hash_artifacts
+    from sealtrail.release.signing import ReleaseSigning
 
     digests = hash_artifacts(directory, artifacts)
     total = len(artifacts) + 1 + (1 if maker else 0)

@@ -4,12 +4,14 @@ writes beside them (bundles, .sig/.pem, SHA256SUMS, provenance, VERIFY.md)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import NamedTuple
 
+from sealtrail._internal.files import digest_file
 from sealtrail.release.checksums import CHECKSUMS_NAME
 
 __all__ = ["BUNDLE_SUFFIX", "INSTRUCTIONS_NAME", "PROVENANCE_NAME", "ReleaseFiles",
-           "bundle_of", "is_output", "scan"]
+           "bundle_of", "hash_artifacts", "is_output", "scan"]
 
 #: A signature bundle beside each file, as `sealtrail sign` and sigstore-python name it.
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -52,3 +54,20 @@ def scan(directory: str) -> ReleaseFiles:
                 names.add(entry.name)
     frozen = frozenset(names)
     return ReleaseFiles(sorted(n for n in names if not is_output(n, frozen)), frozen)
+
+
+def _sha256(path: str) -> str:
+    return digest_file(path, ("sha256",), what="file")["sha256"].hex()
+
+
+def hash_artifacts(directory: str, names: Sequence[str]) -> dict[str, str]:
+    """name -> sha256 hex of every artifact, hashed in threads (hashlib releases the GIL on
+    large buffers, so several cores work). Only file reading: verification imports this
+    without the signer's network stack."""
+    paths = [os.path.join(directory, name) for name in names]
+    if len(paths) < 2:
+        return {name: _sha256(path) for name, path in zip(names, paths)}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(paths))) as pool:
+        return dict(zip(names, pool.map(_sha256, paths)))

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from cryptography import x509
@@ -29,11 +28,10 @@ from sealtrail.models.bundle import MAX_BUNDLE_BYTES, Bundle
 from sealtrail.models.certificate import FulcioIdentity
 from sealtrail.release.checksums import CHECKSUMS_NAME, render_checksums
 from sealtrail.release.layout import PROVENANCE_NAME, bundle_of
-from sealtrail.sign import hash_file
 from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import Artifact, Verifier
 
-__all__ = ["ReleaseSigning", "SignOutcome", "hash_artifacts"]
+__all__ = ["ReleaseSigning", "SignOutcome"]
 
 #: Builds the provenance statement (in-toto, JSON bytes) of the subjects (name, sha256 hex).
 ProvenanceMaker = Callable[[Sequence[tuple[str, str]]], bytes]
@@ -43,16 +41,6 @@ class SignOutcome(NamedTuple):
     signed: list[str]  # files signed in this run (artifacts, SHA256SUMS, the provenance)
     kept: list[str]  # files whose existing outputs verified and were kept
     written: list[str]  # every output file written in this run
-
-
-def hash_artifacts(directory: str, names: Sequence[str]) -> dict[str, str]:
-    """name -> sha256 hex of every artifact, hashed on every core (hashlib releases the GIL
-    on large buffers)."""
-    paths = [os.path.join(directory, name) for name in names]
-    if len(paths) < 2:
-        return {name: hash_file(path).hex() for name, path in zip(names, paths)}
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(paths))) as pool:
-        return dict(zip(names, (d.hex() for d in pool.map(hash_file, paths))))
 
 
 class ReleaseSigning:

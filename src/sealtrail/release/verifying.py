@@ -16,9 +16,8 @@ from sealtrail.errors import Error, InputError
 from sealtrail.provenance.slsa import SlsaExpectations, verify_artifact_provenance
 from sealtrail.release import errors as codes
 from sealtrail.release.checksums import CHECKSUMS_NAME, MAX_CHECKSUMS_BYTES, parse_checksums
-from sealtrail.release.layout import PROVENANCE_NAME, bundle_of, scan
+from sealtrail.release.layout import PROVENANCE_NAME, bundle_of, hash_artifacts, scan
 from sealtrail.release.results import FileResult, classify, outcome_result
-from sealtrail.release.signing import hash_artifacts
 from sealtrail.verify.policy import Policy
 
 __all__ = ["MAX_PROVENANCE_BYTES", "verify_release"]
