@@ -19,6 +19,7 @@ test_packaging.py does).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -150,8 +151,9 @@ class Job:
                                      "repository": {"full_name": OWNER_REPO,
                                                     "id": int(REPO_ID),
                                                     "visibility": "public"}}))
-        # `python` is the interpreter actions/setup-python would have put on PATH.
+        # `python`: what actions/setup-python puts on PATH; `python3`: the runner image's.
         (self.tools / "python").symlink_to(sys.executable)
+        (self.tools / "python3").symlink_to(sys.executable)
         stub = self.tools / "gh"
         stub.write_text(f"#!{sys.executable}\n"
                         "import json, os, sys\n"
@@ -447,3 +449,84 @@ def test_the_actions_provenance_names_the_callers_workflow(
     assert done.returncode == 0, done.stderr
     wrong = run(*verify, "--source-tag", "v9.9.9", check=False)
     assert wrong.returncode == 1 and "ErrorMismatchTag" in wrong.stderr, wrong.stderr
+
+
+BUILDER_REPO = "sealtrail-dev/sealtrail"
+BUILDER = f"https://github.com/{BUILDER_REPO}/.github/workflows/provenance.yml"
+BUILDER_REF, BUILDER_SHA = "refs/tags/v0.1.0", "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def test_the_reusable_workflow_signs_provenance_naming_itself(
+        instance: InstanceServer, token_service: TokenService, tmp_path: Path) -> None:
+    """.github/workflows/provenance.yml's jobs, run as a caller's `uses:` would run them: the
+    caller passes only base64 subjects; the job finds its own repository and commit in its
+    token, installs that sealtrail, and signs provenance whose builder is this workflow
+    (verify-artifact rates it SLSA Build L3); the upload job attaches it to the release."""
+    job = Job(tmp_path, token_service)
+    dist = job.artifacts()
+    # The instance stands in for public-good (a name sealtrail knows): added from its TUF
+    # repository, as `sealtrail trust add` does.
+    job.env["SEALTRAIL_TRUST_DIR"] = str(tmp_path / "trust-cache")
+    run(SEALTRAIL, "trust", "add", "ci-test", instance.url + "/tuf", "--root",
+        str(instance.directory / "tuf" / "metadata" / "1.root.json"), env=job.env)
+    # What actions/checkout places for the checkout step (a `uses:` step): sealtrail's tree.
+    (job.workspace / ".sealtrail-builder").symlink_to(REPO)
+    checksums = subprocess.run(["sha256sum", *ARTIFACTS], cwd=dist, capture_output=True,
+                               check=True).stdout
+    subjects = base64.b64encode(checksums).decode()
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "provenance.yml").read_text())
+    # PyYAML reads the `on:` key as YAML 1.1's boolean true.
+    call = (workflow.get("on") or workflow[True])["workflow_call"]
+    assert workflow["permissions"] == {}
+    jobs = workflow["jobs"]
+    assert jobs["provenance"]["permissions"] == {"id-token": "write", "contents": "read"}
+    assert jobs["upload"]["permissions"] == {"contents": "write"}
+    context: Context = {"github": job.github}
+    context["inputs"] = inputs_of(call["inputs"], {
+        "base64-subjects": subjects, "instance": "ci-test", "upload-assets": True,
+        "upload-tag-name": TAG}, context)
+
+    token_service.job_workflow = (f"{BUILDER_REPO}/.github/workflows/provenance.yml@"
+                                  f"{BUILDER_REF}", BUILDER_SHA)
+    try:
+        results = run_steps(job, jobs["provenance"]["steps"], context)
+    finally:
+        token_service.job_workflow = None
+    assert [name for name, _ in results] == [
+        "Find this workflow's repository and commit", "Install sealtrail",
+        "Generate and sign provenance"]
+    for name, done in results:
+        assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
+    assert context["steps"]["detect"]["outputs"] == {"repository": BUILDER_REPO,
+                                                     "sha": BUILDER_SHA}
+    name = context["steps"]["sign"]["outputs"]["provenance-name"]
+    assert name == "multiple.intoto.jsonl"
+    provenance = job.workspace / name
+
+    verify = [SEALTRAIL, "verify-artifact", *(str(dist / a) for a in ARTIFACTS),
+              "--provenance-path", str(provenance), "--trusted-root",
+              str(instance.trusted_root), "--certificate-oidc-issuer",
+              instance.url + "/oidc/github", "--source-uri", f"github.com/{OWNER_REPO}",
+              "--source-tag", TAG]
+    done = run(*verify, "--builder-id", f"{BUILDER}@v0.1.0", "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["slsa_build_level"] == 3
+    caller = run(*verify, "--builder-id", f"https://github.com/{OWNER_REPO}/{WORKFLOW}",
+                 check=False)
+    assert caller.returncode == 1 and "ErrorUntrustedReusableWorkflow" in caller.stderr, \
+        caller.stderr
+
+    # The upload job, given the first job's output (as `needs:` passes it).
+    upload = jobs["upload"]
+    context["needs"] = {"provenance": {"outputs": {"provenance-name": name}}}
+    assert evaluate(upload["if"], context) == "true"
+    # A new job on a new runner: its workspace holds what download-artifact fetched.
+    job.workspace = job.workspace / "upload-job"
+    job.workspace.mkdir()
+    shutil.copy(provenance, job.workspace / name)
+    (done_upload,) = [done for _, done in run_steps(job, upload["steps"], context)]
+    assert done_upload.returncode == 0, done_upload.stderr
+    (gh,) = job.gh_calls()
+    assert gh["argv"] == ["release", "upload", TAG, name, "--clobber"]
+    assert gh["GH_TOKEN"] == GITHUB_TOKEN and gh["GH_REPO"] == OWNER_REPO
