@@ -487,8 +487,8 @@ def test_the_reusable_workflow_signs_provenance_naming_itself(
         "base64-subjects": subjects, "instance": "ci-test", "upload-assets": True,
         "upload-tag-name": TAG}, context)
 
-    token_service.job_workflow = (f"{BUILDER_REPO}/.github/workflows/provenance.yml@"
-                                  f"{BUILDER_REF}", BUILDER_SHA)
+    builder_ref = f"{BUILDER_REPO}/.github/workflows/provenance.yml@{BUILDER_REF}"
+    token_service.job_workflow = (builder_ref, BUILDER_SHA)
     try:
         results = run_steps(job, jobs["provenance"]["steps"], context)
     finally:
