@@ -312,3 +312,32 @@ def test_provenance_outside_github_is_refused(instance: InstanceServer, tmp_path
     assert done.returncode == 2
     assert "--provenance needs a GitHub Actions job" in done.stderr
     assert not list(release.glob("*.sigstore.json"))  # refused before anything was signed
+
+
+def test_detached_outputs_verify_alone(instance: InstanceServer, tmp_path: Path) -> None:
+    """--detached: cosign's .sig/.pem beside each file (a Rekor v1 entry), which `sealtrail
+    verify --detached` checks without the bundle; a rerun keeps them and restores a lost one."""
+    release = tmp_path / "dist"
+    make_files(release, FILES[:2])
+    where = ["--instance-dir", str(instance.directory), "--no-provenance", "--detached"]
+    done = sealtrail("release", "sign", str(release), *where)
+    assert done.returncode == 0, done.stderr
+    for name in (*FILES[:2], "SHA256SUMS"):
+        assert (release / (name + ".sig")).is_file() and (release / (name + ".pem")).is_file()
+    signature = (release / (FILES[0] + ".sig")).read_bytes()
+    (release / (FILES[0] + ".sig")).unlink()
+    again = sealtrail("release", "sign", str(release), *where)
+    assert _signed_and_kept(again.stderr) == (set(), {*FILES[:2], "SHA256SUMS"})
+    assert (release / (FILES[0] + ".sig")).read_bytes() == signature
+    identity = ["--certificate-identity", _signer_email(), "--certificate-oidc-issuer",
+                instance.issuer]
+    for name in FILES[:2]:
+        (release / (name + ".sigstore.json")).unlink()  # the pair alone
+        checked = sealtrail("verify", str(release / name), "--detached", "--instance-dir",
+                            str(instance.directory), *identity)
+        assert checked.returncode == 0, checked.stderr
+    done = sealtrail("release", "verify", str(release), *identity, "--trusted-root",
+                     str(instance.trusted_root), "--json")
+    assert done.returncode == 1
+    assert {r["name"]: r["code"] for r in json.loads(done.stdout)["results"] if not r["ok"]} \
+        == {name: "ARTIFACT_EXTRA" for name in FILES[:2]}
