@@ -99,6 +99,13 @@ def equivalent_commands(facts: ReleaseFacts) -> dict[str, list[str]]:
         _line("cosign", "verify-blob", name, "--bundle", bundle_of(name), "--new-bundle-format",
               *identity, *cosign_trust)
         for name in (CHECKSUMS_NAME, *facts.artifacts)]
+    if facts.detached:
+        # cosign's own layout: the signature and certificate files, the log entry looked up
+        # online (a .sig/.pem pair carries no inclusion proof).
+        commands["cosign (.sig/.pem)"] = [
+            _line("cosign", "verify-blob", name, "--signature", name + ".sig", "--certificate",
+                  name + ".pem", *identity, *cosign_trust)
+            for name in (CHECKSUMS_NAME, *facts.artifacts)]
     if facts.provenance and facts.source_uri:
         # slsa-verifier trusts GitHub Actions' issuer and public-good only; provenance from
         # any other instance is checked by sealtrail's verify-artifact, its flags plus these.
@@ -143,6 +150,8 @@ def render_instructions(facts: ReleaseFacts) -> str:
             "and exits 1 if one is.", ""]
     titles = {"sha256sum": "The checksums (coreutils)",
               "cosign": "Each signature (cosign 2.4 or later)",
+              "cosign (.sig/.pem)": "Each signature from its .sig and .pem (cosign; online: "
+                                    "the log entry is looked up)",
               "slsa-verifier": "The provenance (slsa-verifier; `sealtrail verify-artifact` "
                                "takes the same flags)",
               "gh": "The provenance (GitHub CLI; `sealtrail verify-attestation` takes the "

@@ -58,3 +58,11 @@ def test_self_hosted_release_names_the_trusted_root_variable() -> None:
     assert "export TRUSTED_ROOT=" in text
     assert sealtrail_command(facts).endswith('--trusted-root "$TRUSTED_ROOT"')
     assert "slsa-verifier" not in text and "gh attestation" not in text  # no provenance
+
+
+def test_detached_release_adds_cosigns_sig_and_pem_commands() -> None:
+    assert "cosign (.sig/.pem)" not in equivalent_commands(github_facts())  # type: ignore[arg-type]
+    commands = equivalent_commands(github_facts(detached=True))  # type: ignore[arg-type]
+    argv = shlex.split(commands["cosign (.sig/.pem)"][1])
+    assert argv[:8] == ["cosign", "verify-blob", "app.tar.gz", "--signature", "app.tar.gz.sig",
+                        "--certificate", "app.tar.gz.pem", "--certificate-identity"]
