@@ -270,6 +270,12 @@ def test_rerun_signs_only_what_is_missing(instance: InstanceServer, tmp_path: Pa
     # SHA256SUMS changed with the rebuilt file, so it is signed again too.
     assert _signed_and_kept(second.stderr) == ({*names[:5], "SHA256SUMS"}, set(names[5:]))
     assert "kept 3 already signed" in second.stdout
+    # A file dropped from the release: its old bundle is pointed out.
+    (release / names[7]).unlink()
+    dropped = sealtrail("release", "sign", str(release), *where)
+    assert f"note: {names[7]}.sigstore.json is the bundle of no artifact" in dropped.stderr
+    (release / (names[7] + ".sigstore.json")).unlink()
+    names = names[:7]
     third = sealtrail("release", "sign", str(release), *where)
     assert _signed_and_kept(third.stderr) == (set(), {*names, "SHA256SUMS"})
     done = sealtrail("release", "verify", str(release), "--certificate-identity",

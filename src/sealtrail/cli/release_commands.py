@@ -105,11 +105,13 @@ def _targets(targets: list[str]) -> tuple[str, list[str]]:
     from sealtrail.release.layout import is_output, scan
 
     if len(targets) == 1 and os.path.isdir(targets[0]):
-        artifacts = scan(targets[0]).artifacts
+        found = scan(targets[0])
+        artifacts = found.artifacts
         if not artifacts:
             raise usage_error(f"{targets[0]} holds no file to sign")
         for name in artifacts:
             check_name(name)
+        _note_orphans(found.names, artifacts)
         return targets[0], artifacts
     directories = set()
     names = []
@@ -130,6 +132,18 @@ def _targets(targets: list[str]) -> tuple[str, list[str]]:
     if len(set(names)) != len(names):
         raise usage_error("a file is named twice")
     return directory, sorted(names)
+
+
+def _note_orphans(names: frozenset[str], artifacts: list[str]) -> None:
+    """A bundle left by an earlier run whose file is gone: `release verify` will name it."""
+    from sealtrail.release.checksums import CHECKSUMS_NAME
+    from sealtrail.release.layout import BUNDLE_SUFFIX
+
+    owners = {*artifacts, CHECKSUMS_NAME}
+    for name in sorted(names):
+        if name.endswith(BUNDLE_SUFFIX) and name[:-len(BUNDLE_SUFFIX)] not in owners:
+            print(f"sealtrail: note: {name} is the bundle of no artifact (an earlier run's?); "
+                  "`release verify` reports it as ARTIFACT_EXTRA: remove it", file=sys.stderr)
 
 
 def _provenance_wanted(args: Any, env: Any) -> bool:
