@@ -1,0 +1,227 @@
+"""The GitLab CI template (ci/gitlab/sealtrail-release.gitlab-ci.yml): its shape, its script's
+sealtrail calls parsed by sealtrail's own parser, and its script run in a simulated GitLab job.
+
+The simulated job: GitLab's predefined variables (CI_*, GITLAB_CI), the identity token in
+SIGSTORE_ID_TOKEN as `id_tokens` puts it there, and a local HTTP endpoint standing in for
+GitLab's generic package registry (PUT with JOB-TOKEN) that the upload loop writes to. The
+token is the local instance's built-in issuer's (an email identity: the issuer mints no GitLab
+tokens, so the identity here is not GitLab's; what is tested is the template's path: token from
+the variable, sign, upload, and `release verify` on the result).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from tests.integration.instance_server import BIN, REPO, InstanceServer, run
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = REPO / "ci" / "gitlab" / "sealtrail-release.gitlab-ci.yml"
+JOB = ".sealtrail-release"
+SEALTRAIL = str(BIN / "sealtrail")
+TAG = "v1.2.3"
+JOB_TOKEN = "glcbt-simulated-job-token"
+SIGNER = "release@acme.example"
+ARTIFACTS = ("app-1.2.3.tar.gz", "app-linux-amd64")
+
+# A stand-in for a program: records its argv (JSON, one line per call) in $RECORD.
+RECORDER = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["RECORD"], "a") as out:
+    out.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+
+
+def template_job() -> dict[str, Any]:
+    document = yaml.safe_load(TEMPLATE.read_text())
+    job: dict[str, Any] = document[JOB]
+    return job
+
+
+def script_of(job: dict[str, Any]) -> str:
+    """The job's script as the runner runs it: each entry in turn, in one shell, stopping at
+    the first failure (`set -e` for each line's status, as GitLab's shell executor does)."""
+    return "set -eo pipefail\n" + "\n".join(job["script"]) + "\n"
+
+
+def test_the_template_is_an_includable_hidden_job() -> None:
+    document = yaml.safe_load(TEMPLATE.read_text())
+    # Hidden (a leading dot): including the file adds no job until a project extends it.
+    assert list(document) == [JOB]
+    job = document[JOB]
+    # SPEC: Sigstore's clients read SIGSTORE_ID_TOKEN, with audience "sigstore"
+    # (../shared/reference/provenance-formats.md §3).
+    assert job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    assert job["rules"] == [{"if": "$CI_COMMIT_TAG"}]
+    assert job["artifacts"]["paths"] == ["$SEALTRAIL_DIR/"]
+    assert all(isinstance(line, str) for line in job["script"])
+
+
+def recorded_calls(job: dict[str, Any], tmp_path: Path, **variables: str) -> list[list[str]]:
+    """Run the script with `python`, the venv's python and sealtrail replaced by recorders:
+    the commands it would run, with the template's variables (and ``variables``)."""
+    tools, venv = tmp_path / "tools", tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    tools.mkdir()
+    for path in (tools / "python", venv / "bin" / "python", venv / "bin" / "sealtrail"):
+        path.write_text(RECORDER)
+        path.chmod(0o755)
+    record = tmp_path / "calls.jsonl"
+    record.touch()
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "RECORD": str(record),
+           **{k: str(v) for k, v in job["variables"].items()},
+           "SEALTRAIL_VENV": str(venv), "SEALTRAIL_UPLOAD": "false", **variables}
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-c", script_of(job)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def parse(argv: list[str]) -> Any:
+    """`sealtrail ARGV` through the CLI's own parser; a flag it does not know fails the test."""
+    from sealtrail.cli.main import _build_parser
+
+    try:
+        return _build_parser().parse_args(argv)
+    except SystemExit as exc:
+        raise AssertionError(f"sealtrail {' '.join(argv)} does not parse") from exc
+
+
+def test_the_scripts_sealtrail_calls_parse(tmp_path: Path) -> None:
+    calls = recorded_calls(template_job(), tmp_path)
+    assert [call[0] for call in calls] == ["python", "python", "sealtrail"]
+    assert calls[1][1:] == ["-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                            "sealtrail==0.1.0"]
+    args = parse(calls[2][1:])
+    assert (args.command, args.release_command) == ("release", "sign")
+    assert args.targets == ["dist"] and args.instance == "public-good"
+    # A self-hosted instance's trust config instead, as the template's comment says.
+    calls = recorded_calls(template_job(), tmp_path / "self-hosted",
+                           SEALTRAIL_SIGN_FLAGS="--trust-config ci/trust_config.json")
+    args = parse(calls[2][1:])
+    assert args.trust_config == "ci/trust_config.json" and args.instance is None
+
+
+def test_a_call_that_does_not_parse_is_caught(tmp_path: Path) -> None:
+    """The check above can fail: a flag `release sign` does not have."""
+    job = template_job()
+    job["script"] = [line.replace("release sign", "release sign --no-such-flag")
+                     for line in job["script"]]
+    calls = recorded_calls(job, tmp_path)
+    with pytest.raises(AssertionError, match="does not parse"):
+        parse(calls[2][1:])
+
+
+class PackageRegistry:
+    """GitLab's generic package registry, locally: PUT
+    /api/v4/projects/:id/packages/generic/:name/:version/:file with JOB-TOKEN."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[str, bytes] = {}
+        self.tokens: set[str] = set()
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                registry.uploads[self.path] = body
+                registry.tokens.add(self.headers.get("JOB-TOKEN", ""))
+                data = b'{"message":"201 Created"}'
+                self.send_response(201)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/v4"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstanceServer]:
+    server = InstanceServer(tmp_path_factory.mktemp("gitlab") / "sealtrail")
+    server.init()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
+        instance: InstanceServer, tmp_path: Path) -> None:
+    from sealtrail.cli.main import LAZY_COMMANDS
+
+    if "release" not in LAZY_COMMANDS:
+        pytest.skip("`sealtrail release sign` is not in this tree yet")
+    registry = PackageRegistry()
+    try:
+        project = tmp_path / "project"
+        dist = project / "dist"
+        dist.mkdir(parents=True)
+        for name in ARTIFACTS:
+            (dist / name).write_bytes(f"the contents of {name}\n".encode() * 50)
+        job = template_job()
+        tools = tmp_path / "tools"
+        tools.mkdir()
+        (tools / "python").symlink_to(sys.executable)  # the image's python
+        env = {
+            "PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+            **{k: str(v) for k, v in job["variables"].items()},
+            # The pipeline's own choices (a self-hosted instance, this checkout as the
+            # package), as a project's `variables:` would set them.
+            "SEALTRAIL_SIGN_FLAGS": f"--trust-config {instance.trust_config}",
+            "SEALTRAIL_REQUIREMENT": str(REPO), "SEALTRAIL_VENV": str(tmp_path / "venv"),
+            "CI": "true", "GITLAB_CI": "true", "CI_COMMIT_TAG": TAG,
+            "CI_COMMIT_REF_NAME": TAG, "CI_PROJECT_PATH": "acme/app", "CI_PROJECT_ID": "4242",
+            "CI_SERVER_URL": "https://gitlab.com", "CI_API_V4_URL": registry.api,
+            "CI_JOB_TOKEN": JOB_TOKEN, "CI_PROJECT_DIR": str(project),
+            # What `id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore` gives the job.
+            "SIGSTORE_ID_TOKEN": instance.token(SIGNER),
+        }
+        for name, value in os.environ.items():
+            if name.startswith("PIP_"):
+                env[name] = value
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-c", script_of(job)],
+                              cwd=project, env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+
+        outputs = sorted(p.name for p in dist.iterdir())
+        assert {"SHA256SUMS", "SHA256SUMS.sigstore.json", "VERIFY.md",
+                *(a + ".sigstore.json" for a in ARTIFACTS)} <= set(outputs), outputs
+        prefix = f"/api/v4/projects/4242/packages/generic/release/{TAG}/"
+        assert sorted(registry.uploads) == sorted(prefix + name for name in outputs)
+        for name in outputs:
+            assert registry.uploads[prefix + name] == (dist / name).read_bytes()
+        assert registry.tokens == {JOB_TOKEN}
+
+        verify = [SEALTRAIL, "release", "verify", str(dist), "--certificate-oidc-issuer",
+                  instance.issuer, "--trusted-root", str(instance.trusted_root)]
+        ok = run(*verify, "--certificate-identity", SIGNER, check=False)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        other = run(*verify, "--certificate-identity", "other@acme.example", check=False)
+        assert other.returncode == 1, other.stdout + other.stderr
+    finally:
+        registry.close()
