@@ -347,3 +347,31 @@ def test_detached_outputs_verify_alone(instance: InstanceServer, tmp_path: Path)
     assert done.returncode == 1
     assert {r["name"]: r["code"] for r in json.loads(done.stdout)["results"] if not r["ok"]} \
         == {name: "ARTIFACT_EXTRA" for name in FILES[:2]}
+
+
+def test_release_verify_with_a_policy_file(instance: InstanceServer,
+                                           github_release: tuple[Path, dict[str, str]],
+                                           tmp_path: Path) -> None:
+    """--policy: the provenance's source and trusted builder from a policy file; a policy
+    expecting another tag fails the provenance row with slsa-verifier's error name."""
+    release, _ = github_release
+    builder = f"https://github.com/{REPO}/{WORKFLOW}"
+    body = (f'version = 1\n\n[source]\nuri = "github.com/{REPO}"\ntag = "v1.2.3"\n\n'
+            f'[[builder]]\nid = "{builder}"\nrefs = ["refs/tags/v*"]\nlevel = 2\n\n'
+            f'[identity]\nissuer = "{instance.url}/oidc/github"\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text(body)
+    flags = [*identity_flags(instance), "--trusted-root", str(instance.trusted_root), "--json"]
+    done = sealtrail("release", "verify", str(release), "--policy", str(policy), *flags)
+    assert done.returncode == 0, done.stdout
+    other = tmp_path / "other.toml"
+    other.write_text(body.replace('tag = "v1.2.3"', 'tag = "v9.9.9"'))
+    done = sealtrail("release", "verify", str(release), "--policy", str(other), *flags)
+    assert done.returncode == 1
+    failed = {r["name"]: r["code"] for r in json.loads(done.stdout)["results"] if not r["ok"]}
+    assert failed == {"multiple.intoto.jsonl": "ErrorMismatchTag"}
+    # An issuer the flags contradict is a usage error.
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(body.replace(f"{instance.url}/oidc/github", "https://elsewhere"))
+    done = sealtrail("release", "verify", str(release), "--policy", str(wrong), *flags)
+    assert done.returncode == 2 and "is not --certificate-oidc-issuer" in done.stderr

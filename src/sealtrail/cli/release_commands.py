@@ -263,7 +263,17 @@ def _expectations(args: Any) -> Any:
     if args.policy:
         from sealtrail.cli.policy_commands import load_policy
 
-        return SlsaExpectations.from_policy(load_policy(args.policy), **flags).checked()
+        policy = load_policy(args.policy)
+        if policy.issuer is not None:
+            # --certificate-oidc-issuer is required here (it checks every bundle): a policy
+            # naming the same issuer agrees with it; another is a contradiction.
+            if policy.issuer != args.certificate_oidc_issuer:
+                from sealtrail.cli._common import usage_error
+
+                raise usage_error(f"the policy's issuer {policy.issuer} is not "
+                                  f"--certificate-oidc-issuer {args.certificate_oidc_issuer}")
+            flags["oidc_issuer"] = None
+        return SlsaExpectations.from_policy(policy, **flags).checked()
     if args.source_uri:
         return SlsaExpectations(**{k: v for k, v in flags.items() if v is not None}).checked()
     if args.source_tag or args.builder_id:
