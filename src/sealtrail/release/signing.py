@@ -85,9 +85,14 @@ class ReleaseSigning:
             self._verifier.verify_artifact(Artifact({"sha256": bytes.fromhex(digest_hex)}),
                                            Bundle.from_json(data), self.policy)
             parsed: dict[str, Any] = json.loads(data)
-            return parsed
         except (Error, OSError, ValueError):
             return None  # partial, corrupt or stale: signed again
+        if self.detached and not all(entry.get("inclusionPromise") for entry in
+                                     parsed["verificationMaterial"].get("tlogEntries", [])):
+            # A .sig/.pem pair verifies alone only through a Rekor v1 entry's signed time
+            # (an earlier run without --detached may have logged to Rekor v2).
+            return None
+        return parsed
 
     def _kept_provenance(self, subjects: Sequence[tuple[str, str]]) -> bool:
         path = self._path(PROVENANCE_NAME)
