@@ -363,6 +363,26 @@ def signed_release(instance: InstanceServer, token_service: TokenService,
     return job, dist, results
 
 
+def test_the_provenance_input(
+        instance: InstanceServer, token_service: TokenService, tmp_path: Path,
+        signed_release: tuple[Job, Path, list[tuple[str, subprocess.CompletedProcess[str]]]]
+        ) -> None:
+    """provenance: "false" (the reusable workflow makes it) signs without; another value is
+    refused in one line before anything is signed."""
+    job = Job(tmp_path, token_service)
+    job.env["RUNNER_TEMP"] = signed_release[0].env["RUNNER_TEMP"]  # sealtrail installed there
+    dist = job.artifacts()
+    given = {"trust-config": str(instance.trust_config)}
+    ((_, bad),) = run_action(job, {**given, "provenance": "yes"}, only="Sign the release")
+    assert bad.returncode == 2
+    assert bad.stderr == 'sealtrail: the provenance input is "true" or "false", not "yes"\n'
+    assert sorted(p.name for p in dist.iterdir()) == sorted(ARTIFACTS)
+    ((_, done),) = run_action(job, {**given, "provenance": "false"}, only="Sign the release")
+    assert done.returncode == 0, done.stderr
+    outputs = {p.name for p in dist.iterdir()}
+    assert "SHA256SUMS.sigstore.json" in outputs and "multiple.intoto.jsonl" not in outputs
+
+
 def release_verify(instance: InstanceServer, directory: Path, *flags: str,
                    identity: str = IDENTITY) -> subprocess.CompletedProcess[str]:
     done = run(SEALTRAIL, "release", "verify", str(directory), "--certificate-identity",
