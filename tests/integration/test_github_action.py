@@ -537,6 +537,20 @@ def test_the_reusable_workflow_signs_provenance_naming_itself(
     assert caller.returncode == 1 and "ErrorUntrustedReusableWorkflow" in caller.stderr, \
         caller.stderr
 
+    # And as `gh attestation verify` checks it: the signer workflow is the reusable one.
+    roots = tmp_path / "roots.jsonl"
+    roots.write_text(json.dumps(json.loads(instance.trusted_root.read_text()),
+                                separators=(",", ":")) + "\n")
+    attestation = [SEALTRAIL, "verify-attestation", str(dist / ARTIFACTS[0]), "--bundle",
+                   str(provenance), "--cert-oidc-issuer", instance.url + "/oidc/github",
+                   "--custom-trusted-root", str(roots), "--repo", OWNER_REPO]
+    done = run(*attestation, "--signer-workflow",
+               f"{BUILDER_REPO}/.github/workflows/provenance.yml", check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"Signer workflow: .github/workflows/provenance.yml@{BUILDER_REF}" in done.stdout
+    caller = run(*attestation, "--signer-workflow", f"{OWNER_REPO}/{WORKFLOW}", check=False)
+    assert caller.returncode == 1, caller.stdout + caller.stderr
+
     # The upload job, given the first job's output (as `needs:` passes it).
     upload = jobs["upload"]
     context["needs"] = {"provenance": {"outputs": {"provenance-name": name}}}
