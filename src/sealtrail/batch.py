@@ -305,10 +305,13 @@ def _check_policy(policy: Any) -> None:
                          actual=type(policy).__name__)
 
 
-def _other_roots(trusted_root_json: Any, other_roots_json: Any) -> list[bytes]:
-    """The roots beside the given one: as given, or by default (see default_other_roots)."""
+def _other_roots(trusted_root_json: Any, other_roots_json: Any,
+                 parsed: TrustedRoot | None = None) -> list[bytes]:
+    """The roots beside the given one (``parsed``, if the caller has parsed it already): as
+    given, or by default (see default_other_roots)."""
     if other_roots_json is None:
-        trusted_root = TrustedRoot.from_json(_root_bytes(trusted_root_json, "trusted_root_json"))
+        trusted_root = parsed or TrustedRoot.from_json(
+            _root_bytes(trusted_root_json, "trusted_root_json"))
         return default_other_roots(trusted_root)
     if isinstance(other_roots_json, (str, bytes, bytearray)) \
             or not isinstance(other_roots_json, Iterable):
@@ -335,15 +338,14 @@ def verify_many(pairs: Sequence[Pair], trusted_root_json: bytes, policy: Policy,
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise UsageError("workers must be a positive integer", actual=repr(workers)[:40])
-    # Parsed here even when workers parse their own copy: a broken trust root is then one
-    # error for the caller, not one per pair.
-    TrustedRoot.from_json(root_json)
-    others = _other_roots(root_json, other_roots_json)
-    for other in others:
-        TrustedRoot.from_json(other)
+    # Parsed here, once, even when workers parse their own copy: a broken trust root is then
+    # one error for the caller, not one per pair.
+    root = TrustedRoot.from_json(root_json)
+    others = _other_roots(root_json, other_roots_json, root)
+    parsed_others = [TrustedRoot.from_json(other) for other in others]
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(checked) < MIN_PAIRS_FOR_PROCESSES:
-        verifier = _make_verifier(root_json, others)
+        verifier = Verifier(root, other_roots=parsed_others)
         return [verify_pair(verifier, pair, policy) for pair in checked]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
