@@ -22,6 +22,19 @@ every file sealtrail reads (ADR 0002): unknown keys, wrong types and contradicti
     issuer = "https://token.actions.githubusercontent.com"
     identity-regexp = "^https://github.com/org/"
 
+A build outside an isolated platform (``sealtrail attest-provenance --local``) is trusted only
+by a builder table that names it and who may sign for it: its id is
+``urn:sealtrail:builder:local:<host>`` or a ``*`` pattern of one, ``level`` at most 1 (SPEC:
+SLSA build track, Build L1: provenance exists, nothing isolates the build from the person
+running it), ``signers`` the certificate identities (``identity`` or ``identity-regexp``, and
+``issuer``) that may sign its provenance, ``allow-dirty`` whether a tree with uncommitted
+changes is accepted (default: refused)::
+
+    [[builder]]
+    id = "urn:sealtrail:builder:local:*"
+    level = 1
+    signers = [{identity = "dev@example.com", issuer = "https://oauth2.example.com/auth"}]
+
 Defaults equal slsa-verifier's: without ``[[builder]]`` tables, the trusted builders are
 slsa-github-generator's reusable workflows (SPEC: slsa-verifier's default trusted builders,
 ../shared/reference/slsa-verification.md §2 step 4), each only at a full semantic-version
@@ -47,8 +60,11 @@ from sealtrail.errors import ConfigInvalidError
 __all__ = [
     "DEFAULT_BUILDERS",
     "DEFAULT_PREDICATE_TYPES",
+    "LOCAL_BUILDER_PREFIX",
+    "LOCAL_MAX_LEVEL",
     "MAX_POLICY_BYTES",
     "SEMVER_TAGS",
+    "BuilderSigner",
     "TrustedBuilder",
     "ProvenancePolicy",
 ]
@@ -66,6 +82,47 @@ SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 DEFAULT_PREDICATE_TYPES = (SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02)
 _LEVELS = (0, 1, 2, 3)
+#: The builder ids of builds on a machine (attest-provenance --local): generate.py's
+#: LOCAL_BUILDER_PREFIX, repeated so that parsing a policy imports no generator.
+LOCAL_BUILDER_PREFIX = "urn:sealtrail:builder:local:"
+#: SPEC: SLSA v1.0 build track, Build L1 ("provenance exists"); L2 needs a hosted build
+#: platform that signs the provenance, which a developer's machine is not.
+LOCAL_MAX_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class BuilderSigner:
+    """Who may sign the provenance of a local builder: a certificate identity (exact, or a
+    pattern matching anywhere in it as cosign's do) and its OIDC issuer (exact)."""
+
+    issuer: str
+    identity: str | None = None
+    identity_regexp: str | None = None
+
+    def accepts(self, identity: str, issuer: str) -> bool:
+        """Whether a certificate naming ``identity`` from ``issuer`` is this signer."""
+        from sealtrail.verify.policy import matches
+
+        if issuer != self.issuer:
+            return False
+        if self.identity is not None:
+            return identity == self.identity
+        # Validated as RE2-compatible when the policy was read (_signer); ASCII as there.
+        assert self.identity_regexp is not None
+        return matches(re.compile(self.identity_regexp, re.ASCII), identity)
+
+    def describe(self) -> str:
+        who = self.identity if self.identity is not None else \
+            f"an identity matching {self.identity_regexp}"
+        return f"{who} (issuer {self.issuer})"
+
+    def to_json(self) -> dict[str, str]:
+        out = {"issuer": self.issuer}
+        if self.identity is not None:
+            out["identity"] = self.identity
+        if self.identity_regexp is not None:
+            out["identity_regexp"] = self.identity_regexp
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +134,32 @@ class TrustedBuilder:
     id: str
     refs: tuple[str, ...] = (SEMVER_TAGS,)
     level: int = 3
+    #: A local builder's signers (empty for GitHub workflow builders, whose certificate is
+    #: the workflow's own).
+    signers: tuple[BuilderSigner, ...] = ()
+    #: A local builder: whether provenance of a dirty working tree is accepted.
+    allow_dirty: bool = False
+
+    @property
+    def local(self) -> bool:
+        """Whether the builder is a machine (``urn:sealtrail:builder:local:...``)."""
+        return self.id.startswith(LOCAL_BUILDER_PREFIX)
+
+    def accepts_id(self, builder_id: str) -> bool:
+        """Whether a local builder's id (a ``*`` pattern or exact) admits ``builder_id``."""
+        return self.local and fnmatch.fnmatchcase(builder_id, self.id)
+
+    def accepts_signer(self, identity: str, issuer: str) -> bool:
+        """Whether a local builder's provenance may be signed by ``identity`` of ``issuer``."""
+        return any(signer.accepts(identity, issuer) for signer in self.signers)
+
+    def describe_local(self) -> str:
+        """A local builder, in words."""
+        who = " or ".join(s.describe() for s in self.signers)
+        dirty = ("a dirty working tree is accepted" if self.allow_dirty
+                 else "a dirty working tree is refused")
+        return (f"{self.id}: built on a developer machine by {who}, earning SLSA Build "
+                f"L{self.level}: not an isolated build platform; {dirty}")
 
     def accepts_ref(self, ref: str) -> bool:
         """Whether the builder at ``ref`` is trusted (``refs/tags/v1.2.3``, ``refs/heads/main``)."""
@@ -197,8 +280,7 @@ class ProvenancePolicy:
         out: dict[str, Any] = {
             "version": 1,
             "predicate_types": list(self.predicate_types),
-            "builders": [{"id": b.id, "refs": list(b.refs), "level": b.level}
-                         for b in self.builders],
+            "builders": [_builder_json(b) for b in self.builders],
         }
         for key in ("minimum_level", "source_uri", "source_branch", "source_tag",
                     "source_versioned_tag", "identity", "identity_regexp", "issuer", "owner",
@@ -240,6 +322,9 @@ class ProvenancePolicy:
         if self.builders:
             lines.append("- it was built by one of these trusted builders:")
             for builder in self.builders:
+                if builder.local:
+                    lines.append(f"  - {builder.describe_local()};")
+                    continue
                 lines.append(f"  - {builder.id}, at {builder.describe_refs()} "
                              f"(earns SLSA Build L{builder.level});")
         else:
@@ -260,6 +345,14 @@ class ProvenancePolicy:
         else:
             lines[-1] = lines[-1].rstrip(";") + "."
         return lines
+
+
+def _builder_json(builder: TrustedBuilder) -> dict[str, Any]:
+    if not builder.local:
+        return {"id": builder.id, "refs": list(builder.refs), "level": builder.level}
+    return {"id": builder.id, "level": builder.level,
+            "signers": [s.to_json() for s in builder.signers],
+            "allow_dirty": builder.allow_dirty}
 
 
 # -- strict readers ---------------------------------------------------------------------------
@@ -322,8 +415,11 @@ def _builders(value: Any, where: str) -> tuple[TrustedBuilder, ...]:
     seen: set[str] = set()
     for i, table in enumerate(value):
         here = f"{where} #{i + 1}"
+        builder_id = _string(table.get("id") if isinstance(table, dict) else None, f"{here} id")
+        if builder_id.startswith(LOCAL_BUILDER_PREFIX):
+            builders.append(_local_builder(table, builder_id, here, seen))
+            continue
         _only(table, {"id", "refs", "level"}, here)
-        builder_id = _string(table.get("id"), f"{here} id")
         if "@" in builder_id:
             raise ConfigInvalidError(f"{here} id names a ref; give the id without '@' and the "
                                      "refs in 'refs'", actual=builder_id)
@@ -337,6 +433,54 @@ def _builders(value: Any, where: str) -> tuple[TrustedBuilder, ...]:
         level = _level(table.get("level", 3), f"{here} level")
         builders.append(TrustedBuilder(builder_id, tuple(refs), level))
     return tuple(builders)
+
+
+def _local_builder(table: dict[str, Any], builder_id: str, here: str,
+                   seen: set[str]) -> TrustedBuilder:
+    """A ``[[builder]]`` for builds on a machine: who may sign for it is required (the
+    certificate is a person's, not a workflow's, so the id alone names nobody)."""
+    _only(table, {"id", "level", "signers", "allow-dirty"}, here)
+    if builder_id in seen:
+        raise ConfigInvalidError(f"{here} repeats the builder {builder_id}")
+    seen.add(builder_id)
+    if "level" not in table:
+        raise ConfigInvalidError(f"{here} level is required for a local builder",
+                                 expected=f"level = {LOCAL_MAX_LEVEL}")
+    level = _level(table["level"], f"{here} level")
+    if level > LOCAL_MAX_LEVEL:
+        raise ConfigInvalidError(f"{here} level: a local builder earns at most SLSA Build "
+                                 f"L{LOCAL_MAX_LEVEL} (not an isolated build platform)",
+                                 actual=level, expected=f"<= {LOCAL_MAX_LEVEL}")
+    signers = table.get("signers")
+    if not isinstance(signers, list) or not signers:
+        raise ConfigInvalidError(f"{here} signers is required for a local builder: a "
+                                 "non-empty list of {identity = ..., issuer = ...}",
+                                 actual=type(signers).__name__)
+    parsed = tuple(_signer(item, f"{here} signers #{i + 1}") for i, item in enumerate(signers))
+    allow_dirty = table.get("allow-dirty", False)
+    if not isinstance(allow_dirty, bool):
+        raise ConfigInvalidError(f"{here} allow-dirty must be true or false",
+                                 actual=type(allow_dirty).__name__)
+    return TrustedBuilder(builder_id, (), level, parsed, allow_dirty)
+
+
+def _signer(table: Any, where: str) -> BuilderSigner:
+    _only(table, {"identity", "identity-regexp", "issuer"}, where)
+    issuer = _string(table.get("issuer"), f"{where} issuer")
+    if ("identity" in table) == ("identity-regexp" in table):
+        raise ConfigInvalidError(f"{where}: give exactly one of 'identity' and "
+                                 "'identity-regexp'")
+    if "identity" in table:
+        return BuilderSigner(issuer, identity=_string(table["identity"], f"{where} identity"))
+    pattern = _string(table["identity-regexp"], f"{where} identity-regexp")
+    from sealtrail.errors import UsageError
+    from sealtrail.verify.policy import IdentityPolicy
+
+    try:  # the same rules as --certificate-identity-regexp (Go RE2 semantics, ADR 0012)
+        IdentityPolicy(identity_regexp=pattern, issuer="x")
+    except UsageError as exc:
+        raise ConfigInvalidError(f"{where} identity-regexp: {exc.message}") from None
+    return BuilderSigner(issuer, identity_regexp=pattern)
 
 
 def _identity(table: Any, where: str) -> dict[str, Any]:

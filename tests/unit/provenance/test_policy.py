@@ -165,3 +165,93 @@ def test_policy_explain_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["policy", "explain", str(path)]) == 2
     assert "CONFIG_INVALID" in capsys.readouterr().err
     assert main(["policy", "explain", str(tmp_path / "missing.toml")]) == 2
+
+
+# -- local builders (attest-provenance --local) ------------------------------------------------
+
+ISSUER = "https://issuer.example.com"
+LOCAL = b"""
+version = 1
+
+[[builder]]
+id = "urn:sealtrail:builder:local:*"
+level = 1
+signers = [{identity = "dev@example.com", issuer = "https://issuer.example.com"},
+           {identity-regexp = "^ops-[a-z]+@example\\\\.com$", issuer = "https://other.example"}]
+"""
+
+
+def test_a_local_builder_names_its_signers() -> None:
+    policy = parse(LOCAL)
+    (builder,) = policy.builders
+    assert builder.local and builder.level == 1 and not builder.allow_dirty
+    assert builder.accepts_id("urn:sealtrail:builder:local:laptop")
+    assert not builder.accepts_id("urn:sealtrail:builder:other:laptop")
+    assert builder.accepts_signer("dev@example.com", ISSUER)
+    assert not builder.accepts_signer("dev@example.com", "https://other.example")
+    assert not builder.accepts_signer("eve@example.com", ISSUER)
+    assert builder.accepts_signer("ops-anna@example.com", "https://other.example")
+    assert not builder.accepts_signer("ops-anna@example.com", ISSUER)
+    assert not builder.accepts_signer("ops-anna@exampleXcom", "https://other.example")
+    # An exact id admits only itself; allow-dirty is read.
+    exact = parse(b"version = 1\n[[builder]]\nid = 'urn:sealtrail:builder:local:box'\n"
+                  b"level = 1\nallow-dirty = true\n"
+                  b"signers = [{identity = 'a@b', issuer = 'https://i'}]").builders[0]
+    assert exact.allow_dirty and exact.accepts_id("urn:sealtrail:builder:local:box")
+    assert not exact.accepts_id("urn:sealtrail:builder:local:box2")
+    # A GitHub workflow builder is never a local one.
+    assert not TrustedBuilder(GENERIC).local
+    assert not TrustedBuilder(GENERIC).accepts_id(GENERIC)
+
+
+def test_default_policies_trust_no_local_builder() -> None:
+    assert not any(b.local for b in parse(b"version = 1").builders)
+    assert not any(b.local for b in DEFAULT_BUILDERS)
+
+
+_LB = b"version = 1\n[[builder]]\nid = 'urn:sealtrail:builder:local:*'\n"
+_SIGNERS = b"signers = [{identity = 'a@b', issuer = 'https://i'}]\n"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    (_LB + b"level = 1\n", "signers is required"),
+    (_LB + b"level = 1\nsigners = []\n", "signers is required"),
+    (_LB + _SIGNERS, "level is required"),
+    (_LB + b"level = 2\n" + _SIGNERS, "at most SLSA Build L1"),
+    (_LB + b"level = 1\nrefs = ['x']\n" + _SIGNERS, "unknown key 'refs'"),
+    (_LB + b"level = 1\nallow-dirty = 'yes'\n" + _SIGNERS, "allow-dirty must be true or false"),
+    (_LB + b"level = 1\nsigners = [{identity = 'a@b'}]\n", "issuer must be a non-empty"),
+    (_LB + b"level = 1\nsigners = [{issuer = 'https://i'}]\n", "exactly one of"),
+    (_LB + b"level = 1\nsigners = [{identity = 'a', identity-regexp = 'a', issuer = 'i'}]\n",
+     "exactly one of"),
+    (_LB + b"level = 1\nsigners = [{identity = 'a', issuer = 'i', email = 'x'}]\n",
+     "unknown key 'email'"),
+    (_LB + b"level = 1\nsigners = [{identity-regexp = '(?<=a)b', issuer = 'i'}]\n",
+     "identity-regexp"),
+    (_LB + b"level = 1\n" + _SIGNERS + b"[[builder]]\nid = 'urn:sealtrail:builder:local:*'\n"
+     b"level = 1\n" + _SIGNERS, "repeats the builder"),
+    (b"version = 1\n[[builder]]\nid = 'https://x/b.yml'\n" + _SIGNERS,
+     "unknown key 'signers'"),
+    (b"version = 1\n[[builder]]\nid = 'https://x/b.yml'\nallow-dirty = true\n",
+     "unknown key 'allow-dirty'"),
+    (_LB.replace(b"version = 1\n", b"version = 1\nminimum-level = 2\n") + b"level = 1\n"
+     + _SIGNERS,
+     "no trusted builder earns minimum-level 2"),
+])
+def test_bad_local_builders_are_one_config_error(text: bytes, fragment: str) -> None:
+    with pytest.raises(ConfigInvalidError) as info:
+        parse(text)
+    assert fragment in info.value.message, info.value.message
+
+
+def test_explain_says_a_local_builder_is_not_isolated() -> None:
+    text = "\n".join(parse(LOCAL).explain())
+    assert ("urn:sealtrail:builder:local:*: built on a developer machine by dev@example.com "
+            "(issuer https://issuer.example.com) or an identity matching "
+            "^ops-[a-z]+@example\\.com$ (issuer https://other.example), earning SLSA Build L1: "
+            "not an isolated build platform; a dirty working tree is refused") in text, text
+    data = parse(LOCAL).to_json()["builders"][0]
+    assert data == {"id": "urn:sealtrail:builder:local:*", "level": 1, "allow_dirty": False,
+                    "signers": [{"issuer": ISSUER, "identity": "dev@example.com"},
+                                {"issuer": "https://other.example",
+                                 "identity_regexp": "^ops-[a-z]+@example\\.com$"}]}
