@@ -60,11 +60,14 @@ def utf8_der(text: str) -> bytes:
 @dataclass(frozen=True)
 class ClaimExtension:
     """One certificate extension filled from a template: ``oid`` (dotted), ``template``
-    (``{claim}`` placeholders) and ``encoding`` (:data:`RAW` or :data:`DER`)."""
+    (``{claim}`` placeholders) and ``encoding`` (:data:`RAW` or :data:`DER`). An
+    ``optional`` extension is left out when a claim of its template is absent or empty
+    (GitLab's ``environment``: only jobs that deploy have one)."""
 
     oid: str
     template: str
     encoding: str = DER
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,9 @@ SUBJECT_RULES: Mapping[str, Callable[[Mapping[str, Any], IssuerSettings], None]]
 
 # -- the table ---------------------------------------------------------------------------------
 
-def _ext(arc: int, template: str, encoding: str = DER) -> ClaimExtension:
-    return ClaimExtension(_ARC + str(arc), template, encoding)
+def _ext(arc: int, template: str, encoding: str = DER, *, optional: bool = False
+         ) -> ClaimExtension:
+    return ClaimExtension(_ARC + str(arc), template, encoding, optional)
 
 
 # SPEC: Fulcio docs/oid-info.md: the GitHub Actions mapping (legacy .1.2-.1.6 raw, .1.9-.1.22
@@ -317,6 +321,10 @@ _GITLAB = IdentityType(
         _ext(20, "{pipeline_source}"),
         _ext(21, "{_base}/{project_path}/-/jobs/{job_id}"),
         _ext(22, "{project_visibility}"),
+        # SPEC: Fulcio config/identity/config.yaml (gitlab-pipeline: deployment-environment
+        # is the environment claim), oid-info.md .23 Deployment Environment: present only
+        # when the job has an environment.
+        _ext(23, "{environment}", optional=True),
     ),
 )
 
@@ -439,6 +447,9 @@ def principal_from_claims(identity_type: IdentityType, claims: Mapping[str, Any]
 
     extensions: dict[str, bytes] = {}
     for ext in COMMON_EXTENSIONS + identity_type.extensions:
+        if ext.optional and any(name not in values and _claim_text(claims, name) is None
+                                for name in _PLACEHOLDER.findall(ext.template)):
+            continue
         text = _render(ext.template, values, claims, identity_type.name)
         extensions[ext.oid] = text.encode() if ext.encoding == RAW else utf8_der(text)
     ordered = dict(sorted(extensions.items(),

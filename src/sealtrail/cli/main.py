@@ -105,7 +105,7 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
 
     token = commands.add_parser("token", help="mint an identity token from an instance's "
                                               "built-in OIDC issuer")
-    token.add_argument("kind", choices=("email", "github"), help="identity kind")
+    token.add_argument("kind", choices=("email", "github", "gitlab"), help="identity kind")
     token.add_argument("subject", nargs="?", help="the email address (kind email)")
     token.add_argument("--instance", required=True, metavar="DIR", help="the instance directory")
     token.add_argument("--repository", help="owner/name (kind github)")
@@ -114,6 +114,12 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
     token.add_argument("--ref", default="refs/heads/main", help="git ref (kind github)")
     token.add_argument("--sha", default="0" * 40, help="commit SHA (kind github)")
     token.add_argument("--event", default="push", help="triggering event (kind github)")
+    token.add_argument("--project", help="group/project (kind gitlab)")
+    token.add_argument("--ci-config", default=".gitlab-ci.yml",
+                       help="CI config file path (kind gitlab)")
+    token.add_argument("--pipeline-source", default="push",
+                       help="CI_PIPELINE_SOURCE (kind gitlab)")
+    token.add_argument("--environment", help="deployment environment (kind gitlab)")
 
     rotate = commands.add_parser("rotate", help="rotate an instance's CA or log key and publish "
                                                 "the new trust root through TUF (stop serve first)")

@@ -90,6 +90,13 @@ def instance_commands(args: Namespace) -> int:
             if not args.subject:
                 raise usage_error("give the email address: sealtrail token email ADDRESS --instance DIR")
             print(issuer.mint_email(args.subject))
+        elif args.kind == "gitlab":
+            if not args.project:
+                raise usage_error("give --project group/project")
+            print(issuer.mint_gitlab_pipeline(
+                project=args.project, ref=args.ref, sha=args.sha, ci_config_path=args.ci_config,
+                pipeline_source=args.pipeline_source,
+                **({"environment": args.environment} if args.environment else {})))
         else:
             if not args.repository:
                 raise usage_error("give --repository owner/name")

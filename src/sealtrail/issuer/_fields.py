@@ -18,6 +18,8 @@ from sealtrail.errors import Error
 __all__ = [
     "DEFAULT_AUDIENCE",
     "DEFAULT_LIFETIME",
+    "GITLAB_PIPELINE_SOURCES",
+    "GITLAB_RUNNER_ENVIRONMENTS",
     "MAX_LIFETIME",
     "RUNNER_ENVIRONMENTS",
     "VISIBILITIES",
@@ -29,6 +31,7 @@ __all__ = [
     "check_email",
     "check_environment",
     "check_event_name",
+    "check_gitlab_project",
     "check_job_workflow_ref",
     "check_lifetime",
     "check_ref",
@@ -46,6 +49,14 @@ MAX_LIFETIME = 3600
 
 VISIBILITIES = ("public", "private", "internal")
 RUNNER_ENVIRONMENTS = ("github-hosted", "self-hosted")
+# SPEC: GitLab docs "OpenID Connect (OIDC) Authentication Using ID Tokens" (runner_environment)
+# and "Predefined CI/CD variables" (CI_PIPELINE_SOURCE's values).
+GITLAB_RUNNER_ENVIRONMENTS = ("gitlab-hosted", "self-hosted")
+GITLAB_PIPELINE_SOURCES = (
+    "api", "chat", "external", "external_pull_request_event", "merge_request_event",
+    "ondemand_dast_scan", "ondemand_dast_validation", "parent_pipeline", "pipeline", "push",
+    "schedule", "security_orchestration_policy", "trigger", "web", "webide",
+)
 
 _MAX_EMAIL = 254  # SPEC: RFC 5321 §4.5.3.1.3 (path limit 256 including the angle brackets).
 _MAX_TEXT = 255
@@ -102,6 +113,18 @@ def check_repository(value: Any, error: type[Error]) -> str:
     text = _match("repository", value, _REPOSITORY, 140, "of the form owner/name", error)
     if text.split("/", 1)[1] in (".", ".."):
         raise error("repository is not of the form owner/name", actual=text)
+    return text
+
+
+# GitLab: a project path is a namespace (groups and subgroups) and a project name.
+_GITLAB_PROJECT = re.compile(r"[A-Za-z0-9_.-]{1,255}(?:/[A-Za-z0-9_.-]{1,255}){1,20}")
+
+
+def check_gitlab_project(value: Any, error: type[Error]) -> str:
+    """A GitLab project path ``group[/subgroup...]/project``."""
+    text = _match("project", value, _GITLAB_PROJECT, 1024, "of the form group/project", error)
+    if any(part in (".", "..") or part.startswith(".") for part in text.split("/")):
+        raise error("project is not of the form group/project", actual=text)
     return text
 
 

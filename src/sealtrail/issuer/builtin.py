@@ -65,6 +65,14 @@ _WORKFLOW_CLAIMS = [
     "run_attempt", "run_id", "run_number", "runner_environment", "sha", "workflow",
     "workflow_ref", "workflow_sha",
 ]
+# SPEC: GitLab docs "OpenID Connect (OIDC) Authentication Using ID Tokens" (the claims of an
+# id_tokens token); provenance-formats.md §3 lists the ones Fulcio's gitlab-pipeline type maps.
+_GITLAB_CLAIMS = [
+    "ci_config_ref_uri", "ci_config_sha", "environment", "job_id", "namespace_id",
+    "namespace_path", "pipeline_id", "pipeline_source", "project_id", "project_path",
+    "project_visibility", "ref", "ref_path", "ref_protected", "ref_type", "runner_environment",
+    "runner_id", "sha", "user_login",
+]
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _MAX_URL = 2048
 
@@ -249,7 +257,8 @@ class BuiltinIssuer:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "scopes_supported": ["openid", "email"],
-            "claims_supported": sorted(set(_EMAIL_CLAIMS) | set(_WORKFLOW_CLAIMS) | {"nonce"}),
+            "claims_supported": sorted(set(_EMAIL_CLAIMS) | set(_WORKFLOW_CLAIMS)
+                                       | set(_GITLAB_CLAIMS) | {"nonce"}),
         }
         if browser_login:
             document.update({
@@ -365,13 +374,85 @@ class BuiltinIssuer:
             claims["sub"] = f"repo:{repository}:ref:{ref}"
         return self._sign(claims, audience, lifetime)
 
+    def mint_gitlab_pipeline(
+        self, *, project: str, ref: str, sha: str, ref_type: str | None = None,
+        ci_config_path: str = ".gitlab-ci.yml", ci_config_sha: str | None = None,
+        pipeline_source: str = "push", project_id: str | int | None = None,
+        namespace_id: str | int | None = None, project_visibility: str = "public",
+        pipeline_id: str | int | None = None, job_id: str | int | None = None,
+        runner_id: str | int = "1", runner_environment: str = "gitlab-hosted",
+        environment: str | None = None, user_login: str | None = None,
+        audience: str = f.DEFAULT_AUDIENCE, lifetime: int = f.DEFAULT_LIFETIME,
+    ) -> str:
+        """A GitLab-CI-shaped identity token (an ``id_tokens`` token; Fulcio's gitlab-pipeline
+        issuer type).
+
+        The issuer plays the GitLab server: its URL is the server URL, so
+        ``ci_config_ref_uri`` is ``<issuer host[:port]/path>/<project>//<ci_config_path>@
+        <refs/heads|tags/ref>`` (GitLab writes no scheme; Fulcio's SAN adds ``https://``).
+        ``ref`` is the short name (``main``, ``v1.0.0``) as GitLab's ``ref`` claim; a
+        ``refs/heads/`` or ``refs/tags/`` prefix is accepted and sets ``ref_type``. Ids
+        default to stable numbers derived from the names. Raises :class:`UsageError`.
+        """
+        e = UsageError
+        project = f.check_gitlab_project(project, e)
+        sha = f.check_sha("sha", sha, e)
+        for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+            if isinstance(ref, str) and ref.startswith(prefix):
+                ref, ref_type = ref[len(prefix):], ref_type or kind
+        ref_type = f.check_choice("ref_type", ref_type or "branch", ("branch", "tag"), e)
+        full_ref = f.check_ref(f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref}", e)
+        ci_config_path = f.check_workflow_path(ci_config_path, e)
+        namespace = project.rsplit("/", 1)[0]
+        parts = urlsplit(self._url)
+        server = f"{parts.netloc}{parts.path}"
+        claims: dict[str, Any] = {
+            # SPEC: GitLab ID token: sub is project_path:<path>:ref_type:<type>:ref:<ref>.
+            "sub": f"project_path:{project}:ref_type:{ref_type}:ref:{ref}",
+            "namespace_id": (f.check_decimal("namespace_id", namespace_id, e)
+                             if namespace_id is not None
+                             else _derived_id("namespace", namespace)),
+            "namespace_path": namespace,
+            "project_id": (f.check_decimal("project_id", project_id, e)
+                           if project_id is not None else _derived_id("project", project)),
+            "project_path": project,
+            "user_login": (f.check_actor(user_login, e) if user_login is not None
+                           else namespace.split("/", 1)[0]),
+            "pipeline_id": (f.check_decimal("pipeline_id", pipeline_id, e)
+                            if pipeline_id is not None
+                            else _derived_id("pipeline", f"{project}\0{sha}", size=5)),
+            "pipeline_source": f.check_choice("pipeline_source", pipeline_source,
+                                              f.GITLAB_PIPELINE_SOURCES, e),
+            "job_id": (f.check_decimal("job_id", job_id, e) if job_id is not None
+                       else _derived_id("job", f"{project}\0{sha}\0{ref}", size=5)),
+            "ref": ref,
+            "ref_type": ref_type,
+            "ref_path": full_ref,
+            "ref_protected": "true",
+            "runner_id": f.check_decimal("runner_id", runner_id, e),
+            "runner_environment": f.check_choice("runner_environment", runner_environment,
+                                                 f.GITLAB_RUNNER_ENVIRONMENTS, e),
+            "sha": sha,
+            "project_visibility": f.check_choice("project_visibility", project_visibility,
+                                                 f.VISIBILITIES, e),
+            # SPEC: GitLab: "<host>/<project>//<config path>@<ref path>" (the double slash
+            # separates the project from the file).
+            "ci_config_ref_uri": f"{server}/{project}//{ci_config_path}@{full_ref}",
+            "ci_config_sha": (f.check_sha("ci_config_sha", ci_config_sha, e)
+                              if ci_config_sha is not None else sha),
+        }
+        if environment is not None:
+            claims["environment"] = f.check_environment(environment, e)
+        return self._sign(claims, audience, lifetime)
+
     def mint(self, request: TokenRequest) -> str:
         """Mint the token a parsed HTTP :class:`~sealtrail.issuer.request.TokenRequest` asks for."""
-        minters: dict[str, Callable[..., str]] = {"email": self.mint_email,
-                                                  "github-workflow": self.mint_github_workflow}
+        minters: dict[str, Callable[..., str]] = {
+            "email": self.mint_email, "github-workflow": self.mint_github_workflow,
+            "gitlab-pipeline": self.mint_gitlab_pipeline}
         minter = minters.get(request.kind)
         if minter is None:
-            raise UsageError("unknown token kind", expected="email or github-workflow",
+            raise UsageError("unknown token kind", expected=", ".join(minters),
                              actual=request.kind)
         arguments = dict(request.arguments, audience=request.audience, lifetime=request.lifetime)
         try:

@@ -10,7 +10,10 @@ Optional members: ``audience`` and ``lifetime`` (seconds) for every kind; ``emai
 email; for github-workflow ``event_name``, ``workflow_name``, ``repository_id``,
 ``repository_owner_id``, ``repository_visibility``, ``run_id``, ``run_number``, ``run_attempt``,
 ``actor``, ``actor_id``, ``environment``, ``runner_environment``, ``job_workflow_ref`` and
-``job_workflow_sha``. In a request ``workflow`` is the workflow file's path (the Python API calls
+``job_workflow_sha``; for gitlab-pipeline (required ``project``, ``ref`` as ``refs/heads/..`` or
+``refs/tags/..``, ``sha``) ``ci_config_path``, ``ci_config_sha``, ``pipeline_source``,
+``project_id``, ``namespace_id``, ``project_visibility``, ``pipeline_id``, ``job_id``,
+``runner_id``, ``runner_environment`` and ``environment``. In a request ``workflow`` is the workflow file's path (the Python API calls
 it ``workflow_path``). Unknown members are refused, so a typo never silently mints a token for
 a different identity.
 """
@@ -27,7 +30,7 @@ from sealtrail.issuer import _fields as f
 __all__ = ["KINDS", "TokenRequest", "parse_token_request"]
 
 _E = InputError
-KINDS = ("email", "github-workflow")
+KINDS = ("email", "github-workflow", "gitlab-pipeline")
 
 # request member -> (keyword argument of the mint method, validator)
 _Check = Callable[[Any], Any]
@@ -58,8 +61,29 @@ _WORKFLOW: dict[str, tuple[str, _Check]] = {
     "job_workflow_ref": ("job_workflow_ref", lambda v: f.check_job_workflow_ref(v, _E)),
     "job_workflow_sha": ("job_workflow_sha", lambda v: f.check_sha("job_workflow_sha", v, _E)),
 }
+_GITLAB: dict[str, tuple[str, _Check]] = {
+    "project": ("project", lambda v: f.check_gitlab_project(v, _E)),
+    "ref": ("ref", lambda v: f.check_ref(v, _E)),
+    "sha": ("sha", lambda v: f.check_sha("sha", v, _E)),
+    "ci_config_path": ("ci_config_path", lambda v: f.check_workflow_path(v, _E)),
+    "ci_config_sha": ("ci_config_sha", lambda v: f.check_sha("ci_config_sha", v, _E)),
+    "pipeline_source": ("pipeline_source", lambda v: f.check_choice(
+        "pipeline_source", v, f.GITLAB_PIPELINE_SOURCES, _E)),
+    "project_id": ("project_id", lambda v: f.check_decimal("project_id", v, _E)),
+    "namespace_id": ("namespace_id", lambda v: f.check_decimal("namespace_id", v, _E)),
+    "project_visibility": ("project_visibility", lambda v: f.check_choice(
+        "project_visibility", v, f.VISIBILITIES, _E)),
+    "pipeline_id": ("pipeline_id", lambda v: f.check_decimal("pipeline_id", v, _E)),
+    "job_id": ("job_id", lambda v: f.check_decimal("job_id", v, _E)),
+    "runner_id": ("runner_id", lambda v: f.check_decimal("runner_id", v, _E)),
+    "runner_environment": ("runner_environment", lambda v: f.check_choice(
+        "runner_environment", v, f.GITLAB_RUNNER_ENVIRONMENTS, _E)),
+    "environment": ("environment", lambda v: f.check_environment(v, _E)),
+}
 _SCHEMAS = {"email": (_EMAIL, ("email",)),
-            "github-workflow": (_WORKFLOW, ("repository", "workflow", "ref", "sha"))}
+            "github-workflow": (_WORKFLOW, ("repository", "workflow", "ref", "sha")),
+            # ref here is fully qualified (refs/heads/... or refs/tags/...): it sets ref_type.
+            "gitlab-pipeline": (_GITLAB, ("project", "ref", "sha"))}
 _COMMON = ("kind", "audience", "lifetime")
 
 

@@ -88,6 +88,12 @@ class InstanceConfig:
         """
         return self.public_url + "/oidc/github"
 
+    @property
+    def oidc_gitlab_url(self) -> str:
+        """The built-in issuer for GitLab-CI-shaped pipeline identities (typed
+        ``gitlab-pipeline``); it also plays the GitLab server, whose URL it is."""
+        return self.public_url + "/oidc/gitlab"
+
     def to_json(self) -> dict[str, Any]:
         return {"publicUrl": self.public_url, "host": self.host, "port": self.port,
                 "operator": self.operator, "builtinIssuer": self.builtin_issuer,
@@ -431,12 +437,13 @@ class Instance:
 
     # -- tokens from the built-in issuer -------------------------------------------------
     def builtin_issuer(self, kind: str = "email") -> BuiltinIssuer:
-        """The built-in issuer for ``kind`` ``email`` or ``github`` identities."""
+        """The built-in issuer for ``kind`` ``email``, ``github`` or ``gitlab`` identities."""
         from sealtrail.issuer import BuiltinIssuer, load_issuer_key_file
 
         config = self.config()
         key = load_issuer_key_file(self.path("keys", "oidc.pem"), self.passphrase())
-        return BuiltinIssuer(config.oidc_github_url if kind == "github" else config.oidc_url, key)
+        urls = {"github": config.oidc_github_url, "gitlab": config.oidc_gitlab_url}
+        return BuiltinIssuer(urls.get(kind, config.oidc_url), key)
 
     def token_secret(self) -> bytes:
         from sealtrail.issuer import load_token_secret
@@ -499,9 +506,14 @@ class Instance:
         fetch_json: Callable[[str], Any] = make_fetch_json()
         builtin: list[BuiltinIssuer] = []
         if config.builtin_issuer:
-            builtin = [self.builtin_issuer("email"), self.builtin_issuer("github")]
+            builtin = [self.builtin_issuer("email"), self.builtin_issuer("github"),
+                       self.builtin_issuer("gitlab")]
+            # The GitLab issuer plays the server too: its URL is the base of the project and
+            # job URLs (.12, .16, .21), as https://gitlab.com is on GitLab.com.
             issuers += [IssuerConfig(config.oidc_url, "email"),
-                        IssuerConfig(config.oidc_github_url, "github-workflow")]
+                        IssuerConfig(config.oidc_github_url, "github-workflow"),
+                        IssuerConfig(config.oidc_gitlab_url, "gitlab-pipeline",
+                                     ci_base_url=config.oidc_gitlab_url)]
             fetch_json = _answer_locally(builtin, fetch_json)
         return issuers, fetch_json, builtin
 
@@ -526,7 +538,7 @@ class Instance:
         passphrase = self.passphrase()
         issuers, fetch_json, builtin = self.token_issuers()
         routes: list[BaseRoute] = []
-        for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github")):
+        for issuer, prefix in zip(builtin, ("/oidc", "/oidc/github", "/oidc/gitlab")):
             # A browser login is for a person, whose identity is an email address: only the
             # email issuer has one (loopback clients only, see issuer_api).
             routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix,
