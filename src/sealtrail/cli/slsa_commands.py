@@ -124,7 +124,8 @@ def run(args: Any) -> int:
     from sealtrail._internal.keyfiles import read_bounded
     from sealtrail.cli import trust_commands
     from sealtrail.errors import Error, InputError
-    from sealtrail.provenance.slsa import SlsaExpectations, verify_artifact_provenance
+    from sealtrail.provenance.local import LOCAL_BUILD_TYPE, verify_provenance
+    from sealtrail.provenance.slsa import SlsaExpectations
     from sealtrail.cli.vsa_commands import check_vsa_arguments, write_vsa
 
     check_vsa_arguments(args)  # --vsa-* flags that cannot work: exit 2 before any check
@@ -153,8 +154,10 @@ def run(args: Any) -> int:
         digests = _hash_artifacts(args.artifacts)
         root = trust_commands.verification_root(args)
         others = trust_commands.companion_roots(args) or []
-        verified = verify_artifact_provenance(digests, provenance, expectations,
-                                              trusted_root=root.data, other_roots=others)
+        # A local build (attest-provenance --local) goes the local path when a policy may
+        # trust its machine (docs/provenance.md, "### Local builds").
+        verified = verify_provenance(digests, provenance, expectations,
+                                     trusted_root=root.data, other_roots=others)
     except Error as exc:
         return _failed(args, exc, args.artifacts[0] if len(args.artifacts) == 1 else None)
     for artifact, subject in zip(args.artifacts, verified.subjects):
@@ -181,5 +184,9 @@ def run(args: Any) -> int:
                "certificate_oidc_issuer": expectations.oidc_issuer},
               f"SLSA_BUILD_LEVEL_{verified.build_level}",
               policy_sha256=policy.digest() if policy is not None else None)
-    print("PASSED: SLSA verification passed", file=sys.stderr)
+    why = ""
+    if verified.build_type == LOCAL_BUILD_TYPE:
+        why = (f" (SLSA Build L{verified.build_level}: built on {verified.builder_id}, not an "
+               "isolated platform)")
+    print("PASSED: SLSA verification passed" + why, file=sys.stderr)
     return 0
