@@ -126,10 +126,14 @@ def verify_provenance(
         expectations: SlsaExpectations, *, trusted_root: TrustedRoot | bytes,
         other_roots: Sequence[TrustedRoot | bytes] = (),
         verifier: Verifier | None = None) -> VerifiedProvenance:
-    """:func:`verify_local_provenance` for a local build under a policy (expectations with
-    ``trusted_builders``), else :func:`~sealtrail.provenance.slsa.verify_artifact_provenance`
-    (whose GitHub rules refuse a local build: without a policy nothing may accept it)."""
-    if expectations.trusted_builders is not None and is_local_provenance(provenance):
+    """:func:`verify_local_provenance` for a local build under a policy file (expectations
+    from :meth:`SlsaExpectations.from_policy`, which always sets ``predicate_types``; a policy
+    without local builders then refuses it naming the ``[[builder]]`` that would accept it),
+    else :func:`~sealtrail.provenance.slsa.verify_artifact_provenance` (without a policy,
+    slsa-verifier's GitHub rules refuse a local build: ``ErrorInvalidOIDCIssuer``)."""
+    from_policy = expectations.trusted_builders is not None \
+        or expectations.predicate_types is not None
+    if from_policy and is_local_provenance(provenance):
         return verify_local_provenance(artifact_digests, provenance, expectations,
                                        trusted_root=trusted_root, other_roots=other_roots,
                                        verifier=verifier)
