@@ -4,13 +4,17 @@ sealtrail calls parsed by sealtrail's own parser, and its script run in a simula
 The simulated job: GitLab's predefined variables (CI_*, GITLAB_CI), the identity token in
 SIGSTORE_ID_TOKEN as `id_tokens` puts it there, and a local HTTP endpoint standing in for
 GitLab's generic package registry (PUT with JOB-TOKEN) that the upload loop writes to. The
-token is the local instance's built-in issuer's (an email identity: the issuer mints no GitLab
-tokens, so the identity here is not GitLab's; what is tested is the template's path: token from
-the variable, sign, upload, and `release verify` on the result).
+token is a GitLab CI token from the local instance's built-in GitLab issuer (`sealtrail token
+gitlab`), which plays the GitLab server: CI_SERVER_URL is its URL, and the CI_* variables carry
+the token's values as GitLab's would. `release sign` signs with it and makes the provenance
+(sealtrail's GitLab buildType); `release verify` checks the release against the pipeline's
+identity (https://<server>/<project>//.gitlab-ci.yml@refs/tags/<tag>, the `//` included), and
+`sealtrail verify --bundle multiple.intoto.jsonl` checks the provenance against each artifact.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -21,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -33,7 +38,8 @@ JOB = ".sealtrail-release"
 SEALTRAIL = str(BIN / "sealtrail")
 TAG = "v1.2.3"
 JOB_TOKEN = "glcbt-simulated-job-token"
-SIGNER = "release@acme.example"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+PROJECT = "acme/app"
 ARTIFACTS = ("app-1.2.3.tar.gz", "app-linux-amd64")
 
 # A stand-in for a program: records its argv (JSON, one line per call) in $RECORD.
@@ -124,6 +130,24 @@ def test_a_call_that_does_not_parse_is_caught(tmp_path: Path) -> None:
         parse(calls[2][1:])
 
 
+def gitlab_variables(server: str, claims: dict[str, Any], project_dir: Path) -> dict[str, str]:
+    """GitLab's predefined variables for the job the token ``claims`` describe (GitLab docs,
+    "Predefined CI/CD variables"), on the GitLab at ``server``."""
+    project = claims["project_path"]
+    return {
+        "CI": "true", "GITLAB_CI": "true", "CI_SERVER_URL": server,
+        "CI_PROJECT_PATH": project, "CI_PROJECT_ID": claims["project_id"],
+        "CI_PROJECT_NAMESPACE": claims["namespace_path"], "CI_PROJECT_DIR": str(project_dir),
+        "CI_PROJECT_VISIBILITY": claims["project_visibility"],
+        "CI_COMMIT_SHA": claims["sha"], "CI_COMMIT_REF_NAME": claims["ref"],
+        **({"CI_COMMIT_TAG": claims["ref"]} if claims["ref_type"] == "tag" else {}),
+        "CI_PIPELINE_SOURCE": claims["pipeline_source"], "CI_PIPELINE_ID": claims["pipeline_id"],
+        "CI_JOB_ID": claims["job_id"],
+        "CI_JOB_URL": f"{server}/{project}/-/jobs/{claims['job_id']}",
+        "CI_CONFIG_PATH": ".gitlab-ci.yml", "CI_RUNNER_ID": claims["runner_id"],
+    }
+
+
 class PackageRegistry:
     """GitLab's generic package registry, locally: PUT
     /api/v4/projects/:id/packages/generic/:name/:version/:file with JOB-TOKEN."""
@@ -185,6 +209,13 @@ def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
         tools = tmp_path / "tools"
         tools.mkdir()
         (tools / "python").symlink_to(sys.executable)  # the image's python
+        # What `id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore` gives the job, and the
+        # predefined variables GitLab sets for the same pipeline and job.
+        token = run(SEALTRAIL, "token", "gitlab", "--instance", str(instance.directory),
+                    "--project", PROJECT, "--ref", f"refs/tags/{TAG}",
+                    "--sha", SHA).stdout.strip()
+        claims = jwt.decode(token, options={"verify_signature": False})
+        server = instance.url + "/oidc/gitlab"
         env = {
             "PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
             **{k: str(v) for k, v in job["variables"].items()},
@@ -192,12 +223,9 @@ def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
             # package), as a project's `variables:` would set them.
             "SEALTRAIL_SIGN_FLAGS": f"--trust-config {instance.trust_config}",
             "SEALTRAIL_REQUIREMENT": str(REPO), "SEALTRAIL_VENV": str(tmp_path / "venv"),
-            "CI": "true", "GITLAB_CI": "true", "CI_COMMIT_TAG": TAG,
-            "CI_COMMIT_REF_NAME": TAG, "CI_PROJECT_PATH": "acme/app", "CI_PROJECT_ID": "4242",
-            "CI_SERVER_URL": "https://gitlab.com", "CI_API_V4_URL": registry.api,
-            "CI_JOB_TOKEN": JOB_TOKEN, "CI_PROJECT_DIR": str(project),
-            # What `id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore` gives the job.
-            "SIGSTORE_ID_TOKEN": instance.token(SIGNER),
+            **gitlab_variables(server, claims, project),
+            "CI_API_V4_URL": registry.api, "CI_JOB_TOKEN": JOB_TOKEN,
+            "SIGSTORE_ID_TOKEN": token,
         }
         for name, value in os.environ.items():
             if name.startswith("PIP_"):
@@ -211,17 +239,47 @@ def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
         outputs = sorted(p.name for p in dist.iterdir())
         assert {"SHA256SUMS", "SHA256SUMS.sigstore.json", "VERIFY.md",
                 *(a + ".sigstore.json" for a in ARTIFACTS)} <= set(outputs), outputs
-        prefix = f"/api/v4/projects/4242/packages/generic/release/{TAG}/"
+        assert "multiple.intoto.jsonl" in outputs  # provenance by default in GitLab CI
+        prefix = f"/api/v4/projects/{claims['project_id']}/packages/generic/release/{TAG}/"
         assert sorted(registry.uploads) == sorted(prefix + name for name in outputs)
         for name in outputs:
             assert registry.uploads[prefix + name] == (dist / name).read_bytes()
         assert registry.tokens == {JOB_TOKEN}
 
+        host = server.split("://", 1)[1]
+        identity = f"https://{host}/{PROJECT}//.gitlab-ci.yml@refs/tags/{TAG}"
         verify = [SEALTRAIL, "release", "verify", str(dist), "--certificate-oidc-issuer",
-                  instance.issuer, "--trusted-root", str(instance.trusted_root)]
-        ok = run(*verify, "--certificate-identity", SIGNER, check=False)
+                  server, "--trusted-root", str(instance.trusted_root), "--json"]
+        ok = run(*verify, "--certificate-identity", identity, check=False)
         assert ok.returncode == 0, ok.stdout + ok.stderr
-        other = run(*verify, "--certificate-identity", "other@acme.example", check=False)
+        rows = {row["name"]: row for row in json.loads(ok.stdout)["results"]}
+        assert rows["multiple.intoto.jsonl"]["ok"]
+        # The same files, another pipeline's identity (a branch, not the tag): refused.
+        other = run(*verify[:-1], "--certificate-identity",
+                    identity.replace(f"refs/tags/{TAG}", "refs/heads/main"), check=False)
         assert other.returncode == 1, other.stdout + other.stderr
+
+        # The provenance, against each artifact, with the pipeline's identity.
+        for name in ARTIFACTS:
+            done = run(SEALTRAIL, "verify", str(dist / name), "--bundle",
+                       str(dist / "multiple.intoto.jsonl"), "--certificate-identity", identity,
+                       "--certificate-oidc-issuer", server, "--trusted-root",
+                       str(instance.trusted_root), check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+        bundle = json.loads((dist / "multiple.intoto.jsonl").read_text().splitlines()[0])
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        predicate = statement["predicate"]
+        assert predicate["buildDefinition"]["buildType"] \
+            == "https://sealtrail.dev/buildtypes/gitlab-ci/v1"
+        assert predicate["buildDefinition"]["resolvedDependencies"] == [
+            {"uri": f"git+{server}/{PROJECT}@refs/tags/{TAG}", "digest": {"gitCommit": SHA}}]
+        assert predicate["buildDefinition"]["externalParameters"]["ci_config"] == identity
+        assert predicate["runDetails"]["builder"]["id"] == f"{server}/{PROJECT}/-/runners/1"
+        assert sorted(s["name"] for s in statement["subject"]) == sorted(ARTIFACTS)
+        wrong = run(SEALTRAIL, "verify", str(dist / "SHA256SUMS"), "--bundle",
+                    str(dist / "multiple.intoto.jsonl"), "--certificate-identity", identity,
+                    "--certificate-oidc-issuer", server, "--trusted-root",
+                    str(instance.trusted_root), check=False)
+        assert wrong.returncode == 1, wrong.stdout + wrong.stderr  # not a subject
     finally:
         registry.close()

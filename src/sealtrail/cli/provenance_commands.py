@@ -1,5 +1,5 @@
-"""``sealtrail attest-provenance``: SLSA v1 provenance of a GitHub Actions build, made from the
-job's environment, signed keyless and written as a bundle.
+"""``sealtrail attest-provenance``: SLSA v1 provenance of a GitHub Actions or GitLab CI build
+(or a local one), made from the job's environment, signed keyless and written as a bundle.
 
 The statement is built by :mod:`sealtrail.provenance.generate` (pure); here files are hashed,
 the event payload read, the identity token found and the statement signed. Only stdlib at the
@@ -25,8 +25,11 @@ def add_arguments(parser: Any) -> None:
     parser.description = (
         "Make SLSA v1 provenance for SUBJECTs in a GitHub Actions job, as actions/attest-build-"
         "provenance does (buildType https://actions.github.io/buildtypes/workflow/v1, fields "
-        "from the GITHUB_* variables, checked against the job's identity token), sign it "
-        "keyless (DSSE), log it, and write a bundle: <subject>.intoto.jsonl, or "
+        "from the GITHUB_* variables, checked against the job's identity token), or in a "
+        "GitLab CI job (GITLAB_CI set: sealtrail's buildType https://sealtrail.dev/buildtypes/"
+        "gitlab-ci/v1 from the CI_* variables, checked against the id_tokens token in "
+        "$SIGSTORE_ID_TOKEN), sign it keyless (DSSE), log it, and write a bundle: "
+        "<subject>.intoto.jsonl, or "
         "multiple.intoto.jsonl for several subjects.")
     parser.add_argument("subjects", nargs="*", metavar="SUBJECT",
                         help="a file or a glob (quoted; ** recurses); its name is its basename")
@@ -265,6 +268,71 @@ def _report(args: Any, bundle: str, predicate: dict[str, Any], log_index: Any,
     return EXIT_OK
 
 
+def _check_gitlab_visibility(args: Any, visibility: str) -> None:
+    """As :func:`_check_visibility`: a private or internal project's names and commit are not
+    published in public-good's log unless the user says so."""
+    public = not (args.trust_config or args.instance_dir) and (
+        args.instance in (None, "public-good", "public-good-staging"))
+    if public and visibility and visibility != "public" and not args.allow_private_repository:
+        from sealtrail.errors import UsageError
+
+        raise UsageError(
+            f"the project is {visibility}: signing with public-good would publish its names "
+            "and commit in a public transparency log; sign with your own instance, or pass "
+            "--allow-private-repository")
+
+
+def gitlab_provenance(args: Any, env: Any, token: Any) -> dict[str, Any]:
+    """The predicate of a GitLab CI job, checked against its token (``release sign`` too)."""
+    from sealtrail.provenance import generate
+
+    job = generate.gitlab_run(env, _token_claims(token))
+    _check_gitlab_visibility(args, job.visibility)
+    return generate.gitlab_predicate(job)
+
+
+def _run_gitlab(args: Any, env: Any) -> int:
+    """GitLab CI: the job from its CI_* variables, the token from its id_tokens (in
+    $SIGSTORE_ID_TOKEN, or --identity-token), checked against each other before signing."""
+    from sealtrail.cli.sign_commands import _announce, _signing_context
+    from sealtrail.errors import UsageError
+    from sealtrail.identity.tokens import find_identity_token
+    from sealtrail.provenance import generate
+    from sealtrail.sign import Signer
+    from sealtrail.sign.certificate_request import CertificateRequest
+    from sealtrail.sign.outputs import StagedOutputs
+
+    missing = generate.missing_gitlab_variables(env)
+    if missing:  # before any file is hashed or service asked
+        raise UsageError("not in a GitLab CI job: " + ", ".join(missing)
+                         + (" is" if len(missing) == 1 else " are") + " not set"
+                         + " (for a build elsewhere: --local)")
+    subjects = _subjects(args)
+    output = args.output or _default_output(subjects)
+    with StagedOutputs(overwrite=args.overwrite) as outputs:
+        outputs.plan([output])
+        context = _signing_context(args)
+        token, source = find_identity_token(
+            args.identity_token, read=False, oidc_issuer=getattr(context, "oidc_url", None))
+        print(f"identity token from {source}", file=sys.stderr)
+        predicate = gitlab_provenance(args, env, token)
+        payload = generate.provenance_statement(subjects, predicate)
+        request = CertificateRequest(context, token)
+        with Signer(context, certificate_request=request, max_workers=1) as signer:
+            _announce(signer)
+            name = subjects[0].name + (f" and {len(subjects) - 1} more" if len(subjects) > 1
+                                       else "")
+            result = signer.sign_statement(payload, name)
+        builder = predicate["runDetails"]["builder"]["id"]
+        ref = predicate["buildDefinition"]["externalParameters"]["ref"]
+        commit = predicate["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"]
+        print(f"provenance of {name} built by {builder} at {ref} ({commit}), "
+              f"log index {result.log_index}", file=sys.stderr)
+        outputs.put(output, result.bundle_json())
+        written = outputs.commit()
+    return _report(args, written[0], predicate, result.log_index, subjects)
+
+
 def run(args: Any) -> int:
     from sealtrail.cli.sign_commands import _announce, _read_small, _signing_context
     from sealtrail.errors import UsageError
@@ -280,6 +348,8 @@ def run(args: Any) -> int:
         return _run_local(args)
     env = os.environ
     missing = generate.missing_github_variables(env)
+    if missing and env.get("GITLAB_CI") and not env.get("GITHUB_ACTIONS"):
+        return _run_gitlab(args, env)
     if missing:  # before any file is hashed or service asked
         raise UsageError("not in a GitHub Actions job: " + ", ".join(missing)
                          + (" is" if len(missing) == 1 else " are") + " not set"

@@ -13,6 +13,12 @@ another repository or commit in its variables must not get provenance claiming i
 workflow ref (the builder: a reusable workflow when one runs the job) exists only in the token;
 ``GITHUB_WORKFLOW_REF`` (the caller's workflow) stands in when the token cannot be read.
 
+GitLab CI. GitLab signs no provenance of its own (its runner writes an unsigned statement,
+provenance-formats.md §3), so the buildType :data:`GITLAB_BUILD_TYPE` is sealtrail's, defined
+in docs/provenance.md "## attest-provenance". Its fields come from GitLab's predefined ``CI_*``
+variables, refused where they contradict the job's ``id_tokens`` token (the claims Fulcio
+writes into the certificate, provenance-formats.md §3).
+
 Subjects. SPEC: slsa-verification.md §5 (slsa-github-generator's ``base64-subjects``) and
 provenance-formats.md §1 (actions/attest's ``subject-path``, ``subject-checksums``).
 """
@@ -31,18 +37,24 @@ from sealtrail.provenance.intoto_predicates import BUILD_TYPE_GITHUB_WORKFLOW, S
 
 __all__ = [
     "GITHUB_VARIABLES",
+    "GITLAB_BUILD_TYPE",
+    "GITLAB_VARIABLES",
     "LOCAL_BUILDER_PREFIX",
     "LOCAL_BUILD_TYPE",
-    "LocalBuild",
     "MAX_SUBJECTS",
     "STATEMENT_V1",
     "GitHubRun",
+    "GitLabRun",
+    "LocalBuild",
     "Subject",
     "github_predicate",
     "github_run",
+    "gitlab_predicate",
+    "gitlab_run",
     "local_predicate",
     "merge_subjects",
     "missing_github_variables",
+    "missing_gitlab_variables",
     "parse_base64_subjects",
     "parse_checksums",
     "provenance_statement",
@@ -146,7 +158,7 @@ def parse_checksums(text: str, what: str) -> list[Subject]:
             raise UsageError(f"{what} line {number} has no name after its hash",
                              actual=line[:100])
         digest, name = parts[0].lower(), parts[1].strip()
-        name = name[1:] if name.startswith("*") else name
+        name = name.removeprefix("*")
         if _HEX64.fullmatch(digest):
             algorithm = "sha256"
         elif _HEX128.fullmatch(digest):
@@ -446,4 +458,218 @@ def local_predicate(build: LocalBuild) -> dict[str, Any]:
                                       "digest": {"gitCommit": build.commit}}],
         },
         "runDetails": {"builder": {"id": LOCAL_BUILDER_PREFIX + build.host.lower()}},
+    }
+
+
+# -- a GitLab CI job ---------------------------------------------------------------------------
+
+# sealtrail's buildType for a GitLab CI job (docs/provenance.md "## attest-provenance", GitLab
+# CI): GitLab defines none for signed provenance.
+GITLAB_BUILD_TYPE = "https://sealtrail.dev/buildtypes/gitlab-ci/v1"
+
+# What a GitLab CI job sets and the predicate needs (GitLab docs, "Predefined CI/CD
+# variables"). CI_COMMIT_TAG is set in tag pipelines only.
+GITLAB_VARIABLES = (
+    "CI_SERVER_URL", "CI_PROJECT_PATH", "CI_PROJECT_ID", "CI_PROJECT_NAMESPACE",
+    "CI_COMMIT_SHA", "CI_COMMIT_REF_NAME", "CI_PIPELINE_SOURCE", "CI_PIPELINE_ID", "CI_JOB_ID",
+    "CI_JOB_URL", "CI_CONFIG_PATH", "CI_RUNNER_ID",
+)
+_GITLAB_PROJECT = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+")
+_GITLAB_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
+_GITLAB_SOURCE = re.compile(r"[a-z_]{1,64}")
+_CONFIG_PATH = re.compile(r"[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*")
+_GITLAB_RUNNERS = ("gitlab-hosted", "self-hosted")
+
+
+class GitLabRun(NamedTuple):
+    """The job, as the predicate records it. ``ref`` is fully qualified (``refs/heads/main``,
+    ``refs/tags/v1``) as the certificate's .14; ``ref_name`` GitLab's short name;
+    ``ci_config_ref_uri`` the token claim (no scheme, ``//`` before the config path);
+    ``runner_environment`` empty when the token does not say."""
+
+    server_url: str
+    project: str
+    project_id: str
+    namespace: str
+    sha: str
+    ref_name: str
+    ref_type: str
+    ref: str
+    pipeline_source: str
+    pipeline_id: str
+    job_id: str
+    job_url: str
+    config_path: str
+    runner_id: str
+    ci_config_ref_uri: str
+    ci_config_sha: str
+    runner_environment: str = ""
+    visibility: str = ""
+
+
+def missing_gitlab_variables(env: Mapping[str, str]) -> list[str]:
+    """The variables of :data:`GITLAB_VARIABLES` that are unset or empty."""
+    return [name for name in GITLAB_VARIABLES if not env.get(name)]
+
+
+def _gitlab_server(value: str) -> str:
+    server = value.rstrip("/")
+    try:
+        parts = urlsplit(server)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        parts = None
+    # A self-managed GitLab may live under a path (a relative URL root), and on plain http.
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname \
+            or parts.query or parts.fragment or parts.username or parts.password \
+            or any(c.isspace() for c in server):
+        raise UsageError("CI_SERVER_URL is not a server URL", actual=value[:200],
+                         expected="https://gitlab.com")
+    return server
+
+
+def gitlab_run(env: Mapping[str, str], claims: Mapping[str, Any] | None) -> GitLabRun:
+    """The job described by ``env`` (GitLab's predefined variables), checked against the
+    ``id_tokens`` token's ``claims`` when readable.
+
+    Raises :class:`UsageError` naming every missing variable, or one malformed; and
+    :class:`InputError` for variables contradicting each other or the token."""
+    missing = missing_gitlab_variables(env)
+    if missing:
+        raise UsageError("not in a GitLab CI job: " + ", ".join(missing)
+                         + (" is" if len(missing) == 1 else " are") + " not set")
+
+    def variable(name: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = env[name]
+        if not pattern.fullmatch(value):
+            raise UsageError(f"{name} is malformed", actual=value[:200], expected=expected)
+        return value
+
+    server = _gitlab_server(env["CI_SERVER_URL"])
+    project = variable("CI_PROJECT_PATH", _GITLAB_PROJECT, "GROUP/PROJECT")
+    namespace = variable("CI_PROJECT_NAMESPACE", _GITLAB_NAMESPACE, "GROUP[/SUBGROUP]")
+    if project.rsplit("/", 1)[0] != namespace:
+        raise InputError("CI_PROJECT_NAMESPACE is not the namespace of CI_PROJECT_PATH",
+                         actual=namespace[:200], expected=project.rsplit("/", 1)[0])
+    ref_name = env["CI_COMMIT_REF_NAME"]
+    if any(c.isspace() or c in "~^:?*[\\" for c in ref_name) or ".." in ref_name:
+        raise UsageError("CI_COMMIT_REF_NAME is malformed", actual=ref_name[:200])
+    tag = env.get("CI_COMMIT_TAG", "")
+    if tag and tag != ref_name:
+        raise InputError("CI_COMMIT_TAG is not CI_COMMIT_REF_NAME", actual=tag[:200],
+                         expected=ref_name[:200])
+    ref_type = "tag" if tag else "branch"
+    ref = f"refs/{'tags' if tag else 'heads'}/{ref_name}"
+    sha = variable("CI_COMMIT_SHA", _COMMIT, "a commit id (40 lowercase hex characters)")
+    job_id = variable("CI_JOB_ID", _DECIMAL, "a decimal id")
+    job_url = env["CI_JOB_URL"]
+    # SPEC: Fulcio's .21 for GitLab is <server>/<project>/-/jobs/<id>: the job URL must be it.
+    if job_url.rstrip("/") != f"{server}/{project}/-/jobs/{job_id}":
+        raise InputError("CI_JOB_URL is not the job CI_JOB_ID of CI_PROJECT_PATH on "
+                         "CI_SERVER_URL", actual=job_url[:200],
+                         expected=f"{server}/{project}/-/jobs/{job_id}")
+    config_path = variable("CI_CONFIG_PATH", _CONFIG_PATH,
+                           "a path in the project (an external or included config has no "
+                           "ci_config_ref_uri claim, so no certificate identity to name it)")
+    if any(part in (".", "..") for part in config_path.split("/")):
+        raise UsageError("CI_CONFIG_PATH must not contain . or .. segments",
+                         actual=config_path[:200])
+    parts = urlsplit(server)
+    run = GitLabRun(
+        server_url=server, project=project,
+        project_id=variable("CI_PROJECT_ID", _DECIMAL, "a decimal id"),
+        namespace=namespace, sha=sha, ref_name=ref_name, ref_type=ref_type, ref=ref,
+        pipeline_source=variable("CI_PIPELINE_SOURCE", _GITLAB_SOURCE, "a pipeline source"),
+        pipeline_id=variable("CI_PIPELINE_ID", _DECIMAL, "a decimal id"),
+        job_id=job_id, job_url=job_url.rstrip("/"), config_path=config_path,
+        runner_id=variable("CI_RUNNER_ID", _DECIMAL, "a decimal id"),
+        # SPEC: GitLab's ci_config_ref_uri: <host>/<project>//<config path>@<ref path>.
+        ci_config_ref_uri=f"{parts.netloc}{parts.path}/{project}//{config_path}@{ref}",
+        ci_config_sha=sha, visibility=env.get("CI_PROJECT_VISIBILITY", ""))
+    if claims is None:
+        return run
+    return _check_gitlab_claims(run, claims)
+
+
+def _check_gitlab_claims(run: GitLabRun, claims: Mapping[str, Any]) -> GitLabRun:
+    if not isinstance(claims.get("project_path"), str):
+        # An email or other CI's token: its certificate would not name the pipeline.
+        raise InputError("the identity token is not a GitLab CI token (no project_path "
+                         "claim): its certificate would not name the pipeline",
+                         actual=str(claims.get("iss"))[:200])
+    # SPEC: GitLab's iss is the instance's URL, which CI_SERVER_URL is.
+    checks = (
+        ("iss", "CI_SERVER_URL", run.server_url), ("project_path", "CI_PROJECT_PATH",
+                                                   run.project),
+        ("project_id", "CI_PROJECT_ID", run.project_id),
+        ("namespace_path", "CI_PROJECT_NAMESPACE", run.namespace),
+        ("sha", "CI_COMMIT_SHA", run.sha), ("ref", "CI_COMMIT_REF_NAME", run.ref_name),
+        ("ref_type", "CI_COMMIT_TAG", run.ref_type),
+        ("pipeline_source", "CI_PIPELINE_SOURCE", run.pipeline_source),
+        ("pipeline_id", "CI_PIPELINE_ID", run.pipeline_id), ("job_id", "CI_JOB_ID", run.job_id),
+        ("runner_id", "CI_RUNNER_ID", run.runner_id),
+        ("ci_config_ref_uri", "CI_CONFIG_PATH", run.ci_config_ref_uri),
+        ("project_visibility", "CI_PROJECT_VISIBILITY", run.visibility or None),
+    )
+    for claim, name, mine in checks:
+        have = _claim_text(claims.get(claim))
+        if have is None or mine is None:
+            continue
+        if claim == "iss":
+            have = have.rstrip("/")
+        if have != mine:
+            # The certificate vouches for the token, not for the variables.
+            raise InputError(f"{name} contradicts the identity token's {claim} claim",
+                             actual=str(mine)[:200], expected=have[:200])
+    if _claim_text(claims.get("ci_config_ref_uri")) is None:
+        raise InputError("the identity token has no ci_config_ref_uri claim (a pipeline "
+                         "config outside the project, or included): its certificate would "
+                         "name no build config")
+    runner = _claim_text(claims.get("runner_environment")) or ""
+    if runner and runner not in _GITLAB_RUNNERS:
+        raise InputError("the identity token's runner_environment claim is malformed",
+                         actual=runner[:200], expected=" or ".join(_GITLAB_RUNNERS))
+    config_sha = _claim_text(claims.get("ci_config_sha")) or run.sha
+    if not _COMMIT.fullmatch(config_sha):
+        raise InputError("the identity token's ci_config_sha claim is malformed",
+                         actual=config_sha[:200])
+    visibility = _claim_text(claims.get("project_visibility")) or run.visibility
+    return run._replace(runner_environment=runner, ci_config_sha=config_sha,
+                        visibility=visibility)
+
+
+def gitlab_predicate(run: GitLabRun) -> dict[str, Any]:
+    """The SLSA v1 predicate of :data:`GITLAB_BUILD_TYPE` (docs/provenance.md): the source in
+    ``resolvedDependencies[0]`` as actions/attest's (``git+<repository>@<ref>``, the commit),
+    the pipeline config as external parameters (its URI is the certificate's Build Config URI,
+    .18), the job's ids as internal ones, the runner as builder, the job as invocation."""
+    source = f"{run.server_url}/{run.project}"
+    return {
+        "buildDefinition": {
+            "buildType": GITLAB_BUILD_TYPE,
+            "externalParameters": {
+                "source": source,
+                "ci_config": f"https://{run.ci_config_ref_uri}",
+                "ref": run.ref,
+            },
+            "internalParameters": {
+                "gitlab": {
+                    "project_id": run.project_id,
+                    "namespace_path": run.namespace,
+                    "pipeline_source": run.pipeline_source,
+                    "pipeline_id": run.pipeline_id,
+                    "job_id": run.job_id,
+                    "runner_id": run.runner_id,
+                    "runner_environment": run.runner_environment,
+                    "ci_config_sha": run.ci_config_sha,
+                },
+            },
+            "resolvedDependencies": [
+                {"uri": f"git+{source}@{run.ref}", "digest": {"gitCommit": run.sha}},
+            ],
+        },
+        "runDetails": {
+            "builder": {"id": f"{source}/-/runners/{run.runner_id}"},
+            "metadata": {"invocationId": run.job_url},
+        },
     }
