@@ -182,3 +182,24 @@ def test_is_local_provenance_reads_the_build_type_only_to_dispatch() -> None:
     assert is_local_provenance(bundle(LOCAL_BUILD_TYPE))
     assert not is_local_provenance(bundle("https://actions.github.io/buildtypes/workflow/v1"))
     assert not is_local_provenance(b"not json")
+
+
+def test_verify_provenance_takes_the_local_path_only_under_a_policy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealtrail.provenance import local
+
+    taken: list[str] = []
+    monkeypatch.setattr(local, "verify_local_provenance",
+                        lambda *a, **k: taken.append("local"))
+    monkeypatch.setattr(local, "verify_artifact_provenance",
+                        lambda *a, **k: taken.append("github"))
+    monkeypatch.setattr(local, "is_local_provenance", lambda data: data == b"local")
+    github_only = ProvenancePolicy.from_toml(b'version = 1\n[source]\nuri = "x.org/a"\n', "p")
+    for data, expectations, path in (
+            (b"local", expect(), "local"),
+            (b"local", expect(github_only), "local"),  # refused there, naming the key
+            (b"local", SlsaExpectations(source_uri="x.org/a"), "github"),  # no policy
+            (b"other", expect(), "github")):
+        taken.clear()
+        local.verify_provenance(["ab" * 32], data, expectations, trusted_root=b"{}")
+        assert taken == [path], (data, expectations)
