@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -276,6 +277,22 @@ def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
         assert predicate["buildDefinition"]["externalParameters"]["ci_config"] == identity
         assert predicate["runDetails"]["builder"]["id"] == f"{server}/{PROJECT}/-/runners/1"
         assert sorted(s["name"] for s in statement["subject"]) == sorted(ARTIFACTS)
+        # VERIFY.md's commands, as a user runs them in the downloaded directory, pass.
+        text = (dist / "VERIFY.md").read_text()
+        assert identity in text and server in text
+        lines = [line for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+                 for line in block.splitlines()]
+        ran = []
+        for line in lines:
+            if line.startswith(("sealtrail ", "sha256sum ")):
+                argv = line.replace("sealtrail ", SEALTRAIL + " ", 1)
+                done = subprocess.run(["sh", "-c", argv], cwd=dist, capture_output=True,
+                                      text=True, timeout=120, env={
+                                          **os.environ, "TRUSTED_ROOT": str(instance.trusted_root)})
+                assert done.returncode == 0, (line, done.stdout, done.stderr)
+                ran.append(line.split()[1])
+        # release verify, and the provenance's signature against each artifact.
+        assert ran.count("release") == 1 and ran.count("verify") == len(ARTIFACTS), ran
         wrong = run(SEALTRAIL, "verify", str(dist / "SHA256SUMS"), "--bundle",
                     str(dist / "multiple.intoto.jsonl"), "--certificate-identity", identity,
                     "--certificate-oidc-issuer", server, "--trusted-root",

@@ -173,8 +173,8 @@ def _provenance_wanted(args: Any, env: Any) -> bool:
         print("sealtrail: note: no provenance: sealtrail generates it in GitHub Actions and "
               "GitLab CI only for now (pass --no-provenance to silence this)", file=sys.stderr)
         return False
-    raise usage_error("--provenance needs a GitHub Actions or GitLab CI job (local builds are "
-                      "not supported yet): " + ", ".join(missing)
+    raise usage_error("--provenance needs a GitHub Actions job (or a GitLab CI job; local "
+                      "builds are not supported yet): " + ", ".join(missing)
                       + (" is" if len(missing) == 1 else " are") + " not set")
 
 

@@ -38,6 +38,9 @@ class ReleaseFacts(NamedTuple):
     repository: str | None = None  # OWNER/REPO
     tag: str | None = None  # v1.2.3 (without refs/tags/)
     builder_id: str | None = None  # the signing workflow, without @ref
+    #: The provenance is GitHub-Actions-shaped (slsa-verifier's checks apply); False for a
+    #: GitLab pipeline's (sealtrail's GitLab buildType: its signature is checked per file).
+    slsa_provenance: bool = True
 
 
 def _strip_scheme(uri: str) -> str:
@@ -61,9 +64,14 @@ def facts_of(identity: str, issuer: str, extensions: Mapping[str, str],
         tag = env["CI_COMMIT_TAG"]
     signer = extensions.get("build_signer_uri")
     builder_id = signer.split("@", 1)[0] if signer else None
+    # SPEC: provenance-formats.md §3: a GitLab certificate's Build Signer URI is https:// +
+    # ci_config_ref_uri, "<host>/<project>//<config>@<ref>": the "//" no GitHub workflow ref
+    # has. Its provenance has sealtrail's GitLab buildType, which slsa-verifier's checks
+    # (--source-uri, --builder-id) do not know.
+    gitlab = bool(signer) and "//" in _strip_scheme(signer or "")
     return ReleaseFacts(identity, issuer, tuple(trust_flags), trusted_root_file,
                         tuple(artifacts), provenance, detached, source_uri, repository, tag,
-                        builder_id)
+                        builder_id, slsa_provenance=not gitlab)
 
 
 def _line(*argv: str) -> str:
@@ -74,7 +82,7 @@ def sealtrail_command(facts: ReleaseFacts) -> str:
     """``sealtrail release verify`` with every expectation of this release."""
     argv = ["sealtrail", "release", "verify", ".", "--certificate-identity", facts.identity,
             "--certificate-oidc-issuer", facts.issuer]
-    if facts.provenance and facts.source_uri:
+    if facts.provenance and facts.source_uri and facts.slsa_provenance:
         argv += ["--source-uri", facts.source_uri]
         if facts.tag:
             argv += ["--source-tag", facts.tag]
@@ -106,7 +114,12 @@ def equivalent_commands(facts: ReleaseFacts) -> dict[str, list[str]]:
             _line("cosign", "verify-blob", name, "--signature", name + ".sig", "--certificate",
                   name + ".pem", *identity, *cosign_trust)
             for name in (CHECKSUMS_NAME, *facts.artifacts)]
-    if facts.provenance and facts.source_uri:
+    if facts.provenance and not facts.slsa_provenance:
+        commands["sealtrail verify"] = [
+            _line("sealtrail", "verify", name, "--bundle", PROVENANCE_NAME, *identity,
+                  *_trust(facts, "--trusted-root"))
+            for name in facts.artifacts]
+    if facts.provenance and facts.source_uri and facts.slsa_provenance:
         # slsa-verifier trusts GitHub Actions' issuer and public-good only; provenance from
         # any other instance is checked by sealtrail's verify-artifact, its flags plus these.
         hosted = facts.issuer == GITHUB_ACTIONS_ISSUER and not facts.trusted_root_file \
@@ -154,6 +167,9 @@ def render_instructions(facts: ReleaseFacts) -> str:
                                     "the log entry is looked up)",
               "slsa-verifier": "The provenance (slsa-verifier; `sealtrail verify-artifact` "
                                "takes the same flags)",
+              "sealtrail verify": "The provenance's signature, for each file (it names them "
+                                  "all; sealtrail's GitLab CI buildType, see sealtrail's "
+                                  "docs/provenance.md)",
               "gh": "The provenance (GitHub CLI; `sealtrail verify-attestation` takes the "
                     "same flags)"}
     out += ["## With other tools", ""]
