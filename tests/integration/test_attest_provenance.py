@@ -441,10 +441,12 @@ def test_local_build(instance: InstanceServer, tmp_path: Path) -> None:
                "--certificate-oidc-issuer", Instance(str(instance.directory))
                .builtin_issuer().issuer_url, check=False)
     assert done.returncode == 0, done.stderr
-    # ... and refused by the GitHub provenance verifiers' default policies.
+    # ... and refused as provenance without a policy trusting the machine, which it names.
     code, err = verify_artifact(instance, [str(artifact)], bundle, "--source-uri",
                                 "git.example.com/acme/app")
-    assert code == 1 and "FAILED: SLSA verification failed: ErrorInvalidOIDCIssuer" in err, err
+    assert code == 1 and \
+        "FAILED: SLSA verification failed: ErrorUntrustedReusableWorkflow" in err, err
+    assert "urn:sealtrail:builder:local:" in err and "--policy" in err
 
 
 def test_local_build_refusals(instance: InstanceServer, tmp_path: Path) -> None:

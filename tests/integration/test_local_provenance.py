@@ -148,9 +148,11 @@ def test_passes_under_a_policy_trusting_the_machine_and_signer_at_l1(
 
 
 def test_refused_without_such_a_policy(build: Build, clean: Path, tmp_path: Path) -> None:
-    # No policy: slsa-verifier's rules (GitHub's issuer and workflows) refuse it.
+    # No policy: refused, naming what a policy must say to accept it.
     code, err = build.verify(clean, "--source-uri", SOURCE)
-    assert code == 1 and "FAILED: SLSA verification failed: " in err, err
+    assert code == 1, err
+    assert "FAILED: SLSA verification failed: ErrorUntrustedReusableWorkflow" in err, err
+    assert "--policy FILE with a [[builder]] whose id is urn:sealtrail:builder:local:" in err
     # A policy trusting only GitHub builders: the error names the key that would accept it.
     policy = tmp_path / "github.toml"
     policy.write_text(f'version = 1\n[source]\nuri = "{SOURCE}"\n')

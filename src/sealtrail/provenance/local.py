@@ -129,11 +129,18 @@ def verify_provenance(
     """:func:`verify_local_provenance` for a local build under a policy file (expectations
     from :meth:`SlsaExpectations.from_policy`, which always sets ``predicate_types``; a policy
     without local builders then refuses it naming the ``[[builder]]`` that would accept it),
-    else :func:`~sealtrail.provenance.slsa.verify_artifact_provenance` (without a policy,
-    slsa-verifier's GitHub rules refuse a local build: ``ErrorInvalidOIDCIssuer``)."""
+    else :func:`~sealtrail.provenance.slsa.verify_artifact_provenance`. Without a policy a
+    local build is refused at once (``ErrorUntrustedReusableWorkflow``), naming what a policy
+    must say to accept it: slsa-verifier's default builders never do."""
     from_policy = expectations.trusted_builders is not None \
         or expectations.predicate_types is not None
-    if from_policy and is_local_provenance(provenance):
+    if is_local_provenance(provenance):
+        if not from_policy:
+            raise pe.ErrorUntrustedReusableWorkflow(
+                "a local build's provenance (SLSA Build L1: not an isolated build platform) "
+                "is accepted only under a policy that trusts its machine and signer: give "
+                "--policy FILE with a [[builder]] whose id is urn:sealtrail:builder:local:..., "
+                "level = 1 and signers = [...] (docs/provenance.md, Local builds)")
         return verify_local_provenance(artifact_digests, provenance, expectations,
                                        trusted_root=trusted_root, other_roots=other_roots,
                                        verifier=verifier)

@@ -198,8 +198,13 @@ def test_verify_provenance_takes_the_local_path_only_under_a_policy(
     for data, expectations, path in (
             (b"local", expect(), "local"),
             (b"local", expect(github_only), "local"),  # refused there, naming the key
-            (b"local", SlsaExpectations(source_uri="x.org/a"), "github"),  # no policy
             (b"other", expect(), "github")):
         taken.clear()
         local.verify_provenance(["ab" * 32], data, expectations, trusted_root=b"{}")
         assert taken == [path], (data, expectations)
+    # No policy: neither path; refused at once, naming the policy that would accept it.
+    taken.clear()
+    with pytest.raises(pe.ErrorUntrustedReusableWorkflow, match="urn:sealtrail:builder:local:"):
+        local.verify_provenance(["ab" * 32], b"local", SlsaExpectations(source_uri="x.org/a"),
+                                trusted_root=b"{}")
+    assert taken == []
