@@ -3,7 +3,9 @@
 #   1. verify a release signed on the public-good Sigstore instance, with no network;
 #   2. start a fresh local instance (CA, CT log, TSA, Rekor logs, OIDC issuer, TUF) on 127.0.0.1;
 #   3. sign a sample release with a GitHub-Actions-shaped workflow identity, verify it;
-#   4. show the two failures a user must be able to act on (another artifact, another identity).
+#   4. show the two failures a user must be able to act on (another artifact, another identity);
+#   5. sign the whole release at once (bundles, SHA256SUMS, VERIFY.md) and verify it, then
+#      show that a file changed after signing is named.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,5 +71,17 @@ echo; echo "== 4b. Failure: the right artifact, but we expected another signer"
 expect 1 sealtrail verify "$work/release/project-1.0.0.tar.gz" --trusted-root "$ROOT" \
   --certificate-identity "https://github.com/example/project/.github/workflows/nightly.yml@refs/heads/main" \
   --certificate-oidc-issuer "$ISSUER"
+
+echo; echo "== 5. The whole release at once: release sign, then release verify"
+mkdir -p "$work/dist"
+cp "$work/release/project-1.0.0.tar.gz" "$work/release/project-1.0.0-py3-none-any.whl" "$work/dist/"
+expect 0 sealtrail release sign "$work/dist" --instance-dir "$work/instance"
+expect 0 sealtrail release verify "$work/dist" --trusted-root "$ROOT" \
+  --certificate-identity "$IDENTITY" --certificate-oidc-issuer "$ISSUER"
+
+echo; echo "== 5a. Failure: one file of the release changed after it was signed (named)"
+printf 'tampered\n' >> "$work/dist/project-1.0.0-py3-none-any.whl"
+expect 1 sealtrail release verify "$work/dist" --trusted-root "$ROOT" \
+  --certificate-identity "$IDENTITY" --certificate-oidc-issuer "$ISSUER"
 
 echo; echo "demo: all steps behaved as expected"
