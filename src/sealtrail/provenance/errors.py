@@ -31,6 +31,7 @@ __all__ = [
     "ErrorMalformedURI",
     "ErrorMismatchBranch",
     "ErrorMismatchBuilderID",
+    "ErrorMismatchCertificate",
     "ErrorMismatchHash",
     "ErrorMismatchResourceURI",
     "ErrorMismatchSignature",
@@ -247,3 +248,10 @@ class ErrorMismatchVerifiedLevels(ProvenanceError):
     """The VSA's verifiedLevels do not satisfy --verified-level."""
 
     code = "ErrorMismatchVerifiedLevels"
+
+
+class ErrorMismatchCertificate(ProvenanceError):
+    """The signing certificate and the provenance disagree (slsa-verifier's "certificate and
+    provenance mismatch"): a GitLab job's commit, ref or pipeline config."""
+
+    code = "ErrorMismatchCertificate"

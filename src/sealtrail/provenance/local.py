@@ -70,6 +70,7 @@ from sealtrail.verify.verifier import VerificationResult, Verifier
 __all__ = [
     "LOCAL_BUILD_TYPE",
     "LocalFacts",
+    "build_type_of",
     "check_local_provenance",
     "is_local_provenance",
     "verify_local_provenance",
@@ -102,6 +103,15 @@ def is_local_provenance(provenance: bytes) -> bool:
     """Whether a provenance file's (unverified) statement has the local buildType: only to
     choose the verification path, which then verifies everything. An unreadable file is
     not local (the GitHub path reports it)."""
+    return build_type_of(provenance) == LOCAL_BUILD_TYPE
+
+
+def build_type_of(provenance: bytes) -> str | None:
+    """The first sealtrail buildType (local or GitLab CI) among a provenance file's
+    (unverified) statements, else None: only to choose the verification path, which then
+    verifies everything."""
+    from sealtrail.provenance.gitlab import GITLAB_BUILD_TYPE
+
     try:
         text = bytes(provenance).decode("utf-8")
         try:
@@ -109,16 +119,16 @@ def is_local_provenance(provenance: bytes) -> bool:
         except ValueError:
             documents = [json.loads(line) for line in text.splitlines()[:1000] if line.strip()]
     except (ValueError, RecursionError):
-        return False
+        return None
     for document in documents:
         try:
             payload = base64.b64decode(document["dsseEnvelope"]["payload"], validate=True)
             build_type = json.loads(payload)["predicate"]["buildDefinition"]["buildType"]
         except (ValueError, RecursionError, KeyError, TypeError, binascii.Error):
             continue
-        if build_type == LOCAL_BUILD_TYPE:
-            return True
-    return False
+        if build_type in (LOCAL_BUILD_TYPE, GITLAB_BUILD_TYPE):
+            return str(build_type)
+    return None
 
 
 def verify_provenance(
@@ -131,9 +141,17 @@ def verify_provenance(
     without local builders then refuses it naming the ``[[builder]]`` that would accept it),
     else :func:`~sealtrail.provenance.slsa.verify_artifact_provenance`. Without a policy a
     local build is refused at once (``ErrorUntrustedReusableWorkflow``), naming what a policy
-    must say to accept it: slsa-verifier's default builders never do."""
+    must say to accept it: slsa-verifier's default builders never do. A GitLab CI job's
+    provenance (sealtrail's GitLab buildType) goes to
+    :func:`~sealtrail.provenance.gitlab.verify_gitlab_provenance`, with or without a policy."""
     from_policy = expectations.trusted_builders is not None \
         or expectations.predicate_types is not None
+    if build_type_of(provenance) not in (None, LOCAL_BUILD_TYPE):
+        from sealtrail.provenance.gitlab import verify_gitlab_provenance
+
+        return verify_gitlab_provenance(artifact_digests, provenance, expectations,
+                                        trusted_root=trusted_root, other_roots=other_roots,
+                                        verifier=verifier)
     if is_local_provenance(provenance):
         if not from_policy:
             raise pe.ErrorUntrustedReusableWorkflow(

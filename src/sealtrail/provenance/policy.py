@@ -35,6 +35,16 @@ changes is accepted (default: refused)::
     level = 1
     signers = [{identity = "dev@example.com", issuer = "https://oauth2.example.com/auth"}]
 
+A GitLab CI job's provenance (sealtrail's GitLab buildType) is trusted by a builder table whose
+id is ``<server>/<project>/-/runners/<id>`` or a ``*`` pattern of it, ``level`` at most 2 (SPEC:
+SLSA build track, Build L2: a hosted platform signs the provenance; the job's steps can reach
+the signing token, so not L3), ``allow-self-hosted`` whether a self-hosted runner is accepted
+(default: refused)::
+
+    [[builder]]
+    id = "https://gitlab.com/group/project/-/runners/*"
+    level = 2
+
 Defaults equal slsa-verifier's: without ``[[builder]]`` tables, the trusted builders are
 slsa-github-generator's reusable workflows (SPEC: slsa-verifier's default trusted builders,
 ../shared/reference/slsa-verification.md §2 step 4), each only at a full semantic-version
@@ -60,6 +70,8 @@ from sealtrail.errors import ConfigInvalidError
 __all__ = [
     "DEFAULT_BUILDERS",
     "DEFAULT_PREDICATE_TYPES",
+    "GITLAB_MAX_LEVEL",
+    "GITLAB_RUNNERS",
     "LOCAL_BUILDER_PREFIX",
     "LOCAL_MAX_LEVEL",
     "MAX_POLICY_BYTES",
@@ -88,6 +100,12 @@ LOCAL_BUILDER_PREFIX = "urn:sealtrail:builder:local:"
 #: SPEC: SLSA v1.0 build track, Build L1 ("provenance exists"); L2 needs a hosted build
 #: platform that signs the provenance, which a developer's machine is not.
 LOCAL_MAX_LEVEL = 1
+#: What names a GitLab CI builder: its ids are ``<server>/<project>/-/runners/<id>``
+#: (sealtrail's GitLab buildType, docs/provenance.md).
+GITLAB_RUNNERS = "/-/runners/"
+#: SPEC: SLSA v1.0 build track: GitLab (a hosted platform) signs the provenance, Build L2; the
+#: job's steps can reach the signing token, so it is not isolated (L3).
+GITLAB_MAX_LEVEL = 2
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,25 @@ class TrustedBuilder:
     signers: tuple[BuilderSigner, ...] = ()
     #: A local builder: whether provenance of a dirty working tree is accepted.
     allow_dirty: bool = False
+    #: A GitLab builder: whether a self-hosted runner (.11 ``self-hosted``) is accepted.
+    allow_self_hosted: bool = False
+
+    @property
+    def gitlab(self) -> bool:
+        """Whether the builder is a GitLab project's runners (``.../-/runners/...``)."""
+        return not self.local and GITLAB_RUNNERS in self.id
+
+    def accepts_gitlab(self, builder_id: str) -> bool:
+        """Whether a GitLab builder's id (a ``*`` pattern or exact) admits ``builder_id``."""
+        return self.gitlab and fnmatch.fnmatchcase(builder_id, self.id)
+
+    def describe_gitlab(self) -> str:
+        """A GitLab builder, in words."""
+        runners = ("GitLab-hosted or self-hosted runners" if self.allow_self_hosted
+                   else "GitLab-hosted runners only (self-hosted runners are refused)")
+        return (f"{self.id}: a GitLab CI job, its provenance signed with the pipeline's "
+                f"identity, on {runners}, earning SLSA Build L{self.level} (the job's steps "
+                "can reach the signing token: not isolated)")
 
     @property
     def local(self) -> bool:
@@ -325,6 +362,9 @@ class ProvenancePolicy:
                 if builder.local:
                     lines.append(f"  - {builder.describe_local()};")
                     continue
+                if builder.gitlab:
+                    lines.append(f"  - {builder.describe_gitlab()};")
+                    continue
                 lines.append(f"  - {builder.id}, at {builder.describe_refs()} "
                              f"(earns SLSA Build L{builder.level});")
         else:
@@ -348,6 +388,9 @@ class ProvenancePolicy:
 
 
 def _builder_json(builder: TrustedBuilder) -> dict[str, Any]:
+    if builder.gitlab:
+        return {"id": builder.id, "level": builder.level,
+                "allow_self_hosted": builder.allow_self_hosted}
     if not builder.local:
         return {"id": builder.id, "refs": list(builder.refs), "level": builder.level}
     return {"id": builder.id, "level": builder.level,
@@ -419,6 +462,9 @@ def _builders(value: Any, where: str) -> tuple[TrustedBuilder, ...]:
         if builder_id.startswith(LOCAL_BUILDER_PREFIX):
             builders.append(_local_builder(table, builder_id, here, seen))
             continue
+        if GITLAB_RUNNERS in builder_id:
+            builders.append(_gitlab_builder(table, builder_id, here, seen))
+            continue
         _only(table, {"id", "refs", "level"}, here)
         if "@" in builder_id:
             raise ConfigInvalidError(f"{here} id names a ref; give the id without '@' and the "
@@ -462,6 +508,30 @@ def _local_builder(table: dict[str, Any], builder_id: str, here: str,
         raise ConfigInvalidError(f"{here} allow-dirty must be true or false",
                                  actual=type(allow_dirty).__name__)
     return TrustedBuilder(builder_id, (), level, parsed, allow_dirty)
+
+
+def _gitlab_builder(table: dict[str, Any], builder_id: str, here: str,
+                    seen: set[str]) -> TrustedBuilder:
+    """A ``[[builder]]`` for GitLab CI jobs: ``id`` is ``<server>/<project>/-/runners/<id>``
+    or a ``*`` pattern of it; the pipeline's certificate says who signed, so no signers."""
+    _only(table, {"id", "level", "allow-self-hosted"}, here)
+    if builder_id in seen:
+        raise ConfigInvalidError(f"{here} repeats the builder {builder_id}")
+    seen.add(builder_id)
+    if not builder_id.startswith(("https://", "http://")) or "@" in builder_id:
+        raise ConfigInvalidError(f"{here} id: a GitLab builder is <server>/<project>/-/runners/"
+                                 "<id> (or a * pattern of it)", actual=builder_id,
+                                 expected="https://gitlab.com/GROUP/PROJECT/-/runners/*")
+    level = _level(table.get("level", GITLAB_MAX_LEVEL), f"{here} level")
+    if level > GITLAB_MAX_LEVEL:
+        raise ConfigInvalidError(f"{here} level: a GitLab CI job earns at most SLSA Build "
+                                 f"L{GITLAB_MAX_LEVEL} (its steps can reach the signing token)",
+                                 actual=level, expected=f"<= {GITLAB_MAX_LEVEL}")
+    allow = table.get("allow-self-hosted", False)
+    if not isinstance(allow, bool):
+        raise ConfigInvalidError(f"{here} allow-self-hosted must be true or false",
+                                 actual=type(allow).__name__)
+    return TrustedBuilder(builder_id, (), level, allow_self_hosted=allow)
 
 
 def _signer(table: Any, where: str) -> BuilderSigner:
