@@ -205,7 +205,11 @@ def check_gitlab_provenance(prov: SlsaProvenance, identity: str, issuer: str,
     # 4. The builder: a runner of the certificate's project on the certificate's server.
     builder_id = prov.builder_id
     runners = f"{server}/{project}/-/runners/"
-    runner = builder_id[len(runners):] if builder_id.startswith(runners) else ""
+    # The SAN always says https:// (Fulcio adds it to ci_config_ref_uri); the builder id has
+    # the server's own scheme (CI_SERVER_URL), so the two compare by host and path.
+    scheme, _, rest = builder_id.partition("://")
+    bare = runners.partition("://")[2]
+    runner = rest[len(bare):] if scheme in ("https", "http") and rest.startswith(bare) else ""
     if not runner or "/" in runner:
         raise pe.ErrorMismatchBuilderID("the builder is not a runner of the certificate's "
                                         "GitLab project", actual=builder_id,
