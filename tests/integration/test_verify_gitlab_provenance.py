@@ -154,3 +154,34 @@ def test_a_self_hosted_runner_fails_unless_a_policy_allows_it(instance: Instance
     policy.write_text(policy.read_text().replace("allow-self-hosted = true\n", ""))
     done = built.verify("--policy", str(policy))
     assert done.returncode == 1 and "ErrorUntrustedReusableWorkflow" in done.stderr
+
+
+def test_release_verify_checks_a_gitlab_releases_provenance(instance: InstanceServer,
+                                                           tmp_path: Path) -> None:
+    job = GitLabJob(instance, tmp_path / "release")
+    job.artifact("app.tar.gz")
+    job.artifact("app.bin")
+    run(SEALTRAIL, "release", "sign", str(job.directory), "--instance-dir",
+        str(instance.directory), env={**job.env, "SIGSTORE_ID_TOKEN": job.token})
+    source = job.server.split("://", 1)[1] + "/" + PROJECT
+    verify = [SEALTRAIL, "release", "verify", str(job.directory), "--certificate-identity",
+              job.identity, "--certificate-oidc-issuer", job.server, "--trusted-root",
+              str(instance.trusted_root), "--source-uri", source, "--json"]
+
+    def provenance_row(*flags: str) -> Any:
+        done = run(*verify, *flags, check=False)
+        assert "Traceback" not in done.stderr
+        rows = {row["name"]: row for row in json.loads(done.stdout)["results"]}
+        return done.returncode, rows["multiple.intoto.jsonl"]
+
+    code, row = provenance_row("--source-tag", TAG)
+    assert code == 0 and row["ok"], row
+    assert "SLSA Build L2" in row["message"] and "/-/runners/1" in row["message"], row
+    code, row = provenance_row("--source-tag", "v9.9.9")
+    assert code == 1 and row["code"] == "ErrorMismatchTag", row
+    wrong = [*verify]
+    wrong[wrong.index(source)] = source + "-other"
+    done = run(*wrong, check=False)
+    rows = {r["name"]: r for r in json.loads(done.stdout)["results"]}
+    assert done.returncode == 1 and rows["multiple.intoto.jsonl"]["code"] == \
+        "ErrorMismatchSource", rows

@@ -39,7 +39,7 @@ class ReleaseFacts(NamedTuple):
     tag: str | None = None  # v1.2.3 (without refs/tags/)
     builder_id: str | None = None  # the signing workflow, without @ref
     #: The provenance is GitHub-Actions-shaped (slsa-verifier's checks apply); False for a
-    #: GitLab pipeline's (sealtrail's GitLab buildType: its signature is checked per file).
+    #: GitLab pipeline's (sealtrail's GitLab buildType: sealtrail verify-artifact checks it).
     slsa_provenance: bool = True
 
 
@@ -66,8 +66,8 @@ def facts_of(identity: str, issuer: str, extensions: Mapping[str, str],
     builder_id = signer.split("@", 1)[0] if signer else None
     # SPEC: provenance-formats.md §3: a GitLab certificate's Build Signer URI is https:// +
     # ci_config_ref_uri, "<host>/<project>//<config>@<ref>": the "//" no GitHub workflow ref
-    # has. Its provenance has sealtrail's GitLab buildType, which slsa-verifier's checks
-    # (--source-uri, --builder-id) do not know.
+    # has. Its provenance has sealtrail's GitLab buildType, which slsa-verifier does not know
+    # and sealtrail's verify-artifact checks (no --builder-id: the builder is a runner).
     gitlab = bool(signer) and "//" in _strip_scheme(signer or "")
     return ReleaseFacts(identity, issuer, tuple(trust_flags), trusted_root_file,
                         tuple(artifacts), provenance, detached, source_uri, repository, tag,
@@ -82,11 +82,13 @@ def sealtrail_command(facts: ReleaseFacts) -> str:
     """``sealtrail release verify`` with every expectation of this release."""
     argv = ["sealtrail", "release", "verify", ".", "--certificate-identity", facts.identity,
             "--certificate-oidc-issuer", facts.issuer]
-    if facts.provenance and facts.source_uri and facts.slsa_provenance:
+    if facts.provenance and facts.source_uri:
         argv += ["--source-uri", facts.source_uri]
         if facts.tag:
             argv += ["--source-tag", facts.tag]
-        if facts.builder_id:
+        # A GitLab pipeline's builder is a runner, not the signer: its project and server are
+        # checked against the certificate (docs/provenance.md, verify-artifact, GitLab CI).
+        if facts.builder_id and facts.slsa_provenance:
             argv += ["--builder-id", facts.builder_id]
     return _line(*argv, *_trust(facts, "--trusted-root"))
 
@@ -114,11 +116,15 @@ def equivalent_commands(facts: ReleaseFacts) -> dict[str, list[str]]:
             _line("cosign", "verify-blob", name, "--signature", name + ".sig", "--certificate",
                   name + ".pem", *identity, *cosign_trust)
             for name in (CHECKSUMS_NAME, *facts.artifacts)]
-    if facts.provenance and not facts.slsa_provenance:
-        commands["sealtrail verify"] = [
-            _line("sealtrail", "verify", name, "--bundle", PROVENANCE_NAME, *identity,
-                  *_trust(facts, "--trusted-root"))
-            for name in facts.artifacts]
+    if facts.provenance and facts.source_uri and not facts.slsa_provenance:
+        # sealtrail's GitLab CI buildType: slsa-verifier does not know it; sealtrail's
+        # verify-artifact checks it at SLSA Build L2 (provenance/gitlab.py).
+        gitlab = ["sealtrail", "verify-artifact", *facts.artifacts, "--provenance-path",
+                  PROVENANCE_NAME, "--source-uri", facts.source_uri]
+        if facts.tag:
+            gitlab += ["--source-tag", facts.tag]
+        gitlab += ["--certificate-oidc-issuer", facts.issuer, *_trust(facts, "--trusted-root")]
+        commands["sealtrail verify-artifact"] = [_line(*gitlab)]
     if facts.provenance and facts.source_uri and facts.slsa_provenance:
         # slsa-verifier trusts GitHub Actions' issuer and public-good only; provenance from
         # any other instance is checked by sealtrail's verify-artifact, its flags plus these.
@@ -167,9 +173,9 @@ def render_instructions(facts: ReleaseFacts) -> str:
                                     "the log entry is looked up)",
               "slsa-verifier": "The provenance (slsa-verifier; `sealtrail verify-artifact` "
                                "takes the same flags)",
-              "sealtrail verify": "The provenance's signature, for each file (it names them "
-                                  "all; sealtrail's GitLab CI buildType, see sealtrail's "
-                                  "docs/provenance.md)",
+              "sealtrail verify-artifact": "The provenance at SLSA Build L2 (sealtrail's "
+                                           "GitLab CI buildType, which slsa-verifier does not "
+                                           "know; see sealtrail's docs/provenance.md)",
               "gh": "The provenance (GitHub CLI; `sealtrail verify-attestation` takes the "
                     "same flags)"}
     out += ["## With other tools", ""]

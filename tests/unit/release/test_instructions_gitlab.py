@@ -1,6 +1,7 @@
 """VERIFY.md for a release signed in GitLab CI: the pipeline identity, and the provenance (of
-sealtrail's GitLab buildType, which slsa-verifier's flags do not describe) checked by its
-signature against each file instead of with --source-uri/--builder-id."""
+sealtrail's GitLab buildType, which slsa-verifier does not know) checked at SLSA Build L2 by
+sealtrail verify-artifact / release verify with --source-uri and --source-tag (no
+--builder-id: the builder is a runner, checked against the certificate's project)."""
 
 from __future__ import annotations
 
@@ -18,23 +19,26 @@ def facts(provenance: bool = True) -> ReleaseFacts:
                     provenance=provenance, detached=False)
 
 
-def test_gitlab_provenance_is_checked_by_signature() -> None:
+def test_gitlab_provenance_is_checked_by_verify_artifact() -> None:
     gitlab = facts()
     assert gitlab.slsa_provenance is False
     command = sealtrail_command(gitlab)
     assert "--certificate-identity " + SIGNER in command
-    assert "--source-uri" not in command and "--builder-id" not in command
+    assert "--source-uri gitlab.com/acme/app --source-tag v1.2.3" in command
+    assert "--builder-id" not in command
     commands = equivalent_commands(gitlab)
     assert "slsa-verifier" not in commands and "gh" not in commands
-    assert commands["sealtrail verify"] == [
-        f"sealtrail verify {name} --bundle multiple.intoto.jsonl --certificate-identity "
-        f"{SIGNER} --certificate-oidc-issuer https://gitlab.com" for name in ("app.tar.gz",
-                                                                              "b.bin")]
-    assert "The provenance's signature" in render_instructions(gitlab)
+    assert "sealtrail verify" not in commands
+    assert commands["sealtrail verify-artifact"] == [
+        "sealtrail verify-artifact app.tar.gz b.bin --provenance-path multiple.intoto.jsonl "
+        "--source-uri gitlab.com/acme/app --source-tag v1.2.3 --certificate-oidc-issuer "
+        "https://gitlab.com"]
+    assert "The provenance at SLSA Build L2" in render_instructions(gitlab)
 
 
 def test_without_provenance_no_provenance_commands() -> None:
-    assert "sealtrail verify" not in equivalent_commands(facts(provenance=False))
+    assert "sealtrail verify-artifact" not in equivalent_commands(facts(provenance=False))
+    assert "--source-uri" not in sealtrail_command(facts(provenance=False))
 
 
 def test_a_github_identity_keeps_slsa_checks() -> None:
