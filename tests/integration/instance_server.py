@@ -20,7 +20,8 @@ NPM_SIGSTORE = REPO / "interop" / "node_modules" / ".bin" / "sigstore"
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 120,
