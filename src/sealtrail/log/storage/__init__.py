@@ -2,8 +2,8 @@
 
 :class:`LogStorage` bundles what one log needs: a sequencer database (indexes, dedup,
 search, integration state) and a tile store (tiles, entry bundles, checkpoint). Callers
-get one from the wiring code (``LogStorage.embedded(directory)`` or
-``LogStorage.memory()``) and never import a driver by name (docs/architecture.md).
+get one from the wiring code (``LogStorage.embedded(directory)``,
+``LogStorage.postgres(conninfo, tile_directory)`` or ``LogStorage.memory()``) and never import a driver by name (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -73,6 +73,27 @@ class LogStorage(NamedTuple):
         sequencer = SqliteSequencer(os.path.join(root, SEQUENCER_FILE))
         try:
             tiles = PosixTileStore(os.path.join(root, TILES_DIR), fsync=fsync)
+        except LogStorageError:
+            sequencer.close()
+            raise
+        return cls(sequencer, tiles)
+
+    @classmethod
+    def postgres(cls, conninfo: str, tile_directory: str | os.PathLike[str], *,
+                 schema: str = "sealtrail", fsync: bool = True) -> LogStorage:
+        """PostgreSQL sequencer (libpq ``conninfo``, one log per ``schema``) plus a POSIX
+        tile tree in ``tile_directory`` (docs/adr/0004, "The PostgreSQL plan").
+
+        In progress (issue 16): one engine per log until the integrator is elected.
+        The connection string may hold a password: take it from the environment or a file,
+        never from the command line. Raises :class:`~sealtrail.errors.LogStorageError`.
+        """
+        from sealtrail.log.storage.posix import PosixTileStore
+        from sealtrail.log.storage.postgres import PostgresSequencer
+
+        sequencer = PostgresSequencer(conninfo, schema=schema)
+        try:
+            tiles = PosixTileStore(os.fspath(tile_directory), fsync=fsync)
         except LogStorageError:
             sequencer.close()
             raise
