@@ -190,6 +190,28 @@ def test_concurrent_assigners_dedup_exactly(postgres_cluster: PostgresCluster,
             c.close()
 
 
+def test_other_clients_see_entries_and_lazy_states_at_once(
+        postgres_cluster: PostgresCluster, schema: str) -> None:
+    """What another replica needs: entries it did not assign and a state saved with
+    sync=False by the integrator, visible on its own connection without delay."""
+    one, two = (PostgresSequencer(postgres_cluster.dsn, schema=schema) for _ in range(2))
+    try:
+        assert two.load_state() is None and two.sequenced_size() == 0
+        one.assign([new(b"a", ("id", "alice")), new(b"b")], 5)
+        assert two.sequenced_size() == 2
+        assert two.search("id", "alice", 2, 10) == [0]
+        assert [a.index for a in two.assign([new(b"c"), new(b"a")], 6)] == [2, 0]
+        lazy = IntegrationState(3, b"\x03" * 32, "three\n", 4.0, 2)
+        one.save_state(lazy, sync=False)
+        assert two.load_state() == lazy
+        with pytest.raises(LogStorageError):  # the size never goes backwards, across clients
+            two.save_state(IntegrationState(2, b"\x02" * 32, "two\n", 5.0, 2))
+        assert one.load_state() == lazy
+    finally:
+        one.close()
+        two.close()
+
+
 _WRITER = r"""
 import sys
 from sealtrail.log.storage import NewEntry
