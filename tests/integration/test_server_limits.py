@@ -491,6 +491,7 @@ def test_searching_a_popular_identity_does_not_hold_other_requests(searched: Ser
     # pushed health checks from 1 ms to ~300 ms at p99.
     stop_searching = threading.Event()
     searches: list[int] = []
+    progress = threading.Condition()  # notified as each search completes
 
     def search() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", searched.port, timeout=30)
@@ -500,19 +501,26 @@ def test_searching_a_popular_identity_does_not_hold_other_requests(searched: Ser
                                headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             assert response.status == 200 and len(json.loads(response.read())) == 1000
-            searches.append(1)
+            with progress:
+                searches.append(1)
+                progress.notify_all()
         connection.close()
 
     searchers = [threading.Thread(target=search, name=f"searcher {n}") for n in range(8)]
     for thread in searchers:
         thread.start()
     try:
-        while len(searches) < 8:  # the searches are under way
-            health(searched.port)
+        def searched_beyond(count: int) -> int:
+            with progress:
+                assert progress.wait_for(lambda: len(searches) > count, timeout=60), \
+                    "the searches stopped"
+                return len(searches)
+
+        seen = searched_beyond(7)  # the searches are under way
         samples = []
         for _ in range(100):
             samples.append(health(searched.port))
-            time.sleep(0.01)  # spread the checks over the searches
+            seen = searched_beyond(seen)  # one check per completed search: spread over them
     finally:
         stop_searching.set()
         for thread in searchers:
