@@ -47,26 +47,26 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple, Sequence
 
-from sealtrail.errors import Error, UsageError
-from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement, Subject
+from sealtrail.errors import UsageError
+from sealtrail.models.bundle import Bundle
+from sealtrail.models.intoto import Subject
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.provenance import errors as pe
 from sealtrail.provenance.intoto_predicates import (
     SLSA_PROVENANCE_V1,
     SlsaProvenance,
-    parse_provenance,
 )
 from sealtrail.provenance.policy import GITLAB_MAX_LEVEL, TrustedBuilder
 from sealtrail.provenance.slsa import (
     GITHUB_ACTIONS_ISSUER,
-    SIGSTORE_ERROR_NAMES,
     SlsaExpectations,
     VerifiedProvenance,
     normalize_git_uri,
-    read_provenance_bundles,
+    signed_statement,
+    verify_dsse_signature,
+    verify_each_bundle,
 )
-from sealtrail.verify.policy import IdentityPolicy
-from sealtrail.verify.verifier import VerificationResult, Verifier
+from sealtrail.verify.verifier import Verifier
 
 __all__ = [
     "GITLAB_BUILD_TYPE",
@@ -88,7 +88,6 @@ GITLAB_DEFAULT_ISSUER = "https://gitlab.com"
 GITLAB_LEVEL = GITLAB_MAX_LEVEL
 _HOSTED = "gitlab-hosted"
 # Every identity passes the Sigstore step; step 2 checks it is a GitLab pipeline's.
-_ANY_SIGNER = IdentityPolicy(identity_regexp="^", issuer_regexp="^")
 
 
 class GitLabFacts(NamedTuple):
@@ -112,51 +111,20 @@ def verify_gitlab_provenance(
         verifier: Verifier | None = None) -> VerifiedProvenance:
     """Verify a GitLab CI job's provenance (see the module's steps); the first bundle of a
     JSON Lines file that passes wins."""
-    from sealtrail.provenance.local import _root
-    from sealtrail.provenance.slsa import _artifact_digests  # the same digest rules
-
-    expected = expectations.checked() if isinstance(expectations, SlsaExpectations) else None
-    if expected is None:
-        raise UsageError("expectations must be SlsaExpectations",
-                         actual=type(expectations).__name__)
-    digests = _artifact_digests(artifact_digests)
-    if verifier is None:
-        verifier = Verifier(_root(trusted_root), other_roots=[_root(r) for r in other_roots])
-    last: pe.ProvenanceError | None = None
-    for line, bundle in read_provenance_bundles(bytes(provenance)):
-        try:
-            if bundle.dsse_envelope is None:
-                raise pe.ErrorInvalidDssePayload("the bundle signs an artifact, not a DSSE "
-                                                 "envelope of provenance")
-            try:
-                result = verifier.verify_dsse(bundle, _ANY_SIGNER)
-            except Error as exc:
-                name = SIGSTORE_ERROR_NAMES.get(exc.code, pe.ErrorInvalidSignature)
-                raise name(f"{exc.code}: {exc.message}", actual=exc.actual,
-                           expected=exc.expected) from None
-            return _verified(result, digests, expected)._replace(bundle_line=line)
-        except pe.ProvenanceError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    return verify_each_bundle(artifact_digests, provenance, expectations, _verify_bundle,
+                              trusted_root=trusted_root, other_roots=other_roots,
+                              verifier=verifier)
 
 
-def _verified(result: VerificationResult, digests: list[dict[str, str]],
-              expected: SlsaExpectations) -> VerifiedProvenance:
-    if result.payload_type != INTOTO_PAYLOAD_TYPE or result.payload is None:
-        raise pe.ErrorInvalidDssePayload("the payload is not an in-toto statement",
-                                          actual=result.payload_type,
-                                          expected=INTOTO_PAYLOAD_TYPE)
-    try:
-        statement = Statement.from_payload(result.payload)
-    except Error as exc:
-        raise pe.ErrorInvalidDssePayload(exc.message, actual=exc.actual,
-                                          expected=exc.expected) from None
-    prov = parse_provenance(statement)
+def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]],
+                   expected: SlsaExpectations, verifier: Verifier) -> VerifiedProvenance:
+    result = verify_dsse_signature(bundle, verifier)
+    signed = signed_statement(result)
+    prov = signed.provenance
     facts = check_gitlab_provenance(prov, result.identity or "", result.issuer or "",
                                     result.extensions, digests, expected)
     return VerifiedProvenance(
-        statement=statement, payload=result.payload, builder_id=facts.builder_id,
+        statement=signed.statement, payload=signed.payload, builder_id=facts.builder_id,
         source_uri="git+" + facts.repository, commit=facts.commit, trigger=facts.trigger,
         ref=facts.ref, build_level=facts.level, build_type=prov.build_type,
         predicate_type=prov.predicate_type, identity=result.identity or "",

@@ -46,26 +46,26 @@ import json
 from typing import Any, Mapping, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
-from sealtrail.errors import Error, UsageError
-from sealtrail.models.intoto import INTOTO_PAYLOAD_TYPE, Statement, Subject
+from sealtrail.errors import UsageError
+from sealtrail.models.bundle import Bundle
+from sealtrail.models.intoto import Subject
 from sealtrail.models.trusted_root import TrustedRoot
 from sealtrail.provenance import errors as pe
 from sealtrail.provenance.intoto_predicates import (
     SLSA_PROVENANCE_V1,
     SlsaProvenance,
-    parse_provenance,
 )
 from sealtrail.provenance.policy import LOCAL_BUILDER_PREFIX, TrustedBuilder
 from sealtrail.provenance.slsa import (
-    SIGSTORE_ERROR_NAMES,
     SlsaExpectations,
     VerifiedProvenance,
     normalize_git_uri,
-    read_provenance_bundles,
+    signed_statement,
     verify_artifact_provenance,
+    verify_dsse_signature,
+    verify_each_bundle,
 )
-from sealtrail.verify.policy import IdentityPolicy
-from sealtrail.verify.verifier import VerificationResult, Verifier
+from sealtrail.verify.verifier import Verifier
 
 __all__ = [
     "LOCAL_BUILD_TYPE",
@@ -81,7 +81,6 @@ __all__ = [
 #: verifying imports no generator.
 LOCAL_BUILD_TYPE = "urn:sealtrail:buildtype:local:v1"
 # Every identity passes the Sigstore step; step 4 checks it against the builder's signers.
-_ANY_SIGNER = IdentityPolicy(identity_regexp="^", issuer_regexp="^")
 
 
 class LocalFacts(NamedTuple):
@@ -177,60 +176,20 @@ def verify_local_provenance(
         verifier: Verifier | None = None) -> VerifiedProvenance:
     """Verify a local build's provenance (see the module's steps); the first bundle of a
     JSON Lines file that passes wins."""
-    from sealtrail.provenance.slsa import _artifact_digests  # the same digest rules
-
-    expected = expectations.checked() if isinstance(expectations, SlsaExpectations) else None
-    if expected is None:
-        raise UsageError("expectations must be SlsaExpectations",
-                         actual=type(expectations).__name__)
-    digests = _artifact_digests(artifact_digests)
-    if verifier is None:
-        verifier = Verifier(_root(trusted_root), other_roots=[_root(r) for r in other_roots])
-    bundles = read_provenance_bundles(bytes(provenance))
-    last: pe.ProvenanceError | None = None
-    for line, bundle in bundles:
-        try:
-            if bundle.dsse_envelope is None:
-                raise pe.ErrorInvalidDssePayload("the bundle signs an artifact, not a DSSE "
-                                                 "envelope of provenance")
-            try:
-                result = verifier.verify_dsse(bundle, _ANY_SIGNER)
-            except Error as exc:
-                name = SIGSTORE_ERROR_NAMES.get(exc.code, pe.ErrorInvalidSignature)
-                raise name(f"{exc.code}: {exc.message}", actual=exc.actual,
-                           expected=exc.expected) from None
-            return _verified(result, digests, expected)._replace(bundle_line=line)
-        except pe.ProvenanceError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    return verify_each_bundle(artifact_digests, provenance, expectations, _verify_bundle,
+                              trusted_root=trusted_root, other_roots=other_roots,
+                              verifier=verifier)
 
 
-def _root(value: Any) -> TrustedRoot:
-    if isinstance(value, TrustedRoot):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return TrustedRoot.from_json(bytes(value))
-    raise UsageError("a trusted root must be a TrustedRoot or the bytes of a trusted_root.json",
-                     actual=type(value).__name__)
-
-
-def _verified(result: VerificationResult, digests: list[dict[str, str]],
-              expected: SlsaExpectations) -> VerifiedProvenance:
-    if result.payload_type != INTOTO_PAYLOAD_TYPE or result.payload is None:
-        raise pe.ErrorInvalidDssePayload("the payload is not an in-toto statement",
-                                          actual=result.payload_type,
-                                          expected=INTOTO_PAYLOAD_TYPE)
-    try:
-        statement = Statement.from_payload(result.payload)
-    except Error as exc:
-        raise pe.ErrorInvalidDssePayload(exc.message, actual=exc.actual,
-                                          expected=exc.expected) from None
-    prov = parse_provenance(statement)
+def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]],
+                   expected: SlsaExpectations, verifier: Verifier) -> VerifiedProvenance:
+    result = verify_dsse_signature(bundle, verifier)
+    signed = signed_statement(result)
+    prov = signed.provenance
     facts = check_local_provenance(prov, result.identity or "", result.issuer or "", digests,
                                    expected)
     return VerifiedProvenance(
-        statement=statement, payload=result.payload, builder_id=facts.builder_id,
+        statement=signed.statement, payload=signed.payload, builder_id=facts.builder_id,
         source_uri="git+" + facts.repository, commit=facts.commit, trigger="local",
         ref=facts.ref, build_level=facts.builder.level, build_type=prov.build_type,
         predicate_type=prov.predicate_type, identity=result.identity or "",

@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import re
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from sealtrail.errors import BundleMalformedError, Error, UsageError
 from sealtrail.models.bundle import Bundle
@@ -79,16 +79,21 @@ from sealtrail.verify.policy import IdentityPolicy
 from sealtrail.verify.verifier import VerificationResult, Verifier
 
 __all__ = [
+    "BundleCheck",
     "DEFAULT_TRUSTED_BUILDERS",
     "DELEGATOR_BUILDERS",
     "GITHUB_ACTIONS_ISSUER",
     "SIGSTORE_ERROR_NAMES",
+    "SignedStatement",
     "SlsaExpectations",
     "VerifiedProvenance",
     "normalize_git_uri",
     "parse_semver",
     "read_provenance_bundles",
+    "signed_statement",
     "verify_artifact_provenance",
+    "verify_dsse_signature",
+    "verify_each_bundle",
 ]
 
 GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
@@ -287,6 +292,24 @@ def verify_artifact_provenance(
     name), :class:`~sealtrail.provenance.errors.ErrorInvalidFormat` for an unreadable file,
     or :class:`UsageError` for arguments no call could satisfy.
     """
+    return verify_each_bundle(artifact_digests, provenance, expectations, _verify_bundle,
+                              trusted_root=trusted_root, other_roots=other_roots,
+                              verifier=verifier)
+
+
+#: One bundle's checks: (bundle, each artifact's digests, checked expectations, verifier).
+BundleCheck = Callable[[Bundle, list[dict[str, str]], "SlsaExpectations", Verifier],
+                       "VerifiedProvenance"]
+
+
+def verify_each_bundle(
+        artifact_digests: Sequence[str | Mapping[str, str | bytes]], provenance: bytes,
+        expectations: SlsaExpectations, check: BundleCheck, *,
+        trusted_root: TrustedRoot | bytes, other_roots: Sequence[TrustedRoot | bytes] = (),
+        verifier: Verifier | None = None) -> VerifiedProvenance:
+    """What every kind of provenance shares (slsa-verifier's, a local build's, a GitLab
+    job's): check the arguments, read the file's bundles, and return the first that passes
+    ``check`` (with its line); else the last failure, naming how many were tried."""
     expected = _check_expectations(expectations)
     digests = _artifact_digests(artifact_digests)
     if not isinstance(provenance, (bytes, bytearray, memoryview)):
@@ -302,8 +325,7 @@ def verify_artifact_provenance(
     last: pe.ProvenanceError | None = None
     for line, bundle in bundles:
         try:
-            return _verify_bundle(bundle, digests, expected, verifier)._replace(
-                bundle_line=line)
+            return check(bundle, digests, expected, verifier)._replace(bundle_line=line)
         except pe.ProvenanceError as exc:
             last = exc
     assert last is not None
@@ -311,6 +333,29 @@ def verify_artifact_provenance(
         raise type(last)(f"none of the {len(bundles)} bundles passed; the last: "
                          f"{last.message}", actual=last.actual, expected=last.expected)
     raise last
+
+
+class SignedStatement(NamedTuple):
+    """A verified DSSE payload, the in-toto statement it holds and its SLSA provenance."""
+
+    payload: bytes
+    statement: Statement
+    provenance: SlsaProvenance
+
+
+def signed_statement(result: VerificationResult) -> SignedStatement:
+    """The in-toto statement a verified DSSE result carries, and its SLSA provenance
+    (``ErrorInvalidDssePayload`` for another payload type or a malformed statement)."""
+    if result.payload_type != INTOTO_PAYLOAD_TYPE or result.payload is None:
+        raise pe.ErrorInvalidDssePayload("the payload is not an in-toto statement",
+                                          actual=result.payload_type,
+                                          expected=INTOTO_PAYLOAD_TYPE)
+    try:
+        statement = Statement.from_payload(result.payload)
+    except Error as exc:
+        raise pe.ErrorInvalidDssePayload(exc.message, actual=exc.actual,
+                                          expected=exc.expected) from None
+    return SignedStatement(result.payload, statement, parse_provenance(statement))
 
 
 def _check_expectations(value: Any) -> SlsaExpectations:
@@ -441,6 +486,15 @@ def _verify_signature(bundle: Bundle, verifier: Verifier) -> VerificationResult:
             raise pe.ErrorMismatchSignature(
                 "the bundle's log entry does not record the envelope's signature (matching "
                 "bundle entry with content)")
+    return verify_dsse_signature(bundle, verifier)
+
+
+def verify_dsse_signature(bundle: Bundle, verifier: Verifier) -> VerificationResult:
+    """The Sigstore checks of a DSSE bundle (any signer: the caller checks who), failures
+    renamed as slsa-verifier names them (:data:`SIGSTORE_ERROR_NAMES`)."""
+    if bundle.dsse_envelope is None:
+        raise pe.ErrorInvalidDssePayload("the bundle signs an artifact, not a DSSE envelope "
+                                         "of provenance")
     try:
         return verifier.verify_dsse(bundle, _ANY_SIGNER)
     except Error as exc:
@@ -710,16 +764,7 @@ def _verify_bundle(bundle: Bundle, digests: list[dict[str, str]], expected: Slsa
     prov: SlsaProvenance | None = None
     problem: pe.ProvenanceError | None = None
     try:
-        if result.payload_type != INTOTO_PAYLOAD_TYPE:
-            raise pe.ErrorInvalidDssePayload("the payload is not an in-toto statement",
-                                              actual=result.payload_type,
-                                              expected=INTOTO_PAYLOAD_TYPE)
-        try:
-            statement = Statement.from_payload(result.payload)
-        except Error as exc:
-            raise pe.ErrorInvalidDssePayload(exc.message, actual=exc.actual,
-                                             expected=exc.expected) from None
-        prov = parse_provenance(statement)
+        prov = signed_statement(result).provenance
     except pe.ProvenanceError as exc:
         problem = exc
     workflow_type = prov is not None and prov.predicate_type == SLSA_PROVENANCE_V1 \
