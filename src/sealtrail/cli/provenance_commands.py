@@ -134,20 +134,24 @@ def _token_claims(token: Any) -> dict[str, Any] | None:
     return claims
 
 
-def _check_visibility(args: Any, visibility: str) -> None:
+def _check_visibility(args: Any, visibility: str, *, gitlab: bool = False) -> None:
     """SPEC: actions/attest src/main.ts signs with public-good only when the event payload's
     repository.visibility is "public" (else GitHub's own instance, which logs nothing): a
-    transparency log is public and append-only, so a private repository's names would leak
-    for good. sealtrail does not switch instances silently; it refuses unless told."""
+    transparency log is public and append-only, so a private repository's (or GitLab
+    project's) names would leak for good. sealtrail does not switch instances silently; it
+    refuses unless told."""
     public = not (args.trust_config or args.instance_dir) and (
         args.instance in (None, "public-good", "public-good-staging"))
     if public and visibility and visibility != "public" and not args.allow_private_repository:
         from sealtrail.errors import UsageError
 
+        what, elsewhere = (("project", "your own instance") if gitlab else
+                           ("repository", "--instance github (as actions/attest does) or "
+                                          "your own instance"))
         raise UsageError(
-            f"the repository is {visibility}: signing with public-good would publish its "
-            "names and commit in a public transparency log; sign with --instance github (as "
-            "actions/attest does) or your own instance, or pass --allow-private-repository")
+            f"the {what} is {visibility}: signing with public-good would publish its names "
+            f"and commit in a public transparency log; sign with {elsewhere}, or pass "
+            "--allow-private-repository")
 
 
 def _git(directory: str, *argv: str) -> tuple[int, str]:
@@ -268,26 +272,12 @@ def _report(args: Any, bundle: str, predicate: dict[str, Any], log_index: Any,
     return EXIT_OK
 
 
-def _check_gitlab_visibility(args: Any, visibility: str) -> None:
-    """As :func:`_check_visibility`: a private or internal project's names and commit are not
-    published in public-good's log unless the user says so."""
-    public = not (args.trust_config or args.instance_dir) and (
-        args.instance in (None, "public-good", "public-good-staging"))
-    if public and visibility and visibility != "public" and not args.allow_private_repository:
-        from sealtrail.errors import UsageError
-
-        raise UsageError(
-            f"the project is {visibility}: signing with public-good would publish its names "
-            "and commit in a public transparency log; sign with your own instance, or pass "
-            "--allow-private-repository")
-
-
 def gitlab_provenance(args: Any, env: Any, token: Any) -> dict[str, Any]:
     """The predicate of a GitLab CI job, checked against its token (``release sign`` too)."""
     from sealtrail.provenance import generate
 
     job = generate.gitlab_run(env, _token_claims(token))
-    _check_gitlab_visibility(args, job.visibility)
+    _check_visibility(args, job.visibility, gitlab=True)
     return generate.gitlab_predicate(job)
 
 

@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import re
+from functools import partial
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
@@ -221,6 +222,22 @@ class GitHubRun(NamedTuple):
     visibility: str = ""
 
 
+def _require_variables(missing: Sequence[str], ci: str) -> None:
+    """A usage error naming every variable ``ci`` sets that is missing."""
+    if missing:
+        raise UsageError(f"not in a {ci} job: " + ", ".join(missing)
+                         + (" is" if len(missing) == 1 else " are") + " not set")
+
+
+def _variable(env: Mapping[str, str], name: str, pattern: re.Pattern[str],
+              expected: str) -> str:
+    """``env[name]``, which must match ``pattern`` whole (else a usage error)."""
+    value = env[name]
+    if not pattern.fullmatch(value):
+        raise UsageError(f"{name} is malformed", actual=value[:200], expected=expected)
+    return value
+
+
 def missing_github_variables(env: Mapping[str, str]) -> list[str]:
     """The variables of :data:`GITHUB_VARIABLES` that are unset or empty."""
     return [name for name in GITHUB_VARIABLES if not env.get(name)]
@@ -241,16 +258,8 @@ def github_run(env: Mapping[str, str], event_payload: bytes,
 
     Raises :class:`UsageError` naming every missing variable, or one malformed; and
     :class:`InputError` for a variable contradicting the token or the event payload."""
-    missing = missing_github_variables(env)
-    if missing:
-        raise UsageError("not in a GitHub Actions job: " + ", ".join(missing)
-                         + (" is" if len(missing) == 1 else " are") + " not set")
-
-    def variable(name: str, pattern: re.Pattern[str], expected: str) -> str:
-        value = env[name]
-        if not pattern.fullmatch(value):
-            raise UsageError(f"{name} is malformed", actual=value[:200], expected=expected)
-        return value
+    _require_variables(missing_github_variables(env), "GitHub Actions")
+    variable = partial(_variable, env)
 
     server = env["GITHUB_SERVER_URL"].rstrip("/")
     parts = urlsplit(server)
@@ -534,16 +543,8 @@ def gitlab_run(env: Mapping[str, str], claims: Mapping[str, Any] | None) -> GitL
 
     Raises :class:`UsageError` naming every missing variable, or one malformed; and
     :class:`InputError` for variables contradicting each other or the token."""
-    missing = missing_gitlab_variables(env)
-    if missing:
-        raise UsageError("not in a GitLab CI job: " + ", ".join(missing)
-                         + (" is" if len(missing) == 1 else " are") + " not set")
-
-    def variable(name: str, pattern: re.Pattern[str], expected: str) -> str:
-        value = env[name]
-        if not pattern.fullmatch(value):
-            raise UsageError(f"{name} is malformed", actual=value[:200], expected=expected)
-        return value
+    _require_variables(missing_gitlab_variables(env), "GitLab CI")
+    variable = partial(_variable, env)
 
     server = _gitlab_server(env["CI_SERVER_URL"])
     project = variable("CI_PROJECT_PATH", _GITLAB_PROJECT, "GROUP/PROJECT")
