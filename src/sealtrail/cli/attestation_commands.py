@@ -194,19 +194,10 @@ _MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 def _read_file(path: str, what: str) -> bytes:
-    import os
-
+    from sealtrail._internal.keyfiles import read_bounded
     from sealtrail.errors import InputError
 
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > _MAX_FILE_BYTES:
-                raise InputError(f"{what} is too large", actual=f"{size} bytes",
-                                 expected=f"<= {_MAX_FILE_BYTES} bytes")
-            return handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    return read_bounded(path, _MAX_FILE_BYTES, what=what, error=InputError)
 
 
 def _read_bundles(path: str) -> list[tuple[Any, Any]]:

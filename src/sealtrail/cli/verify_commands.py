@@ -268,16 +268,10 @@ def _detached_inputs(args: Any) -> list[_DetachedInput]:
 
 
 def _read_small_input(path: str, what: str) -> bytes:
+    from sealtrail._internal.keyfiles import read_bounded
     from sealtrail.errors import InputError
 
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_DETACHED_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > MAX_DETACHED_BYTES:
-        raise InputError(f"{what} {path} is too large", expected=f"<= {MAX_DETACHED_BYTES} bytes")
-    return data
+    return read_bounded(path, MAX_DETACHED_BYTES, what=what, error=InputError)
 
 
 def _verify_detached(args: Any, policy: Any) -> int:
