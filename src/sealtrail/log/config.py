@@ -7,7 +7,7 @@ threads of the engine trust them afterwards.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import Error, LogEntryInvalidError, UsageError
-from sealtrail.merkle import EMPTY_ROOT
+from sealtrail.merkle import EMPTY_ROOT, leaf_hash
 from sealtrail.models.checkpoint import Checkpoint, note_key_id, sign_note
 
 __all__ = [
@@ -80,6 +80,13 @@ class LogConfig:
     max_pending: int = DEFAULT_MAX_PENDING
     frozen: bool = False
     tile_cache_size: int = DEFAULT_TILE_CACHE
+    #: The Merkle leaf hash of an entry body; None: RFC 6962 ``SHA-256(0x00 || body)``.
+    #: A static CT log stores a TileLeaf and hashes the MerkleTreeLeaf inside it.
+    leaf_hasher: Callable[[bytes], bytes] | None = None
+    #: Signs a checkpoint body at a time (unix seconds) and returns the whole note;
+    #: None: a C2SP signed note under ``key_name`` with ``private_key``. A static CT log
+    #: signs with an RFC 6962 note signature (C2SP static-ct-api).
+    note_signer: Callable[[str, float], str] | None = None
 
     def __post_init__(self) -> None:
         self.valid()
@@ -118,6 +125,22 @@ class LogConfig:
                                  expected=f"{ilow}..{ihigh}")
         if not isinstance(self.frozen, bool):
             raise UsageError("frozen must be a bool", actual=self.frozen)
+        for name, hook in (("leaf_hasher", self.leaf_hasher),
+                           ("note_signer", self.note_signer)):
+            if hook is not None and not callable(hook):
+                raise UsageError(f"{name} must be callable", actual=type(hook).__name__)
+
+    def hash_leaf(self, body: bytes) -> bytes:
+        """The Merkle leaf hash of an entry body (see ``leaf_hasher``)."""
+        if self.leaf_hasher is None:
+            return leaf_hash(body)
+        return self.leaf_hasher(body)
+
+    def sign_checkpoint(self, body: str, now: float) -> str:
+        """The signed note for a checkpoint body (see ``note_signer``)."""
+        if self.note_signer is None:
+            return sign_note(body, self.key_name, self.private_key)
+        return self.note_signer(body, now)
 
     @property
     def public_key(self) -> PublicKey:

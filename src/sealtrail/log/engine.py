@@ -58,7 +58,6 @@ from sealtrail.log.tile_io import TileIO
 from sealtrail.log.tile_sync import TileSyncer
 from sealtrail.log.waiters import LoopFuture, expire
 from sealtrail.log.writer import AddResult, Writer, storage_error
-from sealtrail.merkle import leaf_hash
 from sealtrail.merkle import tile_proofs as _proofs
 from sealtrail.merkle.tiles import MAX_ENTRY_SIZE
 
@@ -215,7 +214,7 @@ class LogEngine:
             raise LogEntryInvalidError("log entry body has an unsupported size",
                                        actual=f"{len(body)} bytes",
                                        expected=f"1..{MAX_ENTRY_SIZE} bytes")
-        return NewEntry(leaf_hash(body), body, check_search_keys(search_keys))
+        return NewEntry(self._config.hash_leaf(body), body, check_search_keys(search_keys))
 
     async def add(self, body: bytes, search_keys: Sequence[tuple[str, str]] = ()) -> AddResult:
         """Add an entry; returns once its index is durably committed.

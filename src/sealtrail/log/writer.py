@@ -43,7 +43,7 @@ from sealtrail.log.storage.protocols import (
 from sealtrail.log.tile_io import TileIO
 from sealtrail.log.tile_sync import TileSyncer
 from sealtrail.log.waiters import CheckpointWaiters, Dispatch, Target
-from sealtrail.models.checkpoint import Checkpoint, sign_note
+from sealtrail.models.checkpoint import Checkpoint
 
 __all__ = ["AddResult", "Writer", "storage_error"]
 
@@ -340,8 +340,8 @@ class Writer:
             root = (snap.checkpoint.root_hash if snap is not None and snap.edge is edge
                     else edge.root())
         body = Checkpoint(self._config.origin, edge.size, root).to_body()
-        note = sign_note(body, self._config.key_name, self._config.private_key)
         now = self._clock.time()
+        note = self._config.sign_checkpoint(body, now)
         self._seq.save_state(IntegrationState(edge.size, root, note, now,
                                               min(self._syncer.durable_size, edge.size)),
                              sync=sync)
