@@ -3,15 +3,18 @@
 :class:`LogStorage` bundles what one log needs: a sequencer database (indexes, dedup,
 search, integration state) and a tile store (tiles, entry bundles, checkpoint). Callers
 get one from the wiring code (``LogStorage.embedded(directory)``,
-``LogStorage.postgres(conninfo, tile_directory)`` or ``LogStorage.memory()``) and never import a driver by name (docs/architecture.md).
+``LogStorage.postgres(conninfo, tiles)`` or ``LogStorage.memory()``) and never import a
+driver by name (docs/architecture.md). :func:`open_tile_store` turns a location
+(``s3://bucket/prefix``, ``file:///dir`` or a directory) into a tile store.
 """
 
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
-from sealtrail.errors import LogStorageError
+from sealtrail.errors import LogStorageError, UsageError
 from sealtrail.log.storage.protocols import (
     Assignment,
     EntryReader,
@@ -37,6 +40,7 @@ __all__ = [
     "Sequencer",
     "SequencerStorage",
     "TileStore",
+    "open_tile_store",
 ]
 
 # File names inside an embedded log directory.
@@ -51,7 +55,7 @@ class LogStorage(NamedTuple):
     tiles: TileStore
 
     @classmethod
-    def embedded(cls, directory: str | os.PathLike[str], *, fsync: bool = True) -> "LogStorage":
+    def embedded(cls, directory: str | os.PathLike[str], *, fsync: bool = True) -> LogStorage:
         """SQLite sequencer plus a POSIX tile tree under ``directory``.
 
         Layout: ``<directory>/sequencer.sqlite3`` and ``<directory>/tiles/`` (serve the
@@ -79,11 +83,15 @@ class LogStorage(NamedTuple):
         return cls(sequencer, tiles)
 
     @classmethod
-    def postgres(cls, conninfo: str, tile_directory: str | os.PathLike[str], *,
+    def postgres(cls, conninfo: str, tiles: str | os.PathLike[str] | TileStore, *,
                  schema: str = "sealtrail", fsync: bool = True) -> LogStorage:
-        """PostgreSQL sequencer (libpq ``conninfo``, one log per ``schema``) plus a POSIX
-        tile tree in ``tile_directory`` (docs/adr/0004, "The PostgreSQL plan").
+        """PostgreSQL sequencer (libpq ``conninfo``, one log per ``schema``) plus the
+        tiles: a directory (a POSIX tile tree, ``fsync`` as in :meth:`embedded`) or a
+        ready :class:`TileStore` such as one from :func:`open_tile_store` (docs/adr/0004,
+        "The PostgreSQL plan"; docs/adr/0015).
 
+        A store passed in belongs to the result from then on (:meth:`close` closes it);
+        if the sequencer cannot be opened it is left to the caller to close.
         In progress (issue 16): one engine per log until the integrator is elected.
         The connection string may hold a password: take it from the environment or a file,
         never from the command line. Raises :class:`~sealtrail.errors.LogStorageError`.
@@ -92,15 +100,17 @@ class LogStorage(NamedTuple):
         from sealtrail.log.storage.postgres import PostgresSequencer
 
         sequencer = PostgresSequencer(conninfo, schema=schema)
+        if isinstance(tiles, TileStore):
+            return cls(sequencer, tiles)
         try:
-            tiles = PosixTileStore(os.fspath(tile_directory), fsync=fsync)
+            store = PosixTileStore(os.fspath(tiles), fsync=fsync)
         except LogStorageError:
             sequencer.close()
             raise
-        return cls(sequencer, tiles)
+        return cls(sequencer, store)
 
     @classmethod
-    def memory(cls) -> "LogStorage":
+    def memory(cls) -> LogStorage:
         """In-memory drivers (tests, throw-away logs); reopen with the same object."""
         from sealtrail.log.storage.memory import MemorySequencer, MemoryTileStore
 
@@ -112,3 +122,45 @@ class LogStorage(NamedTuple):
             self.sequencer.close()
         finally:
             self.tiles.close()
+
+
+def open_tile_store(location: str, *, endpoint_url: str | None = None,
+                    fsync: bool = True) -> TileStore:
+    """The tile store at ``location``.
+
+    - ``s3://BUCKET/PREFIX``: an S3-compatible bucket (:mod:`.s3`; ``endpoint_url`` names
+      a server other than AWS, credentials come from boto3's standard chain);
+    - ``file:///DIR`` or a plain directory path: a POSIX tile tree (``fsync`` as in
+      :meth:`LogStorage.embedded`).
+
+    Raises :class:`~sealtrail.errors.UsageError` for any other location (or an endpoint
+    for a directory), :class:`~sealtrail.errors.LogStorageError` if the store cannot be
+    set up.
+    """
+    if not isinstance(location, str) or not location:
+        raise UsageError("a tile store location is required",
+                         expected="s3://BUCKET/PREFIX, file:///DIR or a directory")
+    if location.startswith("s3://"):
+        parts = urlsplit(location)
+        if not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
+            raise UsageError("an S3 tile location is s3://BUCKET/PREFIX", actual=location)
+        from sealtrail.log.storage.s3 import S3TileStore
+
+        return S3TileStore(parts.netloc, unquote(parts.path), endpoint_url=endpoint_url)
+    if endpoint_url is not None:
+        raise UsageError("an endpoint URL applies to s3:// tile locations only",
+                         actual=location)
+    if location.startswith("file://"):
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment \
+                or not parts.path:
+            raise UsageError("a file tile location is file:///DIR", actual=location)
+        directory = unquote(parts.path)
+    elif "://" in location:
+        raise UsageError("unsupported tile store location", actual=location.split("://")[0],
+                         expected="s3://BUCKET/PREFIX, file:///DIR or a directory")
+    else:
+        directory = location
+    from sealtrail.log.storage.posix import PosixTileStore
+
+    return PosixTileStore(directory, fsync=fsync)
