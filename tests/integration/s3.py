@@ -97,6 +97,8 @@ class SeaweedS3:
                 *(f"-{flag}={port}" for flag, port in self.ports.items()),
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
                 "-admin.ui=false", "-master.telemetry=false",
+                # As AWS: a PUT into a missing bucket fails (SeaweedFS would create it).
+                "-s3.autoCreateBucket=false",
                 f"-s3.config={self._identities}",
                 f"-filer.localSocket={self.root / 'filer.sock'}",
                 f"-s3.localSocket={self.root / 's3.sock'}"]

@@ -142,7 +142,12 @@ def open_tile_store(location: str, *, endpoint_url: str | None = None,
                          expected="s3://BUCKET/PREFIX, file:///DIR or a directory")
     if location.startswith("s3://"):
         parts = urlsplit(location)
-        if not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
+        if "@" in parts.netloc:
+            # Not echoed: what precedes the @ may be a key. Credentials come from boto3's
+            # standard chain, never from a location.
+            raise UsageError("an S3 tile location holds no credentials",
+                             expected="s3://BUCKET/PREFIX")
+        if not parts.netloc or parts.query or parts.fragment:
             raise UsageError("an S3 tile location is s3://BUCKET/PREFIX", actual=location)
         from sealtrail.log.storage.s3 import S3TileStore
 
