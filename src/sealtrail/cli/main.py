@@ -36,6 +36,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "attest-provenance": ("provenance_commands", "sign SLSA provenance of a GitHub CI build"),
     "release": ("release_commands", "sign a whole release (SHA256SUMS, provenance, VERIFY.md) "
                                     "or verify a downloaded one"),
+    "migrate": ("storage_commands", "move an embedded instance to PostgreSQL (and object "
+                                    "storage), or upgrade its PostgreSQL schemas"),
+    "backup": ("storage_commands", "write a consistent archive of an embedded instance"),
+    "restore": ("storage_commands", "restore a `sealtrail backup` archive into an empty "
+                                    "directory"),
 }
 
 
