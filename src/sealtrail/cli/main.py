@@ -103,6 +103,16 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
                       help="do not trust GitHub Actions' OIDC issuer")
     init.add_argument("--encrypt-keys", action="store_true",
                       help="encrypt private keys with the passphrase in $SEALTRAIL_PASSPHRASE")
+    init.add_argument("--database", metavar="URL",
+                      help="keep the logs' sequencers and the CA's record in this PostgreSQL "
+                           "database (libpq URL or key=value, no password: libpq reads it "
+                           "from PGPASSWORD, PGPASSFILE or ~/.pgpass)")
+    init.add_argument("--tiles", metavar="LOCATION",
+                      help="with --database: where each log's tiles go (s3://BUCKET/PREFIX, "
+                           "file:///DIR or /DIR; default under DIR; S3 credentials from the "
+                           "standard AWS chain)")
+    init.add_argument("--tiles-endpoint", metavar="URL",
+                      help="the S3-compatible server of s3:// tiles (default AWS)")
 
     serve_all = commands.add_parser("serve", help="serve an instance (CA, TSA, logs, OIDC, TUF)")
     serve_all.add_argument("directory", metavar="DIR")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from argparse import Namespace
 
     from sealtrail.server.instance import Instance
+    from sealtrail.server.storage import StorageConfig
 
 #: What the services import and no client command does: installed by ``sealtrail[server]``.
 SERVER_MODULES = ("starlette", "uvicorn")
@@ -43,6 +44,19 @@ def _passphrase_for_init(args: Namespace) -> bytes | None:
     return value.encode()
 
 
+def _storage_for_init(args: Namespace) -> StorageConfig | None:
+    """The ``storage`` section `init` writes, checked as sealtrail.json's is read (a
+    connection string holding a password is refused, exit 2, without showing it)."""
+    if args.database is None:
+        if args.tiles is not None or args.tiles_endpoint is not None:
+            raise usage_error("--tiles and --tiles-endpoint go with --database")
+        return None
+    from sealtrail.server.storage import StorageConfig
+
+    return StorageConfig.from_arguments(args.database, args.tiles or "",
+                                        args.tiles_endpoint or "")
+
+
 def _no_writing_by_others() -> None:
     """Add group and others' write to the umask of this process: what a service command
     creates (instance and log directories, databases, tiles, TUF metadata) is never
@@ -61,7 +75,8 @@ def instance_commands(args: Namespace) -> int:
         instance = Instance.init(args.directory, public_url=args.public_url, host=args.host,
                                  port=args.port, builtin_issuer=args.builtin_issuer,
                                  github_actions=not args.no_github_actions,
-                                 passphrase=_passphrase_for_init(args))
+                                 passphrase=_passphrase_for_init(args),
+                                 storage=_storage_for_init(args))
         config = instance.config()
         print(f"created instance {instance.directory} for {config.public_url}")
         print(f"  client trust config: {instance.path('trust', 'trust_config.json')}")

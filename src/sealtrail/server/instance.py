@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import stat
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from sealtrail._internal.keyfiles import write_atomic, write_exclusive, write_pr
 from sealtrail.errors import ConfigInvalidError, LogStorageError, UsageError
 from sealtrail.models import trust_documents as docs
 from sealtrail.server.log_instance import LogDirectory
+from sealtrail.server.storage import StorageConfig
 
 if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from starlette.applications import Starlette
@@ -69,6 +71,9 @@ class InstanceConfig:
     # "server": bounds on client connections (docs/instance.md "Connection limits"); None
     # when the file has no such object (the defaults apply).
     server_limits: ServerLimits | None = None
+    # "storage": PostgreSQL and a tile location (docs/instance.md "Storage"); None when the
+    # file has no such object (everything under the instance directory).
+    storage: StorageConfig | None = None
 
     @property
     def origin_host(self) -> str:
@@ -100,7 +105,8 @@ class InstanceConfig:
                 "issuers": list(self.issuers), "created": self.created,
                 "encryptedKeys": self.encrypted_keys,
                 "caGenerations": [dict(g) for g in self.generations()],
-                **({"server": self.server_limits.to_json()} if self.server_limits else {})}
+                **({"server": self.server_limits.to_json()} if self.server_limits else {}),
+                **({"storage": self.storage.to_json()} if self.storage else {})}
 
     def generations(self) -> tuple[dict[str, str], ...]:
         return self.ca_generations or ({"dir": "", "start": self.created, "end": ""},)
@@ -142,12 +148,14 @@ class InstanceConfig:
                    encrypted_keys=require_bool(config.get("encryptedKeys", False),
                                                f"{source}: encryptedKeys", E),
                    ca_generations=generations,
-                   server_limits=_server_limits(config, source))
+                   server_limits=_server_limits(config, source),
+                   storage=(StorageConfig.from_json(config["storage"], f"{source}: storage")
+                            if "storage" in config else None))
 
 
 # The fields of sealtrail.json (InstanceConfig.to_json writes all of them).
 _CONFIG_FIELDS = ("publicUrl", "host", "port", "operator", "builtinIssuer", "issuers",
-                  "created", "encryptedKeys", "caGenerations", "server")
+                  "created", "encryptedKeys", "caGenerations", "server", "storage")
 _GENERATION_FIELDS = ("dir", "start", "end")
 
 
@@ -240,7 +248,10 @@ class Instance:
 
     @property
     def logs(self) -> LogDirectory:
-        return LogDirectory(self.path("logs"))
+        """The instance's logs, on the storage sealtrail.json names (embedded until `init`
+        has written the file)."""
+        exists = os.path.exists(self.path(CONFIG_NAME))
+        return LogDirectory(self.path("logs"), storage=self.config().storage if exists else None)
 
     def config(self) -> InstanceConfig:
         try:
@@ -267,8 +278,14 @@ class Instance:
     @classmethod
     def init(cls, directory: str, *, public_url: str | None = None, host: str = "127.0.0.1",
              port: int = 8080, builtin_issuer: bool = False, github_actions: bool = True,
-             passphrase: bytes | None = None, operator: str = "sealtrail") -> "Instance":
-        """Create every key, certificate, log, trust document and the TUF repository."""
+             passphrase: bytes | None = None, operator: str = "sealtrail",
+             storage: StorageConfig | None = None) -> "Instance":
+        """Create every key, certificate, log, trust document and the TUF repository.
+
+        With ``storage`` (PostgreSQL and a tile location, docs/instance.md "Storage") the
+        database is reached and its schemas created first, so a database that cannot be
+        reached (:class:`ServiceUnavailableError` or :class:`LogStorageError`, exit 3) or
+        already holds an instance's data (:class:`UsageError`) leaves nothing behind."""
         from sealtrail.ca.keys import create_ca, create_ct_key, save_ct_key
         from sealtrail.issuer import create_issuer_key, create_token_secret
         from sealtrail.tufrepo import RepoKeys, TrustRepository
@@ -281,12 +298,15 @@ class Instance:
             raise UsageError("the instance needs a fixed port: its URLs go into the trust root",
                              actual=port)
         public_url = (public_url or f"http://{host}:{port}").rstrip("/")
+        if storage is not None:
+            _prepare_storage(storage, instance)
         issuers: list[dict[str, Any]] = []
         if github_actions:
             issuers.append({"url": GITHUB_ACTIONS_ISSUER, "type": "github-workflow"})
         config = InstanceConfig(public_url=public_url, host=host, port=port, operator=operator,
                                 builtin_issuer=builtin_issuer, issuers=tuple(issuers),
-                                created=docs.rfc3339(_utcnow()), encrypted_keys=passphrase is not None)
+                                created=docs.rfc3339(_utcnow()), encrypted_keys=passphrase is not None,
+                                storage=storage)
         # Exact modes whatever the umask (`init` under umask 000 must not make anything others
         # can write): keys/ is the owner's alone, the rest is readable by all.
         _make_dir(instance.directory, 0o755)
@@ -392,9 +412,25 @@ class Instance:
         a trust root published under it would not match the certificates it issues.
         Holding the locks until the end also keeps a server from starting half-way.
         Raises :class:`LogStorageError` (the code `rotate log` gives) when one is held.
+
+        On PostgreSQL there are no such locks: every serving process holds a shared advisory
+        lock (taken by its CA issuance record, sealtrail.ca.record), and this takes it
+        exclusively for the duration instead.
         """
         from sealtrail.log.storage import LogStorage
 
+        configured = self.config().storage
+        if configured is not None:
+            from sealtrail.ca.record import held_exclusively
+
+            with held_exclusively(configured.database) as free:
+                if not free:
+                    raise LogStorageError(
+                        f"cannot {action} of {self.directory} while it is served (a server "
+                        "holds the PostgreSQL serving lock, the instance is in use): stop "
+                        "every `sealtrail serve` first")
+                yield
+            return
         held: list[LogStorage] = []
         try:
             for spec in self.logs.specs():
@@ -490,10 +526,11 @@ class Instance:
                                     on_issue=record.record if record is not None else None)
 
     def issuance_record(self) -> IssuanceRecord:
-        """The CA's record of issued certificates (DIR/ca/issued.sqlite)."""
-        from sealtrail.ca.record import IssuanceRecord
+        """The CA's record of issued certificates (DIR/ca/issued.sqlite, or the PostgreSQL
+        schema ``ca``; the latter holds the serving lock `rotate` checks while open)."""
+        from sealtrail.server.storage import open_issuance_record
 
-        return IssuanceRecord(self.path("ca", "issued.sqlite"))
+        return open_issuance_record(self.config().storage, self.path("ca", "issued.sqlite"))
 
     def token_issuers(self) -> tuple[list[IssuerConfig], Callable[[str], Any],
                                      list[BuiltinIssuer]]:
@@ -614,6 +651,39 @@ def _answer_locally(issuers: list[BuiltinIssuer], fallback: Callable[[str], Any]
         return fallback(url)
 
     return fetch
+
+
+def _prepare_storage(storage: StorageConfig, instance: Instance) -> None:
+    """Reach the database and create the schemas of the CA record and the default logs, before
+    `init` writes a file; refuse a database that holds another instance's data. On failure
+    what this made (tiles under the instance directory) is removed again."""
+    from sealtrail.server.log_instance import DEFAULT_LOG_NAMES
+    from sealtrail.server.storage import open_issuance_record
+
+    logs = LogDirectory(instance.path("logs"), storage=storage)
+    # The outermost directory this call creates: nothing but storage is in it yet.
+    made = next((path for path in (instance.directory, logs.directory)
+                 if not os.path.exists(path)), None)
+    try:
+        record = open_issuance_record(storage, "")
+        try:
+            if record.count():
+                raise UsageError("the database already holds an instance's data (issued "
+                                 "certificates in schema ca): give `init` an empty database")
+        finally:
+            record.close()
+        for name in DEFAULT_LOG_NAMES:
+            opened = logs.log_storage(name)
+            try:
+                if opened.sequencer.sequenced_size() or opened.sequencer.load_state():
+                    raise UsageError(f"the database already holds an instance's data (log "
+                                     f"{name}): give `init` an empty database")
+            finally:
+                opened.close()
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def _make_dir(path: str, mode: int) -> None:

@@ -6,6 +6,9 @@ Layout (created on first use)::
     DIR/keys/<name>.pem      each log's private key (mode 0600; never logged)
     DIR/<name>/              each log's storage (SQLite + tiles, see sealtrail.log.storage)
 
+With a :class:`~sealtrail.server.storage.StorageConfig` (an instance's ``storage`` section)
+each log's sequencer is in PostgreSQL and its tiles where the config says instead.
+
 A Rekor v1 log gets an ECDSA P-256 key (sigstore-go verifies SETs only with ECDSA); a Rekor v2
 log an Ed25519 key (C2SP tlog-tiles witnesses need Ed25519 checkpoints).
 """
@@ -26,10 +29,11 @@ from sealtrail._internal.keyfiles import load_private_key, write_atomic, write_p
 from sealtrail.crypto.keys import PublicKey
 from sealtrail._internal.encoding import (parse_rfc3339, reject_unknown, require_bool,
                                           require_dict, require_json_int, require_str)
-from sealtrail.errors import ConfigInvalidError, InputError, UsageError
+from sealtrail.errors import ConfigInvalidError, InputError, LogStorageError, UsageError
 from sealtrail.log.engine import LogConfig, LogEngine
 from sealtrail.log.storage import LogStorage
 from sealtrail.models.checkpoint import note_key_id
+from sealtrail.server.storage import StorageConfig, open_log_storage
 
 if TYPE_CHECKING:  # imported by open(): the client's `token` and `sign` read an instance
     from sealtrail.server.log_api import LogService  # without the server extra (starlette)
@@ -37,6 +41,8 @@ if TYPE_CHECKING:  # imported by open(): the client's `token` and `sign` read an
 __all__ = ["LogDirectory", "LogSpec"]
 
 CONFIG_NAME = "logs.json"
+# The logs `create` makes: one Rekor v1 and one Rekor v2 log.
+DEFAULT_LOG_NAMES = ("rekor", "log1")
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,14 @@ def _now_rfc3339() -> str:
 class LogDirectory:
     """Opens (creating if needed) the logs of a directory as HTTP-ready services."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, storage: StorageConfig | None = None) -> None:
         self.directory = os.path.abspath(directory)
+        self.storage = storage
+
+    def log_storage(self, name: str) -> LogStorage:
+        """Open the storage of log ``name`` (:func:`~sealtrail.server.storage.open_log_storage`):
+        embedded in DIR/<name>/, or PostgreSQL and the configured tiles."""
+        return open_log_storage(self.storage, name, os.path.join(self.directory, name))
 
     @property
     def config_path(self) -> str:
@@ -141,7 +153,8 @@ class LogDirectory:
             raise ConfigInvalidError(f"{self.config_path} names a log twice", actual=names)
         return specs
 
-    def create(self, origin_host: str, *, v1_name: str = "rekor", v2_name: str = "log1",
+    def create(self, origin_host: str, *, v1_name: str = DEFAULT_LOG_NAMES[0],
+               v2_name: str = DEFAULT_LOG_NAMES[1],
                passphrase: bytes | None = None) -> list[LogSpec]:
         """Create a directory with one Rekor v1 and one Rekor v2 log (fresh keys)."""
         if os.path.exists(self.config_path):
@@ -176,8 +189,21 @@ class LogDirectory:
 
         SPEC: sigstore-wire.md §8: sharding freezes a tree and starts a new one. For Rekor v1
         the log index stays global: the new shard's indexes continue after the frozen one's.
-        Run it while the server is stopped (a running server holds the logs' locks).
+        Run it while the server is stopped (a running server holds the logs' locks; on
+        PostgreSQL, the serving lock of sealtrail.ca.record.held_exclusively).
         """
+        if self.storage is None:
+            return self._rollover(api_version, passphrase)
+        from sealtrail.ca.record import held_exclusively
+
+        with held_exclusively(self.storage.database) as free:
+            if not free:
+                raise LogStorageError(f"cannot roll over a log of {self.directory} while it is "
+                                      "served (PostgreSQL: a server holds the serving lock): "
+                                      "stop `sealtrail serve` first")
+            return self._rollover(api_version, passphrase)
+
+    def _rollover(self, api_version: int, passphrase: bytes | None) -> LogSpec:
         specs = self.specs()
         active = [s for s in specs if s.api_version == api_version and not s.frozen]
         if not active:
@@ -203,7 +229,7 @@ class LogDirectory:
     def _final_size(self, spec: LogSpec, passphrase: bytes | None) -> int:
         private_key = self.private_key(spec.name, passphrase)
         config = LogConfig(origin=spec.origin, key_name=spec.origin_host, private_key=private_key)
-        engine = LogEngine.open(config, LogStorage.embedded(os.path.join(self.directory, spec.name)))
+        engine = LogEngine.open(config, self.log_storage(spec.name))
         try:
             return engine.latest_checkpoint().size
         finally:
@@ -237,8 +263,7 @@ class LogDirectory:
             public = PublicKey.from_key(private_key.public_key())
             config = LogConfig(origin=spec.origin, key_name=spec.origin_host,
                                private_key=private_key, frozen=spec.frozen, **engine_options)
-            storage = LogStorage.embedded(os.path.join(self.directory, spec.name))
-            engine = LogEngine.open(config, storage)
+            engine = LogEngine.open(config, self.log_storage(spec.name))
             engine.start()
             log_id = public.key_id if spec.api_version == 1 else note_key_id(spec.origin_host, public)
             services.append(LogService(name=spec.name, api_version=spec.api_version, engine=engine,

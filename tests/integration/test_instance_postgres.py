@@ -1,0 +1,220 @@
+"""An instance on PostgreSQL and a tile directory or an S3 bucket (issue 16): `sealtrail init
+--database [--tiles ...]` and `sealtrail serve`, against a real PostgreSQL server
+(tests/integration/postgres.py) and SeaweedFS (tests/integration/s3.py).
+
+Each test gets its own database in the one throwaway cluster: the instance's schemas
+(``ca``, ``log_rekor``, ``log_log1``) have fixed names, so instances must not share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.instance_server import BIN, InstanceServer, free_port, run
+from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["postgres_cluster", "s3_credentials", "s3_server"]
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def database(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database: its libpq URL (no password: the cluster trusts loopback)."""
+    name = f"instance_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
+    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def _schemas(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {row[0] for row in conn.execute("SELECT schema_name FROM information_schema.schemata")}
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_init_writes_the_storage_section_and_creates_the_schemas(tmp_path: Path,
+                                                                 database: str) -> None:
+    directory = tmp_path / "instance"
+    run(str(BIN / "sealtrail"), "init", str(directory), "--port", str(free_port()),
+        "--database", database, "--tiles", str(tmp_path / "tiles"))
+    config = json.loads((directory / "sealtrail.json").read_text())
+    assert config["storage"] == {"database": database, "tiles": str(tmp_path / "tiles")}
+    assert {"ca", "log_rekor", "log_log1"} <= _schemas(database)
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT version FROM ca.schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT count(*) FROM ca.issued").fetchone() == (0,)
+    # Nothing embedded was made: no SQLite files under the instance directory.
+    assert not list(directory.rglob("*.sqlite*"))
+
+
+@pytest.mark.parametrize("form", ["url", "query", "keywords"])
+def test_init_refuses_a_password_and_never_shows_it(tmp_path: Path, database: str,
+                                                    form: str) -> None:
+    secret = "pw-Zq81xK"
+    host, _, dbname = database.removeprefix("postgresql://postgres@").partition("/")
+    url = {"url": f"postgresql://postgres:{secret}@{host}/{dbname}",
+           "query": f"{database}?password={secret}",
+           "keywords": f"host=127.0.0.1 dbname={dbname} user=postgres password='{secret}'"}[form]
+    directory = tmp_path / "instance"
+    done = run(str(BIN / "sealtrail"), "init", str(directory), "--port", str(free_port()),
+               "--database", url, check=False)
+    assert done.returncode == 2, done.stderr
+    line = _error_line(done.stderr)
+    assert "CONFIG_INVALID" in line and "password" in line and "PGPASSWORD" in line
+    assert secret not in done.stdout + done.stderr
+    assert not directory.exists()
+
+
+def test_a_password_in_the_file_stops_serve_without_showing_it(tmp_path: Path,
+                                                               database: str) -> None:
+    directory = tmp_path / "instance"
+    run(str(BIN / "sealtrail"), "init", str(directory), "--port", str(free_port()),
+        "--database", database)
+    config_path = directory / "sealtrail.json"
+    config = json.loads(config_path.read_text())
+    config["storage"]["database"] = database + "?password=pw-Zq81xK"
+    config_path.write_text(json.dumps(config))
+    done = run(str(BIN / "sealtrail"), "serve", str(directory), check=False)
+    assert done.returncode == 2
+    assert "storage.database must not hold a password" in _error_line(done.stderr)
+    assert "pw-Zq81xK" not in done.stderr
+
+
+def test_init_with_an_unreachable_database_writes_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "instance"
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=5"
+    done = run(str(BIN / "sealtrail"), "init", str(directory), "--port", str(free_port()),
+               "--database", unreachable, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "SERVICE_UNAVAILABLE" in _error_line(done.stderr)
+    assert not directory.exists()
+
+
+def test_init_refuses_a_database_that_holds_an_instance(tmp_path: Path, database: str) -> None:
+    first = InstanceServer(tmp_path / "first")
+    first.init("--database", database)
+    first.start()
+    try:  # serving saves each log's first checkpoint: the database is no longer empty
+        assert httpx.get(first.url + "/healthz", timeout=30).status_code == 200
+    finally:
+        first.stop()
+    done = run(str(BIN / "sealtrail"), "init", str(tmp_path / "second"), "--port",
+               str(free_port()), "--database", database, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "already holds an instance" in _error_line(done.stderr)
+    assert not (tmp_path / "second").exists()
+
+
+def test_flags_of_tiles_need_a_database(tmp_path: Path) -> None:
+    done = run(str(BIN / "sealtrail"), "init", str(tmp_path / "instance"), "--tiles",
+               str(tmp_path / "tiles"), check=False)
+    assert done.returncode == 2 and "--database" in _error_line(done.stderr)
+    assert not (tmp_path / "instance").exists()
+
+
+def _sign_and_verify(instance: InstanceServer, tmp_path: Path, version: str) -> tuple[Path, str]:
+    artifact = tmp_path / f"release-v{version}.tar.gz"
+    artifact.write_bytes(f"a release for Rekor v{version}\n".encode())
+    identity = f"dev{version}@example.com"
+    run(str(BIN / "sealtrail"), "sign", str(artifact), "--instance-dir", str(instance.directory),
+        "--rekor-version", version, "--identity-token", instance.token(identity))
+    done = run(str(BIN / "sealtrail"), "verify", str(artifact), "--trusted-root",
+               str(instance.trusted_root), "--certificate-identity", identity,
+               "--certificate-oidc-issuer", instance.issuer)
+    assert identity in done.stdout
+    return artifact, identity
+
+
+def test_serve_signs_verifies_and_searches_on_postgres(tmp_path: Path, database: str) -> None:
+    tiles = tmp_path / "tiles"
+    instance = InstanceServer(tmp_path / "instance")
+    instance.init("--database", database, "--tiles", f"file://{tiles}")
+    instance.start()
+    try:
+        signed = [_sign_and_verify(instance, tmp_path, version) for version in ("1", "2")]
+        # Search finds each entry, by digest and by identity, in the log it went to.
+        digest_v1 = hashlib.sha256(signed[0][0].read_bytes()).hexdigest()
+        found_v1 = httpx.post(instance.url + "/api/v1/index/retrieve",
+                              json={"hash": f"sha256:{digest_v1}"}, timeout=30).json()
+        assert len(found_v1) == 1
+        assert len(httpx.post(instance.url + "/api/v1/index/retrieve",
+                              json={"email": signed[0][1]}, timeout=30).json()) == 1
+        digest_v2 = hashlib.sha256(signed[1][0].read_bytes()).hexdigest()
+        found_v2 = httpx.get(instance.url + "/logs/log1/api/v2/log/search",
+                             params={"sha256": digest_v2}, timeout=30).json()
+        assert len(found_v2["logIndexes"]) == 1
+        # While served, rotation is refused: the server holds the PostgreSQL serving lock.
+        config_before = (instance.directory / "sealtrail.json").read_text()
+        for argv in (("ca",), ("log", "--api", "2")):
+            done = run(str(BIN / "sealtrail"), "rotate", argv[0], str(instance.directory),
+                       *argv[1:], check=False)
+            assert done.returncode == 3, done.stderr
+            assert "while it is served" in _error_line(done.stderr)
+        assert (instance.directory / "sealtrail.json").read_text() == config_before
+    finally:
+        instance.stop()
+    # The state is in PostgreSQL, the tiles in the configured directory, one per log.
+    with psycopg.connect(database) as conn:
+        subjects = {row[0] for row in conn.execute("SELECT subject FROM ca.issued")}
+        assert subjects == {"dev1@example.com", "dev2@example.com"}
+        assert conn.execute("SELECT count(*) FROM log_rekor.entries").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM log_log1.entries").fetchone() == (1,)
+    assert (tiles / "log1" / "checkpoint").is_file() and (tiles / "rekor" / "checkpoint").is_file()
+    assert not list(instance.directory.rglob("*.sqlite*"))
+    assert not (instance.directory / "logs" / "log1" / "tiles").exists()
+    # Stopped, the rotation goes through, and the new shard is a new schema.
+    done = run(str(BIN / "sealtrail"), "rotate", "log", str(instance.directory), "--api", "2")
+    assert "published trust root" in done.stdout
+    assert "log_log2" in _schemas(database)
+
+
+def test_serve_keeps_tiles_in_an_s3_bucket(tmp_path: Path, database: str,
+                                           s3_credentials: SeaweedS3) -> None:
+    # The credentials reach `serve` through the standard AWS variables only (the fixture
+    # sets them in this process's environment, which the servers inherit).
+    bucket = "sealtrail-instance-" + secrets.token_hex(4)
+    s3_credentials.create_bucket(bucket)
+    instance = InstanceServer(tmp_path / "instance")
+    instance.init("--database", database, "--tiles", f"s3://{bucket}/prod",
+                  "--tiles-endpoint", s3_credentials.endpoint_url)
+    config = json.loads((instance.directory / "sealtrail.json").read_text())
+    assert config["storage"] == {"database": database, "tiles": f"s3://{bucket}/prod",
+                                 "tilesEndpoint": s3_credentials.endpoint_url}
+    assert s3_credentials.secret_key not in json.dumps(config)
+    instance.start()
+    try:
+        artifact, _ = _sign_and_verify(instance, tmp_path, "2")
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        found = httpx.get(instance.url + "/logs/log1/api/v2/log/search",
+                          params={"sha256": digest}, timeout=30).json()
+        assert len(found["logIndexes"]) == 1
+        # Tiles are read back through the instance from the bucket.
+        assert httpx.get(instance.url + "/logs/log1/checkpoint", timeout=30).status_code == 200
+    finally:
+        instance.stop()
+    listed = s3_credentials.client().list_objects_v2(Bucket=bucket, Prefix="prod/")
+    keys = {item["Key"] for item in listed.get("Contents", [])}
+    assert {"prod/log1/checkpoint", "prod/rekor/checkpoint", "prod/log1/tile/0/000.p/1"} <= keys
+    assert not (instance.directory / "logs" / "log1" / "tiles").exists()
