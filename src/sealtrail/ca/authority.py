@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealtrail._internal.clock import utcnow
 from sealtrail._internal.encoding import b64decode, require_dict
-from sealtrail.ca.ctlog import SCT_LIST_OID, CTLog, sct_list
+from sealtrail.ca.ctlog import SCT_LIST_OID, CTLog, precert_tbs, sct_list
 from sealtrail.ca.identities import (
     IDENTITY_TYPES,
     OTHERNAME_OID,
@@ -128,7 +128,10 @@ class CertificateAuthority:
     """Issues Fulcio-profile leaf certificates with an embedded SCT.
 
     ``intermediate_key`` signs leaves; ``chain`` is ``(intermediate, root)`` (or more
-    intermediates, nearest first); ``ct_log`` signs the SCTs; ``clock()`` returns an aware
+    intermediates, nearest first); ``ct_log`` signs the SCTs and, when it keeps a log
+    (:attr:`CTLog.keeps_log`), has every precertificate durably logged first (issuance
+    then fails with :class:`~sealtrail.errors.ServiceUnavailableError` if the log cannot
+    take it, and no certificate is made); ``clock()`` returns an aware
     datetime. ``on_issue(leaf, principal)``, if given, is called after each issuance (to
     record it). Raises :class:`ConfigInvalidError` if the key does not match the chain.
     """
@@ -160,7 +163,8 @@ class CertificateAuthority:
         # (The intermediate key's public half, which is chain[0]'s, as checked above.)
         self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
             intermediate_key.public_key())
-        # The precertificate is signed only to obtain its TBS bytes, which depend on the
+        # Without a kept CT log (tests, dry runs) the precertificate is never published:
+        # it is signed only to obtain its TBS bytes, which depend on the
         # signature *algorithm* (ecdsa-with-SHA384) but not on the key: a P-256 key signs
         # several times faster than P-384. The final certificate is signed with the real key,
         # and issue() checks that its TBS minus the SCT list is exactly what the log signed.
@@ -301,16 +305,29 @@ class CertificateAuthority:
         serial = x509.random_serial_number()
         extensions = self._extensions(public_key, principal)
         issuer = self.chain[0].subject
+        timestamp_ms = int((now - datetime(1970, 1, 1, tzinfo=timezone.utc))
+                           / timedelta(milliseconds=1))
         try:
             # SPEC: sigstore-wire.md §1 "Embedded SCT", §2: the log signs the TBS of the
             # certificate without the SCT list (= the precertificate's TBS without poison);
             # the final certificate re-signs the same TBS with the SCT list appended last.
-            precert = self._builder(public_key, issuer, serial, not_before, not_after,
-                                    extensions).sign(precert_signer, self._hash)
-            signed_tbs = precert.tbs_certificate_bytes
-            timestamp_ms = int((now - datetime(1970, 1, 1, tzinfo=timezone.utc))
-                               / timedelta(milliseconds=1))
-            sct = ct_log.sign_precert(signed_tbs, issuer_spki, timestamp_ms)
+            if ct_log.keeps_log:
+                # SPEC: RFC 6962 §3.1: the logged precertificate carries the critical poison
+                # extension and is signed by the issuing CA itself, so that a monitor can
+                # check it against the issuer the log serves (static-ct-api issuer/).
+                precert = self._builder(public_key, issuer, serial, not_before, not_after,
+                                        [*extensions, (x509.PrecertPoison(), True)]
+                                        ).sign(signer, self._hash)
+                precert_der = precert.public_bytes(serialization.Encoding.DER)
+                signed_tbs = precert_tbs(precert_der)
+                # Returns only once the entry is durably sequenced (ServiceUnavailableError
+                # otherwise: then no certificate is made).
+                sct = ct_log.log_precert(signed_tbs, precert_der, self.chain, timestamp_ms)
+            else:
+                precert = self._builder(public_key, issuer, serial, not_before, not_after,
+                                        extensions).sign(precert_signer, self._hash)
+                signed_tbs = precert.tbs_certificate_bytes
+                sct = ct_log.sign_precert(signed_tbs, issuer_spki, timestamp_ms)
             sct_extension = x509.UnrecognizedExtension(
                 x509.ObjectIdentifier(SCT_LIST_OID), core.OctetString(sct_list([sct])).dump())
             leaf = self._builder(public_key, issuer, serial, not_before, not_after,

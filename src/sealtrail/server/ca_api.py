@@ -6,10 +6,13 @@ Routes (docs/instance.md "URLs"):
   (sigstore-python, sigstore-go); the key from a CSR or a ``publicKeyRequest``. The answer
   is the embedded-SCT chain ``[leaf, intermediate, root]`` as PEM.
 - ``GET /api/v2/trustBundle``, ``GET /api/v2/configuration``.
-- ``POST /ct/v1/add-pre-chain``: RFC 6962 §4.1 for precertificates rooted in the CA.
+- ``POST /ct/v1/add-pre-chain`` (and ``/ct/ct/v1/add-pre-chain``, under the CT log's URL):
+  RFC 6962 §4.1 for precertificates issued by the CA; logged in the CT log before the SCT.
 
 Token problems are 401 (``TokenInvalidError``), request problems 400
-(``CertificateRequestInvalidError``), both as the JSON errors of :mod:`sealtrail.server._http`.
+(``CertificateRequestInvalidError``), a CT log that cannot sequence 503
+(``ServiceUnavailableError``: no certificate, no SCT), all as the JSON errors of
+:mod:`sealtrail.server._http`.
 Token checks and issuance run in a worker thread: the JWKS fetch blocks and signing is CPU.
 
 SPEC: sigstore-wire.md §1 (Fulcio), §2 (CT).
@@ -17,6 +20,7 @@ SPEC: sigstore-wire.md §1 (Fulcio), §2 (CT).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -141,8 +145,11 @@ def build_ca_routes(authority: CertificateAuthority, token_verifier: TokenVerifi
         now = authority.clock().astimezone(timezone.utc)
         timestamp_ms = int((now - datetime(1970, 1, 1, tzinfo=timezone.utc))
                            / timedelta(milliseconds=1))
-        response = await run_in_threadpool(authority.ct_log.add_pre_chain, body.get("chain"),
-                                           [authority.chain[-1]], timestamp_ms)
+        # Logged like the CA's own precertificates (an SCT is a promise of inclusion): the
+        # chain may hold only the CA's certificates, which the CT log serves as issuers.
+        response = await run_in_threadpool(
+            functools.partial(authority.ct_log.add_pre_chain, body.get("chain"),
+                              [authority.chain[-1]], timestamp_ms, issuers=authority.chain))
         return JSONResponse(response)
 
     return [
@@ -150,4 +157,6 @@ def build_ca_routes(authority: CertificateAuthority, token_verifier: TokenVerifi
         Route("/api/v2/trustBundle", get_trust_bundle, methods=["GET"]),
         Route("/api/v2/configuration", get_configuration, methods=["GET"]),
         Route("/ct/v1/add-pre-chain", add_pre_chain, methods=["POST"]),
+        # SPEC: RFC 6962 §4: <log URL>/ct/v1/...; the trusted root's CT log URL is <base>/ct.
+        Route("/ct/ct/v1/add-pre-chain", add_pre_chain, methods=["POST"]),
     ]

@@ -1,0 +1,293 @@
+"""The instance's CT log is a real static-ct-api log: a monitor finds every certificate issued.
+
+A fresh `sealtrail serve` issues certificates to `sealtrail sign` and to sigstore-python
+(whose verification accepts the SCT with its leaf_index extension); then this test plays a
+monitor, from the trusted root alone: it fetches /ct/checkpoint and checks its
+RFC6962NoteSignature with the CT log key, reads every data tile, finds the precertificate of
+each issued certificate, recomputes its leaf hash, proves its inclusion from the hash tiles,
+and checks that the SCT's leaf_index names that leaf. The precertificates verify against the
+issuers the log serves.
+
+A second instance, served in this process with a CT log storage whose sequencing fails on
+demand: issuance answers 503, `sealtrail sign` gets no certificate and writes nothing, and
+once the storage works again so does issuance (the log resumes at the right index).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sealtrail.ca.ctlog import POISON_OID, TileLeaf, parse_leaf_index, read_tile_leaf
+from sealtrail.errors import LogStorageError
+from sealtrail.log.storage import Assignment, LogStorage, NewEntry
+from sealtrail.merkle import verify_inclusion
+from sealtrail.merkle.tile_proofs import inclusion_proof_from_tiles
+from sealtrail.merkle.tiles import TILE_WIDTH, encode_index
+from sealtrail.models.checkpoint import Checkpoint, SignedNote
+from sealtrail.server.instance import Instance
+from tests.integration.instance_server import BIN, InstanceServer, run
+
+pytestmark = pytest.mark.integration
+
+SEALTRAIL = str(BIN / "sealtrail")
+PATIENCE = 60.0
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstanceServer]:
+    server = InstanceServer(tmp_path_factory.mktemp("ct") / "sealtrail")
+    server.init()
+    server.start()
+    yield server
+    server.stop()
+
+
+def certificate_of(bundle: Path) -> x509.Certificate:
+    material = json.loads(bundle.read_text())["verificationMaterial"]
+    raw = (material.get("certificate") or material["x509CertificateChain"]["certificates"][0])
+    return x509.load_der_x509_certificate(base64.b64decode(raw["rawBytes"]))
+
+
+def sct_of(cert: x509.Certificate) -> Any:
+    (sct,) = list(cert.extensions.get_extension_for_class(
+        x509.PrecertificateSignedCertificateTimestamps).value)
+    return sct
+
+
+class Monitor:
+    """What a CT monitor knows: the trusted root's CT log entry, and HTTP."""
+
+    def __init__(self, trusted_root: Path) -> None:
+        (ctlog,) = json.loads(trusted_root.read_text())["ctlogs"]
+        self.url = ctlog["baseUrl"]
+        self.log_id = base64.b64decode(ctlog["logId"]["keyId"])
+        key = serialization.load_der_public_key(base64.b64decode(ctlog["publicKey"]["rawBytes"]))
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        self.key = key
+        # SPEC: static-ct-api: the checkpoint origin is the prefix without its scheme.
+        self.origin = self.url.split("://", 1)[1]
+
+    def get(self, path: str) -> bytes:
+        response = httpx.get(f"{self.url}/{path}", timeout=30)
+        assert response.status_code == 200, (path, response.text)
+        return response.content
+
+    def checkpoint(self) -> Checkpoint:
+        """The latest checkpoint, its RFC6962NoteSignature verified with the log key."""
+        note = SignedNote.from_text(self.get("checkpoint").decode())
+        checkpoint = Checkpoint.from_body(note.body)
+        assert checkpoint.origin == self.origin
+        # SPEC: static-ct-api: key id = SHA-256(origin || 0x0A || 0x05 || LogID)[:4].
+        hint = hashlib.sha256(self.origin.encode() + b"\n\x05" + self.log_id).digest()[:4]
+        (signature,) = [s for s in note.signatures if s.name == self.origin]
+        assert signature.key_hint == hint
+        blob = signature.signature
+        # RFC6962NoteSignature: u64 timestamp || DigitallySigned(sha256, ecdsa, u16 sig).
+        (timestamp,) = struct.unpack(">Q", blob[:8])
+        (length,) = struct.unpack(">H", blob[10:12])
+        assert blob[8:10] == b"\x04\x03" and len(blob) == 12 + length
+        # SPEC: RFC 6962 §3.5 TreeHeadSignature.
+        signed = struct.pack(">BBQQ", 0, 1, timestamp, checkpoint.size) + checkpoint.root_hash
+        self.key.verify(blob[12:], signed, ec.ECDSA(hashes.SHA256()))
+        return checkpoint
+
+    def leaves(self, size: int) -> list[TileLeaf]:
+        """Every entry of the tree of ``size``, from the data tiles."""
+        out: list[TileLeaf] = []
+        for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+            path = f"tile/data/{encode_index(n)}" + ("" if width == TILE_WIDTH else f".p/{width}")
+            data, offset, count = self.get(path), 0, 0
+            while offset < len(data):
+                leaf, offset = read_tile_leaf(data, offset)
+                out.append(leaf)
+                count += 1
+            assert count == width
+        return out
+
+    def check_issued(self, certificates: Sequence[x509.Certificate]) -> None:
+        """Each certificate's precertificate is in the log where its SCT says, proven."""
+        # The SCT is a promise of inclusion: wait (bounded) for a checkpoint that keeps it.
+        needed = max(parse_leaf_index(sct_of(c).extension_bytes) for c in certificates) + 1
+        deadline = time.monotonic() + PATIENCE
+        while (checkpoint := self.checkpoint()).size < needed:
+            assert time.monotonic() < deadline, f"no checkpoint covers {needed} entries"
+            time.sleep(0.05)
+        leaves = self.leaves(checkpoint.size)
+        for index, leaf in enumerate(leaves):
+            assert leaf.leaf_index == index  # every stored entry names its own place
+        by_tbs = {leaf.tbs: (index, leaf) for index, leaf in enumerate(leaves)}
+        for cert in certificates:
+            index, leaf = by_tbs[cert.tbs_precertificate_bytes]
+            sct = sct_of(cert)
+            assert parse_leaf_index(sct.extension_bytes) == index
+            assert sct.extension_bytes == leaf.extensions
+            assert int(sct.timestamp.timestamp() * 1000) == leaf.timestamp
+            # The leaf hash, recomputed: SHA-256(0x00 || v1 || timestamped_entry || entry).
+            leaf_hash = hashlib.sha256(b"\x00\x00\x00" + leaf.timestamped_entry).digest()
+            proof = inclusion_proof_from_tiles(self.get, index, checkpoint.size)
+            verify_inclusion(leaf_hash, index, checkpoint.size, proof, checkpoint.root_hash)
+            # The precertificate, poisoned, signed by the issuer the log serves.
+            issuers = [x509.load_der_x509_certificate(self.get(f"issuer/{fp.hex()}"))
+                       for fp in leaf.chain_fingerprints]
+            assert [i.fingerprint(hashes.SHA256()) for i in issuers] == list(
+                leaf.chain_fingerprints)
+            precert = x509.load_der_x509_certificate(leaf.precertificate)
+            assert precert.extensions.get_extension_for_oid(
+                x509.ObjectIdentifier(POISON_OID)).critical
+            precert.verify_directly_issued_by(issuers[0])
+            assert issuers[0].subject == cert.issuer
+            assert leaf.issuer_key_hash == hashlib.sha256(issuers[0].public_key().public_bytes(
+                serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo)).digest()
+
+
+def test_a_monitor_finds_every_certificate_issued(instance: InstanceServer,
+                                                  tmp_path: Path) -> None:
+    artifacts = []
+    for name in ("a.tar.gz", "b.whl"):
+        path = tmp_path / name
+        path.write_bytes(f"contents of {name}".encode())
+        artifacts.append(path)
+    # sealtrail sign (one certificate for both files), then sigstore-python.
+    env = {"SIGSTORE_ID_TOKEN": "", "ACTIONS_ID_TOKEN_REQUEST_URL": "", "GITLAB_CI": ""}
+    run(SEALTRAIL, "sign", *map(str, artifacts), "--instance-dir", str(instance.directory),
+        "--builtin-email", "ct@example.com", env=env)
+    python_artifact = tmp_path / "c.txt"
+    python_artifact.write_bytes(b"signed by sigstore-python")
+    python_bundle = tmp_path / "c.txt.sigstore.json"
+    identity = "python-ct@example.com"
+    run(str(BIN / "sigstore"), "--trust-config", str(instance.trust_config), "sign",
+        "--identity-token", instance.token(identity), "--bundle", str(python_bundle),
+        str(python_artifact))
+    # sigstore-python's verification checks the SCT (with its leaf_index extension).
+    run(str(BIN / "sigstore"), "--trust-config", str(instance.trust_config), "verify",
+        "identity", "--bundle", str(python_bundle), "--cert-identity", identity,
+        "--cert-oidc-issuer", instance.issuer, str(python_artifact))
+    certificates = [certificate_of(Path(f"{p}.sigstore.json")) for p in artifacts]
+    certificates.append(certificate_of(python_bundle))
+    assert len({c.serial_number for c in certificates}) >= 2
+    Monitor(instance.trusted_root).check_issued(certificates)
+
+
+def test_read_api_refuses_bad_paths_with_json(instance: InstanceServer) -> None:
+    base = instance.url + "/ct"
+    for path in ("tile/data/abc", "tile/entries/000", "tile/data/000.p/0", "tile/0/x001",
+                 "tile/64/000", "tile/0/999", "tile/data/999", "issuer/zz",
+                 "issuer/" + "0" * 64, "tile/", "nothing"):
+        response = httpx.get(f"{base}/{path}", timeout=30)
+        assert response.status_code in (400, 404), (path, response.status_code)
+        assert response.json()["message"], path
+    assert httpx.get(f"{base}/checkpoint", timeout=30).headers["cache-control"] == "no-cache"
+
+
+# -- a CT log that cannot sequence ------------------------------------------------------------
+
+
+class SwitchableSequencer:
+    """The real SQLite sequencer, whose assign() fails while ``failing`` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.failing = threading.Event()
+
+    def assign(self, entries: Sequence[NewEntry], integrated_time: int) -> list[Assignment]:
+        if self.failing.is_set():
+            raise LogStorageError("simulated CT log storage failure")
+        result: list[Assignment] = self._inner.assign(entries, integrated_time)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class FailingCTInstance(Instance):
+    def __init__(self, directory: str) -> None:
+        super().__init__(directory)
+        self.sequencer: SwitchableSequencer | None = None
+
+    def ct_log_storage(self) -> LogStorage:
+        storage = super().ct_log_storage()
+        self.sequencer = SwitchableSequencer(storage.sequencer)
+        return LogStorage(self.sequencer, storage.tiles)
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Iterator[tuple[InstanceServer, FailingCTInstance]]:
+    server = InstanceServer(tmp_path / "sealtrail")
+    server.init()
+    served = FailingCTInstance(str(server.directory))
+    config = uvicorn.Config(served.build_app(), host="127.0.0.1", port=server.port,
+                            log_level="warning", access_log=False, lifespan="on")
+    uv = uvicorn.Server(config)
+    started = threading.Event()
+    original_startup = uv.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original_startup(sockets)
+        started.set()
+
+    uv.startup = startup  # type: ignore[method-assign]
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(PATIENCE) and uv.started, "the instance did not start"
+        yield server, served
+    finally:
+        uv.should_exit = True
+        thread.join(PATIENCE)
+
+
+def request_certificate(server: InstanceServer, email: str) -> httpx.Response:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, hashes.SHA256())
+    body = {"certificateSigningRequest": base64.b64encode(
+        csr.public_bytes(serialization.Encoding.PEM)).decode()}
+    return httpx.post(f"{server.url}/api/v2/signingCert", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {server.token(email)}"})
+
+
+def test_no_certificate_while_the_ct_log_cannot_sequence(
+        failing: tuple[InstanceServer, FailingCTInstance], tmp_path: Path) -> None:
+    server, served = failing
+    assert served.sequencer is not None
+    first = request_certificate(server, "before@example.com")
+    assert first.status_code == 200, first.text
+    served.sequencer.failing.set()
+    refused = request_certificate(server, "during@example.com")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["reason"] == "SERVICE_UNAVAILABLE" and "CT log" in \
+        refused.json()["message"]
+    assert "BEGIN CERTIFICATE" not in refused.text
+    # The client: sealtrail sign fails and writes no bundle.
+    artifact = tmp_path / "x.bin"
+    artifact.write_bytes(b"never signed")
+    done = run(SEALTRAIL, "sign", str(artifact), "--trust-config", str(server.trust_config),
+               "--identity-token", server.token("cli@example.com"), check=False)
+    assert done.returncode != 0 and "503" in done.stderr + done.stdout
+    assert not Path(f"{artifact}.sigstore.json").exists()
+    # Storage back: issuance works again, and the log is whole (the monitor's checks).
+    served.sequencer.failing.clear()
+    after = request_certificate(server, "after@example.com")
+    assert after.status_code == 200, after.text
+    issued = [x509.load_pem_x509_certificate(r.json()["signedCertificateEmbeddedSct"]["chain"]
+                                             ["certificates"][0].encode())
+              for r in (first, after)]
+    Monitor(server.trusted_root).check_issued(issued)
+    assert [parse_leaf_index(sct_of(c).extension_bytes) for c in issued] == [0, 1]
