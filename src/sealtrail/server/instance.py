@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from sealtrail.ca.record import IssuanceRecord
     from sealtrail.ca.token_verifier import IssuerConfig
     from sealtrail.issuer import BuiltinIssuer
+    from sealtrail.log.storage import LogStorage
     from sealtrail.server.run import ServerLimits
 
 __all__ = ["Instance", "InstanceConfig"]
@@ -508,12 +509,16 @@ class Instance:
                 return
 
     # -- the CA and its token verifier ---------------------------------------------------------
-    def certificate_authority(self, *, record: IssuanceRecord | None = None
+    def certificate_authority(self, *, record: IssuanceRecord | None = None,
+                              ct_append: Callable[[Callable[[int], bytes]], int] | None = None
                               ) -> CertificateAuthority:
         """The CA of the active key generation, with the instance's CT log.
 
         ``record`` (an :class:`sealtrail.ca.record.IssuanceRecord`) receives every certificate
         before it is returned; `serve` passes the instance's, `ca dry-run` none.
+        ``ct_append`` (:meth:`sealtrail.server.ct_log.CTLogService.append`) has every
+        precertificate logged before its SCT is signed; `serve` passes it, `ca dry-run`
+        (which logs nothing) none.
         """
         from sealtrail.ca.authority import CertificateAuthority
         from sealtrail.ca.ctlog import CTLog
@@ -521,9 +526,16 @@ class Instance:
 
         passphrase = self.passphrase()
         material = load_ca(*self.active_ca_dirs(), passphrase=passphrase)
-        return CertificateAuthority(material.intermediate_key, material.chain,
-                                    CTLog(load_ct_key(self.keys_dir, passphrase=passphrase)),
+        ct_log = CTLog(load_ct_key(self.keys_dir, passphrase=passphrase), append=ct_append)
+        return CertificateAuthority(material.intermediate_key, material.chain, ct_log,
                                     on_issue=record.record if record is not None else None)
+
+    def ct_log_storage(self) -> LogStorage:
+        """Where the CT log keeps its entries and tiles: DIR/ct/log, or the PostgreSQL schema
+        ``ct_log`` and the configured tiles (docs/instance.md "Storage")."""
+        from sealtrail.server.storage import open_ct_log_storage
+
+        return open_ct_log_storage(self.config().storage, self.path("ct", "log"))
 
     def issuance_record(self) -> IssuanceRecord:
         """The CA's record of issued certificates (DIR/ca/issued.sqlite, or the PostgreSQL
@@ -564,7 +576,9 @@ class Instance:
 
         from sealtrail.ca.token_verifier import TokenVerifier
         from sealtrail.server._http import EXCEPTION_HANDLERS, ApiError
+        from sealtrail.ca.keys import load_ca, load_ct_key
         from sealtrail.server.ca_api import build_ca_routes
+        from sealtrail.server.ct_log import CTLogService, ct_log_origin
         from sealtrail.server.log_api import log_routes
         from sealtrail.server.issuer_api import build_oidc_routes
         from sealtrail.server.tsa_api import build_tsa_routes
@@ -581,8 +595,18 @@ class Instance:
             routes += build_oidc_routes(issuer, self.token_secret(), prefix=prefix,
                                         browser_login=prefix == "/oidc")
         record = self.issuance_record()
-        authority = self.certificate_authority(record=record)
+        # The CT log serves every CA generation's certificates as issuers (entries made
+        # before a rotation name the older ones).
+        ct_issuers = [cert for generation in self.config().generations()
+                      for cert in load_ca(self.path("keys", generation["dir"]),
+                                          self.path("certs", generation["dir"]),
+                                          passphrase=passphrase).chain]
+        ct_log = CTLogService.open(self.ct_log_storage(),
+                                   load_ct_key(self.keys_dir, passphrase=passphrase),
+                                   ct_log_origin(self.config().public_url), ct_issuers)
+        authority = self.certificate_authority(record=record, ct_append=ct_log.append)
         routes += build_ca_routes(authority, TokenVerifier(issuers, fetch_json), issuers)
+        routes += ct_log.routes()
         tsa = load_tsa(self.keys_dir, self.certs_dir, passphrase=passphrase)
         routes += build_tsa_routes(TimestampAuthority(tsa.leaf_key, tsa.chain))
         services = self.logs.open(passphrase=passphrase)
@@ -627,6 +651,7 @@ class Instance:
                 stop_refresh.set()
                 for service in services:
                     service.engine.close()
+                ct_log.close()
                 record.close()
 
         app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
