@@ -61,7 +61,7 @@ def test_init_writes_the_storage_section_and_creates_the_schemas(tmp_path: Path,
         "--database", database, "--tiles", str(tmp_path / "tiles"))
     config = json.loads((directory / "sealtrail.json").read_text())
     assert config["storage"] == {"database": database, "tiles": str(tmp_path / "tiles")}
-    assert {"ca", "log_rekor", "log_log1"} <= _schemas(database)
+    assert {"ca", "log_rekor", "log_log1", "ct_log"} <= _schemas(database)
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT version FROM ca.schema_version").fetchall() == [(1,)]
         assert conn.execute("SELECT count(*) FROM ca.issued").fetchone() == (0,)
@@ -184,9 +184,12 @@ def test_serve_signs_verifies_and_searches_on_postgres(tmp_path: Path, database:
     assert (tiles / "log1" / "checkpoint").is_file() and (tiles / "rekor" / "checkpoint").is_file()
     assert not list(instance.directory.rglob("*.sqlite*"))
     assert not (instance.directory / "logs" / "log1" / "tiles").exists()
-    # Stopped, the rotation goes through, and the new shard is a new schema.
+    # Stopped, the rotation goes through; served again, the new shard is a new schema.
     done = run(str(BIN / "sealtrail"), "rotate", "log", str(instance.directory), "--api", "2")
     assert "published trust root" in done.stdout
+    assert "log_log2" not in _schemas(database)
+    instance.start()
+    instance.stop()
     assert "log_log2" in _schemas(database)
 
 

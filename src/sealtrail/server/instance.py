@@ -679,16 +679,17 @@ def _answer_locally(issuers: list[BuiltinIssuer], fallback: Callable[[str], Any]
 
 
 def _prepare_storage(storage: StorageConfig, instance: Instance) -> None:
-    """Reach the database and create the schemas of the CA record and the default logs, before
-    `init` writes a file; refuse a database that holds another instance's data. On failure
-    what this made (tiles under the instance directory) is removed again."""
+    """Reach the database and create the schemas of the CA record, the default logs and the
+    CT log before `init` writes a file; refuse a database that holds another instance's data.
+    On failure what this made (tiles under the instance directory) is removed again."""
     from sealtrail.server.log_instance import DEFAULT_LOG_NAMES
-    from sealtrail.server.storage import open_issuance_record
+    from sealtrail.server.storage import open_ct_log_storage, open_issuance_record
 
     logs = LogDirectory(instance.path("logs"), storage=storage)
-    # The outermost directory this call creates: nothing but storage is in it yet.
-    made = next((path for path in (instance.directory, logs.directory)
-                 if not os.path.exists(path)), None)
+    # What this call creates (nothing but storage is in it yet): the instance directory, or
+    # the sub-directories the logs' and the CT log's tiles go to under an existing one.
+    made = [instance.directory] if not os.path.exists(instance.directory) else [
+        path for path in (logs.directory, instance.path("ct")) if not os.path.exists(path)]
     try:
         record = open_issuance_record(storage, "")
         try:
@@ -698,17 +699,22 @@ def _prepare_storage(storage: StorageConfig, instance: Instance) -> None:
         finally:
             record.close()
         for name in DEFAULT_LOG_NAMES:
-            opened = logs.log_storage(name)
-            try:
-                if opened.sequencer.sequenced_size() or opened.sequencer.load_state():
-                    raise UsageError(f"the database already holds an instance's data (log "
-                                     f"{name}): give `init` an empty database")
-            finally:
-                opened.close()
+            _require_empty(logs.log_storage(name), f"log {name}")
+        _require_empty(open_ct_log_storage(storage, instance.path("ct", "log")), "the CT log")
     except BaseException:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def _require_empty(opened: LogStorage, what: str) -> None:
+    """Close ``opened``, refusing it (UsageError) when it holds entries or a tree state."""
+    try:
+        if opened.sequencer.sequenced_size() or opened.sequencer.load_state():
+            raise UsageError(f"the database already holds an instance's data ({what}): give "
+                             "`init` an empty database")
+    finally:
+        opened.close()
 
 
 def _make_dir(path: str, mode: int) -> None:

@@ -31,11 +31,13 @@ if TYPE_CHECKING:
     from sealtrail.ca.record import IssuanceRecord
     from sealtrail.log.storage import LogStorage
 
-__all__ = ["CA_SCHEMA", "CT_LOG_SCHEMA", "StorageConfig", "log_schema", "open_issuance_record",
-           "open_log_storage"]
+__all__ = ["CA_SCHEMA", "CT_LOG_SCHEMA", "StorageConfig", "log_schema", "open_ct_log_storage",
+           "open_issuance_record", "open_log_storage"]
 
 CA_SCHEMA = "ca"
 CT_LOG_SCHEMA = "ct_log"
+# The CT log's tiles go to <tiles>/ct (Rekor logs are named rekor<n> and log<n>).
+CT_LOG_NAME = "ct"
 _FIELDS = ("database", "tiles", "tilesEndpoint")
 
 
@@ -177,6 +179,12 @@ def open_log_storage(storage: StorageConfig | None, name: str, embedded_dir: str
     except BaseException:
         tiles.close()
         raise
+
+
+def open_ct_log_storage(storage: StorageConfig | None, embedded_dir: str) -> LogStorage:
+    """The CT log's storage: embedded in ``embedded_dir``, or PostgreSQL schema ``ct_log``
+    with its tiles in ``<tiles>/ct`` (``embedded_dir``/tiles when no tiles are configured)."""
+    return open_log_storage(storage, CT_LOG_NAME, embedded_dir, schema=CT_LOG_SCHEMA)
 
 
 def open_issuance_record(storage: StorageConfig | None, path: str) -> IssuanceRecord:
