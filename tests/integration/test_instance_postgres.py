@@ -181,7 +181,10 @@ def test_serve_signs_verifies_and_searches_on_postgres(tmp_path: Path, database:
         assert subjects == {"dev1@example.com", "dev2@example.com"}
         assert conn.execute("SELECT count(*) FROM log_rekor.entries").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM log_log1.entries").fetchone() == (1,)
-    assert (tiles / "log1" / "checkpoint").is_file() and (tiles / "rekor" / "checkpoint").is_file()
+        # The CT log took one precertificate per certificate.
+        assert conn.execute("SELECT count(*) FROM ct_log.entries").fetchone() == (2,)
+    for log in ("log1", "rekor", "ct"):
+        assert (tiles / log / "checkpoint").is_file()
     assert not list(instance.directory.rglob("*.sqlite*"))
     assert not (instance.directory / "logs" / "log1" / "tiles").exists()
     # Stopped, the rotation goes through; served again, the new shard is a new schema.
@@ -219,5 +222,6 @@ def test_serve_keeps_tiles_in_an_s3_bucket(tmp_path: Path, database: str,
         instance.stop()
     listed = s3_credentials.client().list_objects_v2(Bucket=bucket, Prefix="prod/")
     keys = {item["Key"] for item in listed.get("Contents", [])}
-    assert {"prod/log1/checkpoint", "prod/rekor/checkpoint", "prod/log1/tile/0/000.p/1"} <= keys
+    assert {"prod/log1/checkpoint", "prod/rekor/checkpoint", "prod/ct/checkpoint",
+            "prod/log1/tile/0/000.p/1", "prod/ct/tile/0/000.p/1"} <= keys
     assert not (instance.directory / "logs" / "log1" / "tiles").exists()
