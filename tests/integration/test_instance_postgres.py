@@ -14,15 +14,22 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealtrail.ca.record import PostgresIssuanceRecord, held_exclusively
+from sealtrail.errors import ServiceUnavailableError
 from tests.integration.instance_server import BIN, InstanceServer, free_port, run
 from tests.integration.postgres import PostgresCluster, postgres_cluster
 from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
+from tests.unit.ca.test_authority import principal
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +59,57 @@ def _error_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def _leaf(serial: int) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(datetime(2026, 1, 1, tzinfo=timezone.utc))
+            .not_valid_after(datetime(2026, 1, 2, tzinfo=timezone.utc))
+            .sign(key, hashes.SHA256()))
+
+
+def test_the_postgres_record_keeps_certificates_and_fails_as_503(database: str) -> None:
+    record = PostgresIssuanceRecord(database, schema="ca")
+    try:
+        leaf = _leaf(0xC0FFEE)
+        record.record(leaf, principal("email"))
+        (row,) = record.by_subject(principal("email").san.value)
+        assert row.serial == "c0ffee" and row.not_before == "2026-01-01T00:00:00Z"
+        assert row.certificate == leaf.public_bytes(serialization.Encoding.DER)
+        # Open, the record holds the serving lock: `rotate` cannot take it.
+        with held_exclusively(database) as free:
+            assert not free
+        # A lost connection fails that one call as 503, the next reconnects.
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(ServiceUnavailableError) as info:
+            record.record(_leaf(2), principal("email"))
+        assert info.value.exit_code == 3 and "issuance record" in info.value.message
+        record.record(_leaf(3), principal("email"))
+        # Recording the same serial twice is refused, as with SQLite, and nothing is lost.
+        with pytest.raises(ServiceUnavailableError):
+            record.record(leaf, principal("email"))
+        assert record.count() == 2
+    finally:
+        record.close()
+        record.close()  # idempotent
+    with held_exclusively(database) as free:  # closed: the lock went with the connection
+        assert free
+    reopened = PostgresIssuanceRecord(database, schema="ca")
+    try:
+        assert reopened.count() == 2
+        with pytest.raises(ServiceUnavailableError, match="closed"):
+            record.count()
+    finally:
+        reopened.close()
+    with pytest.raises(ServiceUnavailableError) as info:
+        PostgresIssuanceRecord(f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+                               "?connect_timeout=5")
+    assert info.value.exit_code == 3
 
 
 def test_init_writes_the_storage_section_and_creates_the_schemas(tmp_path: Path,
