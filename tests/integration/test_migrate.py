@@ -123,6 +123,7 @@ def test_migrate_copies_every_log_and_the_ca_record(instance: Instance, database
     assert code == 0 and dry["migrated"] is False
     assert {item["log"]: item["entries"] for item in dry["logs"]} == {
         "rekor": 12, "log1": 7, "log2": 5}
+    assert {item["targetVersion"] for item in dry["logs"]} == {None}
     assert Path(instance.path("sealtrail.json")).read_text() == config_before
     assert not tiles.exists()
 
@@ -274,10 +275,11 @@ def test_migrate_is_refused_while_served_and_a_password_is_refused(
 
 def test_an_unreachable_database_exits_3(instance: Instance,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    code, result, _ = run_cli(capsys, "migrate", instance.directory, "--database",
-                              f"postgresql://postgres@127.0.0.1:{free_port()}/none"
-                              "?connect_timeout=2", "--json")
-    assert code == 3 and result["ok"] is False
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/none?connect_timeout=2"
+    for dry_run in ((), ("--dry-run",)):
+        code, result, _ = run_cli(capsys, "migrate", instance.directory, "--database",
+                                  unreachable, "--json", *dry_run)
+        assert code == 3 and result["ok"] is False
     assert Instance(instance.directory).config().storage is None
 
 

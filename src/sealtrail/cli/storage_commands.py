@@ -129,7 +129,8 @@ def _migrate(args: Any) -> int:
     from sealtrail._internal.keyfiles import write_atomic
     from sealtrail.cli._common import usage_error
     from sealtrail.server.instance import CONFIG_NAME, Instance
-    from sealtrail.server.migrate import copy_ca_record, copy_log, sqlite_search_rows
+    from sealtrail.server.migrate import (copy_ca_record, copy_log, schema_version,
+                                          sqlite_search_rows)
     from sealtrail.server.storage import CA_SCHEMA, StorageConfig, open_log_storage
 
     if args.database is None:
@@ -157,7 +158,10 @@ def _migrate(args: Any) -> int:
                 state = sequencer.load_state()
                 results.append({"log": source.label, "schema": source.schema,
                                 "entries": sequencer.sequenced_size(),
-                                "size": state.size if state else 0})
+                                "size": state.size if state else 0,
+                                # Reaches the database: exit 3 now rather than later.
+                                "targetVersion": schema_version(storage.database,
+                                                                source.schema)})
                 continue
             target = open_log_storage(storage, source.name, source.directory,
                                       schema=source.schema)
@@ -192,20 +196,24 @@ def _migrate(args: Any) -> int:
              + (f" and tiles to {storage.tiles}" if storage.tiles else "")]
     for item in results:
         if args.dry_run:
-            lines.append(f"  log {item['log']} -> schema {item['schema']}: "
+            there = ("absent" if item["targetVersion"] is None
+                     else f"exists already (version {item['targetVersion']})")
+            lines.append(f"  log {item['log']} -> schema {item['schema']} ({there}): "
                          f"{item['entries']} entries, checkpoint size {item['size']}")
         else:
             rate = item["copied"] / item["seconds"] if item["seconds"] else 0.0
+            tiles = (f"{item['tiles']} tile objects" if storage.tiles
+                     else "tiles left in place")
             lines.append(f"  log {item['log']} -> schema {item['schema']}: {item['entries']} "
-                         f"entries ({item['copied']} copied now, {rate:.0f}/s), "
-                         f"{item['tiles']} tile objects, checkpoint size {item['size']} "
-                         "verified")
+                         f"entries ({item['copied']} copied now, {rate:.0f}/s), {tiles}, "
+                         f"checkpoint size {item['size']} verified")
     if certificates is not None:
         lines.append(f"  CA record -> schema {CA_SCHEMA}: {certificates} certificates")
     if not args.dry_run:
-        lines.append(f"{CONFIG_NAME} now names this storage. The SQLite files and tiles under "
-                     f"{directory} are kept: remove them once the instance serves well "
-                     f"({_DOCS}).")
+        kept = ("the SQLite files and the old tiles are kept" if storage.tiles
+                else "the SQLite files are kept (the tiles there stay in use)")
+        lines.append(f"{CONFIG_NAME} now names this storage. Under {directory}, {kept}: "
+                     f"remove the SQLite files once the instance serves well ({_DOCS}).")
     _print(args, {"migrated": not args.dry_run, "dryRun": args.dry_run, "logs": results,
                   "caRecord": certificates}, lines)
     return 0
