@@ -118,8 +118,12 @@ _SERVING_LOCK_KEY = "hashtext('sealtrail.serving')"
 def _pg_connect(conninfo: str, schema: str | None = None) -> Any:
     import psycopg  # the server extra; imported here so the CA and client never need it
 
-    timeout = psycopg.conninfo.conninfo_to_dict(conninfo).get("connect_timeout",
-                                                               _PG_CONNECT_TIMEOUT_S)
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:  # its message quotes the string, which may hold a password
+        raise ConfigInvalidError("the CA's issuance record: not a libpq connection "
+                                 "string") from None
+    timeout = params.get("connect_timeout", _PG_CONNECT_TIMEOUT_S)
     conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
     try:
         if schema is not None:

@@ -109,8 +109,8 @@ def _check_database(database: str, what: str) -> None:
 
     libpq itself parses it (psycopg's ``conninfo_to_dict``: PQconninfoParse), so URLs and
     ``key=value`` strings, quoting and ``?password=`` in a URL's query are read exactly as the
-    connection will read them. Without psycopg (a client install reading the file) the check
-    waits for the connection, which needs psycopg and refuses then."""
+    connection will read them. Without psycopg (a client install reading the file, e.g. for
+    `token`) it is skipped: such an install cannot connect to PostgreSQL either."""
     if not database.strip():
         raise ConfigInvalidError(f"{what} must not be empty")
     try:

@@ -126,3 +126,11 @@ def test_init_flags_are_checked_before_anything_is_written(
     assert main(["init", str(directory), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not directory.exists()
+
+
+def test_the_postgres_record_never_shows_a_string_it_cannot_parse() -> None:
+    from sealtrail.ca.record import PostgresIssuanceRecord
+
+    with pytest.raises(ConfigInvalidError) as info:  # refused before any connection
+        PostgresIssuanceRecord(f"host=db.example password='{SECRET}")
+    assert SECRET not in str(info.value.to_json())
