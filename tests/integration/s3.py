@@ -7,7 +7,8 @@ server, filer and S3 gateway in one process; every port it listens on is a free 
 on the command line, never the secret) requires signed requests with a random access key;
 boto3 in the tests gets the key through the standard ``AWS_*`` environment variables.
 
-Readiness is a real S3 request (ListBuckets, signed) polled with a deadline. The server
+Readiness is real S3 requests polled with a deadline: an object written before a restart
+reads back, and a new one is written and read back. The server
 can be stopped and started again on the same ports and data directory, so a test can
 make the store unavailable and bring it back.
 """
@@ -35,6 +36,7 @@ __all__ = ["SeaweedS3", "find_weed", "s3_server"]
 
 _READY_DEADLINE = 60.0
 _STOP_DEADLINE = 30.0
+_PROBE_BUCKET = "sealtrail-readiness"
 _START_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
 # Every listener `weed mini` opens (gRPC ports would default to HTTP port + 10000, and the
 # admin server's to a fixed 33646: given explicitly so that nothing collides).
@@ -84,6 +86,7 @@ class SeaweedS3:
         self._identities = identities
         self.ports: dict[str, int] = {}
         self.process: subprocess.Popen[bytes] | None = None
+        self._probe: bytes | None = None  # the readiness probe's content, once written
         self.start()
 
     @property
@@ -103,17 +106,27 @@ class SeaweedS3:
                 f"-filer.localSocket={self.root / 'filer.sock'}",
                 f"-s3.localSocket={self.root / 's3.sock'}"]
 
-    def client(self, **config: Any) -> Any:
-        """A boto3 S3 client for this server (short timeouts, few retries)."""
+    def client(self, *, read_timeout: float = 5.0) -> Any:
+        """A boto3 S3 client for this server (short timeouts, no retries)."""
         import boto3
         from botocore.config import Config
 
         return boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(connect_timeout=1, read_timeout=5,
+            config=Config(connect_timeout=1, read_timeout=read_timeout,
                           retries={"mode": "standard", "total_max_attempts": 1},
-                          s3={"addressing_style": "path"}, **config))
+                          s3={"addressing_style": "path"}))
+
+    def freeze(self) -> None:
+        """Suspend the server (SIGSTOP): connections are still accepted by the kernel but
+        nothing answers, as with a hung store. :meth:`thaw` resumes it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def start(self) -> None:
         """Start the server (on the same ports and data as before, if it ran already)
@@ -144,15 +157,35 @@ class SeaweedS3:
                 if self.process.poll() is not None:
                     return False
                 try:
-                    client.list_buckets()
-                    return True
+                    if self._round_trip(client):
+                        return True
                 except (BotoCoreError, ClientError):
-                    # Not listening yet (connection refused) or not ready to serve: poll
-                    # again; the process's exit or the deadline ends the loop.
-                    time.sleep(0.1)
+                    # Not listening yet (connection refused), or the gateway answers but
+                    # the filer or volume server behind it does not yet (500): poll again;
+                    # the process's exit or the deadline ends the loop.
+                    pass
+                time.sleep(0.1)
             return False
         finally:
             client.close()
+
+    def _round_trip(self, client: Any) -> bool:
+        """Whether the whole data path works: the probe written before a restart reads
+        back, and a new one is written and read back. (ListBuckets alone answers before
+        the volume server is back, and GETs then fail with 500 for a moment.)"""
+        if self._probe is None:
+            try:
+                client.create_bucket(Bucket=_PROBE_BUCKET)
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+        elif client.get_object(Bucket=_PROBE_BUCKET, Key="probe")["Body"].read() != self._probe:
+            return False
+        probe = secrets.token_bytes(16)
+        client.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=probe)
+        if client.get_object(Bucket=_PROBE_BUCKET, Key="probe")["Body"].read() != probe:
+            return False
+        self._probe = probe
+        return True
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL past the deadline); data stays."""
@@ -160,6 +193,7 @@ class SeaweedS3:
         if process is None:
             return
         if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # in case it is frozen
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=_STOP_DEADLINE)

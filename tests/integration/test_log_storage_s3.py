@@ -188,6 +188,54 @@ def test_a_stale_writer_cannot_roll_the_checkpoint_back(
         stale.close()
 
 
+class InterposingClient:
+    """A boto3 client that runs ``before_put`` (once) just before its next PutObject: the
+    moment another writer can slip in between a store's read and its write."""
+
+    def __init__(self, client: Any, before_put: Callable[[], None]) -> None:
+        self._client = client
+        self.before_put: Callable[[], None] | None = before_put
+        self.puts: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_object(self, **request: Any) -> Any:
+        hook, self.before_put = self.before_put, None
+        if hook is not None:
+            hook()
+        self.puts.append({k: v for k, v in request.items() if k.startswith("If")})
+        return self._client.put_object(**request)
+
+
+def test_writes_are_conditional_on_what_the_store_read(
+        s3_credentials: SeaweedS3, bucket: str, prefix: str) -> None:
+    """Another writer between the read and the write: the ETag condition makes the PUT
+    fail and the store decide again on what is there now (an unconditional PUT would roll
+    the checkpoint back to 6 and replace the full tile)."""
+    other = S3TileStore(bucket, prefix, endpoint_url=s3_credentials.endpoint_url)
+    raw = s3_credentials.client()
+    try:
+        other.write_many([("checkpoint", note(5))])
+        client = InterposingClient(raw, lambda: other.write_many([("checkpoint", note(10))]))
+        stale = S3TileStore(bucket, prefix, client=client)
+        with pytest.raises(LogStorageError, match="roll the published checkpoint back"):
+            stale.write_many([("checkpoint", note(6))])
+        assert other.read("checkpoint") == note(10)
+        assert [set(p) for p in client.puts] == [{"IfMatch"}]
+
+        client.before_put = lambda: other.write_many([("tile/0/000", b"o" * TILE_BYTES)])
+        with pytest.raises(LogStorageError, match="already holds different content"):
+            stale.write_many([("tile/0/000", b"s" * TILE_BYTES)])
+        assert other.read("tile/0/000") == b"o" * TILE_BYTES
+        assert client.puts[-1] == {"IfNoneMatch": "*"}
+        stale.close()  # a client passed in stays open: its owner closes it
+        raw.list_buckets()
+    finally:
+        other.close()
+        raw.close()
+
+
 def test_racing_checkpoint_writers_leave_the_largest(
         s3_credentials: SeaweedS3, bucket: str, prefix: str) -> None:
     """The compare-and-swap under contention: writers interleaving sizes; whatever the
@@ -392,3 +440,31 @@ def test_engine_on_postgres_and_s3(postgres_cluster: PostgresCluster,
                                                     f"{prefix}/tile/entries/000.p/"))]
     print(f"{size} entries added through PostgreSQL + S3 in {added:.2f} s; "
           f"{len(objects)} objects in the bucket")
+
+
+def test_a_hung_store_fails_instead_of_hanging(s3_credentials: SeaweedS3, bucket: str,
+                                              prefix: str) -> None:
+    """A server that accepts connections and never answers: the read timeout ends the
+    request and the failure is a LogStorageError. (The store's own client waits 3 x 5 s;
+    this one is given a 0.5 s timeout and one attempt to keep the test short: what is
+    checked is the mapping of a timeout, not botocore's timer.)"""
+    raw = s3_credentials.client(read_timeout=0.5)
+    store = S3TileStore(bucket, prefix, client=raw)
+    try:
+        store.write_many([("checkpoint", note(1))])
+        s3_credentials.freeze()
+        try:
+            for call in (lambda: store.read("checkpoint"),
+                         lambda: store.write_many([("checkpoint", note(2))]),
+                         lambda: store.write_many([("tile/0/000.p/1", b"a" * 32),
+                                                   ("tile/0/000.p/2", b"b" * 64)]),
+                         lambda: store.delete_partials("tile/0/000")):
+                failure, _ = _timed_failure(call)
+                assert isinstance(failure, LogStorageError), failure
+                assert "Timeout" in failure.diagnostics()
+        finally:
+            s3_credentials.thaw()
+        assert store.read("checkpoint") == note(1)
+    finally:
+        store.close()
+        raw.close()

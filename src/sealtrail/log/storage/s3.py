@@ -173,26 +173,31 @@ class S3TileStore:
         """A LogStorageError naming the operation, the object and the failure kind only:
         botocore's own texts may carry endpoint URLs, never needed here."""
         if isinstance(exc, self._client_error):
-            response = getattr(exc, "response", {})
-            code = response.get("Error", {}).get("Code", "?")
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-            kind = f"{code} (HTTP {status})"
+            code, status = self._status(exc)
+            kind = f"{code or '?'} (HTTP {status or '?'})"
         else:
             kind = type(exc).__name__
         return LogStorageError(what, actual=f"s3://{self.bucket}/{self._key_prefix}{path}: "
                                             f"{kind}")
 
     def _status(self, exc: BaseException) -> tuple[str, int]:
-        response = getattr(exc, "response", {})
-        return (str(response.get("Error", {}).get("Code", "")),
-                int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)))
+        """The S3 error code and HTTP status of a ClientError; ("", 0) for any other
+        failure (some botocore errors carry a ``response`` attribute that is None)."""
+        if not isinstance(exc, self._client_error):
+            return "", 0
+        response = getattr(exc, "response", None) or {}
+        error = response.get("Error") or {}
+        metadata = response.get("ResponseMetadata") or {}
+        try:
+            status = int(metadata.get("HTTPStatusCode", 0))
+        except (TypeError, ValueError):
+            status = 0
+        return str(error.get("Code", "")), status
 
     def _lost_race(self, exc: BaseException) -> bool:
         """Whether a conditional PUT failed because the object is not as we assumed:
         412, or 409 ConditionalRequestConflict (AWS: another conditional write on the
         key was in flight). Both mean: read again and decide again."""
-        if not isinstance(exc, self._client_error):
-            return False
         code, status = self._status(exc)
         return status == 412 or code == "ConditionalRequestConflict"
 
