@@ -25,13 +25,14 @@ from sealtrail.log.storage import LogStorage, NewEntry
 from sealtrail.log.storage.postgres import SCHEMA_VERSION, PostgresSequencer
 from sealtrail.server import migrate
 from sealtrail.server.instance import Instance
-from sealtrail.server.storage import StorageConfig
+from sealtrail.server.storage import StorageConfig, open_log_storage
 from tests.integration.instance_server import free_port
 from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["postgres_cluster"]
+__all__ = ["postgres_cluster", "s3_credentials", "s3_server"]
 
 _databases = itertools.count()
 
@@ -184,6 +185,51 @@ def test_migrate_copies_every_log_and_the_ca_record(instance: Instance, database
     # Elsewhere: refused, the instance is no longer embedded.
     code, _, text = run_cli(capsys, "migrate", instance.directory, "--database", database)
     assert code == 2 and "already keeps its storage" in text
+
+
+def test_migrate_to_an_object_store(instance: Instance, database: str,
+                                    s3_credentials: SeaweedS3,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = f"migrate-{os.getpid()}-{next(_databases)}"
+    s3_credentials.create_bucket(bucket)
+    location = f"s3://{bucket}/sealtrail"
+    storage = StorageConfig(database, location, s3_credentials.endpoint_url)
+    # A first run that copied one log and stopped: its create-only objects are there.
+    rekor_dir = os.path.join(instance.path("logs"), "rekor")
+    target = open_log_storage(storage, "rekor", rekor_dir)
+    try:
+        assert migrate.copy_embedded_log(rekor_dir, target).tiles > 0
+    finally:
+        target.close()
+    code, result, text = run_cli(capsys, "migrate", instance.directory, "--database",
+                                 database, "--tiles", location, "--tiles-endpoint",
+                                 s3_credentials.endpoint_url, "--json")
+    assert code == 0, text
+    assert {item["log"]: item["copied"] for item in result["logs"]} == {
+        "rekor": 0, "log1": 7, "log2": 5}
+    client = s3_credentials.client()
+    try:
+        for spec in Instance(instance.directory).logs.specs():
+            source = files(Path(instance.path("logs")) / spec.name / "tiles")
+            prefix = f"sealtrail/{spec.name}/"
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                     Prefix=prefix)
+            names = sorted(o["Key"][len(prefix):] for page in pages
+                           for o in page.get("Contents", ()))
+            assert names == sorted(source)
+            for name in names:
+                got = client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
+                assert got == source[name], name
+    finally:
+        client.close()
+    migrated = Instance(instance.directory)
+    assert migrated.config().storage == storage
+    services = migrated.logs.open()
+    try:
+        assert all(s.engine.latest_checkpoint().size > 0 for s in services)
+    finally:
+        for service in services:
+            service.engine.close()
 
 
 def test_copy_log_twice_copies_nothing_the_second_time(instance: Instance, database: str,
