@@ -464,7 +464,9 @@ def test_a_hung_store_fails_instead_of_hanging(s3_credentials: SeaweedS3, bucket
                 assert "Timeout" in failure.diagnostics()
         finally:
             s3_credentials.thaw()
-        assert store.read("checkpoint") == note(1)
+        # A request that timed out may still be carried out once the server resumes (as
+        # with any store): the checkpoint is the old one or the new one, whole.
+        assert store.read("checkpoint") in (note(1), note(2))
     finally:
         store.close()
         raw.close()
