@@ -16,8 +16,10 @@ once the storage works again so does issuance (the log resumes at the right inde
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import struct
 import threading
 import time
@@ -32,15 +34,31 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sealtrail.ca.ctlog import POISON_OID, TileLeaf, parse_leaf_index, read_tile_leaf
-from sealtrail.errors import LogStorageError
+from sealtrail.ca.authority import CertificateAuthority
+from sealtrail.ca.ctlog import (
+    POISON_OID,
+    CTLog,
+    TileLeaf,
+    leaf_index_extension,
+    parse_leaf_index,
+    read_tile_leaf,
+    tile_leaf,
+    timestamped_entry,
+)
+from sealtrail.ca.keys import create_ca, create_ct_key
+from sealtrail.errors import LogStorageError, ServiceUnavailableError
 from sealtrail.log.storage import Assignment, LogStorage, NewEntry
 from sealtrail.merkle import verify_inclusion
 from sealtrail.merkle.tile_proofs import inclusion_proof_from_tiles
 from sealtrail.merkle.tiles import TILE_WIDTH, encode_index
 from sealtrail.models.checkpoint import Checkpoint, SignedNote
+from sealtrail.server.ct_log import CTLogService
 from sealtrail.server.instance import Instance
-from tests.integration.instance_server import BIN, InstanceServer, run
+from tests.integration.instance_server import BIN, InstanceServer, free_port, run
+from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.unit.ca.test_ct_static import principal
+
+__all__ = ["postgres_cluster"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +88,19 @@ def sct_of(cert: x509.Certificate) -> Any:
 
 
 class Monitor:
-    """What a CT monitor knows: the trusted root's CT log entry, and HTTP."""
+    """What a CT monitor knows: the log's URL, key and log id (the trusted root's entry)."""
 
-    def __init__(self, trusted_root: Path) -> None:
-        (ctlog,) = json.loads(trusted_root.read_text())["ctlogs"]
-        self.url = ctlog["baseUrl"]
-        self.log_id = base64.b64decode(ctlog["logId"]["keyId"])
-        key = serialization.load_der_public_key(base64.b64decode(ctlog["publicKey"]["rawBytes"]))
-        assert isinstance(key, ec.EllipticCurvePublicKey)
-        self.key = key
+    def __init__(self, url: str, key: ec.EllipticCurvePublicKey, log_id: bytes) -> None:
+        self.url, self.key, self.log_id = url, key, log_id
         # SPEC: static-ct-api: the checkpoint origin is the prefix without its scheme.
         self.origin = self.url.split("://", 1)[1]
+
+    @classmethod
+    def from_trusted_root(cls, trusted_root: Path) -> Monitor:
+        (ctlog,) = json.loads(trusted_root.read_text())["ctlogs"]
+        key = serialization.load_der_public_key(base64.b64decode(ctlog["publicKey"]["rawBytes"]))
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return cls(ctlog["baseUrl"], key, base64.b64decode(ctlog["logId"]["keyId"]))
 
     def get(self, path: str) -> bytes:
         response = httpx.get(f"{self.url}/{path}", timeout=30)
@@ -182,7 +202,7 @@ def test_a_monitor_finds_every_certificate_issued(instance: InstanceServer,
     certificates = [certificate_of(Path(f"{p}.sigstore.json")) for p in artifacts]
     certificates.append(certificate_of(python_bundle))
     assert len({c.serial_number for c in certificates}) >= 2
-    Monitor(instance.trusted_root).check_issued(certificates)
+    Monitor.from_trusted_root(instance.trusted_root).check_issued(certificates)
 
 
 def test_read_api_refuses_bad_paths_with_json(instance: InstanceServer) -> None:
@@ -227,30 +247,38 @@ class FailingCTInstance(Instance):
         return LogStorage(self.sequencer, storage.tiles)
 
 
-@pytest.fixture
-def failing(tmp_path: Path) -> Iterator[tuple[InstanceServer, FailingCTInstance]]:
-    server = InstanceServer(tmp_path / "sealtrail")
-    server.init()
-    served = FailingCTInstance(str(server.directory))
-    config = uvicorn.Config(served.build_app(), host="127.0.0.1", port=server.port,
-                            log_level="warning", access_log=False, lifespan="on")
+@contextlib.contextmanager
+def serving(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yield its URL; stop it."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on")
     uv = uvicorn.Server(config)
     started = threading.Event()
     original_startup = uv.startup
 
     async def startup(sockets: Any = None) -> None:
         await original_startup(sockets)
-        started.set()
+        started.set()  # after the socket listens (or after a failed start: checked below)
 
     uv.startup = startup  # type: ignore[method-assign]
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     try:
-        assert started.wait(PATIENCE) and uv.started, "the instance did not start"
-        yield server, served
+        assert started.wait(PATIENCE) and uv.started, "the server did not start"
+        bound = uv.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{bound}"
     finally:
         uv.should_exit = True
         thread.join(PATIENCE)
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Iterator[tuple[InstanceServer, FailingCTInstance]]:
+    server = InstanceServer(tmp_path / "sealtrail")
+    server.init()
+    served = FailingCTInstance(str(server.directory))
+    with serving(served.build_app(), server.port):
+        yield server, served
 
 
 def request_certificate(server: InstanceServer, email: str) -> httpx.Response:
@@ -289,5 +317,66 @@ def test_no_certificate_while_the_ct_log_cannot_sequence(
     issued = [x509.load_pem_x509_certificate(r.json()["signedCertificateEmbeddedSct"]["chain"]
                                              ["certificates"][0].encode())
               for r in (first, after)]
-    Monitor(server.trusted_root).check_issued(issued)
+    Monitor.from_trusted_root(server.trusted_root).check_issued(issued)
     assert [parse_leaf_index(sct_of(c).extension_bytes) for c in issued] == [0, 1]
+
+
+# -- on PostgreSQL ------------------------------------------------------------------------------
+
+
+def test_the_ct_log_on_postgres(postgres_cluster: PostgresCluster, tmp_path: Path) -> None:
+    """The same log on the PostgreSQL sequencer: issued certificates are monitored, a reopened
+    log continues at the right index, and an entry another writer slipped in is refused (503)
+    rather than promised at an index its leaf_index does not name."""
+    from starlette.applications import Starlette
+
+    from sealtrail.server._http import EXCEPTION_HANDLERS
+
+    schema = f"ct_test_{os.getpid()}"
+    material = create_ca("sealtrail.test", "CT on PostgreSQL")
+    key = create_ct_key()
+
+    def open_log(origin: str) -> CTLogService:
+        storage = LogStorage.postgres(postgres_cluster.dsn, tmp_path / "tiles", schema=schema)
+        return CTLogService.open(storage, key, origin, material.chain)
+
+    def authority(service: CTLogService) -> CertificateAuthority:
+        return CertificateAuthority(material.intermediate_key, material.chain,
+                                    CTLog(key, append=service.append))
+
+    who = principal()
+    issued = []
+    with contextlib.ExitStack() as stack:
+        # The origin names the URL the log is served at: bind a port first, then open.
+        port = free_port()
+        origin = f"127.0.0.1:{port}/ct"
+        service = open_log(origin)
+        stack.callback(service.close)
+        for _ in range(3):
+            issued.append(authority(service).issue(
+                ec.generate_private_key(ec.SECP256R1()).public_key(), who)[0])
+        service.close()
+        # Reopened: the next index is read from the sequencer.
+        service = open_log(origin)
+        stack.callback(service.close)
+        issued.append(authority(service).issue(
+            ec.generate_private_key(ec.SECP256R1()).public_key(), who)[0])
+        assert [parse_leaf_index(sct_of(c).extension_bytes) for c in issued] == [0, 1, 2, 3]
+        app = Starlette(routes=service.routes(), exception_handlers=EXCEPTION_HANDLERS)
+        url = stack.enter_context(serving(app, port))
+        monitor = Monitor(url + "/ct", CTLog(key).public_key, CTLog(key).log_id)
+        monitor.check_issued(issued)
+
+        # Another writer on the same schema takes index 4 behind the service's back.
+        intruder = open_log(origin)
+        stack.callback(intruder.close)
+        entry = timestamped_entry(1, b"k" * 32, b"tbs", leaf_index_extension(4))
+        assert intruder.engine.add_blocking(tile_leaf(entry, b"p", []), timeout=PATIENCE
+                                            ).index == 4
+        with pytest.raises(ServiceUnavailableError, match="out of step"):
+            authority(service).issue(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                     who)
+        # Resynchronised from the sequencer: the next certificate names its true index.
+        leaf = authority(service).issue(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                        who)[0]
+        assert parse_leaf_index(sct_of(leaf).extension_bytes) == 6
