@@ -65,28 +65,38 @@ def add_entries(instance: Instance, count: int, tag: str) -> None:
             service.engine.close()
 
 
-def record_certificates(instance: Instance, count: int) -> None:
-    """Rows in the CA's issuance record (the table made by the record itself)."""
-    from sealtrail.ca.record import IssuanceRecord
+def issue_certificates(instance: Instance, count: int) -> None:
+    """``count`` certificates from the instance's CA, as `serve` issues them: each logged
+    in the instance's CT log (DIR/ct/log) and recorded in its issuance record."""
+    from cryptography.hazmat.primitives.asymmetric import ec
 
-    path = instance.path("ca", "issued.sqlite")
-    IssuanceRecord(path).close()
-    with sqlite3.connect(path) as db:
-        db.executemany("INSERT INTO issued VALUES (?, ?, ?, ?, ?)",
-                       [(f"{n:x}", "2026-12-07T20:00:00Z", f"signer{n}@example.com",
-                         "https://issuer.example", b"\x30\x03" + bytes([n, n, n]))
-                        for n in range(count)])
+    from sealtrail.ca.keys import load_ca, load_ct_key
+    from sealtrail.server.ct_log import CTLogService, ct_log_origin
+    from tests.unit.ca.test_ct_static import principal
+
+    issuers = load_ca(*instance.active_ca_dirs()).chain
+    ct_log = CTLogService.open(instance.ct_log_storage(), load_ct_key(instance.keys_dir),
+                               ct_log_origin(instance.config().public_url), issuers)
+    record = instance.issuance_record()
+    try:
+        authority = instance.certificate_authority(record=record, ct_append=ct_log.append)
+        for _ in range(count):
+            authority.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), principal())
+        ct_log.engine.wait_blocking(count - 1, 30)
+    finally:
+        record.close()
+        ct_log.close()
 
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Instance:
     """An embedded instance: a Rekor v1 log, a frozen Rekor v2 shard and its successor, all
-    with entries; three certificates in the CA record."""
+    with entries; three certificates in the CA record and the CT log."""
     made = Instance.init(str(tmp_path / "instance"), port=free_port())
     add_entries(made, 7, "before")
     made.logs.rollover(2)  # log1 frozen, log2 active
     add_entries(made, 5, "after")
-    record_certificates(made, 3)
+    issue_certificates(made, 3)
     return made
 
 
@@ -123,7 +133,7 @@ def test_migrate_copies_every_log_and_the_ca_record(instance: Instance, database
                            "--tiles", str(tiles), "--dry-run", "--json")
     assert code == 0 and dry["migrated"] is False
     assert {item["log"]: item["entries"] for item in dry["logs"]} == {
-        "rekor": 12, "log1": 7, "log2": 5}
+        "rekor": 12, "log1": 7, "log2": 5, "ct": 3}
     assert {item["targetVersion"] for item in dry["logs"]} == {None}
     assert Path(instance.path("sealtrail.json")).read_text() == config_before
     assert not tiles.exists()
@@ -133,29 +143,29 @@ def test_migrate_copies_every_log_and_the_ca_record(instance: Instance, database
     assert code == 0, result
     assert result["caRecord"] == 3
     copied = {item["log"]: item for item in result["logs"]}
-    assert set(copied) == {"rekor", "log1", "log2"}
+    assert set(copied) == {"rekor", "log1", "log2", "ct"}
 
-    for spec in Instance(instance.directory).logs.specs():
-        log_dir = os.path.join(instance.path("logs"), spec.name)
-        schema = "log_" + spec.name
-        assert copied[spec.name]["schema"] == schema
+    logs = [(spec.name, os.path.join(instance.path("logs"), spec.name), "log_" + spec.name)
+            for spec in instance.logs.specs()] + [("ct", instance.path("ct", "log"), "ct_log")]
+    for name, log_dir, schema in logs:
+        assert copied[name]["schema"] == schema
         entries = sqlite_rows(log_dir, "SELECT idx, leaf_hash, body, integrated_time "
                                        "FROM entries ORDER BY idx")
-        assert len(entries) == copied[spec.name]["entries"] == copied[spec.name]["copied"]
+        assert len(entries) == copied[name]["entries"] == copied[name]["copied"] > 0
         assert pg_rows(database, f"SELECT idx, leaf_hash, body, integrated_time FROM "
                                  f"{schema}.entries ORDER BY idx") == entries
         search = sqlite_rows(log_dir, "SELECT kind, value, idx FROM search "
                                       "ORDER BY kind, value, idx")
-        assert len(search) == 2 * len(entries)
+        assert len(search) == (0 if name == "ct" else 2 * len(entries))
         assert pg_rows(database, f"SELECT kind, value, idx FROM {schema}.search "
                                  f"ORDER BY kind, value, idx") == search
         state = sqlite_rows(log_dir, "SELECT size, root_hash, checkpoint, published_at "
                                      "FROM state")
         assert pg_rows(database, f"SELECT size, root_hash, checkpoint, published_at "
                                  f"FROM {schema}.state") == state
-        assert copied[spec.name]["rootHash"] == state[0][1].hex()
-        assert files(tiles / spec.name) == files(Path(log_dir) / "tiles")
-        assert copied[spec.name]["tiles"] == len(files(tiles / spec.name)) > 0
+        assert copied[name]["rootHash"] == state[0][1].hex()
+        assert files(tiles / name) == files(Path(log_dir) / "tiles")
+        assert copied[name]["tiles"] == len(files(tiles / name)) > 0
     assert pg_rows(database, "SELECT serial, not_before, subject, issuer, certificate "
                              "FROM ca.issued ORDER BY serial") == \
         [tuple(bytes(v) if isinstance(v, bytes) else v for v in row) for row in sqlite3.connect(
@@ -175,6 +185,13 @@ def test_migrate_copies_every_log_and_the_ca_record(instance: Instance, database
     finally:
         for service in services:
             service.engine.close()
+    ct_storage = migrated.ct_log_storage()
+    try:
+        state = ct_storage.sequencer.load_state()
+        assert state is not None and (state.size, state.root_hash.hex()) == (
+            copied["ct"]["size"], copied["ct"]["rootHash"])
+    finally:
+        ct_storage.close()
     # The SQLite files stay until the user removes them.
     assert os.path.exists(os.path.join(instance.path("logs"), "rekor", "sequencer.sqlite3"))
 
@@ -206,12 +223,14 @@ def test_migrate_to_an_object_store(instance: Instance, database: str,
                                  s3_credentials.endpoint_url, "--json")
     assert code == 0, text
     assert {item["log"]: item["copied"] for item in result["logs"]} == {
-        "rekor": 0, "log1": 7, "log2": 5}
+        "rekor": 0, "log1": 7, "log2": 5, "ct": 3}
     client = s3_credentials.client()
+    logs = [(spec.name, Path(instance.path("logs")) / spec.name)
+            for spec in instance.logs.specs()] + [("ct", Path(instance.path("ct", "log")))]
     try:
-        for spec in Instance(instance.directory).logs.specs():
-            source = files(Path(instance.path("logs")) / spec.name / "tiles")
-            prefix = f"sealtrail/{spec.name}/"
+        for name, log_dir in logs:
+            source = files(log_dir / "tiles")
+            prefix = f"sealtrail/{name}/"
             pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                      Prefix=prefix)
             names = sorted(o["Key"][len(prefix):] for page in pages
