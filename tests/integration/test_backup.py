@@ -19,6 +19,7 @@ import pytest
 from sealtrail.cli.main import main
 from sealtrail.server.instance import Instance
 from tests.integration.instance_server import free_port
+from tests.integration.test_migrate import issue_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ def instance(tmp_path: Path) -> Instance:
     finally:
         for service in services:
             service.engine.close()
+    issue_certificates(made, 2)
     return made
 
 
@@ -94,7 +96,8 @@ def test_backup_while_writing_restores_logs_that_verify(
             service.engine.close()
     assert code == 0, text
     assert not failures
-    assert result["databases"] == 2  # one sequencer per log (no CA record yet)
+    # A sequencer per log and for the CT log, the CA's issuance record.
+    assert result["databases"] == 4
     assert stat.S_IMODE(os.stat(archive).st_mode) == 0o600
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -108,7 +111,8 @@ def test_backup_while_writing_restores_logs_that_verify(
     code, result, text = run_cli(capsys, "restore", str(archive), str(restored), "--json")
     assert code == 0, text
     restored_logs = {item["log"]: (item["size"], item["rootHash"]) for item in result["logs"]}
-    assert set(restored_logs) == {"rekor", "log1"}
+    assert set(restored_logs) == {"rekor", "log1", "ct"}
+    assert restored_logs["ct"][0] == 2
     assert stat.S_IMODE(os.stat(restored / "keys" / "ca-intermediate.pem").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(restored / "keys").st_mode) == 0o700
 
@@ -116,6 +120,7 @@ def test_backup_while_writing_restores_logs_that_verify(
     # at least what was written before the backup started.
     original = instance.logs.open()
     try:
+        assert len(original) == 2
         for service in original:
             size, root = restored_logs[service.name]
             assert size >= 5 + 20
@@ -125,7 +130,14 @@ def test_backup_while_writing_restores_logs_that_verify(
             service.engine.close()
     # The restored instance opens with those checkpoints.
     assert {name: (size, root.hex()) for name, (size, root)
-            in checkpoints(Instance(str(restored))).items()} == restored_logs
+            in checkpoints(Instance(str(restored))).items()} == {
+        name: value for name, value in restored_logs.items() if name != "ct"}
+    # The CA's record came along.
+    record = Instance(str(restored)).issuance_record()
+    try:
+        assert record.count() == 2
+    finally:
+        record.close()
 
 
 def test_backup_of_a_stopped_instance_restores_the_same_checkpoints(
@@ -135,7 +147,8 @@ def test_backup_of_a_stopped_instance_restores_the_same_checkpoints(
     assert run_cli(capsys, "backup", instance.directory, str(archive))[0] == 0
     code, result, _ = run_cli(capsys, "restore", str(archive), str(tmp_path / "r"), "--json")
     assert code == 0
-    assert {item["log"]: (item["size"], item["rootHash"]) for item in result["logs"]} == \
+    assert {item["log"]: (item["size"], item["rootHash"]) for item in result["logs"]
+            if item["log"] != "ct"} == \
         {name: (size, root.hex()) for name, (size, root) in before.items()}
 
     # Restoring again into the now non-empty directory is refused.

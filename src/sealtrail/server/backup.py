@@ -262,7 +262,8 @@ def _empty(directory: str, *, remove: bool) -> None:
 
 def _check_logs(directory: str, passphrase: bytes | None) -> list[LogCheck]:
     """Open every log of the restored instance (recovery rebuilds tiles beyond the copied
-    state) and check that its entries give the root of its checkpoint."""
+    state) and check that its entries and tiles give the root of its checkpoint; check the
+    CT log's entries against its recorded state."""
     from sealtrail.log.engine import LogConfig, LogEngine
     from sealtrail.log.storage import LogStorage
     from sealtrail.server.log_instance import LogDirectory
@@ -285,4 +286,20 @@ def _check_logs(directory: str, passphrase: bytes | None) -> list[LogCheck]:
                                       actual=from_entries.hex(),
                                       expected=checkpoint.root_hash.hex())
             checks.append(LogCheck(spec.name, checkpoint.size, checkpoint.root_hash.hex()))
+    ct_dir = os.path.join(directory, "ct", "log")
+    if os.path.isfile(os.path.join(ct_dir, "sequencer.sqlite3")):
+        # The CT log's engine needs the CA's issuers to open (it opens with `serve`, which
+        # rebuilds its tiles); its entries are checked against its recorded state here.
+        storage = LogStorage.embedded(ct_dir)
+        try:
+            state = storage.sequencer.load_state()
+            if state is not None:
+                root = merkle_root(storage.sequencer.leaf_hashes, state.size)
+                if root != state.root_hash:
+                    raise LogStorageError("restored CT log does not verify: its entries give "
+                                          "another root", actual=root.hex(),
+                                          expected=state.root_hash.hex())
+                checks.append(LogCheck("ct", state.size, state.root_hash.hex()))
+        finally:
+            storage.close()
     return checks
