@@ -377,6 +377,18 @@ def test_upgrade_schema_brings_older_schemas_to_the_driver_version(
     assert versions["log_log1"] == (SCHEMA_VERSION, SCHEMA_VERSION)
     assert versions["log_log2"] == (None, None) and versions["ct_log"] == (None, None)
 
+    # Refused while a server holds the serving lock (its CA record does, shared).
+    from sealtrail.ca.record import PostgresIssuanceRecord
+
+    serving = PostgresIssuanceRecord(database)
+    try:
+        code, result, text = run_cli(capsys, "migrate", instance.directory, "--database",
+                                     database, "--upgrade-schema", "--json")
+    finally:
+        serving.close()
+    assert code == 3 and "while it is served" in text
+    assert migrate.schema_version(database, "log_rekor") == SCHEMA_VERSION - 1
+
     code, result, _ = run_cli(capsys, "migrate", instance.directory, "--database", database,
                               "--upgrade-schema", "--json")
     assert code == 0

@@ -131,7 +131,8 @@ def _migrate(args: Any) -> int:
     from sealtrail.server.instance import CONFIG_NAME, Instance
     from sealtrail.server.migrate import (copy_ca_record, copy_log, schema_version,
                                           sqlite_search_rows)
-    from sealtrail.server.storage import CA_SCHEMA, StorageConfig, open_log_storage
+    from sealtrail.server.storage import (CA_SCHEMA, StorageConfig, open_ct_log_storage,
+                                         open_log_storage)
 
     if args.database is None:
         raise usage_error("migrate needs --database URL (or --upgrade-schema)")
@@ -163,8 +164,9 @@ def _migrate(args: Any) -> int:
                                 "targetVersion": schema_version(storage.database,
                                                                 source.schema)})
                 continue
-            target = open_log_storage(storage, source.name, source.directory,
-                                      schema=source.schema)
+            target = (open_ct_log_storage(storage, source.directory) if source.label == "ct"
+                      else open_log_storage(storage, source.name, source.directory,
+                                            schema=source.schema))
             started = time.monotonic()
             try:
                 copy = copy_log(source.storage, target, origin=source.origin,
@@ -235,7 +237,9 @@ def _progress(label: str, quiet: bool) -> Any:
 
 
 def _upgrade_schema(args: Any) -> int:
+    from sealtrail.ca.record import held_exclusively
     from sealtrail.cli._common import usage_error
+    from sealtrail.errors import LogStorageError
     from sealtrail.server.instance import Instance
     from sealtrail.server.migrate import upgrade_schema
     from sealtrail.server.storage import CT_LOG_SCHEMA, StorageConfig, log_schema
@@ -250,7 +254,15 @@ def _upgrade_schema(args: Any) -> int:
         raise usage_error(f"{instance.directory} is embedded (no storage in sealtrail.json): "
                           "there is no PostgreSQL schema to upgrade")
     schemas = [log_schema(spec.name) for spec in instance.logs.specs()] + [CT_LOG_SCHEMA]
-    results = [upgrade_schema(database, schema, dry_run=args.dry_run) for schema in schemas]
+    # Every serving process holds the instance's serving lock shared (sealtrail.ca.record):
+    # servers of the old version must be stopped before their tables change.
+    with held_exclusively(database) as free:
+        if not free and not args.dry_run:
+            raise LogStorageError(f"cannot upgrade the schemas of {instance.directory} while "
+                                  "it is served (a server holds the PostgreSQL serving lock): "
+                                  "stop every `sealtrail serve` first")
+        results = [upgrade_schema(database, schema, dry_run=args.dry_run)
+                   for schema in schemas]
     lines = []
     for result in results:
         if result.before is None:
