@@ -205,6 +205,78 @@ def test_a_monitor_finds_every_certificate_issued(instance: InstanceServer,
     Monitor.from_trusted_root(instance.trusted_root).check_issued(certificates)
 
 
+def test_add_pre_chain_over_http_is_logged(instance: InstanceServer) -> None:
+    """RFC 6962 add-pre-chain (under the log URL): the precertificate is logged and the SCT
+    names its entry; a chain through an issuer the log does not serve is a 400."""
+    from datetime import datetime, timedelta, timezone
+
+    from sealtrail.ca.keys import load_ca
+
+    material = load_ca(*Instance(str(instance.directory)).active_ca_dirs(),
+                       with_root_key=True)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def precert_builder(issuer: x509.Name) -> x509.CertificateBuilder:
+        return (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(issuer)
+                .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now).not_valid_after(now + timedelta(minutes=10))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.RFC822Name("pre@example.com")]), critical=True))
+
+    builder = precert_builder(material.intermediate_cert.subject)
+    twin = builder.sign(material.intermediate_key, hashes.SHA384())
+    precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
+        material.intermediate_key, hashes.SHA384())
+
+    def b64(cert: x509.Certificate) -> str:
+        return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+    chain = [b64(precert), b64(material.intermediate_cert), b64(material.root_cert)]
+    response = httpx.post(f"{instance.url}/ct/ct/v1/add-pre-chain", json={"chain": chain},
+                          timeout=60)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    monitor = Monitor.from_trusted_root(instance.trusted_root)
+    assert base64.b64decode(answer["id"]) == monitor.log_id and answer["sct_version"] == 0
+    index = parse_leaf_index(base64.b64decode(answer["extensions"]))
+    # The SCT verifies over the entry the log stored (RFC 6962 §3.2 signed data).
+    entry = timestamped_entry(answer["timestamp"], hashlib.sha256(
+        material.intermediate_cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).digest(), twin.tbs_certificate_bytes, leaf_index_extension(index))
+    signature = base64.b64decode(answer["signature"])
+    assert signature[:2] == b"\x04\x03"
+    monitor.key.verify(signature[4:], b"\x00\x00" + entry, ec.ECDSA(hashes.SHA256()))
+    deadline = time.monotonic() + PATIENCE
+    while monitor.checkpoint().size <= index:
+        assert time.monotonic() < deadline, "no checkpoint covers the entry"
+        time.sleep(0.05)
+    stored = monitor.leaves(index + 1)[index]
+    assert stored.timestamped_entry == entry
+    assert stored.precertificate == precert.public_bytes(serialization.Encoding.DER)
+    # An intermediate the log does not serve, though certified by the same root: refused.
+    assert material.root_key is not None
+    other_key = ec.generate_private_key(ec.SECP384R1())
+    other = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "other")]))
+             .issuer_name(material.root_cert.subject).public_key(other_key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+             .sign(material.root_key, hashes.SHA384()))
+    stray = precert_builder(other.subject).add_extension(
+        x509.PrecertPoison(), critical=True).sign(other_key, hashes.SHA384())
+    foreign = httpx.post(f"{instance.url}/ct/v1/add-pre-chain", timeout=60,
+                         json={"chain": [b64(stray), b64(other), b64(material.root_cert)]})
+    assert foreign.status_code == 400, foreign.text
+    assert foreign.json()["reason"] == "CERTIFICATE_REQUEST_INVALID"
+    assert "does not serve" in foreign.json()["message"]
+    stray_der = stray.public_bytes(serialization.Encoding.DER)
+    assert all(leaf.precertificate != stray_der
+               for leaf in monitor.leaves(monitor.checkpoint().size))
+
+
 def test_read_api_refuses_bad_paths_with_json(instance: InstanceServer) -> None:
     base = instance.url + "/ct"
     for path in ("tile/data/abc", "tile/entries/000", "tile/data/000.p/0", "tile/0/x001",
