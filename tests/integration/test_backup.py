@@ -210,3 +210,24 @@ def test_backup_refuses_an_instance_on_postgresql(
     assert code == 2 and "docs/backup-and-migrate.md" in text
     assert len(text.strip().splitlines()) == 1
     assert not (tmp_path / "b.tar").exists()
+
+
+def test_an_instance_with_encrypted_keys_restores_with_its_passphrase(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made = Instance.init(str(tmp_path / "instance"), port=free_port(), passphrase=b"s3cret")
+    archive = tmp_path / "backup.tgz"
+    monkeypatch.delenv("SEALTRAIL_PASSPHRASE", raising=False)
+    assert run_cli(capsys, "backup", made.directory, str(archive))[0] == 0
+    with tarfile.open(archive) as tar:
+        key = tar.extractfile("keys/ca-intermediate.pem")
+        assert key is not None and b"ENCRYPTED" in key.read()
+
+    code, _, text = run_cli(capsys, "restore", str(archive), str(tmp_path / "r"))
+    assert code == 2 and "SEALTRAIL_PASSPHRASE" in text
+    assert not (tmp_path / "r").exists()
+    monkeypatch.setenv("SEALTRAIL_PASSPHRASE", "s3cret")
+    code, result, text = run_cli(capsys, "restore", str(archive), str(tmp_path / "r"),
+                                 "--json")
+    assert code == 0, text
+    assert {item["log"] for item in result["logs"]} == {"rekor", "log1"}

@@ -223,9 +223,13 @@ def restore_instance(archive: str, directory: str, *,
     created = not os.path.exists(directory)
     with tar:
         members = _check_members(tar, directory)
-        if not any(m.name == "sealtrail.json" for m in members):
+        config = next((m for m in members if m.name == "sealtrail.json" and m.isfile()), None)
+        if config is None:
             raise InputError("the archive is not a sealtrail backup (no sealtrail.json)",
                              actual=archive)
+        if passphrase is None and _encrypted_keys(tar, config):
+            raise UsageError("the instance's keys are encrypted: set SEALTRAIL_PASSPHRASE to "
+                             "restore it (its logs are opened and checked)")
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             tar.extractall(directory, members=members, filter="data")
@@ -235,6 +239,15 @@ def restore_instance(archive: str, directory: str, *,
             raise
     logs = _check_logs(directory, passphrase)
     return RestoreReport(directory, len(members), logs)
+
+
+def _encrypted_keys(tar: tarfile.TarFile, config: tarfile.TarInfo) -> bool:
+    handle = tar.extractfile(config)
+    try:
+        document = json.loads(handle.read(1024 * 1024)) if handle is not None else None
+    except ValueError as exc:
+        raise InputError("the archive's sealtrail.json is not valid JSON") from exc
+    return isinstance(document, dict) and document.get("encryptedKeys") is True
 
 
 def _directory_modes(directory: str, members: list[tarfile.TarInfo]) -> None:
