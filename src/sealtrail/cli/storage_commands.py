@@ -99,13 +99,14 @@ class _Source:
 
 
 def _sources(directory: str, specs: list[Any]) -> list[_Source]:
+    from sealtrail.server.migrate import SEQUENCER_FILE
     from sealtrail.server.storage import CT_LOG_SCHEMA, log_schema
 
     logs_dir = os.path.join(directory, "logs")
     found = [_Source(spec.name, spec.name, os.path.join(logs_dir, spec.name),
                      log_schema(spec.name), spec.origin) for spec in specs]
     ct_dir = os.path.join(directory, "ct", "log")
-    if os.path.isfile(os.path.join(ct_dir, "sequencer.sqlite3")):
+    if os.path.isfile(os.path.join(ct_dir, SEQUENCER_FILE)):
         found.append(_Source("ct", "ct", ct_dir, CT_LOG_SCHEMA, None))
     return found
 
@@ -129,8 +130,8 @@ def _migrate(args: Any) -> int:
     from sealtrail._internal.keyfiles import write_atomic
     from sealtrail.cli._common import usage_error
     from sealtrail.server.instance import CONFIG_NAME, Instance
-    from sealtrail.server.migrate import (copy_ca_record, copy_log, schema_version,
-                                          sqlite_search_rows)
+    from sealtrail.server.migrate import (SEQUENCER_FILE, copy_ca_record, copy_log,
+                                          schema_version, sqlite_search_rows)
     from sealtrail.server.storage import (CA_SCHEMA, StorageConfig, open_ct_log_storage,
                                          open_log_storage)
 
@@ -171,7 +172,7 @@ def _migrate(args: Any) -> int:
             try:
                 copy = copy_log(source.storage, target, origin=source.origin,
                                 search_rows=sqlite_search_rows(
-                                    os.path.join(source.directory, "sequencer.sqlite3")),
+                                    os.path.join(source.directory, SEQUENCER_FILE)),
                                 progress=_progress(source.label, args.json))
             finally:
                 target.close()

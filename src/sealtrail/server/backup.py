@@ -280,7 +280,7 @@ def _check_logs(directory: str, passphrase: bytes | None) -> list[LogCheck]:
     from sealtrail.log.engine import LogConfig, LogEngine
     from sealtrail.log.storage import LogStorage
     from sealtrail.server.log_instance import LogDirectory
-    from sealtrail.server.migrate import merkle_root
+    from sealtrail.server.migrate import SEQUENCER_FILE, merkle_root
 
     logs = LogDirectory(os.path.join(directory, "logs"))
     checks = []
@@ -300,7 +300,7 @@ def _check_logs(directory: str, passphrase: bytes | None) -> list[LogCheck]:
                                       expected=checkpoint.root_hash.hex())
             checks.append(LogCheck(spec.name, checkpoint.size, checkpoint.root_hash.hex()))
     ct_dir = os.path.join(directory, "ct", "log")
-    if os.path.isfile(os.path.join(ct_dir, "sequencer.sqlite3")):
+    if os.path.isfile(os.path.join(ct_dir, SEQUENCER_FILE)):
         # The CT log's engine needs the CA's issuers to open (it opens with `serve`, which
         # rebuilds its tiles); its entries are checked against its recorded state here.
         storage = LogStorage.embedded(ct_dir)

@@ -33,12 +33,19 @@ from contextlib import closing
 from typing import Any, NamedTuple
 
 from sealtrail.errors import LogStorageError, UsageError
-from sealtrail.log.storage import IntegrationState, LogStorage, NewEntry, SequencedEntry
+from sealtrail.log.storage import (
+    SEQUENCER_FILE,
+    IntegrationState,
+    LogStorage,
+    NewEntry,
+    SequencedEntry,
+)
 from sealtrail.merkle import EMPTY_ROOT, node_hash
 from sealtrail.server.storage import CA_SCHEMA
 
 __all__ = [
     "LogCopy",
+    "SEQUENCER_FILE",
     "SchemaUpgrade",
     "copy_ca_record",
     "copy_embedded_log",
@@ -54,19 +61,18 @@ ENTRY_BATCH = 2000
 TILE_BATCH = 256
 RECORD_BATCH = 1000
 
-SEQUENCER_FILE = "sequencer.sqlite3"  # inside an embedded log directory (LogStorage.embedded)
-
 # (stage, done, total): "entries", "tiles", "verify"; total 0 when unknown.
 Progress = Callable[[str, int, int], None]
 # Search rows (index, kind, value) of the entries from an index on, in index order.
 SearchRows = Callable[[int], Generator[tuple[int, str, str], None, None]]
+
 
 class LogCopy(NamedTuple):
     """What :func:`copy_log` found and did."""
 
     entries: int  # sequenced entries in the log (source and target alike)
     copied: int  # entries this run sequenced into the target (0 when it had them all)
-    tiles: int  # tile objects written (every object of the source's tile tree)
+    tiles: int  # tile objects written (all the source's; 0 when the tiles stay in place)
     size: int  # integrated size of the checkpoint (0 for a log never integrated)
     root_hash: bytes
 
