@@ -78,7 +78,8 @@ class CTLogService:
         """Use :meth:`open`; this only wires the parts together."""
         self.engine = engine
         self._sequencer = sequencer
-        self._timeout = timeout
+        #: Seconds :meth:`append` waits for the lock and for the commit (then 503).
+        self.timeout = timeout
         self._issuers = {cert.fingerprint(hashes.SHA256()).hex():
                          cert.public_bytes(serialization.Encoding.DER) for cert in issuers}
         # One entry in flight at a time (see append). _next is the index the next entry
@@ -138,10 +139,10 @@ class CTLogService:
         the log cannot sequence within the timeout, is closed, or its storage fails; no
         SCT may be signed then.
         """
-        deadline = time.monotonic() + self._timeout
-        if not self._lock.acquire(timeout=self._timeout):
+        deadline = time.monotonic() + self.timeout
+        if not self._lock.acquire(timeout=self.timeout):
             raise ServiceUnavailableError("the CT log is busy; retry later",
-                                          actual=f"waited {self._timeout} s")
+                                          actual=f"waited {self.timeout} s")
         try:
             self._settle(deadline)
             if self._next is None:
@@ -156,7 +157,7 @@ class CTLogService:
                 self._next = None
                 raise ServiceUnavailableError("the CT log did not sequence the precertificate "
                                               "in time; retry later",
-                                              actual=f"{self._timeout} s") from None
+                                              actual=f"{self.timeout} s") from None
             if result.duplicate or result.index != index:
                 # Another writer appended: the entry sits at an index its leaf_index does
                 # not name, and must not be promised.
