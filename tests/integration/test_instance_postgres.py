@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,8 +85,13 @@ def test_the_postgres_record_keeps_certificates_and_fails_as_503(database: str) 
             assert not free
         # A lost connection fails that one call as 503, the next reconnects.
         with psycopg.connect(database, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            others = ("FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid()")
+            admin.execute(f"SELECT pg_terminate_backend(pid) {others}")
+            # Termination is asynchronous: wait until the record's server process is gone.
+            deadline = time.monotonic() + 30
+            while admin.execute(f"SELECT count(*) {others}").fetchone() != (0,):
+                assert time.monotonic() < deadline, "the terminated backend did not exit"
         with pytest.raises(ServiceUnavailableError) as info:
             record.record(_leaf(2), principal("email"))
         assert info.value.exit_code == 3 and "issuance record" in info.value.message
@@ -125,6 +131,47 @@ def test_init_writes_the_storage_section_and_creates_the_schemas(tmp_path: Path,
         assert conn.execute("SELECT count(*) FROM ca.issued").fetchone() == (0,)
     # Nothing embedded was made: no SQLite files under the instance directory.
     assert not list(directory.rglob("*.sqlite*"))
+
+
+def test_the_password_comes_from_libpq_s_own_sources(tmp_path: Path, database: str,
+                                                     postgres_cluster: PostgresCluster) -> None:
+    """A role that must give a password (scram-sha-256 for it alone, on this cluster):
+    `init` fails without one (exit 3, nothing written) and works with PGPASSFILE; the
+    password is in neither the config nor any output."""
+    role, secret = f"pw_{os.getpid()}", "pw-" + secrets.token_hex(8)
+    dbname = database.rsplit("/", 1)[1]
+    hba = postgres_cluster.data / "pg_hba.conf"
+    original = hba.read_text()
+    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'")
+        conn.execute(f"GRANT CREATE ON DATABASE {dbname} TO {role}")
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + original)
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        url = f"postgresql://{role}@127.0.0.1:{postgres_cluster.port}/{dbname}"
+        argv = [str(BIN / "sealtrail"), "init", str(tmp_path / "instance"), "--port",
+                str(free_port()), "--database", url]
+        env = {"PGPASSFILE": str(tmp_path / "none"), "PGPASSWORD": ""}
+        done = run(*argv, env=env, check=False)
+        assert done.returncode == 3, done.stderr
+        assert "SERVICE_UNAVAILABLE" in _error_line(done.stderr)
+        assert not (tmp_path / "instance").exists()
+        passfile = tmp_path / "pgpass"
+        passfile.write_text(f"127.0.0.1:{postgres_cluster.port}:{dbname}:{role}:{secret}\n")
+        passfile.chmod(0o600)
+        done = run(*argv, env={**env, "PGPASSFILE": str(passfile)})
+        assert secret not in done.stdout + done.stderr
+        assert secret not in (tmp_path / "instance" / "sealtrail.json").read_text()
+        with psycopg.connect(postgres_cluster.dsn.replace("dbname=postgres",
+                                                          f"dbname={dbname}")) as conn:
+            owners: dict[str, str] = dict(conn.execute(
+                "SELECT schema_name, schema_owner FROM information_schema.schemata "
+                "WHERE schema_owner = %s", (role,)).fetchall())
+        assert owners == {name: role for name in ("ca", "log_rekor", "log_log1", "ct_log")}
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
 
 
 @pytest.mark.parametrize("form", ["url", "query", "keywords"])

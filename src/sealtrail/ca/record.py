@@ -111,8 +111,12 @@ _PG_CONNECT_TIMEOUT_S = 10
 # Every process serving the instance holds this advisory lock shared, on the record's
 # connection, for as long as it runs; `rotate` takes it exclusively (held_exclusively), which
 # a running server prevents. SPEC: PostgreSQL "Advisory Locks": session-level, released when
-# the connection ends, so a killed server never leaves it behind.
+# the session ends, so a killed server never leaves it behind. The server process ends a
+# moment after the client closes its connection, so both sides unlock explicitly first: the
+# lock is free when close() returns. A process that waits for it longer than this (a
+# rotation under way) fails, as a server that cannot reach the database does.
 _SERVING_LOCK_KEY = "hashtext('sealtrail.serving')"
+_SERVING_LOCK_WAIT = "5s"
 
 
 def _pg_connect(conninfo: str, schema: str | None = None) -> Any:
@@ -202,10 +206,16 @@ class PostgresIssuanceRecord(IssuanceRecord):
                 raise ServiceUnavailableError("the CA's issuance record is closed")
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = _pg_connect(self._conninfo, self._schema)
-                    # Shared: replicas hold it together; a failure to take it (rotate holds
-                    # it right now) does not stop recording.
-                    self._conn.execute(f"SELECT pg_try_advisory_lock_shared({_SERVING_LOCK_KEY})")
+                    conn = _pg_connect(self._conninfo, self._schema)
+                    try:
+                        # Shared: replicas hold it together.
+                        conn.execute(f"SET lock_timeout = '{_SERVING_LOCK_WAIT}'")
+                        conn.execute(f"SELECT pg_advisory_lock_shared({_SERVING_LOCK_KEY})")
+                        conn.execute("RESET lock_timeout")
+                    except BaseException:
+                        conn.close()
+                        raise
+                    self._conn = conn
                 cursor = self._conn.execute(sql, params)
                 return cursor.fetchall() if cursor.description is not None else []
             except psycopg.Error as exc:
@@ -237,9 +247,10 @@ class PostgresIssuanceRecord(IssuanceRecord):
             conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                conn.close()
-            except self._psycopg.Error:  # pragma: no cover - best effort at shutdown
+                conn.execute("SELECT pg_advisory_unlock_all()")
+            except self._psycopg.Error:  # a broken connection: its session ends anyway
                 pass
+            conn.close()
 
 
 @contextlib.contextmanager
@@ -259,6 +270,13 @@ def held_exclusively(conninfo: str) -> Iterator[bool]:
             row = conn.execute(f"SELECT pg_try_advisory_lock({_SERVING_LOCK_KEY})").fetchone()
         except psycopg.Error as exc:
             raise _unavailable(exc, "locking") from exc
-        yield bool(row[0])
+        if row[0]:
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(f"SELECT pg_advisory_unlock({_SERVING_LOCK_KEY})")
+        else:
+            yield False
     finally:
-        conn.close()  # ends the session: releases the lock
+        conn.close()
