@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import platform
 from collections.abc import Sequence
 
 from sealtrail.crypto.keys import PublicKey
@@ -52,8 +54,9 @@ from sealtrail.log.config import (
 )
 from sealtrail.log.reader import LogReader, PublishedCheckpoint, StoredEntry
 from sealtrail.log.recovery import recover
+from sealtrail.log.replica import ReplicatedWriter
 from sealtrail.log.storage import LogStorage
-from sealtrail.log.storage.protocols import NewEntry
+from sealtrail.log.storage.protocols import NewEntry, ReplicatedSequencer
 from sealtrail.log.tile_io import TileIO
 from sealtrail.log.tile_sync import TileSyncer
 from sealtrail.log.waiters import LoopFuture, expire
@@ -95,8 +98,16 @@ class LogEngine:
                           _proofs.TileCache(config.tile_cache_size))
         self._reader = LogReader(storage.sequencer, self._io)
         self._syncer = TileSyncer(storage.tiles, clock, config.origin)
-        self._writer = Writer(config, storage.sequencer, storage.tiles, self._io,
-                              self._reader, self._syncer, clock)
+        seq = storage.sequencer
+        if isinstance(seq, ReplicatedSequencer):
+            # A shared sequencer: this engine is one replica of several (log/replica.py).
+            holder = f"{platform.node()}:{os.getpid()}"
+            self._writer: Writer = ReplicatedWriter(
+                config, seq, storage.tiles, self._io, self._reader, self._syncer, clock,
+                seq.integrator_lease(holder))
+        else:
+            self._writer = Writer(config, seq, storage.tiles, self._io, self._reader,
+                                  self._syncer, clock)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -127,10 +138,13 @@ class LogEngine:
                                  actual=type(clock).__name__)
             storage.sequencer.bind(config.origin)
             engine = cls(config, storage, clock)
-            recovered = recover(storage.sequencer, storage.tiles, engine._io)
-            # Recovery synced every full object at the recovered size.
-            engine._syncer.reset(recovered.edge.size)
-            engine._writer.resume(recovered.edge, recovered.sequenced)
+            if isinstance(engine._writer, ReplicatedWriter):
+                engine._writer.open_replica()
+            else:
+                recovered = recover(storage.sequencer, storage.tiles, engine._io)
+                # Recovery synced every full object at the recovered size.
+                engine._syncer.reset(recovered.edge.size)
+                engine._writer.resume(recovered.edge, recovered.sequenced)
         except BaseException as exc:
             storage.close()
             if isinstance(exc, Error) or not isinstance(exc, Exception):
@@ -177,6 +191,13 @@ class LogEngine:
     def checkpoint_key_id(self) -> bytes:
         """The full signed-note key id (Rekor v2 logId; SHA-256(SPKI) for ECDSA keys)."""
         return self._key_id
+
+    @property
+    def is_integrator(self) -> bool:
+        """Whether this engine integrates the log (always, unless it is one replica of
+        several on a shared sequencer and another one was elected)."""
+        writer = self._writer
+        return not isinstance(writer, ReplicatedWriter) or writer.is_integrator
 
     @property
     def frozen(self) -> bool:

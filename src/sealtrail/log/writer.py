@@ -35,6 +35,7 @@ from sealtrail.log.clock import Clock
 from sealtrail.log.config import LogConfig, is_int
 from sealtrail.log.reader import LogReader, PublishedCheckpoint, Snapshot
 from sealtrail.log.storage.protocols import (
+    Assignment,
     IntegrationState,
     NewEntry,
     SequencerStorage,
@@ -108,8 +109,19 @@ class Writer:
         self._edge = Edge.empty()
         self._unintegrated: list[tuple[bytes, bytes]] = []
         self._sequenced = 0
-        # Results for coroutine callers, delivered in bulk (writer thread, or open()).
-        self._dispatch = Dispatch()
+        # Results for coroutine callers, delivered in bulk: one Dispatch per thread that
+        # resolves callers (the writer; a replica's coordinator; open()).
+        self._dispatches = threading.local()
+        # Set by wake(): the writer ends its wait at once, even with no entry queued.
+        self._woken = False
+
+    @property
+    def _dispatch(self) -> Dispatch:
+        """This thread's :class:`Dispatch` (each thread flushes its own)."""
+        dispatch: Dispatch | None = getattr(self._dispatches, "dispatch", None)
+        if dispatch is None:
+            dispatch = self._dispatches.dispatch = Dispatch()
+        return dispatch
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -180,7 +192,7 @@ class Writer:
         with self._cond:
             if not self._accepting:
                 raise LogError("the log is closed")
-            backlog = len(self._pending) + len(self._unintegrated)
+            backlog = len(self._pending) + self._unintegrated_count()
             if backlog >= self._config.max_pending:
                 raise LogOverloadedError("too many entries are waiting; retry later",
                                          actual=backlog,
@@ -190,6 +202,10 @@ class Writer:
             # full batch; otherwise it is sleeping out its gathering window anyway.
             if len(self._pending) in (1, self._config.batch_max):
                 self._cond.notify_all()
+
+    def _unintegrated_count(self) -> int:
+        """Entries sequenced but not yet in a published checkpoint (under the condition)."""
+        return len(self._unintegrated)
 
     def register_waiter(self, index: int, target: Target) -> PublishedCheckpoint | None:
         """The covering checkpoint if there is one already, else queue ``target`` for it."""
@@ -217,20 +233,13 @@ class Writer:
         while True:
             # Entries left unintegrated by a failed cycle are retried at once (the failure
             # already slept its back-off), not at the next checkpoint tick.
-            batch = self._gather(clock.monotonic() if self._unintegrated else next_checkpoint)
+            batch = self._gather(self._wake_at(next_checkpoint))
             if batch is None:
                 break
             try:
                 if batch:
                     self._sequence(batch)
-                if self._unintegrated:
-                    self._integrate_pending()
-                    next_checkpoint = clock.monotonic() + interval
-                elif clock.monotonic() >= next_checkpoint:
-                    # Idle: re-sign, and record the state durably (the cycles above save
-                    # it with sync=False, made durable by the next commit, which idles).
-                    self.publish(self._edge, sync=True)
-                    next_checkpoint = clock.monotonic() + interval
+                next_checkpoint = self._integrate_or_resign(next_checkpoint, interval)
                 failures = 0
                 self._dispatch.flush()  # e.g. a batch of duplicates publishes nothing
                 self._syncer.tick(self._edge.size)
@@ -248,6 +257,28 @@ class Writer:
                         break
         _log.debug("log writer for %s stopped", self._config.origin)
 
+    def wake(self) -> None:
+        """End the writer's current wait (hold the condition): it has work besides entries."""
+        self._woken = True
+        self._cond.notify_all()
+
+    def _wake_at(self, next_checkpoint: float) -> float:
+        """When the writer must wake without new entries (clock monotonic seconds)."""
+        return self._clock.monotonic() if self._unintegrated else next_checkpoint
+
+    def _integrate_or_resign(self, next_checkpoint: float, interval: float) -> float:
+        """After a batch: integrate what waits, or re-sign when idle; the next deadline."""
+        clock = self._clock
+        if self._unintegrated:
+            self._integrate_pending()
+            return clock.monotonic() + interval
+        if clock.monotonic() >= next_checkpoint:
+            # Idle: re-sign, and record the state durably (the cycles above save it with
+            # sync=False, made durable by the next commit, which idles).
+            self.publish(self._edge, sync=True)
+            return clock.monotonic() + interval
+        return next_checkpoint
+
     def _gather(self, deadline: float) -> list[_Pending] | None:
         """The next batch; [] when the checkpoint deadline passes; None to stop.
 
@@ -260,7 +291,8 @@ class Writer:
             while not self._pending:
                 if self._stopping:
                     return None
-                if clock.monotonic() >= deadline:
+                if self._woken or clock.monotonic() >= deadline:
+                    self._woken = False
                     return []
                 clock.wait_until(self._cond, deadline)
             if cfg.batch_wait > 0 and len(self._pending) < cfg.batch_max \
@@ -275,18 +307,7 @@ class Writer:
 
     def _sequence(self, batch: list[_Pending]) -> None:
         """Commit one batch, then acknowledge it. Nothing is acknowledged on failure."""
-        try:
-            assignments = self._seq.assign([p.entry for p in batch], int(self._clock.time()))
-            if len(assignments) != len(batch):
-                raise LogStorageError("the sequencer returned the wrong number of indexes",
-                                      actual=len(assignments), expected=len(batch))
-        except Exception as exc:
-            error = storage_error(exc, "sequencing a batch")
-            dispatch = Dispatch()
-            for item in batch:
-                dispatch.resolve(item.future, error=error)
-            dispatch.flush()
-            raise error from exc
+        assignments = self._commit(batch)
         expected = self._edge.size + len(self._unintegrated)
         fresh = [(a, p) for a, p in zip(assignments, batch) if not a.duplicate]
         consistent = all(a.index == expected + i for i, (a, _) in enumerate(fresh))
@@ -305,6 +326,22 @@ class Writer:
             _log.error("sequencer indexes are not contiguous with this engine's view; "
                        "reloading unintegrated entries from the sequencer")
             self._reload_unintegrated()
+
+    def _commit(self, batch: list[_Pending]) -> list[Assignment]:
+        """Sequence ``batch`` in one durable transaction; on failure fail every caller."""
+        try:
+            assignments = self._seq.assign([p.entry for p in batch], int(self._clock.time()))
+            if len(assignments) != len(batch):
+                raise LogStorageError("the sequencer returned the wrong number of indexes",
+                                      actual=len(assignments), expected=len(batch))
+        except Exception as exc:
+            error = storage_error(exc, "sequencing a batch")
+            dispatch = Dispatch()
+            for item in batch:
+                dispatch.resolve(item.future, error=error)
+            dispatch.flush()
+            raise error from exc
+        return assignments
 
     def _reload_unintegrated(self) -> None:
         sequenced = self._seq.sequenced_size()
@@ -342,12 +379,19 @@ class Writer:
         body = Checkpoint(self._config.origin, edge.size, root).to_body()
         now = self._clock.time()
         note = self._config.sign_checkpoint(body, now)
-        self._seq.save_state(IntegrationState(edge.size, root, note, now,
-                                              min(self._syncer.durable_size, edge.size)),
-                             sync=sync)
+        self._save_state(IntegrationState(edge.size, root, note, now,
+                                          min(self._syncer.durable_size, edge.size)),
+                         sync=sync)
         # The static copy for file servers and CDNs; the sequencer's record is the truth.
         self._tiles.write_many([("checkpoint", note.encode("utf-8"))])
-        published = PublishedCheckpoint(edge.size, root, note, now)
+        return self.expose(PublishedCheckpoint(edge.size, root, note, now), edge)
+
+    def _save_state(self, state: IntegrationState, *, sync: bool) -> None:
+        """Record the state a checkpoint is published for."""
+        self._seq.save_state(state, sync=sync)
+
+    def expose(self, published: PublishedCheckpoint, edge: Edge) -> PublishedCheckpoint:
+        """Make ``published`` (whose tree has ``edge``) what readers see; wake its waiters."""
         with self._cond:
             self._edge = edge
             self._reader.snapshot = Snapshot(published, edge, self._reader.snapshot)

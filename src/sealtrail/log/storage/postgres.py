@@ -30,6 +30,7 @@ Threads: one write connection behind a lock; each reading thread gets its own co
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -41,13 +42,18 @@ from sealtrail.log.storage.memory import check_state
 from sealtrail.log.storage.protocols import (
     Assignment,
     IntegrationState,
+    IntegratorFencedError,
     NewEntry,
     SequencedEntry,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresSequencer"]
+__all__ = ["SCHEMA_UPGRADES", "SCHEMA_VERSION", "PostgresLease", "PostgresSequencer",
+           "upgrade_schema"]
 
-SCHEMA_VERSION = 1
+#: The version of the tables this driver writes. 2 added ``integrator`` (the elected
+#: integrator's epoch, for fencing). ``SCHEMA_UPGRADES[n]`` takes a schema from n to n + 1;
+#: ``sealtrail migrate`` applies them (:func:`upgrade_schema`), the driver never does.
+SCHEMA_VERSION = 2
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 _CONNECT_TIMEOUT_S = 10
 
@@ -66,7 +72,16 @@ _SCHEMA = (
     ("CREATE TABLE IF NOT EXISTS state (id integer PRIMARY KEY CHECK (id = 1), "
      "size bigint NOT NULL, root_hash bytea NOT NULL, checkpoint text NOT NULL, "
      "published_at double precision NOT NULL, durable_size bigint NOT NULL)"),
+    # One row: the epoch of the current integrator, raised by every replica that takes the
+    # integrator's advisory lock; a state save carries the saver's epoch (fencing).
+    ("CREATE TABLE IF NOT EXISTS integrator (id integer PRIMARY KEY CHECK (id = 1), "
+     "epoch bigint NOT NULL, holder text NOT NULL, since double precision NOT NULL)"),
+    "INSERT INTO integrator VALUES (1, 0, '', 0) ON CONFLICT DO NOTHING",
 )
+
+SCHEMA_UPGRADES: dict[int, tuple[str, ...]] = {
+    1: _SCHEMA[-2:],
+}
 
 
 def _wrap(exc: BaseException, what: str) -> LogStorageError:
@@ -107,14 +122,23 @@ class PostgresSequencer:
                          (schema,))
             conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 psycopg.sql.Identifier(schema)))
+            # The version is checked before any table is created: an older schema is left
+            # exactly as it is, for `sealtrail migrate` to upgrade.
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is not None:
+                found = conn.execute("SELECT version FROM schema_version").fetchone()
+                if found is not None and found[0] != SCHEMA_VERSION:
+                    hint = (" (run `sealtrail migrate --upgrade-schema` to upgrade it)"
+                            if found[0] < SCHEMA_VERSION else " (written by a newer sealtrail)")
+                    raise LogStorageError("unsupported sequencer schema version" + hint,
+                                          actual=str(found[0]), expected=str(SCHEMA_VERSION))
             for statement in _SCHEMA:
                 conn.execute(statement)
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
+            if conn.execute("SELECT version FROM schema_version").fetchone() is None:
                 conn.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
-                raise LogStorageError("unknown sequencer schema version", actual=str(row[0]),
-                                      expected=str(SCHEMA_VERSION))
+        channel = hashlib.sha256(schema.encode()).hexdigest()[:24]
+        # Channel names are identifiers (at most 63 bytes): derived from the schema.
+        self.sequenced_channel = f"sealtrail_seq_{channel}"
+        self.integrated_channel = f"sealtrail_int_{channel}"
 
     # -- connections ---------------------------------------------------------------------
 
@@ -242,6 +266,10 @@ class PostgresSequencer:
                                  "unnest(%s::text[], %s::text[], %s::bigint[]) "
                                  "ON CONFLICT DO NOTHING", (kinds, values, key_idxs))
                 conn.execute("UPDATE counter SET next_idx = %s WHERE id = 1", (next_index,))
+                # Delivered at COMMIT: the elected integrator (maybe another replica)
+                # learns at once that entries wait for it.
+                conn.execute("SELECT pg_notify(%s, %s)",
+                             (self.sequenced_channel, str(next_index)))
         return out
 
     def sequenced_size(self) -> int:
@@ -302,6 +330,45 @@ class PostgresSequencer:
                          (state.size, state.root_hash, state.checkpoint, state.published_at,
                           state.durable_size))
 
+    def save_state_fenced(self, state: IntegrationState, *, epoch: int, expected_size: int,
+                          sync: bool = True) -> None:
+        """Save ``state`` only if ``epoch`` is still the integrator's epoch and the saved
+        size is still ``expected_size`` (compare-and-swap); announce it to the replicas.
+
+        Raises :class:`IntegratorFencedError` otherwise: another replica took over (its
+        epoch is higher) or moved the tree, so this one must stop integrating. The epoch
+        row is read ``FOR SHARE``: a replica raising the epoch waits for this transaction,
+        and this one waits for it, so a save and a takeover are never interleaved.
+        """
+        check_state(state)
+        with self._write("saving the integration state", sync=sync) as conn:
+            current = conn.execute("SELECT epoch FROM integrator WHERE id = 1 FOR SHARE"
+                                   ).fetchone()[0]
+            if current != epoch:
+                raise IntegratorFencedError("another replica is the log's integrator",
+                                            actual=f"epoch {epoch}",
+                                            expected=f"epoch {current}")
+            row = conn.execute("SELECT size FROM state WHERE id = 1 FOR UPDATE").fetchone()
+            saved = 0 if row is None else int(row[0])
+            if saved != expected_size or state.size < saved:
+                raise IntegratorFencedError("the integration state moved under this replica",
+                                            actual=f"size {saved}",
+                                            expected=f"size {expected_size}")
+            conn.execute("INSERT INTO state VALUES (1, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, "
+                         "root_hash = EXCLUDED.root_hash, checkpoint = EXCLUDED.checkpoint, "
+                         "published_at = EXCLUDED.published_at, "
+                         "durable_size = EXCLUDED.durable_size",
+                         (state.size, state.root_hash, state.checkpoint, state.published_at,
+                          state.durable_size))
+            conn.execute("SELECT pg_notify(%s, %s)", (self.integrated_channel, str(state.size)))
+
+    def integrator_lease(self, holder: str) -> PostgresLease:
+        """A lease object for electing this log's integrator (one per engine)."""
+        if self._closed:
+            raise LogStorageError("the sequencer is closed")
+        return PostgresLease(self, holder)
+
     def close(self) -> None:
         """Close every connection. Idempotent."""
         with self._lock:
@@ -316,3 +383,152 @@ class PostgresSequencer:
                 conn.close()
             except self._psycopg.Error:  # pragma: no cover - best effort at shutdown
                 pass
+
+
+class PostgresLease:
+    """The integrator election of one log: a session advisory lock plus an epoch.
+
+    The lock lives on a connection of its own, which also LISTENs for the log's
+    notifications. Whoever takes the lock raises the epoch (``integrator`` row) and saves
+    state only with :meth:`PostgresSequencer.save_state_fenced` under that epoch, so a
+    replica that lost its lock (its connection died, the database restarted) can never
+    move the tree, even before it notices. PostgreSQL releases a session lock when the
+    session ends: a replica killed with SIGKILL frees it as soon as the server sees the
+    connection close, and another replica takes over at its next attempt.
+
+    SPEC: PostgreSQL "Advisory Locks" (session level, pg_try_advisory_lock), "NOTIFY"
+    (delivered at commit, in commit order; never to a session that is not listening, hence
+    the polling fallback of the caller).
+    """
+
+    def __init__(self, sequencer: PostgresSequencer, holder: str) -> None:
+        self._seq = sequencer
+        self._holder = holder
+        self._conn: Any = None
+        self.epoch: int | None = None  # set while this replica believes it holds the lock
+        self._key = f"sealtrail.integrator.{sequencer._schema}"
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop()
+            conn = self._seq._connect()
+            try:
+                for channel in (self._seq.sequenced_channel, self._seq.integrated_channel):
+                    conn.execute(f"LISTEN {channel}")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self.epoch = None  # the session lock, if any, went with the session
+        if conn is not None:
+            try:
+                conn.close()
+            except self._seq._psycopg.Error:  # pragma: no cover - already gone
+                pass
+
+    def acquire(self) -> int | None:
+        """Take the lock if it is free: the new epoch, or None (another replica holds it)."""
+        psycopg = self._seq._psycopg
+        if self.epoch is not None:
+            return self.epoch
+        try:
+            conn = self._connection()
+            got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                               (self._key,)).fetchone()[0]
+            if not got:
+                return None
+            with conn.transaction():
+                epoch = int(conn.execute(
+                    "UPDATE integrator SET epoch = epoch + 1, holder = %s, "
+                    "since = extract(epoch from now()) WHERE id = 1 RETURNING epoch",
+                    (self._holder,)).fetchone()[0])
+        except psycopg.Error as exc:
+            self._drop()
+            raise _wrap(exc, "taking the integrator lock") from exc
+        self.epoch = epoch
+        return epoch
+
+    def held(self) -> bool:
+        """Whether this replica still holds the lock and its epoch is the current one."""
+        psycopg = self._seq._psycopg
+        if self.epoch is None:
+            return False
+        try:
+            current = self._connection().execute(
+                "SELECT epoch FROM integrator WHERE id = 1").fetchone()[0]
+        except psycopg.Error:
+            self._drop()
+            return False
+        if current != self.epoch:
+            self.release()
+            return False
+        return True
+
+    def wait(self, timeout: float) -> set[str]:
+        """Wait up to ``timeout`` seconds for notifications; the channels that had one.
+
+        Returns early on the first notification, with every other one already queued.
+        An empty set after a timeout (or a broken connection: the caller polls anyway).
+        """
+        psycopg = self._seq._psycopg
+        seen: set[str] = set()
+        try:
+            conn = self._connection()
+            for notify in conn.notifies(timeout=timeout, stop_after=1):
+                seen.add(notify.channel)
+            if seen:
+                for notify in conn.notifies(timeout=0):
+                    seen.add(notify.channel)
+        except psycopg.Error as exc:
+            self._drop()
+            raise _wrap(exc, "waiting for notifications") from exc
+        return seen
+
+    def release(self) -> None:
+        """Give the lock up (closing the session releases it whatever happens)."""
+        self._drop()
+
+    def close(self) -> None:
+        """Release and close. Idempotent."""
+        self._drop()
+
+
+def upgrade_schema(conninfo: str, schema: str) -> tuple[int, int]:
+    """Bring ``schema`` to :data:`SCHEMA_VERSION` (``sealtrail migrate --upgrade-schema``).
+
+    One transaction under the schema's advisory lock applies every
+    :data:`SCHEMA_UPGRADES` step from the version found; returns (found, now). A schema
+    without tables is left alone (the driver creates the current version) and a newer one
+    is refused. Raises :class:`~sealtrail.errors.LogStorageError`.
+    """
+    if not _SCHEMA_NAME.match(schema):
+        raise LogStorageError("invalid PostgreSQL schema name", actual=schema)
+    import psycopg as _psycopg
+
+    psycopg: Any = _psycopg
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+        params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+        with psycopg.connect(**params) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sealtrail.schema.' || %s))",
+                         (schema,))
+            conn.execute(psycopg.sql.SQL("SET LOCAL search_path TO {}").format(
+                psycopg.sql.Identifier(schema)))
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+                return SCHEMA_VERSION, SCHEMA_VERSION
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            found = SCHEMA_VERSION if row is None else int(row[0])
+            if found > SCHEMA_VERSION:
+                raise LogStorageError("the schema was written by a newer sealtrail",
+                                      actual=str(found), expected=f"<= {SCHEMA_VERSION}")
+            for version in range(found, SCHEMA_VERSION):
+                for statement in SCHEMA_UPGRADES[version]:
+                    conn.execute(statement)
+            conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+            return found, SCHEMA_VERSION
+    except psycopg.Error as exc:
+        raise _wrap(exc, "upgrading the schema") from exc

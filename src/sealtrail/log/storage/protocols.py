@@ -27,14 +27,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from sealtrail.errors import LogStorageError
+
 __all__ = [
     "Assignment",
     "EntryReader",
     "IntegrationState",
     "IntegrationStateStore",
+    "IntegratorFencedError",
+    "IntegratorLease",
     "NewEntry",
     "SearchIndex",
     "SequencedEntry",
+    "ReplicatedSequencer",
     "Sequencer",
     "SequencerStorage",
     "TileStore",
@@ -203,4 +208,56 @@ class TileStore(Protocol):
 
     def close(self) -> None:
         """Release resources. Idempotent."""
+        ...
+
+
+class IntegratorFencedError(LogStorageError):
+    """This replica is no longer the log's integrator; it must stop integrating.
+
+    Raised by a fenced state save (another replica took over or moved the tree).
+    """
+
+
+@runtime_checkable
+class IntegratorLease(Protocol):
+    """The election of one log's integrator among replicas sharing a sequencer."""
+
+    epoch: int | None
+
+    def acquire(self) -> int | None:
+        """Become the integrator if nobody is: the new epoch, or None."""
+        ...
+
+    def held(self) -> bool:
+        """Whether this replica still is the integrator (checked against the database)."""
+        ...
+
+    def wait(self, timeout: float) -> set[str]:
+        """Wait up to ``timeout`` seconds for the log's notifications; the channels seen."""
+        ...
+
+    def release(self) -> None:
+        """Stop being the integrator."""
+        ...
+
+    def close(self) -> None:
+        """Release and free the connection. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ReplicatedSequencer(SequencerStorage, Protocol):
+    """A sequencer several engines (replicas) share: one of them integrates at a time."""
+
+    sequenced_channel: str
+    integrated_channel: str
+
+    def integrator_lease(self, holder: str) -> IntegratorLease:
+        """A new lease object for this engine."""
+        ...
+
+    def save_state_fenced(self, state: IntegrationState, *, epoch: int, expected_size: int,
+                          sync: bool = True) -> None:
+        """Save ``state`` if ``epoch`` is current and the saved size is ``expected_size``;
+        :class:`IntegratorFencedError` otherwise."""
         ...
