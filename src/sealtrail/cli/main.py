@@ -117,6 +117,12 @@ def _build_parser(only: str | None = None) -> ArgumentParser:
     serve_all = commands.add_parser("serve", help="serve an instance (CA, TSA, logs, OIDC, TUF)")
     serve_all.add_argument("directory", metavar="DIR")
     serve_all.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE")
+    serve_all.add_argument("--host", metavar="HOST",
+                           help="address to bind (default: the instance's, set by init)")
+    serve_all.add_argument("--port", metavar="PORT", type=int,
+                           help="port to listen on (default: the instance's; 0 picks a free "
+                                "one). Replicas of one instance on one machine each need "
+                                "their own")
 
     token = commands.add_parser("token", help="mint an identity token from an instance's "
                                               "built-in OIDC issuer")

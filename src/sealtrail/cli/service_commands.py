@@ -97,7 +97,11 @@ def instance_commands(args: Namespace) -> int:
 
         configure_logging()
         config = instance.config()
-        serve(instance.build_app(), host=config.host, port=config.port, port_file=args.port_file)
+        port = config.port if args.port is None else args.port
+        if not 0 <= port <= 65535:
+            raise usage_error(f"--port must be 0..65535 (got {port})")
+        serve(instance.build_app(), host=args.host or config.host, port=port,
+              port_file=args.port_file)
         return EXIT_OK
     if args.command == "token":
         issuer = instance.builtin_issuer(args.kind)

@@ -27,7 +27,8 @@ import asyncio
 import concurrent.futures
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from sealtrail.crypto.keys import PublicKey
 from sealtrail.errors import (
@@ -78,9 +79,19 @@ __all__ = [
     "Clock",
     "LogConfig",
     "LogEngine",
+    "LogHealth",
     "PublishedCheckpoint",
     "StoredEntry",
 ]
+
+
+class LogHealth(NamedTuple):
+    """A log's health as one replica sees it (see :meth:`LogEngine.health`)."""
+
+    size: int  # the latest published checkpoint's tree size
+    integrator: bool  # whether this engine integrates (signs checkpoints)
+    checkpoint_age: float  # seconds since that checkpoint was signed (engine clock)
+    backlog: int  # entries waiting to be sequenced or covered by a checkpoint
 
 
 class LogEngine:
@@ -93,6 +104,7 @@ class LogEngine:
         """Use :meth:`open`; this only wires the parts together."""
         self._config = config
         self._storage = storage
+        self._clock = clock
         self._key_id = config.checkpoint_key_id
         self._io = TileIO(storage.sequencer, storage.tiles,
                           _proofs.TileCache(config.tile_cache_size))
@@ -192,6 +204,12 @@ class LogEngine:
         """The full signed-note key id (Rekor v2 logId; SHA-256(SPKI) for ECDSA keys)."""
         return self._key_id
 
+    def health(self) -> LogHealth:
+        """What an operator watches: size, role, checkpoint age, backlog (``/healthz``)."""
+        cp = self._reader.current().checkpoint
+        return LogHealth(cp.size, self.is_integrator,
+                         max(0.0, self._clock.time() - cp.published_at), self._writer.backlog())
+
     @property
     def is_integrator(self) -> bool:
         """Whether this engine integrates the log (always, unless it is one replica of
@@ -221,11 +239,49 @@ class LogEngine:
         self._writer.enqueue(self._entry(body, search_keys), future)
         return future
 
-    def _entry(self, body: bytes, search_keys: Sequence[tuple[str, str]]) -> NewEntry:
-        """Check an entry before it is queued (see :meth:`submit`)."""
+    def submit_built(self, build: Callable[[int], bytes],
+                     search_keys: Sequence[tuple[str, str]] = ()
+                     ) -> concurrent.futures.Future[AddResult]:
+        """Queue an entry whose body is ``build(index)``, for the index it gets.
+
+        For entries that name their own index (a static-ct-api TileLeaf's leaf_index): the
+        sequencer calls ``build`` inside the transaction that assigns the index, once it is
+        final (on a shared sequencer too, whichever replica sequences), and stores and
+        integrates what it returns; the future resolves with that index once committed.
+        Such entries are batched with any others and never deduplicated.
+
+        ``build`` runs on the writer thread while the sequencer holds its lock, once per
+        commit attempt: it must be quick and must not fail. If it raises, or returns
+        something that is not a body of 1..65535 bytes, the whole batch fails (nothing is
+        committed) and every entry of it fails with that error (a
+        :class:`~sealtrail.errors.LogError` as raised, anything else as
+        :class:`~sealtrail.errors.LogStorageError`): callers check what can fail before
+        submitting. Raises at once as :meth:`submit` (frozen, bad search keys,
+        overloaded, closed).
+        """
+        self._check_writable()
+        if not callable(build):
+            raise UsageError("build must be a function of the index",
+                             actual=type(build).__name__)
+        config = self._config
+
+        def build_entry(index: int) -> tuple[bytes, bytes]:
+            body = self._checked_body(build(index))
+            return config.hash_leaf(body), body
+
+        future: concurrent.futures.Future[AddResult] = concurrent.futures.Future()
+        entry = NewEntry(b"", b"", check_search_keys(search_keys), build_entry)
+        self._writer.enqueue(entry, future)
+        return future
+
+    def _check_writable(self) -> None:
         if self._config.frozen:
             raise LogFrozenError("the log is frozen and accepts no entries",
                                  actual=self._config.origin)
+
+    @staticmethod
+    def _checked_body(body: object) -> bytes:
+        """``body`` as bytes of a size an entry bundle holds, else LogEntryInvalidError."""
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise LogEntryInvalidError("log entry body must be bytes",
                                        actual=type(body).__name__)
@@ -235,6 +291,12 @@ class LogEngine:
             raise LogEntryInvalidError("log entry body has an unsupported size",
                                        actual=f"{len(body)} bytes",
                                        expected=f"1..{MAX_ENTRY_SIZE} bytes")
+        return body
+
+    def _entry(self, body: bytes, search_keys: Sequence[tuple[str, str]]) -> NewEntry:
+        """Check an entry before it is queued (see :meth:`submit`)."""
+        self._check_writable()
+        body = self._checked_body(body)
         return NewEntry(self._config.hash_leaf(body), body, check_search_keys(search_keys))
 
     async def add(self, body: bytes, search_keys: Sequence[tuple[str, str]] = ()) -> AddResult:

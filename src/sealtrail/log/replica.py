@@ -77,8 +77,11 @@ class ReplicatedWriter(Writer):
         self._leader_epoch: int | None = None
         # The saved state's size this integrator expects (its compare-and-swap operand).
         self._saved_size = 0
-        # The highest sequenced size this replica knows of (own commits, notifications).
+        # The highest sequenced size this replica knows of (its own commits, the last
+        # read of the sequencer), and whether to read the sequencer again (a notification
+        # or a poll said other replicas may have sequenced entries).
         self._known_sequenced = 0
+        self._recheck = False
         self._coordinator: threading.Thread | None = None
         self._stop_coordinator = threading.Event()
         # Held while integrating or taking over: the writer thread integrates, but the
@@ -188,7 +191,7 @@ class ReplicatedWriter(Writer):
         return max(0, self._known_sequenced - self._reader.current().checkpoint.size)
 
     def _wake_at(self, next_checkpoint: float) -> float:
-        if self.is_integrator and self._known_sequenced > self._edge.size:
+        if self.is_integrator and (self._recheck or self._known_sequenced > self._edge.size):
             return self._clock.monotonic()
         if self.is_integrator:
             return next_checkpoint
@@ -220,7 +223,7 @@ class ReplicatedWriter(Writer):
             self._step_down("the lease's database session ended")
             return next_checkpoint
         try:
-            if self._known_sequenced > self._edge.size:
+            if self._recheck or self._known_sequenced > self._edge.size:
                 self._integrate_from_sequencer()
                 return self._clock.monotonic() + interval
             if self._clock.monotonic() >= next_checkpoint:
@@ -233,10 +236,15 @@ class ReplicatedWriter(Writer):
     def _integrate_from_sequencer(self) -> None:
         """Integrate entries sequenced by any replica beyond this tree, in bounded steps."""
         edge = self._edge
-        end = min(self._seq.sequenced_size(), edge.size + CATCH_UP_CHUNK)
         with self._cond:
-            self._known_sequenced = max(self._known_sequenced, end)
-            self._sequenced = max(self._sequenced, end)
+            self._recheck = False
+        # The writer thread is the only one that raises _known_sequenced while this
+        # replica integrates, so the sequencer's count replaces it.
+        sequenced = self._seq.sequenced_size()
+        end = min(sequenced, edge.size + CATCH_UP_CHUNK)
+        with self._cond:
+            self._known_sequenced = sequenced
+            self._sequenced = max(self._sequenced, sequenced)
         if end <= edge.size:
             return
         rows = self._seq.entries(edge.size, end)
@@ -302,7 +310,9 @@ class ReplicatedWriter(Writer):
                 if due:
                     next_check = time.monotonic() + POLL_SECONDS
                 if self.is_integrator:
-                    if self._rseq.sequenced_channel in channels:
+                    # A poll as well as the notification: one may be missed (a lease
+                    # connection opened again, a notification queue overflow).
+                    if due or self._rseq.sequenced_channel in channels:
                         self._poke()
                     if due and not self._lease.held():
                         self._step_down("the lease was lost")
@@ -322,7 +332,7 @@ class ReplicatedWriter(Writer):
     def _poke(self) -> None:
         """Tell the writer that entries may wait for integration (a notification)."""
         with self._cond:
-            self._known_sequenced = max(self._known_sequenced, self._edge.size + 1)
+            self._recheck = True
             self.wake()
 
     def _become_integrator(self) -> None:

@@ -46,7 +46,7 @@ from sealtrail.log.tile_sync import TileSyncer
 from sealtrail.log.waiters import CheckpointWaiters, Dispatch, Target
 from sealtrail.models.checkpoint import Checkpoint
 
-__all__ = ["AddResult", "Writer", "storage_error"]
+__all__ = ["AddResult", "Writer", "add_result", "storage_error"]
 
 _log = logging.getLogger("sealtrail.log")
 
@@ -62,6 +62,11 @@ class AddResult(NamedTuple):
     index: int  # type: ignore[assignment]  # a field named like tuple.index
     duplicate: bool
     integrated_time: int
+
+
+def add_result(assignment: Assignment) -> AddResult:
+    """What a caller learns of its entry's assignment."""
+    return AddResult(assignment.index, assignment.duplicate, assignment.integrated_time)
 
 
 class _Pending:
@@ -203,6 +208,11 @@ class Writer:
             if len(self._pending) in (1, self._config.batch_max):
                 self._cond.notify_all()
 
+    def backlog(self) -> int:
+        """Entries queued or sequenced but not yet covered by a published checkpoint."""
+        with self._cond:
+            return len(self._pending) + self._unintegrated_count()
+
     def _unintegrated_count(self) -> int:
         """Entries sequenced but not yet in a published checkpoint (under the condition)."""
         return len(self._unintegrated)
@@ -310,17 +320,20 @@ class Writer:
         assignments = self._commit(batch)
         expected = self._edge.size + len(self._unintegrated)
         fresh = [(a, p) for a, p in zip(assignments, batch) if not a.duplicate]
-        consistent = all(a.index == expected + i for i, (a, _) in enumerate(fresh))
+        consistent = all(a.index == expected + i and (p.entry.build is None or a.built)
+                         for i, (a, p) in enumerate(fresh))
         with self._cond:
             if consistent:
-                self._unintegrated.extend((p.entry.leaf_hash, p.entry.body) for _, p in fresh)
+                # A built entry is integrated as the sequencer stored it (built for its index).
+                self._unintegrated.extend(a.built or (p.entry.leaf_hash, p.entry.body)
+                                          for a, p in fresh)
             self._sequenced = max(self._sequenced,
                                   max((a.index + 1 for a in assignments), default=0))
         # Coroutine callers get their acknowledgement with this cycle's checkpoint, in ONE
         # wake-up of their loop (the writer flushes after publishing, or on failure);
         # threads are resolved at once.
         for assignment, item in zip(assignments, batch):
-            self._dispatch.resolve(item.future, AddResult(*assignment))
+            self._dispatch.resolve(item.future, add_result(assignment))
         if not consistent:
             # Someone else appended to the sequencer: take the truth from it.
             _log.error("sequencer indexes are not contiguous with this engine's view; "
@@ -328,7 +341,11 @@ class Writer:
             self._reload_unintegrated()
 
     def _commit(self, batch: list[_Pending]) -> list[Assignment]:
-        """Sequence ``batch`` in one durable transaction; on failure fail every caller."""
+        """Sequence ``batch`` in one durable transaction; on failure fail every caller.
+
+        Built entries are built by the sequencer inside that transaction, so a build that
+        raises fails the whole batch too (nothing committed, every caller gets the error).
+        """
         try:
             assignments = self._seq.assign([p.entry for p in batch], int(self._clock.time()))
             if len(assignments) != len(batch):

@@ -23,6 +23,7 @@ from sealtrail.errors import (
     LogEntryNotFoundError,
     LogFrozenError,
     LogOverloadedError,
+    LogStorageError,
     ServiceUnavailableError,
     TokenInvalidError,
     UsageError,
@@ -67,7 +68,13 @@ def status_for(exc: Error) -> int:
         return 404
     if isinstance(exc, LogFrozenError):
         return 405
-    if isinstance(exc, (LogOverloadedError, ServiceUnavailableError)):
+    if isinstance(exc, LogOverloadedError):
+        # SPEC: RFC 6585 §4: 429 with Retry-After: the log pushes back while more entries
+        # wait to be sequenced or integrated than it takes (issue 16), or a checkpoint
+        # did not come in time; the client retries later (sealtrail.net.http does).
+        return 429
+    if isinstance(exc, (ServiceUnavailableError, LogStorageError)):
+        # The database or object store is unreachable: nothing was acknowledged, retry.
         return 503
     if isinstance(exc, (InputError, UsageError, LogEntryInvalidError)):
         return 400
@@ -172,7 +179,9 @@ async def handle_errors(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         if status >= 500:
             log.error("request failed: %s: %s", exc.code, exc.diagnostics())
-        return error_response(status, exc.code, exc.diagnostics())
+        # SPEC: RFC 9110 §10.2.3: Retry-After on 429 and 503, so clients back off.
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (429, 503) else None
+        return error_response(status, exc.code, exc.diagnostics(), headers)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     # Starlette raises the exception again after this answer; the server's outermost layer
     # (run._LogErrorsOnce) sees the mark and does not log it a second time.
@@ -182,6 +191,9 @@ async def handle_errors(request: Request, exc: Exception) -> Response:
         pass
     return error_response(500, "INTERNAL", "internal error")
 
+
+# Seconds a client should wait after a 429 or 503 from a sealtrail error.
+RETRY_AFTER_SECONDS = "1"
 
 # The attribute handle_errors sets on an exception it has logged.
 LOGGED_MARK = "_sealtrail_logged"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # imported where used, so that the CLI starts fast
     from sealtrail.ca.record import IssuanceRecord
     from sealtrail.ca.token_verifier import IssuerConfig
     from sealtrail.issuer import BuiltinIssuer
+    from sealtrail.log.engine import LogEngine
     from sealtrail.log.storage import LogStorage
     from sealtrail.server.run import ServerLimits
 
@@ -631,8 +632,19 @@ class Instance:
                 raise ApiError(404, "NOT_FOUND", "no such TUF file")
             return FileResponse(resolved, headers={"Cache-Control": "no-cache"})
 
+        def log_health(engine: LogEngine) -> dict[str, Any]:
+            state = engine.health()
+            return {"size": state.size, "integrator": state.integrator,
+                    "checkpointAgeSeconds": round(state.checkpoint_age, 3),
+                    "backlog": state.backlog}
+
         async def health(request: Request) -> Response:
-            return JSONResponse({"status": "ok"})
+            # For load balancers and monitoring (docs/operations.md): 200 while serving.
+            # Every replica reports its view; exactly one should say "integrator": true
+            # for each log.
+            return JSONResponse({"status": "ok",
+                                 "logs": {s.name: log_health(s.engine) for s in services},
+                                 "ctLog": log_health(ct_log.engine)})
 
         routes += [Route(path, trust_document, methods=["GET"]) for path in trust_files]
         routes += [Route("/tuf/{path:path}", tuf_file, methods=["GET"]),

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sealtrail.errors import LogStorageError
-from sealtrail.log.storage.memory import check_state
+from sealtrail.log.storage.memory import built_entry, check_state
 from sealtrail.log.storage.protocols import (
     Assignment,
     IntegrationState,
@@ -166,6 +166,7 @@ class PostgresSequencer:
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
+                self._readers = [c for c in self._readers if not c.closed]
                 self._readers.append(conn)
         return conn
 
@@ -198,15 +199,21 @@ class PostgresSequencer:
 
     def _read(self, sql: str, params: Sequence[Any], what: str) -> list[Any]:
         psycopg = self._psycopg
-        try:
-            conn = self._reader()
-            rows: list[Any] = conn.execute(sql, params).fetchall()
-            return rows
-        except psycopg.Error as exc:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None and conn.broken:
-                self._local.conn = None
-            raise _wrap(exc, what) from exc
+        # A read is repeatable: once on a connection that turned out broken (the server
+        # restarted since this thread's last read), once more on a new one.
+        for attempt in (1, 2):
+            try:
+                conn = self._reader()
+                rows: list[Any] = conn.execute(sql, params).fetchall()
+                return rows
+            except psycopg.Error as exc:
+                conn = getattr(self._local, "conn", None)
+                broken = conn is not None and conn.broken
+                if broken:
+                    self._local.conn = None
+                if not broken or attempt == 2:
+                    raise _wrap(exc, what) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- SequencerStorage ----------------------------------------------------------------
 
@@ -230,7 +237,7 @@ class PostgresSequencer:
             next_index: int = conn.execute(
                 "SELECT next_idx FROM counter WHERE id = 1 FOR UPDATE").fetchone()[0]
             existing: dict[bytes, tuple[int, int]] = {}
-            leaves = list({bytes(e.leaf_hash) for e in entries})
+            leaves = list({bytes(e.leaf_hash) for e in entries if e.build is None})
             for leaf, idx, t in conn.execute(
                     "SELECT leaf_hash, idx, integrated_time FROM entries "
                     "WHERE leaf_hash = ANY(%s)", (leaves,)):
@@ -242,19 +249,27 @@ class PostgresSequencer:
             values: list[str] = []
             key_idxs: list[int] = []
             for e in entries:
-                found = existing.get(e.leaf_hash)
-                if found is not None:
-                    out.append(Assignment(found[0], True, found[1]))
-                    continue
-                existing[e.leaf_hash] = (next_index, integrated_time)
+                built: tuple[bytes, bytes] | None = None
+                if e.build is not None:
+                    # The counter row lock makes next_index final for every replica until
+                    # COMMIT: build for it. A built leaf hash already stored fails the
+                    # INSERT (unique index), rolling the batch back.
+                    built = leaf, body = built_entry(e.build, next_index)
+                else:
+                    leaf, body = e.leaf_hash, e.body
+                    found = existing.get(leaf)
+                    if found is not None:
+                        out.append(Assignment(found[0], True, found[1]))
+                        continue
+                existing[leaf] = (next_index, integrated_time)
                 idxs.append(next_index)
-                hashes.append(e.leaf_hash)
-                bodies.append(e.body)
+                hashes.append(leaf)
+                bodies.append(body)
                 for kind, value in e.search_keys:
                     kinds.append(kind)
                     values.append(value)
                     key_idxs.append(next_index)
-                out.append(Assignment(next_index, False, integrated_time))
+                out.append(Assignment(next_index, False, integrated_time, built))
                 next_index += 1
             if idxs:
                 # One statement per table whatever the batch size (unnest of arrays).
