@@ -137,9 +137,11 @@ def add_pre_chain_response(sct: bytes) -> dict[str, Any]:
 # -- static-ct-api log entries ----------------------------------------------------------------
 
 #: ``append(build) -> index``: the log's sequencing step, injected by the server layer. It
-#: calls ``build(index)`` with the index the entry will get, stores the returned TileLeaf
-#: durably at exactly that index, and returns the index; it raises
-#: :class:`~sealtrail.errors.ServiceUnavailableError` when it cannot (storage down, busy).
+#: stores ``build(index)`` durably at ``index``, the index the entry gets, and returns that
+#: index; it raises :class:`~sealtrail.errors.ServiceUnavailableError` when it cannot
+#: (storage down, busy). ``build`` may be called more than once and from another thread
+#: (the log calls it inside its sequencing transaction): it is a pure, quick function of
+#: the index, and every index (up to :data:`MAX_LEAF_INDEX`) encodes to the same length.
 LeafAppender = Callable[[Callable[[int], bytes]], int]
 
 
@@ -409,6 +411,8 @@ class CTLog:
         issuer_key_hash = hashlib.sha256(issuer_spki).digest()
         fingerprints = [cert.fingerprint(hashes.SHA256()) for cert in issuers]
 
+        # The timestamp is fixed here, before sequencing: the stored entry and the SCT
+        # carry the same one (static-ct-api).
         def build(index: int) -> bytes:
             entry = timestamped_entry(timestamp_ms, issuer_key_hash, tbs,
                                       leaf_index_extension(index))

@@ -352,7 +352,9 @@ class Writer:
                 raise LogStorageError("the sequencer returned the wrong number of indexes",
                                       actual=len(assignments), expected=len(batch))
         except Exception as exc:
-            error = storage_error(exc, "sequencing a batch")
+            # The project's own errors reach the callers as they are (a built body the log
+            # cannot hold is the caller's LogEntryInvalidError); anything else is storage.
+            error = exc if isinstance(exc, Error) else storage_error(exc, "sequencing a batch")
             dispatch = Dispatch()
             for item in batch:
                 dispatch.resolve(item.future, error=error)

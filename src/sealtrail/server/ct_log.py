@@ -9,9 +9,10 @@ RFC6962NoteSignature (the ``leaf_hasher`` and ``note_signer`` hooks of
 :class:`~sealtrail.log.config.LogConfig`).
 
 The entry's index is inside the entry (its ``leaf_index`` extension), so it must be known
-before the entry is hashed: :meth:`CTLogService.append` sequences one entry at a time under
-a lock, builds it for the next index, and checks that the log gave it exactly that index
-(docs/ct-log.md, "The index inside the entry").
+before the entry is hashed: :meth:`CTLogService.append` submits a *built* entry, whose body
+the sequencer builds from the index inside the transaction that assigns it (docs/ct-log.md,
+"The index inside the entry"). Appends from many threads and from every replica sharing a
+PostgreSQL sequencer are batched into common commits and always name their own index.
 
 Read API under ``/ct`` (SPEC: C2SP static-ct-api, monitoring prefix = ``<public URL>/ct``):
 ``checkpoint``, ``tile/<L>/<N>[.p/<W>]`` (hash tiles), ``tile/data/<N>[.p/<W>]`` (TileLeaf
@@ -22,10 +23,7 @@ and ``issuer/<hex SHA-256>`` (issuer certificates, DER). Bad paths are 404 JSON 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
@@ -38,11 +36,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from sealtrail.ca.ctlog import CTLog, merkle_leaf_hash
-from sealtrail.errors import InputError, LogError, LogStorageError, ServiceUnavailableError
+from sealtrail.errors import Error, InputError, LogStorageError, ServiceUnavailableError
 from sealtrail.log.clock import SYSTEM_CLOCK, Clock
-from sealtrail.log.engine import DEFAULT_CHECKPOINT_INTERVAL, AddResult, LogConfig, LogEngine
-from sealtrail.log.storage import LogStorage, SequencerStorage
-from sealtrail.merkle.tiles import decode_entry_bundle, parse_tile_path
+from sealtrail.log.engine import DEFAULT_CHECKPOINT_INTERVAL, LogConfig, LogEngine
+from sealtrail.log.storage import LogStorage
+from sealtrail.merkle.tiles import MAX_ENTRY_SIZE, decode_entry_bundle, parse_tile_path
 from sealtrail.server._http import ApiError
 from sealtrail.server.log_api import CHECKPOINT_CACHE, FULL_TILE_CACHE, PARTIAL_TILE_CACHE
 
@@ -73,20 +71,14 @@ class CTLogService:
     generations, so old entries stay checkable after a rotation).
     """
 
-    def __init__(self, engine: LogEngine, sequencer: SequencerStorage,
-                 issuers: Sequence[x509.Certificate], *, timeout: float) -> None:
+    def __init__(self, engine: LogEngine, issuers: Sequence[x509.Certificate], *,
+                 timeout: float) -> None:
         """Use :meth:`open`; this only wires the parts together."""
         self.engine = engine
-        self._sequencer = sequencer
-        #: Seconds :meth:`append` waits for the lock and for the commit (then 503).
+        #: Seconds :meth:`append` waits for the commit of its entry (then 503).
         self.timeout = timeout
         self._issuers = {cert.fingerprint(hashes.SHA256()).hex():
                          cert.public_bytes(serialization.Encoding.DER) for cert in issuers}
-        # One entry in flight at a time (see append). _next is the index the next entry
-        # gets, None when it must be read from the sequencer again (after a failure).
-        self._lock = threading.Lock()
-        self._next: int | None = None
-        self._unresolved: Future[AddResult] | None = None
 
     @classmethod
     def open(cls, storage: LogStorage, private_key: ec.EllipticCurvePrivateKey, origin: str,
@@ -104,7 +96,8 @@ class CTLogService:
         signer = CTLog(private_key)
         log_config = LogConfig(
             origin, origin, private_key,
-            # Entries come one at a time (append holds a lock): nothing to gather.
+            # No gathering window: the entries that arrive while a commit runs form the
+            # next batch (group commit), so a lone issuance waits for no one.
             batch_wait=0.0,
             leaf_hasher=merkle_leaf_hash,
             # The engine's clock is in seconds; RFC 6962 timestamps are milliseconds.
@@ -116,7 +109,7 @@ class CTLogService:
         except BaseException:
             engine.close()
             raise
-        return cls(engine, storage.sequencer, issuers, timeout=timeout)
+        return cls(engine, issuers, timeout=timeout)
 
     @property
     def origin(self) -> str:
@@ -132,65 +125,38 @@ class CTLogService:
     def append(self, build: Callable[[int], bytes]) -> int:
         """Durably sequence ``build(index)`` at ``index``; return the index.
 
-        The CA's :data:`~sealtrail.ca.ctlog.LeafAppender`. One entry at a time: under the
-        lock the next index is known (this process is the log's only writer: the embedded
-        sequencer holds a process lock), the entry is built for it and committed, and the
-        index the log gave is checked. Raises :class:`ServiceUnavailableError` (503) when
-        the log cannot sequence within the timeout, is closed, or its storage fails; no
-        SCT may be signed then.
+        The CA's :data:`~sealtrail.ca.ctlog.LeafAppender`. The entry is submitted as a
+        built entry (:meth:`LogEngine.submit_built`): the sequencer calls ``build`` with
+        the index inside the transaction that assigns it, so the index named in the entry
+        is the one it gets, whichever replica or thread sequences, and concurrent appends
+        share commits. ``build`` is called once here first (for index 0: every index
+        encodes to the same length) so that an entry the log cannot hold fails this
+        caller alone (``ValueError``), never the batch it would join.
+
+        Raises :class:`ServiceUnavailableError` (503) when the log cannot sequence within
+        the timeout, is closed, overloaded, or its storage fails; no SCT may be signed
+        then. An entry whose commit comes after the timeout stays in the log, unpromised.
         """
-        deadline = time.monotonic() + self.timeout
-        if not self._lock.acquire(timeout=self.timeout):
-            raise ServiceUnavailableError("the CT log is busy; retry later",
-                                          actual=f"waited {self.timeout} s")
+        probe = build(0)
+        if not 1 <= len(probe) <= MAX_ENTRY_SIZE:
+            raise ValueError(f"the log entry would be {len(probe)} bytes; the log holds "
+                             f"1..{MAX_ENTRY_SIZE}")
         try:
-            self._settle(deadline)
-            if self._next is None:
-                self._next = self._sequencer.sequenced_size()
-            index = self._next
-            future = self.engine.submit(build(index))
-            try:
-                result = future.result(max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                # Its fate is unknown: the next append waits for it before choosing an index.
-                self._unresolved = future
-                self._next = None
-                raise ServiceUnavailableError("the CT log did not sequence the precertificate "
-                                              "in time; retry later",
-                                              actual=f"{self.timeout} s") from None
-            if result.duplicate or result.index != index:
-                # Another writer appended: the entry sits at an index its leaf_index does
-                # not name, and must not be promised.
-                self._next = None
-                _log.error("CT log sequencing out of step: built for %d, got %d%s", index,
-                           result.index, " (duplicate)" if result.duplicate else "")
-                raise ServiceUnavailableError("the CT log sequenced the precertificate out of "
-                                              "step; retry later", actual=result.index,
-                                              expected=index)
-            self._next = index + 1
-            return index
-        except LogError as exc:  # closed, overloaded, storage failure: nothing was promised
-            self._next = None
+            future = self.engine.submit_built(build)
+            result = future.result(self.timeout)
+        except FutureTimeout:
+            raise ServiceUnavailableError("the CT log did not sequence the precertificate "
+                                          "in time; retry later",
+                                          actual=f"{self.timeout} s") from None
+        except Error as exc:  # closed, overloaded, storage failure: nothing was promised
             detail = exc.diagnostics()
             _log.error("CT log cannot sequence: %s", detail)
             raise ServiceUnavailableError("the CT log cannot sequence the precertificate; "
                                           "retry later", actual=detail) from exc
-        finally:
-            self._lock.release()
-
-    def _settle(self, deadline: float) -> None:
-        """Wait for an entry whose earlier append timed out, so that the next index is known."""
-        future = self._unresolved
-        if future is None:
-            return
-        try:
-            future.result(max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            raise ServiceUnavailableError("the CT log is still sequencing an earlier entry; "
-                                          "retry later") from None
-        except Exception:  # failed: nothing was sequenced, the index is free again
-            pass
-        self._unresolved = None
+        if result.duplicate:  # pragma: no cover - built entries are never deduplicated
+            raise ServiceUnavailableError("the CT log deduplicated a built entry",
+                                          actual=result.index)
+        return result.index
 
     # -- read API -------------------------------------------------------------------------
 

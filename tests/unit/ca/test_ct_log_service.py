@@ -1,13 +1,15 @@
 """CTLogService.append, the CA's sequencing step, on in-memory storage.
 
-The index built into an entry is the index it gets; an append whose commit did not come in
-time answers 503, and the next append waits for that entry's fate before choosing its index;
-a failed commit frees the index again; a closed log is a 503.
+The index built into an entry is the index it gets, also when many threads append at once
+(their entries share a commit); an append whose commit did not come in time answers 503 and
+the log goes on; a failed commit frees the index again; an entry the log cannot hold fails
+its caller alone, before it reaches the log; a closed log is a 503.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -44,6 +46,7 @@ class GatedSequencer:
         self.gate.set()
         self.entered = threading.Event()
         self.failing = False
+        self.batches: list[int] = []  # the size of every batch committed
 
     def assign(self, entries: Sequence[NewEntry], integrated_time: int) -> list[Assignment]:
         self.entered.set()
@@ -52,6 +55,7 @@ class GatedSequencer:
         if self.failing:
             raise LogStorageError("simulated failure")
         result: list[Assignment] = self._inner.assign(entries, integrated_time)
+        self.batches.append(len(entries))
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -68,6 +72,14 @@ def service() -> Iterator[tuple[CTLogService, GatedSequencer]]:
     yield opened, sequencer
     sequencer.gate.set()
     opened.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll a real condition, with a deadline that only a bug reaches."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_origin_is_the_prefix_without_scheme() -> None:
@@ -89,29 +101,61 @@ def test_each_entry_gets_the_index_built_into_it(
     assert checkpoint.size == 5
 
 
-def test_a_commit_not_done_in_time_is_a_503_and_its_index_is_not_reused(
+def test_concurrent_appends_share_a_commit_and_each_names_its_index(
+        service: tuple[CTLogService, GatedSequencer]) -> None:
+    log, sequencer = service
+    sequencer.gate.clear()
+    appended: dict[bytes, int] = {}
+    errors: list[BaseException] = []
+
+    def append(tag: bytes) -> None:
+        try:
+            appended[tag] = log.append(builder(tag))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    # One append holds the sequencer; the others queue behind it and form the next batch.
+    threads = [threading.Thread(target=append, args=(b"first",))]
+    threads[0].start()
+    assert sequencer.entered.wait(PATIENCE)
+    threads += [threading.Thread(target=append, args=(bytes([65 + i]),)) for i in range(8)]
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: len(log.engine._writer._pending) == 8, "the appends to queue")
+    sequencer.gate.set()
+    for thread in threads:
+        thread.join(PATIENCE)
+    assert not errors
+    assert sorted(appended.values()) == list(range(9))
+    assert sequencer.batches == [1, 8]
+    log.engine.wait_blocking(8, PATIENCE)
+    for tag, index in appended.items():
+        leaf, _ = read_tile_leaf(log.engine.entry(index).body)
+        assert leaf.leaf_index == index and leaf.tbs == tag
+
+
+def test_a_commit_not_done_in_time_is_a_503_and_the_log_goes_on(
         service: tuple[CTLogService, GatedSequencer]) -> None:
     log, sequencer = service
     assert log.append(builder(b"a")) == 0
     sequencer.gate.clear()
     sequencer.entered.clear()
-    log.timeout = 0.2  # the gate is closed: these two cannot finish, however fast the machine
+    log.timeout = 0.2  # the gate is closed: this cannot finish, however fast the machine
     with pytest.raises(ServiceUnavailableError, match="in time"):
         log.append(builder(b"slow"))
     assert sequencer.entered.is_set()  # the entry reached the sequencer and waits there
-    # Still undecided: the next append cannot choose an index either.
-    with pytest.raises(ServiceUnavailableError, match="earlier entry"):
-        log.append(builder(b"b"))
     log.timeout = PATIENCE
     sequencer.gate.set()
-    # The slow entry was committed at 1 (the index built into it): the next one is 2.
+    # The slow entry is committed at 1, unpromised but named for its index; no guess is
+    # involved, so the next append simply gets 2.
     assert log.append(builder(b"c")) == 2
     log.engine.wait_blocking(2, PATIENCE)
     leaf, _ = read_tile_leaf(log.engine.entry(1).body)
     assert leaf.leaf_index == 1 and leaf.tbs == b"slow"
 
 
-def test_a_failed_commit_frees_the_index(service: tuple[CTLogService, GatedSequencer]) -> None:
+def test_a_failed_commit_is_a_503_and_frees_the_index(
+        service: tuple[CTLogService, GatedSequencer]) -> None:
     log, sequencer = service
     assert log.append(builder(b"a")) == 0
     sequencer.failing = True
@@ -120,6 +164,17 @@ def test_a_failed_commit_frees_the_index(service: tuple[CTLogService, GatedSeque
     assert "simulated failure" in str(info.value.actual)
     sequencer.failing = False
     assert log.append(builder(b"b")) == 1
+
+
+def test_an_entry_the_log_cannot_hold_fails_its_caller_alone(
+        service: tuple[CTLogService, GatedSequencer]) -> None:
+    log, sequencer = service
+    with pytest.raises(ValueError, match="bytes"):
+        log.append(lambda index: b"x" * 70_000)
+    with pytest.raises(ValueError, match="leaf index"):
+        log.append(lambda index: leaf_index_extension(-1))
+    assert sequencer.batches == []
+    assert log.append(builder(b"fine")) == 0
 
 
 def test_a_closed_log_is_a_503(service: tuple[CTLogService, GatedSequencer]) -> None:

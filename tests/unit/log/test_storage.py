@@ -11,6 +11,7 @@ import pytest
 
 from sealtrail.errors import LogStorageError
 from sealtrail.log.storage import (
+    Assignment,
     EntryReader,
     IntegrationState,
     IntegrationStateStore,
@@ -59,9 +60,9 @@ def test_sequencers_implement_every_role(sequencer: SequencerStorage) -> None:
 def test_assign_gives_contiguous_indexes_and_dedups(sequencer: SequencerStorage) -> None:
     assert sequencer.sequenced_size() == 0
     out = sequencer.assign([new(b"a", ("sha256", "1")), new(b"b"), new(b"a")], 100)
-    assert [tuple(a) for a in out] == [(0, False, 100), (1, False, 100), (0, True, 100)]
+    assert out == [Assignment(0, False, 100), Assignment(1, False, 100), Assignment(0, True, 100)]
     out = sequencer.assign([new(b"c"), new(b"b", ("sha256", "2")), new(b"c")], 200)
-    assert [tuple(a) for a in out] == [(2, False, 200), (1, True, 100), (2, True, 200)]
+    assert out == [Assignment(2, False, 200), Assignment(1, True, 100), Assignment(2, True, 200)]
     assert sequencer.sequenced_size() == 3
     assert sequencer.entries(0, 10) == [
         SequencedEntry(0, leaf_hash(b"a"), b"a", 100),

@@ -20,13 +20,15 @@ from collections.abc import Sequence
 from sealtrail.errors import Error, LogStorageError
 from sealtrail.log.storage.protocols import (
     Assignment,
+    EntryBuilder,
     IntegrationState,
     NewEntry,
     SequencedEntry,
 )
 from sealtrail.merkle.tiles import parse_tile_path
 
-__all__ = ["MemorySequencer", "MemoryTileStore", "check_object_path", "check_state"]
+__all__ = ["MemorySequencer", "MemoryTileStore", "built_entry", "check_object_path",
+           "check_state"]
 
 
 def check_object_path(path: object) -> str:
@@ -74,18 +76,28 @@ class MemorySequencer:
             keys: list[tuple[tuple[str, str], int]] = []
             next_index = len(self._entries)
             for e in entries:
-                existing = self._by_leaf.get(e.leaf_hash)
-                if existing is not None:
-                    out.append(Assignment(existing, True,
-                                          self._entries[existing].integrated_time))
-                    continue
-                if e.leaf_hash in seen:
-                    out.append(Assignment(seen[e.leaf_hash], True, integrated_time))
-                    continue
-                seen[e.leaf_hash] = next_index
-                added.append(SequencedEntry(next_index, e.leaf_hash, e.body, integrated_time))
+                built: tuple[bytes, bytes] | None = None
+                if e.build is not None:
+                    # Built for its final index, inside the "transaction" (the lock); an
+                    # exception leaves everything untouched.
+                    built = leaf, body = built_entry(e.build, next_index)
+                    if leaf in self._by_leaf or leaf in seen:
+                        raise LogStorageError("a built entry's leaf hash is already sequenced",
+                                              actual=leaf.hex())
+                else:
+                    leaf, body = e.leaf_hash, e.body
+                    existing = self._by_leaf.get(leaf)
+                    if existing is not None:
+                        out.append(Assignment(existing, True,
+                                              self._entries[existing].integrated_time))
+                        continue
+                    if leaf in seen:
+                        out.append(Assignment(seen[leaf], True, integrated_time))
+                        continue
+                seen[leaf] = next_index
+                added.append(SequencedEntry(next_index, leaf, body, integrated_time))
                 keys.extend((k, next_index) for k in e.search_keys)
-                out.append(Assignment(next_index, False, integrated_time))
+                out.append(Assignment(next_index, False, integrated_time, built))
                 next_index += 1
             # Commit: nothing above touched shared state. Like a WAL commit, it also makes
             # every earlier unsynced state save durable.
@@ -149,6 +161,21 @@ class MemorySequencer:
 
     def close(self) -> None:
         """Nothing to release; the data stays for a later reopen."""
+
+
+def built_entry(build: EntryBuilder, index: int) -> tuple[bytes, bytes]:
+    """``build(index)``, checked to be a (32-byte leaf hash, non-empty body) pair.
+
+    Shared by the drivers, which call it inside their sequencing transaction. A result of
+    the wrong shape is a caller bug: LogStorageError (the batch is not committed).
+    """
+    result = build(index)
+    if not (isinstance(result, tuple) and len(result) == 2
+            and isinstance(result[0], bytes) and len(result[0]) == 32
+            and isinstance(result[1], bytes) and result[1]):
+        raise LogStorageError("an entry's build did not return (32-byte leaf hash, body)",
+                              actual=type(result).__name__)
+    return result[0], result[1]
 
 
 def check_state(state: IntegrationState) -> None:

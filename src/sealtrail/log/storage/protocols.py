@@ -24,13 +24,14 @@ Every method raises :class:`~sealtrail.errors.LogStorageError` when the backend 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from sealtrail.errors import LogStorageError
 
 __all__ = [
     "Assignment",
+    "EntryBuilder",
     "EntryReader",
     "IntegrationState",
     "IntegrationStateStore",
@@ -46,20 +47,38 @@ __all__ = [
 ]
 
 
+#: ``build(index) -> (leaf_hash, body)``: an entry made from the index it gets.
+EntryBuilder = Callable[[int], tuple[bytes, bytes]]
+
+
 class NewEntry(NamedTuple):
-    """An entry waiting for an index: its leaf hash, body and search keys."""
+    """An entry waiting for an index: its leaf hash, body and search keys.
+
+    With ``build``, the entry is *built*: its body depends on its own index (a static-ct-api
+    TileLeaf names its index in its leaf_index extension). The sequencer then ignores
+    ``leaf_hash`` and ``body``, and calls ``build(index)`` inside the sequencing
+    transaction, once the index is final (the commit it is part of is the one that gives
+    the index), and stores the ``(leaf_hash, body)`` it returns. A built entry is never
+    deduplicated against earlier entries (its body differs per index anyway).
+    """
 
     leaf_hash: bytes
     body: bytes
     search_keys: tuple[tuple[str, str], ...] = ()
+    build: EntryBuilder | None = None
 
 
 class Assignment(NamedTuple):
-    """The index an entry got (or already had, when ``duplicate``)."""
+    """The index an entry got (or already had, when ``duplicate``).
+
+    ``built``: for a built entry, the ``(leaf_hash, body)`` its ``build`` returned for that
+    index (what was stored); None for every other entry.
+    """
 
     index: int  # type: ignore[assignment]  # a field named like tuple.index
     duplicate: bool
     integrated_time: int
+    built: tuple[bytes, bytes] | None = None
 
 
 class SequencedEntry(NamedTuple):
@@ -100,6 +119,11 @@ class Sequencer(Protocol):
         its search keys are not stored again. Either every entry is committed or none is
         (then :class:`~sealtrail.errors.LogStorageError` is raised). When this returns,
         the assignments survive a crash or power loss.
+
+        A built entry (``NewEntry.build``) is never a duplicate: ``build`` is called once,
+        with its index, before the commit, and its result is in ``Assignment.built``. If a
+        build raises, nothing is committed and its exception propagates unchanged; a built
+        leaf hash that is already sequenced is a LogStorageError (nothing committed).
         """
         ...
 

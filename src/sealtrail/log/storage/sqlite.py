@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sealtrail.errors import LogStorageError
-from sealtrail.log.storage.memory import check_state
+from sealtrail.log.storage.memory import built_entry, check_state
 from sealtrail.log.storage.protocols import (
     Assignment,
     IntegrationState,
@@ -216,7 +216,7 @@ class SqliteSequencer:
         out: list[Assignment] = []
         with self._write("sequencing a batch") as conn:
             existing: dict[bytes, tuple[int, int]] = {}
-            leaves = list({e.leaf_hash for e in entries})
+            leaves = list({e.leaf_hash for e in entries if e.build is None})
             for i in range(0, len(leaves), _IN_CHUNK):
                 chunk = leaves[i:i + _IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -229,14 +229,22 @@ class SqliteSequencer:
             rows: list[tuple[int, bytes, bytes, int]] = []
             keys: list[tuple[str, str, int]] = []
             for e in entries:
-                found = existing.get(e.leaf_hash)
-                if found is not None:
-                    out.append(Assignment(found[0], True, found[1]))
-                    continue
-                existing[e.leaf_hash] = (next_index, integrated_time)
-                rows.append((next_index, e.leaf_hash, e.body, integrated_time))
+                built: tuple[bytes, bytes] | None = None
+                if e.build is not None:
+                    # The write lock (BEGIN IMMEDIATE) makes next_index final: build for it.
+                    # A built leaf hash already stored fails the INSERT (UNIQUE), rolling
+                    # the batch back.
+                    built = leaf, body = built_entry(e.build, next_index)
+                else:
+                    leaf, body = e.leaf_hash, e.body
+                    found = existing.get(leaf)
+                    if found is not None:
+                        out.append(Assignment(found[0], True, found[1]))
+                        continue
+                existing[leaf] = (next_index, integrated_time)
+                rows.append((next_index, leaf, body, integrated_time))
                 keys.extend((kind, value, next_index) for kind, value in e.search_keys)
-                out.append(Assignment(next_index, False, integrated_time))
+                out.append(Assignment(next_index, False, integrated_time, built))
                 next_index += 1
             conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
             if keys:
