@@ -338,6 +338,16 @@ def _check_nothing_lost(load: Load, survivor: Replica) -> None:
                 > top, "a checkpoint covering every acknowledged entry")
     final = httpx.get(survivor.url + "/api/v1/log", timeout=10).json()
     size, root = int(final["treeSize"]), bytes.fromhex(final["rootHash"])
+    # Every other live replica publishes the same tree: the survivor's inclusion proofs
+    # are checked against the root another replica serves.
+    published = {size: root.hex()}
+    for other in load.live():
+        if other is not survivor:
+            _wait_until(lambda: httpx.get(other.url + "/api/v1/log", timeout=10).json()
+                        ["treeSize"] >= size, f"{other.name} to publish the final tree")
+            info = httpx.get(other.url + "/api/v1/log", timeout=10).json()
+            assert (info["treeSize"], info["rootHash"]) == (size, root.hex())
+    cross_checked = 0
     with httpx.Client(timeout=30) as http:
         for n, uuid in load.acknowledged.items():
             (found_uuid, entry), = http.get(survivor.url + f"/api/v1/log/entries/{uuid}"
@@ -348,13 +358,17 @@ def _check_nothing_lost(load: Load, survivor: Replica) -> None:
             verify_inclusion(leaf, proof["logIndex"], proof["treeSize"],
                              [bytes.fromhex(h) for h in proof["hashes"]],
                              bytes.fromhex(proof["rootHash"]))
+            assert published[proof["treeSize"]] == proof["rootHash"]
+            cross_checked += 1
         for seen_size, seen_root in set(load.checkpoints):
-            if seen_size == 0 or seen_size > size:
+            assert seen_size <= size, "a client saw a bigger tree than the final one"
+            if seen_size == 0:
                 continue
             answer = http.get(survivor.url + "/api/v1/log/proof",
                               params={"firstSize": seen_size, "lastSize": size}).json()
             verify_consistency(seen_size, size, [bytes.fromhex(h) for h in answer["hashes"]],
                                bytes.fromhex(seen_root), root)
+    assert cross_checked == len(load.acknowledged)
 
 
 def test_killing_the_integrator_under_load_loses_nothing(deployment: Deployment) -> None:
