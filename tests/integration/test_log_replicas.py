@@ -89,6 +89,9 @@ def test_exactly_one_replica_integrates_and_followers_serve_its_checkpoints(
     for i in range(60):
         replica = (first, second, third)[i % 3]
         results.append(replica.add_blocking(body(i)))
+    # Callers get the same result type from every replica (the integrator's and a
+    # follower's writer alike).
+    assert {type(r).__name__ for r in results} == {"AddResult"}
     indexes = sorted(r.index for r in results)
     assert indexes == list(range(60))  # every index once, whichever replica sequenced it
     for replica in (second, third):

@@ -42,7 +42,7 @@ from sealtrail.log.storage.protocols import (
     ReplicatedSequencer,
 )
 from sealtrail.log.waiters import Target
-from sealtrail.log.writer import Writer, _Pending
+from sealtrail.log.writer import Writer, _Pending, add_result
 
 if TYPE_CHECKING:
     from sealtrail.log.clock import Clock
@@ -204,7 +204,7 @@ class ReplicatedWriter(Writer):
             self._sequenced = max(self._sequenced, top)
             self._known_sequenced = max(self._known_sequenced, top)
         for assignment, item in zip(assignments, batch):
-            self._dispatch.resolve(item.future, assignment)
+            self._dispatch.resolve(item.future, add_result(assignment))
         if not self.is_integrator:
             self._dispatch.flush()
 
