@@ -65,6 +65,7 @@ BENCHMARKS = {
     "imports": ("bench_imports", {}),
     "log": ("bench_log", {}),
     "instance": ("bench_instance", {}),
+    "replicas": ("bench_replicas", {}),
     "pypi": ("bench_pypi", {}),
     "release": ("bench_release", {}),
 }
