@@ -12,6 +12,7 @@ the postmaster reports it accepts connections, then ``pg_isready`` confirms on t
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -21,9 +22,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-__all__ = ["PostgresCluster", "find_bindir", "postgres_cluster"]
+__all__ = ["PostgresCluster", "database", "find_bindir", "postgres_cluster"]
 
 _START_ATTEMPTS = 5  # a free port can be taken by someone else before the server binds it
 
@@ -131,3 +133,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def database(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database of the cluster: its libpq URL (no password: the cluster
+    trusts loopback). An instance's schema names are fixed, so instances never share one."""
+    name = f"db_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
+    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -9,12 +9,10 @@ Each test gets its own database in the one throwaway cluster: the instance's sch
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,26 +26,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sealtrail.ca.record import PostgresIssuanceRecord, held_exclusively
 from sealtrail.errors import ServiceUnavailableError
 from tests.integration.instance_server import BIN, InstanceServer, free_port, run
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import PostgresCluster, database, postgres_cluster
 from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
 from tests.unit.ca.test_authority import principal
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["postgres_cluster", "s3_credentials", "s3_server"]
-
-_databases = itertools.count()
+__all__ = ["database", "postgres_cluster", "s3_credentials", "s3_server"]
 
 
-@pytest.fixture
-def database(postgres_cluster: PostgresCluster) -> Iterator[str]:
-    """A fresh, empty database: its libpq URL (no password: the cluster trusts loopback)."""
-    name = f"instance_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
-    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
 
 
 def _schemas(url: str) -> set[str]:

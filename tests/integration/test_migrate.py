@@ -27,23 +27,16 @@ from sealtrail.server import migrate
 from sealtrail.server.instance import Instance
 from sealtrail.server.storage import StorageConfig, open_log_storage
 from tests.integration.instance_server import free_port
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import database, postgres_cluster
 from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["postgres_cluster", "s3_credentials", "s3_server"]
+__all__ = ["database", "postgres_cluster", "s3_credentials", "s3_server"]
 
 _databases = itertools.count()
 
 
-@pytest.fixture
-def database(postgres_cluster: PostgresCluster) -> str:
-    """A fresh, empty database: a libpq URL without a password (as `migrate` wants)."""
-    name = f"migrate_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
 
 
 def add_entries(instance: Instance, count: int, tag: str) -> None:

@@ -35,34 +35,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sealtrail.merkle import verify_consistency, verify_inclusion
 from tests.integration.instance_server import BIN, free_port, run
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import PostgresCluster, database, postgres_cluster
 from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
 from tests.integration.serving import start_server
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["postgres_cluster", "s3_credentials", "s3_server"]
+__all__ = ["database", "postgres_cluster", "s3_credentials", "s3_server"]
 
 PATIENCE = 90.0  # a safety net for conditions the replicas reach by themselves
 _databases = itertools.count()
 
 
-@pytest.fixture
-def database(postgres_cluster: PostgresCluster) -> Iterator[str]:
-    """A fresh database per test (an instance's schema names are fixed)."""
-    name = f"replicas_{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
-    with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @dataclass

@@ -90,6 +90,15 @@ def _wrap(exc: BaseException, what: str) -> LogStorageError:
                            actual=f"{type(exc).__name__}: {str(exc).strip()}")
 
 
+def _upsert_state(conn: Any, state: IntegrationState) -> None:
+    conn.execute("INSERT INTO state VALUES (1, %s, %s, %s, %s, %s) "
+                 "ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, "
+                 "root_hash = EXCLUDED.root_hash, checkpoint = EXCLUDED.checkpoint, "
+                 "published_at = EXCLUDED.published_at, durable_size = EXCLUDED.durable_size",
+                 (state.size, state.root_hash, state.checkpoint, state.published_at,
+                  state.durable_size))
+
+
 class PostgresSequencer:
     """A :class:`~sealtrail.log.storage.protocols.SequencerStorage` in PostgreSQL."""
 
@@ -337,13 +346,7 @@ class PostgresSequencer:
             if row is not None and state.size < row[0]:
                 raise LogStorageError("integrated size would go backwards",
                                       actual=state.size, expected=f">= {row[0]}")
-            conn.execute("INSERT INTO state VALUES (1, %s, %s, %s, %s, %s) "
-                         "ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, "
-                         "root_hash = EXCLUDED.root_hash, checkpoint = EXCLUDED.checkpoint, "
-                         "published_at = EXCLUDED.published_at, "
-                         "durable_size = EXCLUDED.durable_size",
-                         (state.size, state.root_hash, state.checkpoint, state.published_at,
-                          state.durable_size))
+            _upsert_state(conn, state)
 
     def save_state_fenced(self, state: IntegrationState, *, epoch: int, expected_size: int,
                           sync: bool = True) -> None:
@@ -369,13 +372,7 @@ class PostgresSequencer:
                 raise IntegratorFencedError("the integration state moved under this replica",
                                             actual=f"size {saved}",
                                             expected=f"size {expected_size}")
-            conn.execute("INSERT INTO state VALUES (1, %s, %s, %s, %s, %s) "
-                         "ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, "
-                         "root_hash = EXCLUDED.root_hash, checkpoint = EXCLUDED.checkpoint, "
-                         "published_at = EXCLUDED.published_at, "
-                         "durable_size = EXCLUDED.durable_size",
-                         (state.size, state.root_hash, state.checkpoint, state.published_at,
-                          state.durable_size))
+            _upsert_state(conn, state)
             conn.execute("SELECT pg_notify(%s, %s)", (self.integrated_channel, str(state.size)))
 
     def integrator_lease(self, holder: str) -> PostgresLease:
