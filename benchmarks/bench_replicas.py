@@ -152,12 +152,18 @@ def _wrk_all(urls: list[str], bodies: list[Path], script: Path) -> list[WrkResul
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for url, body_file in zip(urls, bodies, strict=True)]
     results = []
-    for process in processes:
-        out, err = process.communicate(timeout=DURATION + 60)
-        line = next((l for l in out.splitlines() if l.startswith("RESULT")), None)
-        if process.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({process.returncode}): {err[-500:]}")
-        results.append(WrkResult(line))
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=DURATION + 60)
+            line = next((l for l in out.splitlines() if l.startswith("RESULT")), None)
+            if process.returncode != 0 or line is None:
+                raise RuntimeError(f"wrk failed ({process.returncode}): {err[-500:]}")
+            results.append(WrkResult(line))
+    finally:
+        for process in processes:  # only after a failure is one still running
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return results
 
 
@@ -231,9 +237,10 @@ class CpuMeter:
     def describe(self, accepted: int) -> str:
         per_entry = {name: spent / max(accepted, 1) * 1000 for name, spent in self.spent.items()
                      if name not in ("machine", "machine total")}
-        # What no named process spent: this benchmark's own polling, the kernel's loopback
-        # work outside the processes, and whatever else runs on the machine.
-        per_entry["other"] = (self.spent["machine"] - sum(
+        # What no named process spent: the kernel's loopback work outside the processes and
+        # whatever else runs on the machine. Floored at 0: process accounting is coarser
+        # than the machine's (clock ticks; a reaped PostgreSQL backend brings its whole life).
+        per_entry["other"] = max(0.0, self.spent["machine"] - sum(
             spent for name, spent in self.spent.items() if name not in ("machine", "machine total"))
         ) / max(accepted, 1) * 1000
         busy = self.spent["machine"] / max(self.spent["machine total"], 1e-9)
@@ -357,7 +364,7 @@ def _throughput(servers: list[Server], bodies: list[Path], script: Path,
 def _failovers(replicas: list[Server], directory: Path, env: dict[str, str], tmp: Path,
                signer: Signer, runs: int) -> list[tuple[float, float]]:
     """(seconds until the survivor reports itself integrator, seconds until its 201)."""
-    times = []
+    times: list[tuple[float, float]] = []
     for run in range(runs):
         _wait(lambda: sum(_is_integrator(r) for r in replicas) == 1, "one integrator")
         victim = next(r for r in replicas if _is_integrator(r))
@@ -365,9 +372,14 @@ def _failovers(replicas: list[Server], directory: Path, env: dict[str, str], tmp
         body = signer.entry()
         killed_at = time.monotonic()
         victim.kill()
-        _wait(lambda: _is_integrator(survivor), "the survivor to take over")
-        elected = time.monotonic() - killed_at
-        _post_until_covered(survivor.url, body, killed_at + FAILOVER_PATIENCE)
+        try:
+            _wait(lambda: _is_integrator(survivor), "the survivor to take over")
+            elected = time.monotonic() - killed_at
+            _post_until_covered(survivor.url, body, killed_at + FAILOVER_PATIENCE)
+        except RuntimeError as exc:
+            print(f"failover {run + 1} not done: {exc}")
+            times.append((float("inf"), float("inf")))  # shown as such, not hidden
+            break
         covered = time.monotonic() - killed_at
         times.append((elected, covered))
         # The killed replica comes back on its port, as a follower, before the next run.
@@ -378,7 +390,8 @@ def _failovers(replicas: list[Server], directory: Path, env: dict[str, str], tmp
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f} ms"
+    return f"{seconds * 1000:,.0f} ms" if seconds != float("inf") else \
+        f"not within {FAILOVER_PATIENCE:.0f} s"
 
 
 def main(quick: bool = False) -> str | list[tuple[str, str]]:
@@ -452,15 +465,16 @@ def main(quick: bool = False) -> str | list[tuple[str, str]]:
         scaled_cpu = meter.describe(scaled[0])
         failovers = _failovers(replicas, directory, env, tmp, signer, runs)
 
-    def load_row(what: str, figures: tuple[int, float, float, float, int], cpu: str) -> str:
+    def load_row(what: str, figures: tuple[int, float, float, float, int], cpu: str,
+                 target: str) -> str:
         accepted, rate, _, _, failed = figures
         return (f"| {what}: accepted entries/s ({accepted:,} in {DURATION} s, {failed} failed; "
-                f"{cpu}) | **{rate:,.0f}/s** | >= {ACCEPTED_TARGET:,}/s (replicas) |")
+                f"{cpu}) | **{rate:,.0f}/s** | {target} |")
 
     rows.append(load_row("Two replicas (PostgreSQL + SeaweedFS), one wrk per replica",
-                         scaled, scaled_cpu))
+                         scaled, scaled_cpu, f">= {ACCEPTED_TARGET:,}/s"))
     rows.append(load_row("One embedded (SQLite) instance, `sealtrail serve`, both wrk on it",
-                         sqlite, sqlite_cpu))
+                         sqlite, sqlite_cpu, "-"))
     rows.append(f"| Ratio replicas / SQLite | **{scaled[1] / sqlite[1]:.2f}x** | - |")
     rows.append(f"| Two replicas: time until the entry is covered by a checkpoint (response "
                 f"latency) p50 / p99 | {scaled[2]:,.0f} ms / **{scaled[3]:,.0f} ms** | "
