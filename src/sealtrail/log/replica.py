@@ -158,8 +158,9 @@ class ReplicatedWriter(Writer):
             self._sequenced = max(self._sequenced, recovered.sequenced)
             self._known_sequenced = max(self._known_sequenced, recovered.sequenced)
         self._syncer.reset(recovered.edge.size)
-        _log.info("this replica is now the integrator of %s (epoch %d, %d entries)",
-                  self._config.origin, epoch, recovered.edge.size)
+        # A warning, so that serve (which prints warnings and above) shows every change.
+        _log.warning("this replica is now the integrator of %s (epoch %d, %d entries)",
+                     self._config.origin, epoch, recovered.edge.size)
         self.publish(recovered.edge, sync=True)
 
     def _step_down(self, why: object) -> None:
