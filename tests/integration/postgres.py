@@ -93,7 +93,7 @@ class PostgresCluster:
         for _ in range(attempts):
             port = self.port or _free_port()
             options = (f"-c listen_addresses=127.0.0.1 -c port={port} "
-                       f"-c unix_socket_directories={self.root} -c max_connections=40")
+                       f"-c unix_socket_directories={self.root} -c max_connections=200")
             done = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
                              "-l", str(self.log), "-o", options, check=False)
             output = done.stdout + done.stderr

@@ -23,9 +23,9 @@ import pytest
 
 from sealtrail.errors import LogStorageError
 from sealtrail.log.storage import IntegrationState, LogStorage, SequencerStorage
-from sealtrail.log.storage.postgres import SCHEMA_VERSION, PostgresSequencer
+from sealtrail.log.storage.postgres import MAX_READERS, SCHEMA_VERSION, PostgresSequencer
 from sealtrail.merkle import leaf_hash
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import PostgresCluster, database, postgres_cluster
 from tests.unit.log.test_storage import (
     new,
     test_assign_gives_contiguous_indexes_and_dedups,
@@ -40,6 +40,7 @@ from tests.unit.log.test_storage import (
 pytestmark = pytest.mark.integration
 
 __all__ = [  # the contract tests, collected here with the PostgreSQL fixture
+    "database",
     "postgres_cluster",
     "test_assign_gives_contiguous_indexes_and_dedups",
     "test_bind_ties_storage_to_one_log",
@@ -304,3 +305,28 @@ def test_a_server_crash_loses_nothing_acknowledged(postgres_cluster: PostgresClu
     finally:
         survivor.close()
 
+
+
+def test_reading_threads_that_end_leave_no_connections_behind(
+        postgres_cluster: PostgresCluster, database: str) -> None:
+    """Server threads come and go: each read borrows a pooled connection, so twenty
+    short-lived reading threads leave at most MAX_READERS reading connections open."""
+    seq = PostgresSequencer(database, schema="reads")
+    try:
+        seq.assign([new(b"a")], 1)
+
+        def read() -> None:
+            assert seq.find(leaf_hash(b"a")) == 0
+
+        for _ in range(20):
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join()
+        name = database.rsplit("/", 1)[1]
+        with psycopg.connect(postgres_cluster.dsn, autocommit=True) as admin:
+            open_now = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                     (name,)).fetchone()
+        assert open_now is not None
+        assert open_now[0] <= MAX_READERS + 1  # the readers and the one writing connection
+    finally:
+        seq.close()

@@ -25,7 +25,8 @@ The connection string comes from the caller and is never put in an error message
 hold a password). Every failure is a :class:`~sealtrail.errors.LogStorageError`; a broken
 connection is dropped and opened again by the next call.
 
-Threads: one write connection behind a lock; each reading thread gets its own connection.
+Threads: one write connection behind a lock; reads borrow a connection from a small pool
+(psycopg_pool), so that server threads that come and go leave no connections behind.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ __all__ = ["SCHEMA_UPGRADES", "SCHEMA_VERSION", "PostgresLease", "PostgresSequen
 SCHEMA_VERSION = 2
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 _CONNECT_TIMEOUT_S = 10
+#: Reading connections per log and replica (each server thread that reads borrows one),
+#: and how long a read waits for a free one before failing (503, retried by clients).
+MAX_READERS = 4
+READER_WAIT_SECONDS = 10.0
 
 # Each statement on its own: psycopg sends one statement per execute with parameters.
 _SCHEMA = (
@@ -121,8 +126,8 @@ class PostgresSequencer:
         self._conninfo = conninfo
         self._schema = schema
         self._lock = threading.Lock()
-        self._readers: list[Any] = []
-        self._local = threading.local()
+        self._pool: Any = None  # the readers' connections, opened on the first read
+        self._pool_lock = threading.Lock()  # not _lock, which a write holds throughout
         self._closed = False
         self._conn: Any = None
         with self._write("creating the schema") as conn:
@@ -151,33 +156,48 @@ class PostgresSequencer:
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self) -> Any:
-        psycopg = self._psycopg
-        params = psycopg.conninfo.conninfo_to_dict(self._conninfo)
+    def _params(self) -> dict[str, Any]:
+        params: dict[str, Any] = self._psycopg.conninfo.conninfo_to_dict(self._conninfo)
         params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
-        conn = psycopg.connect(**params, autocommit=True)
+        return params
+
+    def _configure(self, conn: Any) -> None:
+        """Every connection's session: the log's schema, synchronous commits."""
+        conn.execute(self._psycopg.sql.SQL("SET search_path TO {}").format(
+            self._psycopg.sql.Identifier(self._schema)))
+        # SPEC: PostgreSQL "synchronous_commit": on = the commit's WAL is flushed to
+        # disk before COMMIT returns; the engine acknowledges nothing before that.
+        conn.execute("SET synchronous_commit TO on")
+
+    def _connect(self) -> Any:
+        conn = self._psycopg.connect(**self._params(), autocommit=True)
         try:
-            conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(
-                psycopg.sql.Identifier(self._schema)))
-            # SPEC: PostgreSQL "synchronous_commit": on = the commit's WAL is flushed to
-            # disk before COMMIT returns; the engine acknowledges nothing before that.
-            conn.execute("SET synchronous_commit TO on")
+            self._configure(conn)
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _reader(self) -> Any:
-        if self._closed:
-            raise LogStorageError("the sequencer is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._readers = [c for c in self._readers if not c.closed]
-                self._readers.append(conn)
-        return conn
+    def _readers(self) -> Any:
+        """The pool of reading connections (psycopg_pool), made on the first read.
+
+        A pool, not a connection per thread: the server's worker threads come and go, and
+        a connection kept per thread would outlive its thread until the database's
+        connection limit. At most :data:`MAX_READERS` per log; a read waits for a free one
+        at most :data:`READER_WAIT_SECONDS`.
+        """
+        with self._pool_lock:
+            if self._closed:
+                raise LogStorageError("the sequencer is closed")
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    "", kwargs={**self._params(), "autocommit": True},
+                    configure=self._configure, min_size=1, max_size=MAX_READERS,
+                    timeout=READER_WAIT_SECONDS, name=f"sealtrail-{self._schema}",
+                    open=True)
+            return self._pool
 
     @contextmanager
     def _write(self, what: str, *, sync: bool = True) -> Iterator[Any]:
@@ -208,18 +228,18 @@ class PostgresSequencer:
 
     def _read(self, sql: str, params: Sequence[Any], what: str) -> list[Any]:
         psycopg = self._psycopg
-        # A read is repeatable: once on a connection that turned out broken (the server
-        # restarted since this thread's last read), once more on a new one.
+        # A read is repeatable: once on a pooled connection that turned out broken (the
+        # server restarted since it was last used; the pool drops it), once more.
         for attempt in (1, 2):
+            broken = False
             try:
-                conn = self._reader()
-                rows: list[Any] = conn.execute(sql, params).fetchall()
-                return rows
-            except psycopg.Error as exc:
-                conn = getattr(self._local, "conn", None)
-                broken = conn is not None and conn.broken
-                if broken:
-                    self._local.conn = None
+                with self._readers().connection() as conn:
+                    try:
+                        rows: list[Any] = conn.execute(sql, params).fetchall()
+                        return rows
+                    finally:
+                        broken = conn.broken
+            except psycopg.Error as exc:  # PoolTimeout is one too
                 if not broken or attempt == 2:
                     raise _wrap(exc, what) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -387,9 +407,12 @@ class PostgresSequencer:
             if self._closed:
                 return
             self._closed = True
-            conns = [c for c in (self._conn, *self._readers) if c is not None]
+            conns = [c for c in (self._conn,) if c is not None]
             self._conn = None
-            self._readers.clear()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         for conn in conns:
             try:
                 conn.close()
