@@ -236,6 +236,47 @@ def test_writes_are_conditional_on_what_the_store_read(
         raw.close()
 
 
+class CountingClient:
+    """A boto3 client that counts GetObject calls."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.gets = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_object(self, **request: Any) -> Any:
+        self.gets += 1
+        return self._client.get_object(**request)
+
+
+def test_the_writer_of_the_last_checkpoint_replaces_it_without_reading_it(
+        s3_credentials: SeaweedS3, bucket: str, prefix: str) -> None:
+    """The integrator PUTs its next checkpoint on the ETag of its last one, with no GET;
+    once another writer replaced it, the condition fails and the store reads again."""
+    raw = s3_credentials.client()
+    other = S3TileStore(bucket, prefix, endpoint_url=s3_credentials.endpoint_url)
+    try:
+        client = CountingClient(raw)
+        store = S3TileStore(bucket, prefix, client=client)
+        store.write_many([("checkpoint", note(5))])
+        first_gets = client.gets
+        store.write_many([("checkpoint", note(6))])
+        store.write_many([("checkpoint", note(7))])
+        assert client.gets == first_gets  # no read for the two checkpoints after the first
+        assert other.read("checkpoint") == note(7)
+        other.write_many([("checkpoint", note(9))])
+        with pytest.raises(LogStorageError, match="roll the published checkpoint back"):
+            store.write_many([("checkpoint", note(8))])
+        assert client.gets == first_gets + 1
+        assert other.read("checkpoint") == note(9)
+        store.close()
+    finally:
+        other.close()
+        raw.close()
+
+
 def test_racing_checkpoint_writers_leave_the_largest(
         s3_credentials: SeaweedS3, bucket: str, prefix: str) -> None:
     """The compare-and-swap under contention: writers interleaving sizes; whatever the
