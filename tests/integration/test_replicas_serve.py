@@ -193,17 +193,21 @@ def test_clients_sign_against_alternating_replicas_and_search_finds_everything(
         run(str(BIN / "sigstore"), "--trust-config", str(deployment.trust_config_for(first)),
             "verify", "identity", "--bundle", f"{artifact}.sigstore.json",
             "--cert-identity", identity, "--cert-oidc-issuer", issuer, str(artifact))
-    # Search by artifact digest finds every Rekor v1 entry from either replica, whichever
-    # replica logged it.
+    # Search by artifact digest finds every entry from either replica, whichever replica
+    # logged it: Rekor v1's index API, and the v2 log's search (sealtrail's addition).
     for artifact, _, _ in signed:
-        digest = "sha256:" + hashlib.sha256(artifact.read_bytes()).hexdigest()
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
         bundle = json.loads(Path(f"{artifact}.sigstore.json").read_text())
-        if bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"] != "0.0.1":
-            continue  # Rekor v2 has no search API; its entries are in the tiles
+        entry = bundle["verificationMaterial"]["tlogEntries"][0]
         for replica in (first, second):
-            uuids = httpx.post(replica.url + "/api/v1/index/retrieve",
-                               json={"hash": digest}, timeout=30).json()
-            assert len(uuids) == 1, (replica.name, artifact.name, uuids)
+            if entry["kindVersion"]["version"] == "0.0.1":
+                found = httpx.post(replica.url + "/api/v1/index/retrieve",
+                                   json={"hash": "sha256:" + digest}, timeout=30).json()
+                assert len(found) == 1, (replica.name, artifact.name, found)
+            else:
+                found = httpx.get(replica.url + "/logs/log1/api/v2/log/search",
+                                  params={"sha256": digest}, timeout=30).json()["logIndexes"]
+                assert found == [entry["logIndex"]], (replica.name, artifact.name, found)
     health = [r.health() for r in (first, second)]
     for log in ("rekor", "log1"):
         assert sorted(h["logs"][log]["integrator"] for h in health) == [False, True]
