@@ -238,8 +238,10 @@ def test_trust_bundle_and_configuration(instance: Instance) -> None:
     assert configuration["issuers"][1]["issuerType"] == "github-workflow"
 
 
-def precert_builder(instance: Instance, key: Any, extra: list[Any]) -> x509.CertificateBuilder:
-    now = datetime.now(timezone.utc)
+def precert_builder(instance: Instance, key: Any, extra: list[Any], *,
+                    now: datetime) -> x509.CertificateBuilder:
+    """A certificate of the instance's CA; ``now`` fixes the validity, so that the final
+    certificate built after the add-pre-chain round trip has the precertificate's TBS."""
     builder = (x509.CertificateBuilder().subject_name(x509.Name([]))
                .issuer_name(instance.trusted_ca.chain[0].subject)
                .public_key(key.public_key()).serial_number(12345)
@@ -266,7 +268,8 @@ def test_add_pre_chain(instance: Instance) -> None:
     from sealtrail.ca.ctlog import SCT_LIST_OID, sct_list
 
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    precert = precert_builder(instance, leaf_key, [(x509.PrecertPoison(), True)]).sign(
+    now = datetime.now(timezone.utc)
+    precert = precert_builder(instance, leaf_key, [(x509.PrecertPoison(), True)], now=now).sign(
         instance.intermediate_key, hashes.SHA384())
     chain = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
              for c in (precert, *instance.trusted_ca.chain)]
@@ -280,7 +283,7 @@ def test_add_pre_chain(instance: Instance) -> None:
            + base64.b64decode(sct_json["signature"]))
     extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(SCT_LIST_OID),
                                            core.OctetString(sct_list([sct])).dump())
-    leaf = precert_builder(instance, leaf_key, [(extension, False)]).sign(
+    leaf = precert_builder(instance, leaf_key, [(extension, False)], now=now).sign(
         instance.intermediate_key, hashes.SHA384())
     verify_certificate(leaf, [instance.trusted_ca], [instance.trusted_ct],
                        datetime.now(timezone.utc))
