@@ -50,7 +50,7 @@ bench: install-python
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| echo "wrk could not be installed: the HTTP benchmarks fall back or skip"
 	$(PY) -m compileall -q src/sealtrail
-	@# About 8 minutes; BENCH picks some (e.g. BENCH="sign-latency imports --quick").
+	@# About 9 minutes; BENCH picks some (e.g. BENCH="sign-latency imports --quick").
 	@# Exits non-zero when a start-up import budget is exceeded.
 	$(PY) benchmarks/run_all.py $(BENCH)
 
