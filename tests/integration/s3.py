@@ -154,17 +154,19 @@ class SeaweedS3:
         try:
             while time.monotonic() < deadline:
                 assert self.process is not None
-                if self.process.poll() is not None:
-                    return False
                 try:
                     if self._round_trip(client):
                         return True
                 except (BotoCoreError, ClientError):
                     # Not listening yet (connection refused), or the gateway answers but
-                    # the filer or volume server behind it does not yet (500): poll again;
-                    # the process's exit or the deadline ends the loop.
+                    # the filer or volume server behind it does not yet (500): ask again
+                    # once the process has had 0.1 s more, or give up at once if it exits.
                     pass
-                time.sleep(0.1)
+                try:
+                    self.process.wait(0.1)
+                    return False
+                except subprocess.TimeoutExpired:
+                    continue
             return False
         finally:
             client.close()

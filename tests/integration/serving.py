@@ -11,9 +11,34 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["start_server"]
+__all__ = ["PATIENCE", "poll_until", "start_server"]
+
+#: A bound on waiting for a condition the system under test reaches by itself: never
+#: reached when the code works, whatever the machine's load; a safety net, not a schedule.
+PATIENCE = 90.0
+_POLL_INTERVAL = 0.05
+
+
+def poll_until(condition: Callable[[], bool], what: str, *, patience: float = PATIENCE,
+               tolerate: tuple[type[BaseException], ...] = ()) -> None:
+    """Wait until ``condition()`` holds, asking again every 50 ms: for conditions that only
+    an external service shows (a checkpoint served over HTTP, a replica's role), where
+    there is no event to wait on. ``tolerate``: exceptions that mean "not yet" (a server
+    being restarted). AssertionError naming ``what`` after ``patience`` seconds."""
+    pause = threading.Event()  # never set: its wait() is the pause between two asks
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if condition():
+                return
+        except tolerate:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        pause.wait(_POLL_INTERVAL)
 
 _READY = "listening on http://"
 

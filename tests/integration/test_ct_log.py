@@ -25,7 +25,6 @@ import json
 import os
 import struct
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from sealtrail.server.ct_log import CTLogService
 from sealtrail.server.instance import Instance
 from tests.integration.instance_server import BIN, InstanceServer, free_port, run
 from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.serving import poll_until
 from tests.unit.ca.test_ct_static import principal
 
 __all__ = ["postgres_cluster"]  # the fixture, imported for pytest
@@ -146,10 +146,9 @@ class Monitor:
         """Each certificate's precertificate is in the log where its SCT says, proven."""
         # The SCT is a promise of inclusion: wait (bounded) for a checkpoint that keeps it.
         needed = max(parse_leaf_index(sct_of(c).extension_bytes) for c in certificates) + 1
-        deadline = time.monotonic() + PATIENCE
-        while (checkpoint := self.checkpoint()).size < needed:
-            assert time.monotonic() < deadline, f"no checkpoint covers {needed} entries"
-            time.sleep(0.05)
+        poll_until(lambda: self.checkpoint().size >= needed,
+                   f"a checkpoint covering {needed} entries")
+        checkpoint = self.checkpoint()
         leaves = self.leaves(checkpoint.size)
         for index, leaf in enumerate(leaves):
             assert leaf.leaf_index == index  # every stored entry names its own place
@@ -250,10 +249,7 @@ def test_add_pre_chain_over_http_is_logged(instance: InstanceServer) -> None:
     signature = base64.b64decode(answer["signature"])
     assert signature[:2] == b"\x04\x03"
     monitor.key.verify(signature[4:], b"\x00\x00" + entry, ec.ECDSA(hashes.SHA256()))
-    deadline = time.monotonic() + PATIENCE
-    while monitor.checkpoint().size <= index:
-        assert time.monotonic() < deadline, "no checkpoint covers the entry"
-        time.sleep(0.05)
+    poll_until(lambda: monitor.checkpoint().size > index, "a checkpoint covering the entry")
     stored = monitor.leaves(index + 1)[index]
     assert stored.timestamped_entry == entry
     assert stored.precertificate == precert.public_bytes(serialization.Encoding.DER)

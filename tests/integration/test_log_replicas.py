@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sealtrail.log.storage.postgres import PostgresSequencer, upgrade_schema
 from sealtrail.log.storage.protocols import IntegratorFencedError
 from sealtrail.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.serving import poll_until
 from tests.unit.log._support import PATIENCE, body, config, fake_log
 
 pytestmark = pytest.mark.integration
@@ -59,14 +59,6 @@ def open_replica(postgres_cluster: PostgresCluster, schema: str, tmp_path: Path
         engine.close()
 
 
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) for a condition the replicas reach by themselves."""
-    event = threading.Event()
-    for _ in range(int(PATIENCE / 0.02)):
-        if condition():
-            return
-        event.wait(0.02)  # polls a real condition; PATIENCE is a safety net only
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _terminate_lease_session(dsn: str, schema: str) -> int:
@@ -123,7 +115,7 @@ def test_a_deposed_integrator_cannot_save_state(postgres_cluster: PostgresCluste
                               expected_size=0)
         old.release()  # as if its session died
         # The server frees the lock once it has ended the old session.
-        _wait_until(lambda: new.acquire() is not None, "the lock to be free")
+        poll_until(lambda: new.acquire() is not None, "the lock to be free")
         new_epoch = new.epoch
         assert new_epoch == epoch + 1
         with pytest.raises(IntegratorFencedError):
@@ -155,7 +147,7 @@ def test_another_replica_takes_over_when_the_integrator_dies(
     assert _terminate_lease_session(postgres_cluster.dsn, schema) == 1
     # The follower sees the lock free at its next poll and takes over; the old one is
     # fenced by the epoch even before it notices.
-    _wait_until(lambda: second.is_integrator, "the follower to take over")
+    poll_until(lambda: second.is_integrator, "the follower to take over")
     acknowledged += [second.add_blocking(body(i)) for i in range(20, 40)]
     acknowledged += [first.add_blocking(body(i)) for i in range(40, 50)]
     final = second.wait_blocking(max(a.index for a in acknowledged), PATIENCE)
@@ -169,7 +161,7 @@ def test_another_replica_takes_over_when_the_integrator_dies(
         verify_consistency(cp.size, final.size,
                            second.consistency_proof(cp.size, final.size),
                            cp.root_hash, final.root_hash)
-    _wait_until(lambda: first.latest_checkpoint().size >= final.size,
+    poll_until(lambda: first.latest_checkpoint().size >= final.size,
                 "the old integrator to follow the new one")
 
 

@@ -43,13 +43,12 @@ from sealtrail.merkle import verify_consistency, verify_inclusion
 from tests.integration.instance_server import BIN, free_port, run
 from tests.integration.postgres import PostgresCluster, database, postgres_cluster
 from tests.integration.s3 import SeaweedS3, s3_credentials, s3_server
-from tests.integration.serving import start_server
+from tests.integration.serving import PATIENCE, poll_until, start_server
 
 pytestmark = pytest.mark.integration
 
 __all__ = ["database", "postgres_cluster", "s3_credentials", "s3_server"]
 
-PATIENCE = 90.0  # a safety net for conditions the replicas reach by themselves
 _databases = itertools.count()
 
 
@@ -145,16 +144,11 @@ def deployment(tmp_path: Path, database: str, s3_credentials: SeaweedS3) -> Iter
         deployed.stop()
 
 
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    event = threading.Event()
-    for _ in range(int(PATIENCE / 0.05)):
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass  # a replica restarting or killed: ask again
-        event.wait(0.05)  # polls a real condition; PATIENCE is only a safety net
-    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll a replica-visible condition; a replica restarting or killed is "not yet"."""
+    poll_until(condition, what, tolerate=(httpx.HTTPError,))
 
 
 # -- the acceptance: real clients against alternating replicas -------------------------------
@@ -164,7 +158,7 @@ def test_clients_sign_against_alternating_replicas_and_search_finds_everything(
         deployment: Deployment, tmp_path: Path) -> None:
     first = deployment.start(deployment.public_port)
     second = deployment.start()
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator")
+    _until(lambda: deployment.integrator() is not None, "an integrator")
     trusted_root = deployment.directory / "trust" / "trusted_root.json"
     issuer = f"http://127.0.0.1:{deployment.public_port}/oidc"
     signed: list[tuple[Path, str, Replica]] = []
@@ -328,7 +322,7 @@ def _check_nothing_lost(load: Load, survivor: Replica) -> None:
     indexes = list(load.indexes.values())
     assert len(set(indexes)) == len(indexes), "an index was given to two entries"
     top = max(indexes)
-    _wait_until(lambda: httpx.get(survivor.url + "/api/v1/log", timeout=10).json()["treeSize"]
+    _until(lambda: httpx.get(survivor.url + "/api/v1/log", timeout=10).json()["treeSize"]
                 > top, "a checkpoint covering every acknowledged entry")
     final = httpx.get(survivor.url + "/api/v1/log", timeout=10).json()
     size, root = int(final["treeSize"]), bytes.fromhex(final["rootHash"])
@@ -337,7 +331,7 @@ def _check_nothing_lost(load: Load, survivor: Replica) -> None:
     published = {size: root.hex()}
     for other in load.live():
         if other is not survivor:
-            _wait_until(lambda: httpx.get(other.url + "/api/v1/log", timeout=10).json()
+            _until(lambda: httpx.get(other.url + "/api/v1/log", timeout=10).json()
                         ["treeSize"] >= size, f"{other.name} to publish the final tree")
             info = httpx.get(other.url + "/api/v1/log", timeout=10).json()
             assert (info["treeSize"], info["rootHash"]) == (size, root.hex())
@@ -368,18 +362,18 @@ def _check_nothing_lost(load: Load, survivor: Replica) -> None:
 def test_killing_the_integrator_under_load_loses_nothing(deployment: Deployment) -> None:
     replicas = [deployment.start(deployment.public_port), deployment.start(),
                 deployment.start()]
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator")
+    _until(lambda: deployment.integrator() is not None, "an integrator")
     load = Load(replicas)
     load.start()
     try:
-        _wait_until(lambda: load.count() >= 40, "entries acknowledged before the kill")
+        _until(lambda: load.count() >= 40, "entries acknowledged before the kill")
         victim = deployment.integrator()
         assert victim is not None
         victim.kill()
-        _wait_until(lambda: deployment.integrator() not in (None, victim),
+        _until(lambda: deployment.integrator() not in (None, victim),
                     "another replica to take over")
         before = load.count()
-        _wait_until(lambda: load.count() >= before + 40, "entries acknowledged after")
+        _until(lambda: load.count() >= before + 40, "entries acknowledged after")
     finally:
         load.stop()
     survivor = deployment.integrator()
@@ -393,16 +387,16 @@ def test_killing_the_integrator_under_load_loses_nothing(deployment: Deployment)
 
 def test_killing_a_follower_under_load_loses_nothing(deployment: Deployment) -> None:
     replicas = [deployment.start(deployment.public_port), deployment.start()]
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator")
+    _until(lambda: deployment.integrator() is not None, "an integrator")
     load = Load(replicas)
     load.start()
     try:
-        _wait_until(lambda: load.count() >= 40, "entries acknowledged before the kill")
+        _until(lambda: load.count() >= 40, "entries acknowledged before the kill")
         integrator = deployment.integrator()
         follower = next(r for r in replicas if r is not integrator)
         follower.kill()
         before = load.count()
-        _wait_until(lambda: load.count() >= before + 40, "entries acknowledged after")
+        _until(lambda: load.count() >= before + 40, "entries acknowledged after")
     finally:
         load.stop()
     assert integrator is not None and deployment.integrator() is integrator
@@ -412,18 +406,18 @@ def test_killing_a_follower_under_load_loses_nothing(deployment: Deployment) -> 
 def test_a_postgres_restart_under_load_loses_nothing(deployment: Deployment,
                                                      postgres_cluster: PostgresCluster) -> None:
     replicas = [deployment.start(deployment.public_port), deployment.start()]
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator")
+    _until(lambda: deployment.integrator() is not None, "an integrator")
     load = Load(replicas)
     load.start()
     try:
-        _wait_until(lambda: load.count() >= 40, "entries acknowledged before the restart")
+        _until(lambda: load.count() >= 40, "entries acknowledged before the restart")
         postgres_cluster.crash()  # immediate: no clean shutdown, WAL replay at start
         postgres_cluster.start()
         before = load.count()
-        _wait_until(lambda: load.count() >= before + 40, "entries acknowledged after")
+        _until(lambda: load.count() >= before + 40, "entries acknowledged after")
     finally:
         load.stop()
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator again")
+    _until(lambda: deployment.integrator() is not None, "an integrator again")
     survivor = deployment.integrator()
     assert survivor is not None
     _check_nothing_lost(load, survivor)
@@ -432,20 +426,20 @@ def test_a_postgres_restart_under_load_loses_nothing(deployment: Deployment,
 def test_the_object_store_down_pushes_writes_back_and_loses_nothing(
         deployment: Deployment, s3_credentials: SeaweedS3) -> None:
     replicas = [deployment.start(deployment.public_port), deployment.start()]
-    _wait_until(lambda: deployment.integrator() is not None, "an integrator")
+    _until(lambda: deployment.integrator() is not None, "an integrator")
     load = Load(replicas)
     load.start()
     try:
-        _wait_until(lambda: load.count() >= 40, "entries acknowledged before the outage")
+        _until(lambda: load.count() >= 40, "entries acknowledged before the outage")
         s3_credentials.stop()
         try:
             # Integration stops (tiles cannot be written): entries are still sequenced
             # until the backlog bound, and clients are told to come back later.
-            _wait_until(lambda: load.pushed_back >= 4, "clients to be pushed back")
+            _until(lambda: load.pushed_back >= 4, "clients to be pushed back")
         finally:
             s3_credentials.start()
         before = load.count()
-        _wait_until(lambda: load.count() >= before + 40, "entries acknowledged after")
+        _until(lambda: load.count() >= before + 40, "entries acknowledged after")
     finally:
         load.stop()
     survivor = deployment.integrator()

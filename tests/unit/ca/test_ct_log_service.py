@@ -9,7 +9,6 @@ its caller alone, before it reaches the log; a closed log is a 503.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -74,14 +73,6 @@ def service() -> Iterator[tuple[CTLogService, GatedSequencer]]:
     opened.close()
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll a real condition, with a deadline that only a bug reaches."""
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def test_origin_is_the_prefix_without_scheme() -> None:
     assert ct_log_origin("https://sealtrail.example") == "sealtrail.example/ct"
     assert ct_log_origin("http://127.0.0.1:8080/") == "127.0.0.1:8080/ct"
@@ -118,10 +109,22 @@ def test_concurrent_appends_share_a_commit_and_each_names_its_index(
     threads = [threading.Thread(target=append, args=(b"first",))]
     threads[0].start()
     assert sequencer.entered.wait(PATIENCE)
+    # Told by the writer's queue itself when each append is in it.
+    queued = threading.Condition()
+    enqueue = log.engine._writer.enqueue
+
+    def enqueue_and_tell(*args: Any) -> None:
+        enqueue(*args)
+        with queued:
+            queued.notify_all()
+
+    log.engine._writer.enqueue = enqueue_and_tell  # type: ignore[method-assign]
     threads += [threading.Thread(target=append, args=(bytes([65 + i]),)) for i in range(8)]
     for thread in threads[1:]:
         thread.start()
-    wait_until(lambda: len(log.engine._writer._pending) == 8, "the appends to queue")
+    with queued:
+        assert queued.wait_for(lambda: len(log.engine._writer._pending) == 8, PATIENCE), \
+            "the appends did not queue"
     sequencer.gate.set()
     for thread in threads:
         thread.join(PATIENCE)
