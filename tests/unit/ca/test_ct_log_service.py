@@ -118,7 +118,7 @@ def test_concurrent_appends_share_a_commit_and_each_names_its_index(
         with queued:
             queued.notify_all()
 
-    log.engine._writer.enqueue = enqueue_and_tell  # type: ignore[method-assign]
+    setattr(log.engine._writer, "enqueue", enqueue_and_tell)  # an instance attribute
     threads += [threading.Thread(target=append, args=(bytes([65 + i]),)) for i in range(8)]
     for thread in threads[1:]:
         thread.start()
