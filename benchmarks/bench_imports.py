@@ -167,7 +167,6 @@ def main(quick: bool = False) -> str:
     print("\n".join([f"| Command | top {TOP} self times (ms, median over replays) |",
                      "|---|---|", *tops]), end="\n\n")
     return "\n".join([
-        "### Start-up imports", "",
         "Modules each command imports (on a real run) and the total of their import self "
         f"times, the fastest of {runs} replays in a fresh interpreter. Over budget fails "
         "`make bench`.", "",

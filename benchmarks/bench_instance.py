@@ -68,9 +68,8 @@ def _wrk(url: str, body: bytes, content_type: str, auth: str, tmp: str) -> tuple
 
 def main() -> str:
     if shutil.which("wrk") is None:
-        return "### Instance services\n\nwrk is not installed (apt-get install wrk): skipped."
-    lines = ["### Instance services", "",
-             f"| Measurement (wrk, {CONNECTIONS} connections, {DURATION} s, loopback) | rate | "
+        return "wrk is not installed (apt-get install wrk): skipped."
+    lines = [f"| Measurement (wrk, {CONNECTIONS} connections, {DURATION} s, loopback) | rate | "
              "p50 / p99 latency | failed |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp, local_instance(Path(tmp)) as instance:
         base = instance.base_url

@@ -205,8 +205,7 @@ def bench_proofs() -> list[str]:
 
 
 def main() -> str:
-    lines = ["### Transparency log", "",
-             "| Measurement | sealtrail | target |", "|---|---|---|"]
+    lines = ["| Measurement | sealtrail | target |", "|---|---|---|"]
     lines += bench_http()
     lines += bench_proofs()
     return "\n".join(lines)

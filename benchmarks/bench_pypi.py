@@ -221,8 +221,6 @@ def main(quick: bool = False) -> str:
 
     met = "met" if median >= 3 else "**not met**"
     return "\n".join([
-        "### verify-pypi (PEP 740) and many artifacts against one provenance",
-        "",
         f"`sealtrail verify-pypi` against pypi-attestations {version('pypi-attestations')} "
         "(`verify pypi --offline --provenance-file`), the real distributions and PyPI provenance "
         f"files of pypi-attestations' test assets; wall time per call, start-up included. "

@@ -61,10 +61,8 @@ def _clean(directory: Path, artifacts: list[Path]) -> None:
 
 
 def measure(runs: int = RUNS) -> str:
-    title = (f"### `release sign` and `release verify`: {FILES} files, {LATENCY_MS} ms each way "
-             "to every service")
     if shutil.which(str(BIN / "sigstore")) is None:
-        return f"{title}\n\nsigstore-python is not installed: skipped."
+        return "sigstore-python is not installed: skipped."
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp, Relay(port, LATENCY_MS) as relay, \
             local_instance(Path(tmp), port=port,
@@ -111,8 +109,7 @@ def measure(runs: int = RUNS) -> str:
     if not verify_met:
         FAILURES.append(f"release verify: {verify_s:.2f} s >= {VERIFY_TARGET_S} s")
     lines = [
-        title, "",
-        f"Medians of {runs} runs; sigstore-python's 200 calls are {FILES} x the median of "
+        f"{FILES} files, {LATENCY_MS} ms each way to every service. Medians of {runs} runs; sigstore-python's 200 calls are {FILES} x the median of "
         f"{2 * runs} single-file calls, interleaved with sealtrail's runs. "
         f"`release sign` also writes and signs SHA256SUMS and writes VERIFY.md.", "",
         "| Measurement | sealtrail | sigstore-python | speed-up / target |",

@@ -490,8 +490,7 @@ def main(quick: bool = False) -> str | list[tuple[str, str]]:
                 f"median / max of {len(failovers)} ({', '.join(_ms(c) for c in covered)}) | "
                 f"**{_ms(statistics.median(covered))}** / **{_ms(max(covered))}** | "
                 f"<= {FAILOVER_TARGET_S:.0f} s |")
-    lines = ["### Replicas: two `sealtrail serve` on PostgreSQL + SeaweedFS", "",
-             f"| Measurement ({CLIENTS} clients: {WRK_PROCESSES} wrk x {CLIENTS // WRK_PROCESSES} "
+    lines = [f"| Measurement ({CLIENTS} clients: {WRK_PROCESSES} wrk x {CLIENTS // WRK_PROCESSES} "
              f"connections, {DURATION} s, Rekor v1 API, signatures verified) | sealtrail | target |",
              "|---|---|---|", *rows, "",
              f"Load average when the run began: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min)."]

@@ -90,13 +90,8 @@ def measure(latency_ms: float = 0, *, pairs: int | None = None,
             extra: Sequence[str] = ()) -> str:
     """The table for ``latency_ms``; ``extra``: more arguments for `sealtrail sign` (to try an
     option, e.g. ``--jobs 64``)."""
-    if latency_ms:
-        title = (f"### Signing {FILES} files as CI sees it: {latency_ms:g} ms each way to every "
-                 "service")
-    else:
-        title = f"### Signing {FILES} files on loopback"
     if shutil.which(str(BIN / "sigstore")) is None:
-        return f"{title}\n\nsigstore-python is not installed: skipped."
+        return "sigstore-python is not installed: skipped."
     pairs = pairs or PAIRS.get(int(latency_ms), PAIRS[25])
     with tempfile.TemporaryDirectory() as tmp, instance_behind(Path(tmp), latency_ms) as (instance, relay):
         root = Path(tmp)
@@ -165,14 +160,10 @@ def measure(latency_ms: float = 0, *, pairs: int | None = None,
         else:
             opened = ""
     target = "at least 4x" if latency_ms else "at least 2.5x"
-    lines = [title, "",
-             f"One invocation per run signs all {FILES} files (certificate, then an RFC 3161 "
-             "timestamp, a log entry and a bundle per file). "
-             f"{pairs} pairs of runs after a warm-up, the two clients taking turns, each into a "
-             "release without bundles. Wall time, client CPU (the signing processes) and instance "
-             "CPU (`sealtrail serve`) are medians; the speed-up is the median of the per-pair "
-             "ratios of sigstore-python's wall time to sealtrail's (lowest-highest pair). "
-             f"Target: {target} for 100 files.{opened}", "",
+    where = f"{latency_ms:g} ms each way to every service" if latency_ms else "loopback"
+    lines = [f"One invocation signs all {FILES} files ({where}); {pairs} pairs of runs after a "
+             "warm-up, the clients taking turns. Medians; the speed-up is the median of "
+             f"per-pair ratios (lowest-highest pair). Target: {target}.{opened}", "",
              "| Log | Client | files | wall time | per file | client CPU | instance CPU | speed-up |",
              "|---|---|---|---|---|---|---|---|", *rows]
     return "\n".join(lines)
