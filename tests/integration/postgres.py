@@ -21,11 +21,13 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-__all__ = ["PostgresCluster", "database", "find_bindir", "postgres_cluster"]
+__all__ = ["PostgresCluster", "database", "find_bindir", "postgres_cluster", "schema",
+           "sequencer"]
 
 _START_ATTEMPTS = 5  # a free port can be taken by someone else before the server binds it
 
@@ -148,3 +150,23 @@ def database(postgres_cluster: PostgresCluster) -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:{postgres_cluster.port}/{name}"
     with psycopg.connect(postgres_cluster.dsn, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+_schemas = itertools.count()
+
+
+@pytest.fixture
+def schema() -> str:
+    """A fresh schema name per test: one log each, no cleanup between tests needed."""
+    return f"t{os.getpid()}_{next(_schemas)}"
+
+
+@pytest.fixture
+def sequencer(postgres_cluster: PostgresCluster, schema: str) -> Iterator[Any]:
+    """A PostgresSequencer on the test's schema: the name the storage contract tests of
+    tests/unit/log take their driver by, so modules that import them run them here."""
+    from sealtrail.log.storage.postgres import PostgresSequencer
+
+    seq = PostgresSequencer(postgres_cluster.dsn, schema=schema)
+    yield seq
+    seq.close()

@@ -9,11 +9,9 @@ engines take built entries concurrently; every stored body names exactly its own
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from sealtrail.log import LogEngine, LogStorage
 from sealtrail.log.storage import SequencerStorage
 from sealtrail.log.storage.postgres import PostgresSequencer
 from sealtrail.merkle import leaf_hash
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import PostgresCluster, postgres_cluster, schema, sequencer
 from tests.unit.log._support import PATIENCE, config, fake_log
 from tests.unit.log.test_built_entries import (
     built,
@@ -38,6 +36,8 @@ pytestmark = pytest.mark.integration
 
 __all__ = [  # the contract tests, collected here with the PostgreSQL fixture
     "postgres_cluster",
+    "schema",
+    "sequencer",
     "test_a_build_must_return_a_leaf_hash_and_a_body",
     "test_a_build_that_raises_fails_the_whole_batch",
     "test_a_built_entry_is_built_for_the_index_it_gets",
@@ -45,19 +45,10 @@ __all__ = [  # the contract tests, collected here with the PostgreSQL fixture
     "test_built_entries_are_never_deduplicated",
 ]
 
-_schemas = itertools.count()
 
 
-@pytest.fixture
-def schema() -> str:
-    return f"b{os.getpid()}_{next(_schemas)}"
 
 
-@pytest.fixture
-def sequencer(postgres_cluster: PostgresCluster, schema: str) -> Iterator[SequencerStorage]:
-    seq = PostgresSequencer(postgres_cluster.dsn, schema=schema)
-    yield seq
-    seq.close()
 
 
 def test_the_contract_runs_on_postgres(sequencer: SequencerStorage) -> None:

@@ -9,8 +9,6 @@ fenced, and that another takes over when it dies, losing nothing acknowledged.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,20 +21,16 @@ from sealtrail.log.storage import IntegrationState
 from sealtrail.log.storage.postgres import PostgresSequencer, upgrade_schema
 from sealtrail.log.storage.protocols import IntegratorFencedError
 from sealtrail.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.integration.postgres import PostgresCluster, postgres_cluster
+from tests.integration.postgres import PostgresCluster, postgres_cluster, schema
 from tests.integration.serving import poll_until
 from tests.unit.log._support import PATIENCE, body, config, fake_log
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["postgres_cluster"]
-
-_schemas = itertools.count()
+__all__ = ["postgres_cluster", "schema"]
 
 
-@pytest.fixture
-def schema() -> str:
-    return f"r{os.getpid()}_{next(_schemas)}"
+
 
 
 @pytest.fixture

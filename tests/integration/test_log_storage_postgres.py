@@ -9,13 +9,10 @@ throwaway cluster (tests/integration/postgres.py).
 
 from __future__ import annotations
 
-import itertools
-import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -25,7 +22,13 @@ from sealtrail.errors import LogStorageError
 from sealtrail.log.storage import IntegrationState, LogStorage, SequencerStorage
 from sealtrail.log.storage.postgres import MAX_READERS, SCHEMA_VERSION, PostgresSequencer
 from sealtrail.merkle import leaf_hash
-from tests.integration.postgres import PostgresCluster, database, postgres_cluster
+from tests.integration.postgres import (
+    PostgresCluster,
+    database,
+    postgres_cluster,
+    schema,
+    sequencer,
+)
 from tests.unit.log.test_storage import (
     new,
     test_assign_gives_contiguous_indexes_and_dedups,
@@ -42,6 +45,8 @@ pytestmark = pytest.mark.integration
 __all__ = [  # the contract tests, collected here with the PostgreSQL fixture
     "database",
     "postgres_cluster",
+    "schema",
+    "sequencer",
     "test_assign_gives_contiguous_indexes_and_dedups",
     "test_bind_ties_storage_to_one_log",
     "test_durable_size_must_be_within_the_state",
@@ -51,20 +56,10 @@ __all__ = [  # the contract tests, collected here with the PostgreSQL fixture
     "test_unsynced_states_are_visible_at_once",
 ]
 
-_schemas = itertools.count()
 
 
-@pytest.fixture
-def schema() -> str:
-    """A fresh schema name per test: one log each, no cleanup between tests needed."""
-    return f"t{os.getpid()}_{next(_schemas)}"
 
 
-@pytest.fixture
-def sequencer(postgres_cluster: PostgresCluster, schema: str) -> Iterator[SequencerStorage]:
-    seq = PostgresSequencer(postgres_cluster.dsn, schema=schema)
-    yield seq
-    seq.close()
 
 
 def test_the_contract_runs_on_postgres(sequencer: SequencerStorage) -> None:
