@@ -34,7 +34,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _requests(api: int, count: int) -> list[dict[str, Any]]:
+def signed_requests(api: int, count: int) -> list[dict[str, Any]]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -128,7 +128,7 @@ def _wrk(url: str, api: int, tmp: str) -> tuple[int, float, float, float, int]:
     import json
 
     bodies = Path(tmp) / f"bodies-v{api}.txt"
-    bodies.write_text("\n".join(json.dumps(b, separators=(",", ":")) for b in _requests(api, 40_000)))
+    bodies.write_text("\n".join(json.dumps(b, separators=(",", ":")) for b in signed_requests(api, 40_000)))
     script = Path(tmp) / "post.lua"
     script.write_text(WRK_SCRIPT)
     done = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{DURATION:.0f}s", "--timeout", "30s",
@@ -156,7 +156,7 @@ def bench_http() -> list[str]:
                     tool = "wrk"
                 else:
                     accepted, elapsed, latencies, failures = asyncio.run(
-                        _load(base + path, _requests(api, 40_000)))
+                        _load(base + path, signed_requests(api, 40_000)))
                     p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
                     tool = "httpx (install wrk for a lighter load generator)"
                 cpu_ms = (server_cpu(server.pid) - cpu_before) / max(accepted, 1) * 1000

@@ -24,9 +24,7 @@ s3.py) and skips, printing why, when their binaries are missing.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import BIN, free_port
+from bench_log import WRK_SCRIPT, signed_requests
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -55,27 +54,6 @@ V1_PATH = "/api/v1/log/entries"
 ACCEPTED_TARGET = 1500
 P99_TARGET_MS = 1000
 FAILOVER_TARGET_S = 5.0
-
-# Each wrk process reads its own file of bodies, one per line, and sends each once; with
-# one thread per process, the thread takes every line. A process that ran out would repeat
-# its last body (a 409, counted as failed), so the files hold more than a run can send.
-WRK_SCRIPT = r"""
-function init(args)
-  bodies, next_body = {}, 1
-  for line in io.lines(args[1]) do table.insert(bodies, line) end
-end
-function request()
-  local body = bodies[next_body] or bodies[#bodies]
-  next_body = next_body + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-function done(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, summary.duration,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
-end
-"""
-
 
 def _skip_reason() -> str | None:
     import shutil
@@ -100,39 +78,13 @@ def _skip_reason() -> str | None:
 # -- bodies and load ----------------------------------------------------------------------------
 
 
-def _entry(key: Any, pem: bytes, artifact: bytes) -> dict[str, Any]:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    signature = key.sign(artifact, ec.ECDSA(hashes.SHA256()))
-    return {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-        "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
-        "signature": {"content": base64.b64encode(signature).decode(),
-                      "publicKey": {"content": base64.b64encode(pem).decode()}}}}
-
-
-class Signer:
-    """Distinct, validly signed hashedrekord entries (one key per client, as bench_log)."""
-
-    def __init__(self) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        self._keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(CLIENTS)]
-        self._pems = [k.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            for k in self._keys]
-        self._count = 0
-
-    def entry(self) -> dict[str, Any]:
-        n, self._count = self._count, self._count + 1
-        which = n % len(self._keys)
-        return _entry(self._keys[which], self._pems[which], os.urandom(32))
-
-    def write_bodies(self, path: Path, count: int) -> Path:
-        path.write_text("\n".join(json.dumps(self.entry(), separators=(",", ":"))
-                                  for _ in range(count)))
-        return path
+def _write_bodies(path: Path, count: int) -> Path:
+    """Distinct, validly signed hashedrekord entries, one per line (bench_log's, one key per
+    client); a wrk process sends each once and would repeat its last (a 409, counted as
+    failed), so a file holds more than a run can send."""
+    path.write_text("\n".join(json.dumps(body, separators=(",", ":"))
+                              for body in signed_requests(1, count)))
+    return path
 
 
 class WrkResult:
@@ -148,7 +100,7 @@ def _wrk_all(urls: list[str], bodies: list[Path], script: Path) -> list[WrkResul
     connections = CLIENTS // len(urls)
     processes = [subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}s", "--timeout", "30s",
-         "-s", str(script), url + V1_PATH, "--", str(body_file)],
+         "-s", str(script), url + V1_PATH, "--", str(body_file), "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for url, body_file in zip(urls, bodies, strict=True)]
     results = []
@@ -362,14 +314,14 @@ def _throughput(servers: list[Server], bodies: list[Path], script: Path,
 
 
 def _failovers(replicas: list[Server], directory: Path, env: dict[str, str], tmp: Path,
-               signer: Signer, runs: int) -> list[tuple[float, float]]:
+               runs: int) -> list[tuple[float, float]]:
     """(seconds until the survivor reports itself integrator, seconds until its 201)."""
     times: list[tuple[float, float]] = []
     for run in range(runs):
         _wait(lambda: sum(_is_integrator(r) for r in replicas) == 1, "one integrator")
         victim = next(r for r in replicas if _is_integrator(r))
         survivor = next(r for r in replicas if r is not victim)
-        body = signer.entry()
+        body = signed_requests(1, 1)[0]
         killed_at = time.monotonic()
         victim.kill()
         try:
@@ -415,10 +367,9 @@ def main(quick: bool = False) -> str | list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-replicas-") as tmp_name, \
             contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
-        signer = Signer()
         script = tmp / "post.lua"
-        script.write_text(WRK_SCRIPT)
-        bodies = [signer.write_bodies(tmp / f"bodies-{i}.txt", BODIES_PER_WRK)
+        script.write_text(WRK_SCRIPT)  # bench_log's: with one thread, it sends every line
+        bodies = [_write_bodies(tmp / f"bodies-{i}.txt", BODIES_PER_WRK)
                   for i in range(WRK_PROCESSES)]
 
         # The single-process embedded (SQLite) instance: `sealtrail serve`, both wrk on it.
@@ -463,7 +414,7 @@ def main(quick: bool = False) -> str | list[tuple[str, str]]:
                           "SeaweedFS": [s3.process.pid]})
         scaled = _throughput(replicas, bodies, script, meter)
         scaled_cpu = meter.describe(scaled[0])
-        failovers = _failovers(replicas, directory, env, tmp, signer, runs)
+        failovers = _failovers(replicas, directory, env, tmp, runs)
 
     def load_row(what: str, figures: tuple[int, float, float, float, int], cpu: str,
                  target: str) -> str:
