@@ -318,9 +318,12 @@ class ReplicatedWriter(Writer):
                     if due and not self._lease.held():
                         self._step_down("the lease was lost")
                     continue
-                state = self._seq.load_state()
-                if state is not None:
-                    self._follow(state)
+                # A follower hears every replica's assigns too (it may become the
+                # integrator); only a saved state, or the poll, is worth a read.
+                if due or self._rseq.integrated_channel in channels:
+                    state = self._seq.load_state()
+                    if state is not None:
+                        self._follow(state)
                 if due and self._lease.acquire() is not None:
                     self._become_integrator()
             except Exception as exc:  # keep coordinating whatever happens
